@@ -1,0 +1,33 @@
+# Two entry points (see README):
+#   make demo   create .venv if needed, then train + evaluate the demo preset on the built-in dataset
+#   make test   create .venv if needed, then run pytest (library) and nbval (every book chapter)
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test book site-check bench clean install
+
+install: $(STAMP)
+
+# Re-installs only when pyproject.toml changes, so repeated `make test` is quick.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[dev,book]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/vicreg-edu train --preset demo
+
+test: $(STAMP)
+	VICREG_EDU_FAST=1 MPLBACKEND=Agg $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider tests book
+
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build .
+
+bench: $(STAMP)
+	$(PY) bench/loss.py
+	$(PY) bench/throughput.py --preset demo
+
+clean:
+	rm -rf _build runs .pytest_cache
