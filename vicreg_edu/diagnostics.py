@@ -96,7 +96,11 @@ def _input_eps(z) -> float:
 
 
 def _centre(z: torch.Tensor) -> torch.Tensor:
-    return z - z.mean(dim=0, keepdim=True)
+    """Subtract the column means. Shifting by the first row first makes constant columns
+    exactly 0 (a float64 mean of 200 equal numbers is not always that number), so complete
+    collapse gives an exactly zero spectrum."""
+    shifted = z - z[:1]
+    return shifted - shifted.mean(dim=0, keepdim=True)
 
 
 # -----------------------------------------------------------------------------
