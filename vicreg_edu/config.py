@@ -1,0 +1,257 @@
+"""Every knob of a VICReg run in one dataclass, and the named presets.
+
+The CLI (``vicreg-edu train --preset demo --set epochs=5``), ``python -m vicreg_edu.train``
+and the notebooks (``get_config("demo", epochs=5)``) all build their configuration here.
+
+Presets
+-------
+``demo``               built-in Shapes dataset, small CNN, CPU-friendly: learns in minutes on 2 cores.
+``cifar10``/``cifar100`` ResNet-18 with the CIFAR stem, expander 2048-2048-2048, LARS, batch 256.
+``imagenet-resnet50``  the paper's recipe (ResNet-50, expander 8192-8192-8192, batch 2048, LARS).
+
+Fast mode
+---------
+``VICREG_EDU_FAST=1`` (read here and nowhere else) makes :func:`get_config` shrink the *amount*
+of work (epochs, dataset size, widths) so tests and notebooks run in CI on a CPU; the code path
+is unchanged. Explicit overrides passed to :func:`get_config` win over the fast-mode shrink.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+FAST: bool = os.environ.get("VICREG_EDU_FAST", "0").lower() not in ("", "0", "false", "no")
+"""True when the environment asks for the CI-sized version of every run (``VICREG_EDU_FAST=1``)."""
+
+
+@dataclass
+class Config:
+    """A complete, serialisable description of a VICReg training run.
+
+    Names follow the paper (Bardes, Ponce & LeCun, ICLR 2022, Eq. 6): ``sim_coeff`` is lambda,
+    ``std_coeff`` is mu, ``cov_coeff`` is nu; ``gamma`` and ``eps`` enter the variance term.
+
+    Example:
+        >>> cfg = Config(epochs=2, batch_size=64)
+        >>> cfg.lr  # base_lr * batch_size / 256
+        0.05
+    """
+
+    # --- data -------------------------------------------------------------------------------
+    dataset: str = "shapes"  # shapes | cifar10 | cifar100 | imagefolder (alias imagenet)
+    data_dir: str | None = None  # root folder; None = default location of the dataset
+    download: bool = False  # CIFAR only: let torchvision download it
+    train_size: int = 0  # use only the first N training images (0 = all)
+    test_size: int = 0  # use only the first N test images (0 = all)
+    augment: str = "shapes"  # shapes | cifar | imagenet: the AugmentConfig recipe
+    aug: dict[str, Any] = field(default_factory=dict)  # AugmentConfig overrides, e.g. {"jitter_p": 0}
+    num_workers: int = 0  # DataLoader workers (image-folder datasets; in-memory sets use none)
+
+    # --- model ------------------------------------------------------------------------------
+    backbone: str = "small_cnn"  # small_cnn | resnet18_cifar | resnet18 | resnet50
+    expander: str = "512-512-512"  # official spec format, e.g. "8192-8192-8192"
+
+    # --- loss (paper Eq. 6) -----------------------------------------------------------------
+    sim_coeff: float = 25.0  # lambda, weight of the invariance term s
+    std_coeff: float = 25.0  # mu, weight of the variance term v
+    cov_coeff: float = 1.0  # nu, weight of the covariance term c
+    gamma: float = 1.0  # target standard deviation in the variance hinge
+    eps: float = 1e-4  # numerical stabiliser inside the square root
+
+    # --- optimisation -----------------------------------------------------------------------
+    epochs: int = 30
+    batch_size: int = 256  # GLOBAL batch; each of W processes sees batch_size / W
+    optimizer: str = "lars"  # lars | sgd | adamw
+    base_lr: float = 0.2  # lr = base_lr * batch_size / 256 (official main_vicreg.py)
+    weight_decay: float = 1e-6
+    momentum: float = 0.9
+    lars_eta: float = 0.001
+    warmup_epochs: float = 10.0  # linear warm-up, then cosine decay per step
+    end_lr_ratio: float = 0.001  # final lr = end_lr_ratio * peak lr (official: 0.001)
+    probe_lr: float = 1e-3  # online linear probe (AdamW) on detached representations
+    max_steps: int = 0  # stop after this many steps (0 = run all epochs); schedule unchanged
+    seed: int = 0
+
+    # --- system -----------------------------------------------------------------------------
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: str = "auto"  # auto (bf16 on CUDA, off on CPU) | bf16 | fp16 | none
+    channels_last: bool = True  # memory format for conv nets on CUDA (ignored on CPU)
+    compile: bool = False  # torch.compile the model
+    sync_bn: bool = True  # synchronise BatchNorm statistics across processes
+
+    # --- logging and checkpoints ------------------------------------------------------------
+    out_dir: str = "runs/demo"
+    log_every: int = 10  # steps between metric records (and NaN checks)
+    ckpt_every: int = 0  # steps between mid-epoch checkpoints (0 = end of each epoch only)
+    resume: str = ""  # "" = fresh run, "auto" = latest checkpoint in out_dir, or a path
+    diag_size: int = 512  # held-out images for the per-epoch collapse report
+    knn_every: int = 0  # epochs between k-NN evaluations during training (0 = only at the end)
+    final_eval: bool = True  # k-NN of trained vs random encoder vs raw pixels at the end
+    progress: bool = True  # tqdm progress bar on rank 0
+    tensorboard: bool = True  # also write TensorBoard events when tensorboard is installed
+
+    @property
+    def lr(self) -> float:
+        """Peak learning rate: ``base_lr * batch_size / 256`` (linear scaling, official code)."""
+        return self.base_lr * self.batch_size / 256
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict copy (JSON-serialisable), stored in checkpoints and ``config.json``."""
+        return asdict(self)
+
+    def replace(self, **overrides: Any) -> "Config":
+        """Copy with some fields changed; unknown keys raise ``ValueError`` (see :func:`check_keys`)."""
+        check_keys(overrides)
+        return dataclasses.replace(self, **overrides)
+
+
+# Keys whose change makes a checkpoint's optimisation trajectory different: resuming with a
+# different value is an error. Keys left out (out_dir, progress, log_every, resume, max_steps,
+# device, num_workers, ...) may change between the original run and its resumption.
+TRAJECTORY_KEYS = (
+    "dataset", "train_size", "augment", "aug", "backbone", "expander", "sim_coeff", "std_coeff",
+    "cov_coeff", "gamma", "eps", "epochs", "batch_size", "optimizer", "base_lr", "weight_decay",
+    "momentum", "lars_eta", "warmup_epochs", "end_lr_ratio", "probe_lr", "seed",
+)
+
+
+def _demo() -> Config:
+    """Built-in Shapes data, small CNN, AdamW-free LARS recipe scaled down: a few CPU minutes."""
+    return Config(
+        dataset="shapes", augment="shapes", backbone="small_cnn", expander="512-512-512",
+        epochs=30, batch_size=256, optimizer="lars", base_lr=0.3, weight_decay=1e-4,
+        warmup_epochs=2, out_dir="runs/demo", log_every=5, knn_every=5,
+    )
+
+
+def _cifar(dataset: str) -> Config:
+    """ResNet-18 (CIFAR stem), expander 2048x3, LARS, batch 256, crop scale (0.2, 1), no blur.
+
+    Close to solo-learn's VICReg CIFAR recipe (vturrisi/solo-learn,
+    ``scripts/pretrain/cifar/vicreg.yaml``: LARS lr 0.3, weight decay 1e-4, batch 256, projector
+    2048-2048-2048, 1000 epochs, 92.07% CIFAR-10 / 68.54% CIFAR-100 linear). We keep the official
+    loss coefficients 25/25/1 and 10 warm-up epochs.
+    """
+    return Config(
+        dataset=dataset, augment="cifar", backbone="resnet18_cifar", expander="2048-2048-2048",
+        epochs=1000, batch_size=256, optimizer="lars", base_lr=0.3, weight_decay=1e-4,
+        warmup_epochs=10, out_dir=f"runs/{dataset}", log_every=50, knn_every=10,
+    )
+
+
+def _imagenet() -> Config:
+    """The paper's ImageNet recipe (facebookresearch/vicreg ``main_vicreg.py`` defaults + README).
+
+    ResNet-50, expander 8192-8192-8192, global batch 2048, LARS (eta 0.001, momentum 0.9, no
+    weight decay / adaptation on biases and BN), base lr 0.2 (lr = 0.2 * 2048 / 256 = 1.6),
+    weight decay 1e-6, 10 warm-up epochs then cosine to 0.001 x, 1000 epochs, coefficients 25/25/1:
+    73.2% linear top-1 (paper Table 1). The README's 100-epoch variant uses batch 512 and base lr
+    0.3: ``get_config("imagenet-resnet50", epochs=100, batch_size=512, base_lr=0.3)``.
+    """
+    return Config(
+        dataset="imagefolder", data_dir="/path/to/imagenet", augment="imagenet", backbone="resnet50",
+        expander="8192-8192-8192", epochs=1000, batch_size=2048, optimizer="lars", base_lr=0.2,
+        weight_decay=1e-6, warmup_epochs=10, num_workers=10, out_dir="runs/imagenet-resnet50",
+        log_every=50, ckpt_every=1000, diag_size=2048, final_eval=False,
+    )
+
+
+PRESETS = {
+    "demo": _demo,
+    "cifar10": lambda: _cifar("cifar10"),
+    "cifar100": lambda: _cifar("cifar100"),
+    "imagenet-resnet50": _imagenet,
+}
+"""Name -> factory of the preset :class:`Config`. ``vicreg-edu train --help`` lists them."""
+
+# What fast mode changes per preset: only sizes (epochs, images, widths), never the code path.
+_FAST_SHRINK = {
+    "demo": dict(epochs=4, train_size=2048, test_size=512, warmup_epochs=1, knn_every=0, diag_size=256),
+    "cifar10": dict(epochs=1, train_size=512, test_size=256, expander="256-256-256", warmup_epochs=0),
+    "cifar100": dict(epochs=1, train_size=512, test_size=256, expander="256-256-256", warmup_epochs=0),
+    "imagenet-resnet50": dict(epochs=1, train_size=64, test_size=32, batch_size=32,
+                              expander="256-256-256", warmup_epochs=0, num_workers=0),
+}
+
+
+def check_keys(overrides: dict[str, Any]) -> None:
+    """Raise ``ValueError`` naming any key that is not a :class:`Config` field."""
+    known = {f.name for f in fields(Config)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown config key(s) {unknown}; valid keys are: {', '.join(sorted(known))}")
+
+
+def get_config(preset: str = "demo", fast: bool | None = None, **overrides: Any) -> Config:
+    """Build the :class:`Config` of a named preset, with fast-mode shrink and your overrides.
+
+    Args:
+        preset: one of :data:`PRESETS` (``demo``, ``cifar10``, ``cifar100``, ``imagenet-resnet50``).
+        fast: shrink the run for CI; default :data:`FAST` (the ``VICREG_EDU_FAST`` variable).
+        **overrides: any :class:`Config` field; these win over the preset and the fast shrink.
+
+    Raises:
+        ValueError: unknown preset or unknown key.
+
+    Example:
+        >>> get_config("demo", epochs=3, fast=False).epochs
+        3
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    check_keys(overrides)
+    cfg = PRESETS[preset]()
+    if FAST if fast is None else fast:
+        cfg = dataclasses.replace(cfg, **_FAST_SHRINK[preset])
+    return dataclasses.replace(cfg, **overrides)
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """Parse one ``--set key=value`` item; values are read as Python/JSON literals when possible.
+
+    ``aug.jitter_p=0`` sets one entry of the ``aug`` dict.
+
+    Example:
+        >>> parse_override("epochs=5"), parse_override("aug.jitter_p=0.0"), parse_override("backbone=resnet18")
+        (('epochs', 5), ('aug.jitter_p', 0.0), ('backbone', 'resnet18'))
+    """
+    import ast
+
+    if "=" not in item:
+        raise ValueError(f"--set expects key=value, got {item!r}")
+    key, raw = item.split("=", 1)
+    key = key.strip().replace("-", "_")
+    lowered = raw.strip().lower()
+    if lowered in ("true", "false"):
+        return key, lowered == "true"
+    if lowered in ("none", "null"):
+        return key, None
+    try:
+        return key, ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return key, raw
+
+
+def apply_overrides(cfg: Config, items: list[str]) -> Config:
+    """Apply ``--set key=value`` strings to ``cfg`` (types follow the field's current value)."""
+    updates: dict[str, Any] = {}
+    aug = dict(cfg.aug)
+    for item in items:
+        key, value = parse_override(item)
+        if key.startswith("aug."):
+            aug[key[4:]] = value
+            continue
+        check_keys({key: value})
+        current = getattr(cfg, key)
+        if isinstance(current, bool) and not isinstance(value, bool):
+            raise ValueError(f"config key {key!r} expects true/false, got {value!r}")
+        if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(current, str) and not isinstance(value, str):
+            value = str(value)  # e.g. --set expander=2048 must stay a spec string
+        updates[key] = value
+    if aug != cfg.aug:
+        updates["aug"] = aug
+    return dataclasses.replace(cfg, **updates)

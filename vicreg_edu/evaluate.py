@@ -1,0 +1,197 @@
+"""Evaluate frozen representations: weighted k-NN and a linear probe.
+
+Self-supervised encoders are judged by how well a *simple* classifier does on top of their frozen
+features (the backbone output, not the expander output: paper Sec. 4 and Table 1):
+
+- :func:`knn_accuracy`: weighted k-NN with cosine similarity, k=20, temperature 0.07 (Wu et al.
+  2018, as used by DINO and the VICReg paper's Table 11);
+- :func:`linear_probe`: a linear classifier trained on precomputed frozen features (the official
+  ``evaluate.py`` also augments the images; precomputing features is the cheap variant used for
+  the built-in data and CIFAR here, stated wherever a number is reported).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def normalize_uint8(images: torch.Tensor, mean, std) -> torch.Tensor:
+    """uint8 ``(N, 3, H, W)`` -> float ``(N, 3, H, W)`` normalised with per-channel ``mean``/``std`` (in [0, 1] units)."""
+    m = torch.as_tensor(mean, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
+    s = torch.as_tensor(std, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
+    return (images.float() / 255.0 - m) / s
+
+
+@torch.no_grad()
+def extract_features(encoder: Callable[[torch.Tensor], torch.Tensor], data, mean=None, std=None,
+                     batch_size: int = 512, device: torch.device | str | None = None,
+                     amp_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Run ``encoder`` over a dataset without gradients; return ``(features (N, D) float32 on CPU, labels)``.
+
+    Args:
+        encoder: maps a normalised batch ``(B, 3, H, W)`` to features ``(B, D)`` (e.g. ``model.backbone``).
+            Put it in ``eval()`` mode first.
+        data: either a uint8 tensor ``(N, 3, H, W)`` (normalised here with ``mean``/``std``; labels
+            returned as None) or a map-style dataset / DataLoader of ``(image tensor, label)``.
+        device: where to run the encoder (default: the encoder's parameters' device, else CPU).
+
+    Example:
+        >>> enc = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 8))
+        >>> f, _ = extract_features(enc, torch.zeros(10, 3, 4, 4, dtype=torch.uint8), (0.5,) * 3, (0.5,) * 3)
+        >>> f.shape
+        torch.Size([10, 8])
+    """
+    if device is None:
+        params = list(getattr(encoder, "parameters", lambda: [])())
+        device = params[0].device if params else torch.device("cpu")
+    device = torch.device(device)
+    feats, labels = [], []
+    autocast = torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+    if isinstance(data, torch.Tensor):
+        if data.dtype != torch.uint8 or data.dim() != 4:
+            raise ValueError(f"expected a uint8 image tensor (N, 3, H, W), got {data.dtype} {tuple(data.shape)}")
+        if mean is None or std is None:
+            raise ValueError("uint8 images need the dataset's mean and std for normalisation")
+        for i in range(0, len(data), batch_size):
+            x = normalize_uint8(data[i:i + batch_size].to(device, non_blocking=True), mean, std)
+            with autocast:
+                feats.append(encoder(x).float().cpu())
+        return torch.cat(feats), None
+    loader = data if isinstance(data, torch.utils.data.DataLoader) else torch.utils.data.DataLoader(
+        data, batch_size=batch_size, shuffle=False, num_workers=0)
+    for x, y in loader:
+        with autocast:
+            feats.append(encoder(x.to(device, non_blocking=True)).float().cpu())
+        labels.append(torch.as_tensor(y))
+    return torch.cat(feats), torch.cat(labels)
+
+
+@torch.no_grad()
+def knn_accuracy(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
+                 test_labels: torch.Tensor, k: int = 20, temperature: float = 0.07,
+                 num_classes: int | None = None, chunk_size: int = 1024) -> float:
+    """Weighted k-NN top-1 accuracy (in [0, 1]) with cosine similarity.
+
+    Each test point takes its ``k`` most similar training points (cosine similarity ``s``) and
+    every neighbour votes for its label with weight ``exp(s / temperature)``.
+
+    Args:
+        train_features: ``(N, D)``; train_labels: ``(N,)`` int; test_features: ``(M, D)``; test_labels: ``(M,)``.
+
+    Example:
+        >>> f = torch.eye(4); y = torch.tensor([0, 1, 2, 3])
+        >>> knn_accuracy(f, y, f, y, k=1)
+        1.0
+    """
+    if train_features.dim() != 2 or test_features.dim() != 2 or train_features.shape[1] != test_features.shape[1]:
+        raise ValueError(f"expected (N, D) train and (M, D) test features with the same D, got "
+                         f"{tuple(train_features.shape)} and {tuple(test_features.shape)}")
+    if len(train_features) != len(train_labels) or len(test_features) != len(test_labels):
+        raise ValueError("features and labels must have the same length")
+    if not (torch.isfinite(train_features).all() and torch.isfinite(test_features).all()):
+        raise ValueError("features contain NaN or Inf: the encoder diverged")
+    num_classes = num_classes or int(max(train_labels.max(), test_labels.max())) + 1
+    k = min(k, len(train_features))
+    train = F.normalize(train_features.float(), dim=1)
+    train_labels = train_labels.long()
+    correct = 0
+    for i in range(0, len(test_features), chunk_size):
+        q = F.normalize(test_features[i:i + chunk_size].float(), dim=1)
+        sim, idx = (q @ train.T).topk(k, dim=1)  # (m, k)
+        votes = torch.zeros(len(q), num_classes).scatter_add_(1, train_labels[idx], (sim / temperature).exp())
+        correct += (votes.argmax(1) == test_labels[i:i + chunk_size].long()).sum().item()
+    return correct / len(test_features)
+
+
+def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
+                 test_labels: torch.Tensor, epochs: int = 100, lr: float = 0.1, weight_decay: float = 1e-6,
+                 batch_size: int = 256, seed: int = 0) -> float:
+    """Top-1 accuracy (in [0, 1]) of a linear classifier trained on frozen features.
+
+    Features are standardised with the training set's mean/std, then a ``Linear(D, classes)`` is
+    trained with SGD (momentum 0.9, cosine schedule, weight decay 1e-6 as the official
+    ``evaluate.py``) on the precomputed features, so it takes seconds.
+
+    Example:
+        >>> f = torch.randn(64, 8); y = (f[:, 0] > 0).long()
+        >>> linear_probe(f, y, f, y, epochs=30) > 0.9
+        True
+    """
+    if train_features.dim() != 2 or test_features.shape[1:] != train_features.shape[1:]:
+        raise ValueError(f"expected (N, D) train and (M, D) test features with the same D, got "
+                         f"{tuple(train_features.shape)} and {tuple(test_features.shape)}")
+    g = torch.Generator().manual_seed(seed)
+    mean, std = train_features.mean(0), train_features.std(0) + 1e-6
+    xtr, xte = (train_features - mean) / std, (test_features - mean) / std
+    ytr = train_labels.long()
+    num_classes = int(max(ytr.max(), test_labels.max())) + 1
+    clf = nn.Linear(xtr.shape[1], num_classes)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        clf.reset_parameters()
+    opt = torch.optim.SGD(clf.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
+    steps = epochs * math.ceil(len(xtr) / batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    for _ in range(epochs):
+        perm = torch.randperm(len(xtr), generator=g)
+        for i in range(0, len(xtr), batch_size):
+            b = perm[i:i + batch_size]
+            loss = F.cross_entropy(clf(xtr[b]), ytr[b])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    with torch.no_grad():
+        return (clf(xte).argmax(1) == test_labels.long()).float().mean().item()
+
+
+def load_checkpoint_model(path: str | Path, device: str | torch.device = "cpu"):
+    """Rebuild the trained :class:`~vicreg_edu.models.VICReg` and its :class:`~vicreg_edu.config.Config`
+    from a trainer checkpoint. Returns ``(model in eval mode, config)``.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+    """
+    from .config import Config
+    from .train import build_model
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}; train first with `vicreg-edu train` (it writes "
+                                "<out_dir>/checkpoint.pt)")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    cfg = Config(**ckpt["config"])
+    model = build_model(cfg)
+    model.load_state_dict({k[len("model."):]: v for k, v in ckpt["net"].items() if k.startswith("model.")})
+    return model.to(device).eval(), cfg
+
+
+def evaluate_checkpoint(path: str | Path, method: str = "knn", device: str = "auto", **probe_kwargs) -> dict:
+    """Evaluate a trainer checkpoint's frozen backbone on its dataset (rebuilt from the stored config).
+
+    ``method="knn"`` returns the k-NN accuracy of the trained backbone, a randomly initialised one
+    and raw pixels (same table as the end of training); ``method="linear"`` the linear-probe
+    accuracy of the trained backbone (``probe_kwargs`` go to :func:`linear_probe`).
+
+    Raises:
+        FileNotFoundError: the checkpoint does not exist.
+        ValueError: unknown method.
+    """
+    from .train import knn_comparison, load_eval_data
+
+    if method not in ("knn", "linear"):
+        raise ValueError(f"unknown evaluation method {method!r}; choose knn or linear")
+    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    model, cfg = load_checkpoint_model(path, dev)
+    data = load_eval_data(cfg)
+    if method == "knn":
+        return knn_comparison(model, cfg, dev, eval_data=data)
+    (xtr, ytr), (xte, yte), stats = data
+    ftr, ltr = extract_features(model.backbone, xtr, *stats, device=dev)
+    fte, lte = extract_features(model.backbone, xte, *stats, device=dev)
+    return {"trained": linear_probe(ftr, ytr if ltr is None else ltr, fte, yte if lte is None else lte, **probe_kwargs)}

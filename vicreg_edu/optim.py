@@ -1,0 +1,115 @@
+"""Optimisers and the learning-rate schedule of the VICReg recipe.
+
+- :class:`LARS` (You, Gitman & Ginsburg, 2017) as used by the official VICReg code: SGD with
+  momentum whose update for each weight matrix is rescaled by ``eta * ||w|| / ||g + wd * w||``;
+  biases and BatchNorm parameters (the 1-D tensors) get neither weight decay nor the rescaling.
+- :func:`build_optimizer` also offers plain SGD and AdamW for small experiments.
+- :func:`learning_rate`: linear warm-up, then a per-step cosine decay to ``end_lr_ratio`` x peak
+  (facebookresearch/vicreg ``main_vicreg.py: adjust_learning_rate``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import torch
+from torch import nn
+
+
+def exclude_bias_and_norm(p: torch.Tensor) -> bool:
+    """True for parameters LARS leaves alone: biases and norm-layer scales/shifts (``ndim == 1``)."""
+    return p.ndim == 1
+
+
+class LARS(torch.optim.Optimizer):
+    """Layer-wise Adaptive Rate Scaling, as in the official VICReg ``main_vicreg.py``.
+
+    For each parameter ``w`` with gradient ``g`` (per step, in this order)::
+
+        g <- g + weight_decay * w                       (skipped for 1-D params)
+        g <- g * eta * ||w|| / ||g||  if both norms > 0   (skipped for 1-D params)
+        m <- momentum * m + g
+        w <- w - lr * m
+
+    Args:
+        params: parameters or parameter groups.
+        lr: learning rate (set every step by the schedule).
+        weight_decay: L2 coefficient (official: 1e-6).
+        momentum: heavy-ball momentum (0.9).
+        eta: trust coefficient (0.001).
+
+    Example:
+        >>> w = nn.Parameter(torch.ones(3, 3)); opt = LARS([w], lr=0.1)
+        >>> w.sum().backward(); opt.step()
+    """
+
+    def __init__(self, params: Iterable, lr: float = 0.0, weight_decay: float = 0.0,
+                 momentum: float = 0.9, eta: float = 0.001):
+        if lr < 0 or weight_decay < 0 or not 0 <= momentum < 1 or eta <= 0:
+            raise ValueError(f"LARS expects lr >= 0, weight_decay >= 0, 0 <= momentum < 1, eta > 0; "
+                             f"got lr={lr}, weight_decay={weight_decay}, momentum={momentum}, eta={eta}")
+        super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, eta=eta))
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: D102 (documented in the class)
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                if not exclude_bias_and_norm(p):
+                    g = g.add(p, alpha=group["weight_decay"])
+                    w_norm, g_norm = torch.norm(p), torch.norm(g)
+                    one = torch.ones_like(w_norm)
+                    trust = torch.where(w_norm > 0, torch.where(g_norm > 0, group["eta"] * w_norm / g_norm, one), one)
+                    g = g.mul(trust)
+                state = self.state[p]
+                if "mu" not in state:
+                    state["mu"] = torch.zeros_like(p)
+                mu = state["mu"]
+                mu.mul_(group["momentum"]).add_(g)
+                p.add_(mu, alpha=-group["lr"])
+        return loss
+
+
+def build_optimizer(model: nn.Module, name: str, weight_decay: float, momentum: float = 0.9,
+                    eta: float = 0.001) -> torch.optim.Optimizer:
+    """The optimiser for ``model``'s parameters; the schedule sets ``lr`` each step.
+
+    Args:
+        name: ``lars`` (official recipe), ``sgd`` or ``adamw``. For SGD/AdamW, 1-D parameters
+            (biases, norms) get no weight decay, as with LARS.
+
+    Raises:
+        ValueError: unknown optimiser name.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if name == "lars":
+        return LARS(params, lr=0.0, weight_decay=weight_decay, momentum=momentum, eta=eta)
+    decay = [p for p in params if not exclude_bias_and_norm(p)]
+    no_decay = [p for p in params if exclude_bias_and_norm(p)]
+    groups = [dict(params=decay, weight_decay=weight_decay), dict(params=no_decay, weight_decay=0.0)]
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=0.0, momentum=momentum)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=0.0)
+    raise ValueError(f"unknown optimizer {name!r}; choose lars, sgd or adamw")
+
+
+def learning_rate(step: int, total_steps: int, warmup_steps: int, peak_lr: float,
+                  end_lr_ratio: float = 0.001) -> float:
+    """Learning rate at ``step`` (0-based): linear warm-up from 0, then cosine to ``end_lr_ratio * peak``.
+
+    Mirrors ``adjust_learning_rate`` in facebookresearch/vicreg ``main_vicreg.py``.
+
+    Example:
+        >>> learning_rate(0, 100, 10, 1.0), learning_rate(10, 100, 10, 1.0), round(learning_rate(100, 100, 10, 1.0), 6)
+        (0.0, 1.0, 0.001)
+    """
+    if step < warmup_steps:
+        return peak_lr * step / warmup_steps
+    decay_steps = max(1, total_steps - warmup_steps)
+    q = 0.5 * (1 + math.cos(math.pi * min(step - warmup_steps, decay_steps) / decay_steps))
+    end_lr = peak_lr * end_lr_ratio
+    return peak_lr * q + end_lr * (1 - q)
