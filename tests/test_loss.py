@@ -1,0 +1,389 @@
+"""Tests for vicreg_edu.loss: closed forms, an independent re-implementation, gradients,
+the Gram/covariance switch, float32 accuracy, autocast and input errors."""
+
+import math
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import vicreg_edu.loss as L
+from vicreg_edu.loss import (
+    VICRegLoss,
+    VICRegTerms,
+    covariance_loss,
+    gather_with_grad,
+    invariance_loss,
+    variance_loss,
+    vicreg_loss,
+)
+
+# shapes on both sides of the Gram (N < D) / covariance (N >= D) switch
+SHAPES = [(2, 3), (5, 1), (7, 100), (16, 64), (32, 32), (64, 16), (100, 7)]
+
+
+# ----------------------------------------------------------------------------
+# an independent implementation, written from the paper's equations with loops / sums
+
+
+def paper_terms(z_a, z_b, gamma=1.0, eps=1e-4):
+    """s, v(Z), v(Z'), c(Z), c(Z') from Eq. (1)-(5) of arXiv 2105.04906, in float64."""
+    z_a, z_b = z_a.double(), z_b.double()
+    n, d = z_a.shape
+
+    # s: official convention, mean over the n*d entries (paper Eq. 5 sums over d)
+    s = sum(((z_a[i] - z_b[i]) ** 2).sum() for i in range(n)) / (n * d)
+
+    def v(z):  # Eq. (1), (2)
+        total = 0.0
+        for j in range(d):
+            col = z[:, j]
+            var = ((col - col.sum() / n) ** 2).sum() / (n - 1)
+            total = total + torch.clamp(gamma - torch.sqrt(var + eps), min=0)
+        return total / d
+
+    def c(z):  # Eq. (3), (4)
+        mean = z.sum(0) / n
+        cov = torch.zeros(d, d, dtype=z.dtype)
+        for i in range(n):
+            cov = cov + torch.outer(z[i] - mean, z[i] - mean)
+        cov = cov / (n - 1)
+        off = sum((cov[j, k] ** 2 for j in range(d) for k in range(d) if j != k), torch.zeros((), dtype=z.dtype)) if d < 40 else (
+            (cov**2).sum() - (torch.diagonal(cov) ** 2).sum()
+        )
+        return off / d
+
+    return s, v(z_a), v(z_b), c(z_a), c(z_b)
+
+
+def paper_loss(z_a, z_b, lam=25.0, mu=25.0, nu=1.0, gamma=1.0, eps=1e-4):
+    s, va, vb, ca, cb = paper_terms(z_a, z_b, gamma, eps)
+    return lam * s + mu * (va + vb) / 2 + nu * (ca + cb)
+
+
+def random_pair(n, d, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    z_a = torch.randn(n, d, generator=g, dtype=dtype) * torch.rand(d, generator=g, dtype=dtype) * 2
+    z_b = z_a + 0.5 * torch.randn(n, d, generator=g, dtype=dtype)
+    return z_a, z_b
+
+
+@pytest.mark.parametrize("n,d", SHAPES)
+def test_matches_paper_reimplementation(n, d):
+    z_a, z_b = random_pair(n, d, seed=n * 1000 + d)
+    s, va, vb, ca, cb = paper_terms(z_a, z_b, gamma=1.3, eps=1e-3)
+    terms = vicreg_loss(z_a, z_b, 2.0, 3.0, 5.0, gamma=1.3, eps=1e-3)
+    torch.testing.assert_close(terms.invariance, s, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(terms.variance, (va + vb) / 2, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(terms.covariance, ca + cb, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(terms.loss, 2 * s + 3 * (va + vb) / 2 + 5 * (ca + cb), rtol=1e-10, atol=1e-12)
+    # the single-term functions agree with the paper too
+    torch.testing.assert_close(invariance_loss(z_a, z_b), s, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(variance_loss(z_a, gamma=1.3, eps=1e-3), va, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(covariance_loss(z_b), cb, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("n,d", [(8, 40), (40, 8), (64, 200), (200, 64)])
+def test_gradient_matches_paper_reimplementation(n, d):
+    """The hand-written backward of the covariance term against autograd on the reference."""
+    z_a, z_b = random_pair(n, d, seed=7)
+    ours = [z.clone().requires_grad_() for z in (z_a, z_b)]
+    ref = [z.clone().requires_grad_() for z in (z_a, z_b)]
+    vicreg_loss(*ours).loss.backward()
+    paper_loss(*ref).backward()
+    for o, r in zip(ours, ref):
+        torch.testing.assert_close(o.grad, r.grad, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("n,d", [(16, 64), (64, 16)])
+def test_float32_close_to_float64(n, d):
+    z_a, z_b = random_pair(n, d, seed=3)
+    t32 = vicreg_loss(z_a.float(), z_b.float())
+    t64 = vicreg_loss(z_a, z_b)
+    assert t32.loss.dtype == torch.float32 and t64.loss.dtype == torch.float64
+    for a, b in zip(t32, t64):
+        torch.testing.assert_close(a.double(), b, rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------
+# closed forms
+
+
+def test_identical_branches_give_zero_invariance():
+    z = torch.randn(16, 8)
+    assert vicreg_loss(z, z).invariance.item() == 0.0
+    assert invariance_loss(z, z.clone()).item() == 0.0
+
+
+def test_invariance_is_mean_squared_difference():
+    z_a = torch.zeros(4, 5)
+    z_b = torch.full((4, 5), 3.0)
+    assert invariance_loss(z_a, z_b).item() == pytest.approx(9.0)
+
+
+@pytest.mark.parametrize("gamma,eps", [(1.0, 1e-4), (2.0, 1e-2), (0.5, 0.0)])
+def test_constant_batch_variance(gamma, eps):
+    z = torch.full((10, 6), 3.7, dtype=torch.float64)
+    assert variance_loss(z, gamma, eps).item() == pytest.approx(gamma - math.sqrt(eps), abs=1e-12)
+
+
+def test_variance_zero_when_std_above_gamma():
+    z = torch.randn(512, 4, generator=torch.Generator().manual_seed(0)) * 5
+    assert variance_loss(z).item() == 0.0
+    # and it is the per-dimension mean: two dims at std 0, two at std 5 -> (1 - 0.01) / 2
+    z[:, :2] = 1.0
+    assert variance_loss(z).item() == pytest.approx(0.99 / 2, abs=1e-6)
+
+
+def test_variance_uses_unbiased_estimate():
+    z = torch.tensor([[0.0], [2.0]])  # unbiased var 2, biased var 1
+    assert variance_loss(z, gamma=2.0, eps=0.0).item() == pytest.approx(2.0 - math.sqrt(2.0))
+
+
+def test_whitened_independent_gaussians_have_small_covariance():
+    n, d = 20000, 16
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(n, d, generator=g, dtype=torch.float64)
+    # independent unit Gaussians: E[c] = (d - 1) / n ~ 7.5e-4
+    assert covariance_loss(z).item() < 3 * (d - 1) / n
+    # exactly whitened (ZCA): C = I, so c = 0 and v = 0 for gamma = 1
+    x = z - z.mean(0)
+    evals, evecs = torch.linalg.eigh(x.T @ x / (n - 1))
+    white = x @ evecs @ torch.diag(evals.rsqrt()) @ evecs.T
+    assert covariance_loss(white).item() < 1e-20
+    assert variance_loss(white).item() == 0.0
+    # the same data correlated is penalised
+    assert covariance_loss(z @ torch.randn(d, d, generator=g, dtype=torch.float64)).item() > 1.0
+
+
+def test_two_copies_of_a_column_hand_computed():
+    # x and y centred and orthogonal, N = 4: Var(x) = Cov(x, x) = 4/3, Cov(x, y) = 0.
+    x = torch.tensor([1.0, -1.0, 1.0, -1.0], dtype=torch.float64)
+    y = torch.tensor([1.0, 1.0, -1.0, -1.0], dtype=torch.float64)
+    # columns [x, x, y]: the only off-diagonal entries are C[0,1] = C[1,0] = 4/3; D = 3 < N
+    z = torch.stack([x, x, y], dim=1)
+    assert covariance_loss(z).item() == pytest.approx(2 * (4 / 3) ** 2 / 3, rel=1e-12)
+    # plus 5 constant columns (no covariance), D = 8 > N = 4: the Gram side, same sum, / 8
+    z = torch.cat([z, torch.full((4, 5), 2.5, dtype=torch.float64)], dim=1)
+    assert covariance_loss(z).item() == pytest.approx(2 * (4 / 3) ** 2 / 8, rel=1e-12)
+
+
+def test_total_weights_and_symmetry():
+    z_a, z_b = random_pair(12, 30, seed=1)
+    t = vicreg_loss(z_a, z_b, sim_coeff=2.0, std_coeff=3.0, cov_coeff=0.5)
+    assert isinstance(t, VICRegTerms) and all(x.dim() == 0 for x in t)
+    expected = 2.0 * t.invariance + 3.0 * t.variance + 0.5 * t.covariance
+    torch.testing.assert_close(t.loss, expected)
+    # v is the average of the branches, c their sum
+    torch.testing.assert_close(t.variance, (variance_loss(z_a) + variance_loss(z_b)) / 2)
+    torch.testing.assert_close(t.covariance, covariance_loss(z_a) + covariance_loss(z_b))
+    swapped = vicreg_loss(z_b, z_a, sim_coeff=2.0, std_coeff=3.0, cov_coeff=0.5)
+    for a, b in zip(t, swapped):
+        torch.testing.assert_close(a, b)
+
+
+def test_module_matches_function():
+    z_a, z_b = random_pair(10, 6, seed=2)
+    m = VICRegLoss(sim_coeff=1.0, std_coeff=2.0, cov_coeff=3.0, gamma=1.5, eps=1e-3)
+    f = vicreg_loss(z_a, z_b, 1.0, 2.0, 3.0, 1.5, 1e-3)
+    for a, b in zip(m(z_a, z_b), f):
+        torch.testing.assert_close(a, b)
+    assert "sim_coeff=1.0" in repr(m)
+
+
+def test_gather_is_identity_without_process_group():
+    z = torch.randn(4, 3)
+    assert gather_with_grad(z) is z
+
+
+# ----------------------------------------------------------------------------
+# gradients (float64 gradcheck, both sides of the switch)
+
+
+@pytest.mark.parametrize("n,d", [(6, 4), (4, 6), (5, 5)])
+def test_gradcheck_each_term(n, d):
+    g = torch.Generator().manual_seed(n * 10 + d)
+    z_a = (torch.randn(n, d, generator=g, dtype=torch.float64) * 0.5).requires_grad_()
+    z_b = (torch.randn(n, d, generator=g, dtype=torch.float64) * 0.5).requires_grad_()
+    assert torch.autograd.gradcheck(invariance_loss, (z_a, z_b))
+    # std ~0.5 < gamma: the hinge is active, away from its kink
+    assert torch.autograd.gradcheck(lambda z: variance_loss(z), (z_a,))
+    assert torch.autograd.gradcheck(covariance_loss, (z_a,))
+    assert torch.autograd.gradcheck(lambda a, b: vicreg_loss(a, b).loss, (z_a, z_b))
+
+
+def test_covariance_gradient_on_gram_side_in_float64_fallback():
+    """The cancellation regime (below) also needs an accurate gradient."""
+    z = dominant_column_batch()
+    z32 = z.float().requires_grad_()
+    z64 = z.clone().requires_grad_()
+    covariance_loss(z32).backward()
+    covariance_loss(z64).backward()
+    torch.testing.assert_close(z32.grad.double(), z64.grad, rtol=1e-4, atol=1e-6 * z64.grad.abs().max().item())
+
+
+# ----------------------------------------------------------------------------
+# efficiency and accuracy of the off-diagonal energy
+
+
+class _LargestTensor(TorchDispatchMode):
+    """Records the largest number of elements of any tensor an op produces."""
+
+    def __init__(self):
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else [out]:
+            if isinstance(t, torch.Tensor):
+                self.largest = max(self.largest, t.numel())
+        return out
+
+
+def test_no_d_by_d_matrix_when_batch_is_smaller():
+    n, d = 32, 1024
+    z_a, z_b = (torch.randn(n, d).requires_grad_() for _ in range(2))
+    with _LargestTensor() as probe:
+        vicreg_loss(z_a, z_b).loss.backward()
+    assert probe.largest <= n * d  # a covariance matrix would have d * d = 32 n * d entries
+
+
+def test_covariance_side_builds_one_d_by_d_matrix():
+    n, d = 256, 64
+    z = torch.randn(n, d).requires_grad_()
+    counts = []
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if isinstance(out, torch.Tensor) and out.shape == (d, d):
+                counts.append(str(func))
+            return out
+
+    with Count():
+        covariance_loss(z)
+    assert len(counts) == 1, counts
+
+
+def dominant_column_batch(n=64, d=512, seed=0):
+    """N < D, one dimension with 1000x the std of the others: the off-diagonal energy is
+    ~1e-5 of the diagonal energy, so ||C||^2 - ||diag C||^2 cancels almost all digits."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, d, generator=g, dtype=torch.float64)
+    z[:, 0] *= 1e3
+    return z
+
+
+def orthogonal_live_dead_batch(n=64, d=512, seed=0):
+    """N < D, n-1 orthogonal dimensions with std ~1 and the rest nearly constant."""
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(n, n - 1, generator=g, dtype=torch.float64))
+    q = q - q.mean(0)
+    return torch.cat([10 * q, 1e-3 * torch.randn(n, d - n + 1, generator=g, dtype=torch.float64)], 1)
+
+
+@pytest.mark.parametrize("make", [dominant_column_batch, orthogonal_live_dead_batch])
+def test_gram_side_accurate_when_off_diagonal_is_tiny(make, monkeypatch):
+    z = make()
+    n, d = z.shape
+    x = z - z.mean(0)
+    cov = x.T @ x / (n - 1)
+    off = (cov**2).sum() - (cov.diagonal() ** 2).sum()
+    diag = (cov.diagonal() ** 2).sum()
+    assert off / diag < 0.05  # this is the cancellation regime
+    exact = (off / d).item()
+    got = covariance_loss(z.float()).item()
+    assert abs(got - exact) / exact < 2e-5
+    if make is dominant_column_batch:
+        # teeth: the plain float32 subtraction is visibly wrong here
+        monkeypatch.setattr(L, "_CANCELLATION_TOL", 0.0)
+        naive = covariance_loss(z.float()).item()
+        assert abs(naive - exact) / exact > 1e-3
+
+
+def test_large_float32_sum_is_accurate():
+    """D x D / N x N sums of ~1e7 entries: float32 reductions must not drift (CPU vector_norm
+    over a flat vector loses ~1e-3 here)."""
+    n, d = 1024, 4096
+    z = torch.randn(n, d, generator=torch.Generator().manual_seed(0))
+    exact = covariance_loss(z.double()).item()
+    assert covariance_loss(z).item() == pytest.approx(exact, rel=2e-6)
+
+
+# ----------------------------------------------------------------------------
+# autocast
+
+
+def test_statistics_in_float32_under_autocast():
+    torch.manual_seed(0)
+    proj = torch.nn.Linear(32, 64)
+    x_a, x_b = torch.randn(48, 32), torch.randn(48, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z_a, z_b = proj(x_a), proj(x_b)
+        assert z_a.dtype == torch.bfloat16
+        inside = vicreg_loss(z_a, z_b)
+        # float32 input under autocast must not be computed in bfloat16 either
+        f32 = vicreg_loss(z_a.float(), z_b.float())
+    outside = vicreg_loss(z_a.float(), z_b.float())
+    for a, b, c in zip(inside, f32, outside):
+        assert a.dtype == torch.float32
+        torch.testing.assert_close(a, c, rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(b, c, rtol=1e-6, atol=1e-7)
+    inside.loss.backward()
+    assert proj.weight.grad is not None and torch.isfinite(proj.weight.grad).all()
+
+
+def test_float16_input_is_upcast():
+    z_a, z_b = (t.half() for t in random_pair(16, 8, seed=4))
+    t = vicreg_loss(z_a, z_b)
+    assert t.loss.dtype == torch.float32
+    torch.testing.assert_close(t.loss, vicreg_loss(z_a.float(), z_b.float()).loss)
+
+
+# ----------------------------------------------------------------------------
+# bad input
+
+
+@pytest.mark.parametrize(
+    "z_a,z_b,match",
+    [
+        (torch.randn(8, 4), torch.randn(8, 5), r"same shape.*\(8, 4\).*\(8, 5\)"),
+        (torch.randn(8, 4), torch.randn(7, 4), r"same shape"),
+        (torch.randn(8, 4, 2), torch.randn(8, 4, 2), r"z_a must be 2-D"),
+        (torch.randn(8), torch.randn(8), r"2-D \(N, D\), got shape \(8,\)"),
+        (torch.randn(1, 4), torch.randn(1, 4), r"at least 2 rows"),
+        (torch.ones(8, 4, dtype=torch.long), torch.ones(8, 4, dtype=torch.long), r"floating dtype.*int64"),
+        (torch.randn(8, 4), torch.ones(8, 4, dtype=torch.int32), r"z_b must have a floating dtype"),
+        (torch.randn(8, 4), torch.randn(8, 0), r"same shape|at least one dimension"),
+    ],
+)
+def test_bad_input_raises(z_a, z_b, match):
+    with pytest.raises(ValueError, match=match):
+        vicreg_loss(z_a, z_b)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_names_the_branch(bad):
+    z = torch.randn(8, 4)
+    broken = z.clone()
+    broken[3, 2] = bad
+    with pytest.raises(ValueError, match=r"z_a must contain only finite values, found 1 NaN/Inf"):
+        vicreg_loss(broken, z)
+    with pytest.raises(ValueError, match=r"z_b must contain only finite values"):
+        vicreg_loss(z, broken)
+    with pytest.raises(ValueError, match=r"finite"):
+        covariance_loss(broken)
+
+
+def test_single_term_functions_check_input():
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        variance_loss(torch.randn(1, 3))
+    with pytest.raises(ValueError, match="2-D"):
+        covariance_loss(torch.randn(3))
+    with pytest.raises(ValueError, match="floating dtype"):
+        covariance_loss(torch.ones(3, 3, dtype=torch.int64))
+    with pytest.raises(ValueError, match="same shape"):
+        invariance_loss(torch.randn(3, 2), torch.randn(3, 3))
+    with pytest.raises(ValueError, match="torch.Tensor"):
+        variance_loss([[1.0, 2.0], [3.0, 4.0]])

@@ -1,0 +1,429 @@
+"""The VICReg loss: invariance, variance and covariance.
+
+Bardes, Ponce & LeCun, "VICReg: Variance-Invariance-Covariance Regularization for
+Self-Supervised Learning", ICLR 2022, arXiv 2105.04906, Section 3 (equation numbers below
+are the arXiv version's). Given two batches of embeddings Z, Z' of shape (N, D):
+
+    s(Z, Z')  invariance   mean squared distance between the two branches        Eq. (5)
+    v(Z)      variance     mean_j relu(gamma - sqrt(Var(Z[:, j]) + eps))          Eq. (1), (2)
+    c(Z)      covariance   sum_{j != k} C(Z)[j, k]**2 / D,  C = centred Z^T Z/(N-1)  Eq. (3), (4)
+
+    loss = lambda * s + mu * (v(Z) + v(Z')) / 2 + nu * (c(Z) + c(Z'))             Eq. (6)
+
+with lambda = sim_coeff = 25, mu = std_coeff = 25, nu = cov_coeff = 1, gamma = 1, eps = 1e-4.
+
+Two conventions follow the official code (facebookresearch/vicreg, main_vicreg.py), not the
+paper's text:
+* s is ``F.mse_loss``: the mean over all N*D entries. The paper's Eq. (5) sums over the D
+  dimensions, so the paper's s is D times this one; the coefficients 25/25/1 were tuned for
+  the code's version.
+* the variance term is averaged over the two branches, (v(Z) + v(Z'))/2. The paper's Eq. (6)
+  has no /2 (official issues #8, #26). lightly keeps the /2, solo-learn drops it, which doubles
+  the effective weight of the variance term. We keep it, so our numbers match the official
+  code and lightly.
+
+Distributed training (``torch.distributed`` initialised): s is the mean over this rank's
+local batch; v and c are computed over the global batch, gathered from every rank with
+:func:`gather_with_grad`, whose backward passes gradients back to the rank that produced
+them. Why this gives exactly the single-process gradient is worked out in that function's
+docstring. The actual global N is used (not a configured batch size as in the official code).
+
+Cost: c is the expensive part. The covariance matrix costs N*D*D flops and D*D memory; when
+N < D we use the N x N Gram matrix instead (N*N*D flops), see :func:`covariance_loss`. All
+statistics are computed in float32 (float64 inputs stay float64), also under autocast.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+# When N < D the off-diagonal energy is a difference of two float32 sums (see
+# covariance_loss). If that difference is smaller than this fraction of the sums, rounding in
+# float32 could dominate it, so the term is recomputed in float64.
+_CANCELLATION_TOL = 0.1
+
+
+class VICRegTerms(NamedTuple):
+    """Result of :func:`vicreg_loss`; every field is a 0-dim tensor.
+
+    loss        weighted total: sim_coeff*s + std_coeff*(v_a+v_b)/2 + cov_coeff*(c_a+c_b)
+    invariance  s, unweighted
+    variance    (v_a + v_b) / 2, unweighted
+    covariance  c_a + c_b, unweighted
+    """
+
+    loss: Tensor
+    invariance: Tensor
+    variance: Tensor
+    covariance: Tensor
+
+
+# ----------------------------------------------------------------------------
+# input checks
+
+
+def _check_embedding(z: Tensor, name: str = "z", min_batch: int = 2) -> None:
+    """Raise ValueError unless z is a floating (N, D) tensor with N >= min_batch."""
+    if not isinstance(z, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of shape (N, D), got {type(z).__name__}")
+    if z.dim() != 2:
+        raise ValueError(f"{name} must be 2-D (N, D), got shape {tuple(z.shape)}")
+    if not (z.is_floating_point()):
+        raise ValueError(
+            f"{name} must have a floating dtype (float16/bfloat16/float32/float64), got {z.dtype}"
+        )
+    if z.shape[0] < min_batch:
+        raise ValueError(
+            f"{name} needs a batch of at least {min_batch} rows (the variance over the batch is "
+            f"undefined for N < 2), got shape {tuple(z.shape)}"
+        )
+    if z.shape[1] < 1:
+        raise ValueError(f"{name} needs at least one dimension, got shape {tuple(z.shape)}")
+
+
+def _check_finite(**tensors: Tensor) -> None:
+    """Raise ValueError naming the first tensor with NaN/Inf entries (one host sync for all)."""
+    flags = torch.stack([torch.isfinite(t).all() for t in tensors.values()]).tolist()
+    for (name, t), ok in zip(tensors.items(), flags):
+        if not ok:
+            bad = int((~torch.isfinite(t)).sum())
+            raise ValueError(
+                f"{name} must contain only finite values, found {bad} NaN/Inf entries "
+                f"out of {t.numel()} (shape {tuple(t.shape)})"
+            )
+
+
+def _check_pair(z_a: Tensor, z_b: Tensor, min_batch: int = 2) -> None:
+    _check_embedding(z_a, "z_a", min_batch)
+    _check_embedding(z_b, "z_b", min_batch)
+    if z_a.shape != z_b.shape:
+        raise ValueError(
+            f"z_a and z_b must have the same shape (N, D), got {tuple(z_a.shape)} and "
+            f"{tuple(z_b.shape)}"
+        )
+
+
+def _as_float32(z: Tensor) -> Tensor:
+    """float16/bfloat16 -> float32; float32 and float64 are returned as they are."""
+    return z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
+
+
+# ----------------------------------------------------------------------------
+# the three terms (single process; vicreg_loss adds the distributed gather)
+
+
+def invariance_loss(z_a: Tensor, z_b: Tensor) -> Tensor:
+    """s(Z, Z'): mean squared error between the two branches, paper Eq. (5).
+
+    Args:
+        z_a, z_b: (N, D) embeddings of two views of the same N images.
+    Returns:
+        0-dim tensor, the mean over all N*D entries of (z_a - z_b)**2 (as the official code's
+        ``F.mse_loss``; the paper's Eq. (5) sums over D instead of averaging).
+    Raises:
+        ValueError: shapes differ, not 2-D, integer dtype, N < 2, non-finite values.
+
+    Example:
+        >>> z = torch.randn(8, 4)
+        >>> invariance_loss(z, z).item()
+        0.0
+    """
+    _check_pair(z_a, z_b)
+    _check_finite(z_a=z_a, z_b=z_b)
+    return _invariance(z_a, z_b)
+
+
+def variance_loss(z: Tensor, gamma: float = 1.0, eps: float = 1e-4) -> Tensor:
+    """v(Z): hinge on the per-dimension standard deviation, paper Eq. (1) and (2).
+
+    v(Z) = mean_j relu(gamma - sqrt(Var(Z[:, j]) + eps)), with the unbiased variance (N-1).
+
+    Args:
+        z: (N, D) embeddings, N >= 2.
+        gamma: target standard deviation (paper: 1).
+        eps: added to the variance before the square root (keeps the gradient finite).
+    Returns:
+        0-dim tensor in [0, gamma]; 0 when every dimension has std >= gamma.
+    Raises:
+        ValueError: not 2-D, integer dtype, N < 2, non-finite values.
+
+    Example (a constant batch has zero variance, so v = gamma - sqrt(eps)):
+        >>> round(variance_loss(torch.ones(4, 3)).item(), 6)
+        0.99
+    """
+    _check_embedding(z, "z")
+    _check_finite(z=z)
+    return _variance(z, gamma, eps)
+
+
+def covariance_loss(z: Tensor) -> Tensor:
+    """c(Z): squared off-diagonal entries of the covariance matrix over D, paper Eq. (3), (4).
+
+    c(Z) = sum_{j != k} C[j, k]**2 / D,  C = (Z - mean)^T (Z - mean) / (N - 1)   # (D, D)
+
+    How it is computed (X is the centred (N, D) batch):
+    * off-diagonal energy = ||C||_F^2 - sum_j C[j, j]^2: no index mask, no copy of C.
+    * ||X^T X||_F = ||X X^T||_F: both squared equal sum_i sigma_i^4 over the singular values
+      of X (the two matrices share their non-zero eigenvalues sigma_i^2). So when N < D we form the (N, N) Gram matrix X X^T (N*N*D flops, N*N
+      memory) instead of the (D, D) covariance (N*D*D flops, D*D memory); the diagonal
+      C[j, j] = ||X[:, j]||^2 / (N-1) costs only N*D.
+    * when N >= D we form C once and zero its diagonal in place, so the off-diagonal sum is
+      taken directly (no subtraction).
+    * accuracy: the N < D subtraction loses digits when the off-diagonal energy is tiny next
+      to the diagonal one (e.g. a few orthogonal live dimensions among many dead ones). If the
+      float32 difference is below 10% of the diagonal part, the term (and its gradient) is recomputed
+      in float64. This check reads one number back to the host.
+    * the backward pass is written out (4 (X X^T X - X diag(X^T X)) / ((N-1)^2 D)), one matmul
+      instead of autograd's two.
+
+    Args:
+        z: (N, D) embeddings, N >= 2.
+    Returns:
+        0-dim tensor >= 0 (float32, or float64 for float64 input).
+    Raises:
+        ValueError: not 2-D, integer dtype, N < 2, non-finite values.
+
+    Example (two identical columns with variance 1 give C[0,1] = C[1,0] = 1, so c = 2/2):
+        >>> x = torch.tensor([[1.0], [-1.0], [1.0], [-1.0]]) * (3 / 4) ** 0.5
+        >>> round(covariance_loss(torch.cat([x, x], dim=1)).item(), 6)
+        1.0
+    """
+    _check_embedding(z, "z")
+    _check_finite(z=z)
+    return _covariance(z)
+
+
+def _invariance(z_a: Tensor, z_b: Tensor) -> Tensor:
+    with torch.autocast(z_a.device.type, enabled=False):
+        return F.mse_loss(_as_float32(z_a), _as_float32(z_b))
+
+
+def _variance(z: Tensor, gamma: float, eps: float) -> Tensor:
+    with torch.autocast(z.device.type, enabled=False):
+        std = torch.sqrt(_as_float32(z).var(dim=0) + eps)  # (D,)
+        return F.relu(gamma - std).mean()
+
+
+def _covariance(z: Tensor) -> Tensor:
+    with torch.autocast(z.device.type, enabled=False):
+        z = _as_float32(z)
+        n, d = z.shape
+        x = z - z.mean(dim=0)  # (N, D) centred
+        return _OffDiagonalEnergy.apply(x) / ((n - 1) ** 2 * d)
+
+
+def _squared_norm(m: Tensor) -> Tensor:
+    """Sum of squares of all entries of a 2-D m, without allocating m * m.
+
+    Row norms first: on CPU, torch's float32 vector_norm over one long flattened vector loses
+    accuracy (about 1e-2 relative at 8192 x 8192 entries), while per row it is accurate.
+    """
+    return torch.linalg.vector_norm(m, dim=1).square().sum()
+
+
+class _OffDiagonalEnergy(torch.autograd.Function):
+    """E(X) = sum_{j != k} (X^T X)[j, k]^2 for an (N, D) tensor X, on the cheaper side.
+
+    dE/dX = 4 X (X^T X - diag(X^T X)) = 4 (X X^T X - X diag(X^T X)).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        n, d = x.shape
+        ctx.in_dtype = x.dtype
+        if n >= d:  # covariance side: one (D, D) matrix, diagonal zeroed in place
+            cov = x.T @ x  # (D, D)
+            cov.diagonal().zero_()
+            ctx.save_for_backward(x, cov)
+            ctx.side = "cov"
+            return _squared_norm(cov)
+        energy, gram, col_sq = _gram_energy(x)
+        if x.dtype != torch.float64 and energy < _CANCELLATION_TOL * col_sq.square().sum():
+            # float32 cancellation regime: redo it (and later the backward) in float64
+            x = x.double()
+            energy, gram, col_sq = _gram_energy(x)
+        ctx.save_for_backward(x, gram, col_sq)
+        ctx.side = "gram"
+        return energy.to(ctx.in_dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor) -> Tensor:
+        if ctx.side == "cov":
+            x, cov_off = ctx.saved_tensors
+            grad = x @ cov_off  # (N, D)
+        else:
+            x, gram, col_sq = ctx.saved_tensors  # maybe float64, see forward
+            grad = torch.addmm(x * col_sq, gram, x, beta=-1.0)  # X X^T X - X diag(X^T X)
+        return (grad * (4 * grad_out)).to(ctx.in_dtype)
+
+
+def _gram_energy(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(||X X^T||_F^2 - ||diag X^T X||^2, the (N, N) Gram matrix, the (D,) column norms^2)."""
+    gram = x @ x.T  # (N, N)
+    col_sq = x.square().sum(dim=0)  # (D,) = diag(X^T X)
+    return _squared_norm(gram) - col_sq.square().sum(), gram, col_sq
+
+
+# ----------------------------------------------------------------------------
+# distributed gather
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather along dim 0 whose backward sums the gradients of all ranks (FullGatherLayer)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        world = dist.get_world_size()
+        # ranks may hold different batch sizes (e.g. a last, smaller batch): pad to the largest
+        sizes = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(world)]
+        dist.all_gather(sizes, torch.tensor([x.shape[0]], device=x.device))
+        sizes = [int(s) for s in sizes]
+        padded = x.new_zeros((max(sizes),) + x.shape[1:])
+        padded[: x.shape[0]] = x
+        chunks = [torch.empty_like(padded) for _ in range(world)]
+        dist.all_gather(chunks, padded)
+        ctx.sizes, ctx.rank = sizes, dist.get_rank()
+        return torch.cat([c[:s] for c, s in zip(chunks, sizes)])
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        start = sum(ctx.sizes[: ctx.rank])
+        return grad[start : start + ctx.sizes[ctx.rank]]
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def gather_with_grad(z: Tensor) -> Tensor:
+    """Concatenate every rank's (N_r, D) tensor into (sum_r N_r, D), letting gradients through.
+
+    Identity when torch.distributed is not initialised (or has one process). Rows are in rank
+    order, so rank r's rows are at offset N_0 + ... + N_{r-1}.
+
+    Why the gradient is exactly the single-process one. Let Z = [Z_0; ...; Z_{W-1}] be the
+    global batch, Z_r = f_theta(inputs of rank r), and G(Z) the global part of the loss
+    (mu*v + nu*c). Every rank computes the same G(Z) from the same gathered Z, so every rank's
+    upstream gradient dG/dZ is the same (N, D) tensor. The backward all-reduces (sums) it, which
+    gives W * dG/dZ, and returns this rank's rows, W * dG/dZ_r, which then flows into rank r's
+    copy of the network: rank r holds W * dG/dZ_r . dZ_r/dtheta. DDP averages over ranks:
+        (1/W) sum_r W * dG/dZ_r . dZ_r/dtheta = sum_r dG/dZ_r . dZ_r/dtheta = dG/dtheta,
+    the single-process gradient. The invariance term is a local mean s_r; DDP's average gives
+    (1/W) sum_r ds_r/dtheta = d/dtheta of the global mean when ranks hold equal batches.
+    A gather without the all-reduce (or a plain ``dist.all_gather``, which has no gradient)
+    gives dG/dtheta / W or only the invariance gradient: silently wrong (lightly issue #1528);
+    tests/test_loss_distributed.py checks both.
+
+    Args:
+        z: (N_r, D) tensor on this rank (N_r may differ between ranks).
+    Returns:
+        (sum_r N_r, D) tensor; ``z`` itself when not distributed.
+
+    Example (single process):
+        >>> z = torch.randn(4, 3)
+        >>> gather_with_grad(z) is z
+        True
+    """
+    if not _distributed():
+        return z
+    return _GatherWithGrad.apply(z)
+
+
+# ----------------------------------------------------------------------------
+# the loss
+
+
+def vicreg_loss(
+    z_a: Tensor,
+    z_b: Tensor,
+    sim_coeff: float = 25.0,
+    std_coeff: float = 25.0,
+    cov_coeff: float = 1.0,
+    gamma: float = 1.0,
+    eps: float = 1e-4,
+) -> VICRegTerms:
+    """The VICReg loss of paper Eq. (6), as the official implementation computes it.
+
+    loss = sim_coeff * s(z_a, z_b) + std_coeff * (v(z_a) + v(z_b)) / 2
+           + cov_coeff * (c(z_a) + c(z_b))
+
+    (lambda, mu, nu in the paper = sim_coeff, std_coeff, cov_coeff.) When torch.distributed is
+    initialised, s uses this rank's batch and v, c the batch gathered from all ranks (see
+    :func:`gather_with_grad`); the mean over ranks of ``loss`` is then the single-process loss.
+    Computed in float32 (float64 stays float64), also inside an autocast region.
+
+    Args:
+        z_a, z_b: (N, D) embeddings (expander outputs) of the two views, row i of each from
+            the same image.
+        sim_coeff, std_coeff, cov_coeff: weights lambda, mu, nu (paper: 25, 25, 1).
+        gamma, eps: target std and the epsilon of the variance term.
+    Returns:
+        VICRegTerms(loss, invariance, variance, covariance), 0-dim tensors; only ``loss`` is
+        weighted, ``variance`` is (v_a + v_b)/2 and ``covariance`` is c_a + c_b.
+    Raises:
+        ValueError: z_a and z_b shapes differ, not 2-D, integer dtype, batch < 2, NaN/Inf
+            (the message names z_a or z_b).
+
+    Example:
+        >>> z_a, z_b = torch.randn(32, 16), torch.randn(32, 16)
+        >>> terms = vicreg_loss(z_a, z_b)
+        >>> sorted(terms._asdict())
+        ['covariance', 'invariance', 'loss', 'variance']
+    """
+    distributed = _distributed()
+    _check_pair(z_a, z_b, min_batch=1 if distributed else 2)
+    z_a, z_b = _as_float32(z_a), _as_float32(z_b)
+
+    s = _invariance(z_a, z_b)  # local mean, before the gather (as the official code)
+    z_a, z_b = gather_with_grad(z_a), gather_with_grad(z_b)  # (N_global, D)
+    if distributed:  # global checks, so that every rank raises together
+        _check_pair(z_a, z_b)
+    _check_finite(z_a=z_a, z_b=z_b)
+
+    v = (_variance(z_a, gamma, eps) + _variance(z_b, gamma, eps)) / 2
+    c = _covariance(z_a) + _covariance(z_b)
+    loss = sim_coeff * s + std_coeff * v + cov_coeff * c
+    return VICRegTerms(loss, s, v, c)
+
+
+class VICRegLoss(nn.Module):
+    """nn.Module wrapper of :func:`vicreg_loss` (same arguments, stored as attributes).
+
+    Example:
+        >>> criterion = VICRegLoss(sim_coeff=25.0, std_coeff=25.0, cov_coeff=1.0)
+        >>> terms = criterion(torch.randn(8, 4), torch.randn(8, 4))
+        >>> terms.loss.dim()
+        0
+    """
+
+    def __init__(
+        self,
+        sim_coeff: float = 25.0,
+        std_coeff: float = 25.0,
+        cov_coeff: float = 1.0,
+        gamma: float = 1.0,
+        eps: float = 1e-4,
+    ):
+        super().__init__()
+        self.sim_coeff, self.std_coeff, self.cov_coeff = sim_coeff, std_coeff, cov_coeff
+        self.gamma, self.eps = gamma, eps
+
+    def forward(self, z_a: Tensor, z_b: Tensor) -> VICRegTerms:
+        return vicreg_loss(
+            z_a, z_b, self.sim_coeff, self.std_coeff, self.cov_coeff, self.gamma, self.eps
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"sim_coeff={self.sim_coeff}, std_coeff={self.std_coeff}, "
+            f"cov_coeff={self.cov_coeff}, gamma={self.gamma}, eps={self.eps}"
+        )
