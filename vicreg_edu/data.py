@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import functools
 import os
+import pickle
 import random
 from pathlib import Path
 from typing import Callable
@@ -239,3 +240,236 @@ class Shapes(Dataset):
 
     def __repr__(self) -> str:
         return f"Shapes(split={self.split!r}, n={len(self)}, seed={self.seed})"
+
+
+# -----------------------------------------------------------------------------
+# CIFAR-10 / CIFAR-100 (torchvision) and ImageFolder
+
+
+class _CIFAR10NoMD5(torchvision.datasets.CIFAR10):
+    """torchvision's CIFAR10 with the md5 checks replaced by "the files exist".
+
+    Used only with ``load_dataset(..., verify_md5=False)``: for tests that write a tiny folder in
+    the real pickle format (whose checksums cannot match the real files), or for a copy of CIFAR
+    whose checksums you have verified another way. Everything else (unpickling, reshaping to
+    HWC, the ``meta`` class names) is torchvision's own code.
+    """
+
+    def _check_integrity(self) -> bool:
+        return all(
+            os.path.isfile(os.path.join(self.root, self.base_folder, name))
+            for name, _ in self.train_list + self.test_list
+        )
+
+    def _load_meta(self) -> None:
+        path = os.path.join(self.root, self.base_folder, self.meta["filename"])
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"CIFAR metadata file not found: {path}")
+        with open(path, "rb") as f:
+            self.classes = pickle.load(f, encoding="latin1")[self.meta["key"]]
+        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
+
+class _CIFAR100NoMD5(_CIFAR10NoMD5, torchvision.datasets.CIFAR100):
+    """torchvision's CIFAR100 with the md5 checks replaced by "the files exist" (see above)."""
+
+
+_CIFAR = {
+    "cifar10": (torchvision.datasets.CIFAR10, _CIFAR10NoMD5, "CIFAR-10"),
+    "cifar100": (torchvision.datasets.CIFAR100, _CIFAR100NoMD5, "CIFAR-100"),
+}
+
+
+def _load_cifar(name, root, split, transform, download, verify_md5):
+    cls, cls_no_md5, title = _CIFAR[name]
+    folder = Path(root) / cls.base_folder
+    if not download and not folder.is_dir():
+        raise FileNotFoundError(
+            f"{title} not found: expected the folder {folder} (the python version: "
+            f"{', '.join(n for n, _ in cls.train_list + cls.test_list)}, {cls.meta['filename']}). "
+            f"Pass download=True to fetch it, or download {cls.url} and extract it into {Path(root)}."
+        )
+    if not verify_md5 and download:
+        raise ValueError("download=True downloads and checks the real files; use it with verify_md5=True")
+    try:
+        return (cls if verify_md5 else cls_no_md5)(str(root), train=(split == "train"), transform=transform, download=download)
+    except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"
+        raise FileNotFoundError(
+            f"{title} in {folder} is incomplete or its md5 checksums do not match the official files "
+            f"({err}). Re-download it with download=True (after removing the folder)."
+        ) from err
+
+
+def load_dataset(name: str, root: str | Path | None = None, split: str = "train", transform: Callable | None = None,
+                 download: bool = False, *, verify_md5: bool = True) -> Dataset:
+    """Load a dataset by name; every dataset returns ``(image or transform(image), label)``.
+
+    Args:
+        name: ``"shapes"`` (built-in, no files), ``"cifar10"``, ``"cifar100"``, ``"imagefolder"``
+            or its alias ``"imagenet"`` (``root/train`` and ``root/val`` with one folder per class).
+        root: data folder; default ``./data`` for CIFAR (which then lives in
+            ``./data/cifar-10-batches-py``); required for ImageFolder; ignored for shapes.
+        split: ``"train"``, or ``"test"`` / ``"val"`` (the same thing: shapes and CIFAR call it
+            test, the ImageFolder reads ``root/val``).
+        transform: applied to the PIL image.
+        download: CIFAR only; fetch the files if missing (torchvision's downloader).
+        verify_md5: CIFAR only; check the official md5 checksums (torchvision's default). False
+            only checks that the files exist: for tiny test folders in the real format.
+
+    Raises:
+        FileNotFoundError: the data is not there (the message says how to get it).
+        ValueError: unknown name or split.
+
+    Example:
+        >>> ds = load_dataset("shapes", split="test")
+        >>> len(ds), ds[0][0].size
+        (2000, (32, 32))
+    """
+    if split not in ("train", "test", "val"):
+        raise ValueError(f"split must be 'train', 'test' or 'val', got {split!r}")
+    if name == "shapes":
+        return Shapes("train" if split == "train" else "test", transform=transform)
+    if name in _CIFAR:
+        return _load_cifar(name, DEFAULT_ROOT if root is None else root, split, transform, download, verify_md5)
+    if name in ("imagefolder", "imagenet"):
+        if root is None:
+            raise ValueError(f"{name}: pass root=, the folder that holds train/ and val/ (one sub-folder per class)")
+        folder = Path(root) / ("train" if split == "train" else "val")
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"{name}: expected the folder {folder} with one sub-folder of images per class "
+                f"(root/train/<class>/*.JPEG and root/val/<class>/*.JPEG). For ImageNet, download the "
+                "ILSVRC2012 train and val archives from image-net.org and sort val into class folders."
+            )
+        return torchvision.datasets.ImageFolder(str(folder), transform=transform)
+    raise ValueError(f"unknown dataset {name!r}; expected 'shapes', 'cifar10', 'cifar100', 'imagefolder' or 'imagenet'")
+
+
+def in_memory_uint8(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """All images of an in-memory dataset as one uint8 tensor, for the batched GPU augmentation.
+
+    Args:
+        dataset: a dataset with ``.data`` (uint8 array (N, H, W, 3)) and ``.targets`` (N labels):
+            ``Shapes``, CIFAR-10, CIFAR-100.
+
+    Returns:
+        ``(images uint8 (N, 3, H, W), labels int64 (N,))``, both on CPU.
+
+    Raises:
+        TypeError: the dataset keeps its images on disk (e.g. ImageFolder).
+
+    Example:
+        >>> x, y = in_memory_uint8(Shapes("test", n=20))
+        >>> x.shape, x.dtype, y.shape
+        (torch.Size([20, 3, 32, 32]), torch.uint8, torch.Size([20]))
+    """
+    data, targets = getattr(dataset, "data", None), getattr(dataset, "targets", None)
+    if data is None or targets is None:
+        raise TypeError(
+            f"in_memory_uint8 needs a dataset with .data (N, H, W, 3) uint8 and .targets, like Shapes or "
+            f"CIFAR10; {type(dataset).__name__} has none (images on disk: use TwoViewDataset + make_loader)"
+        )
+    data = np.asarray(data)
+    if data.dtype != np.uint8 or data.ndim != 4 or data.shape[-1] != 3:
+        raise TypeError(f".data must be uint8 of shape (N, H, W, 3), got {data.dtype} {data.shape}")
+    x = torch.from_numpy(np.ascontiguousarray(data)).permute(0, 3, 1, 2).contiguous()  # (N, 3, H, W)
+    return x, torch.as_tensor(np.asarray(targets), dtype=torch.int64)
+
+
+# -----------------------------------------------------------------------------
+# Two views and the loader
+
+
+class TwoViewDataset(Dataset):
+    """Wrap a dataset of ``(image, label)`` so that each item is ``((view_a, view_b), label)``.
+
+    Args:
+        base: a dataset returning untransformed images (PIL), e.g. ``load_dataset("cifar10")``.
+        two_view_transform: callable image -> (view_a, view_b), e.g. ``augment.TwoViewTransform``.
+
+    Example:
+        >>> from vicreg_edu.augment import TwoViewTransform, shapes_augment
+        >>> ds = TwoViewDataset(Shapes("test", n=10), TwoViewTransform(shapes_augment()))
+        >>> (a, b), y = ds[0]
+        >>> a.shape
+        torch.Size([3, 32, 32])
+    """
+
+    def __init__(self, base: Dataset, two_view_transform: Callable):
+        if not callable(two_view_transform):
+            raise TypeError(f"two_view_transform must be callable, got {type(two_view_transform).__name__}")
+        self.base, self.two_view_transform = base, two_view_transform
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int):
+        img, label = self.base[i]
+        view_a, view_b = self.two_view_transform(img)
+        return (view_a, view_b), label
+
+
+def _seed_worker(worker_id: int) -> None:
+    """Seed numpy and random in a worker from torch's per-worker seed (torch seeds itself)."""
+    s = torch.initial_seed() % 2 ** 32
+    np.random.seed(s)
+    random.seed(s)
+
+
+def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = True, drop_last: bool = True,
+                num_workers: int = 0, seed: int = 0, distributed: bool | None = None,
+                pin_memory: bool | None = None, persistent_workers: bool | None = None) -> DataLoader:
+    """Build the DataLoader for one process (one rank).
+
+    Args:
+        dataset: any map-style dataset.
+        batch_size: images per batch **per rank** (global batch = batch_size x world size).
+        shuffle, drop_last: as in DataLoader; with ``distributed`` they go to the DistributedSampler.
+        num_workers: loader worker processes.
+        seed: shuffling seed; in distributed mode the sampler's seed (identical on every rank,
+            so the ranks see disjoint shards) and ``seed + rank`` for the workers' random streams.
+        distributed: None = "torch.distributed is initialised"; True uses a DistributedSampler
+            (call ``loader.sampler.set_epoch(epoch)`` every epoch).
+        pin_memory: None = CUDA available.
+        persistent_workers: None = ``num_workers > 0``.
+
+    Returns:
+        DataLoader. Augmentations in the workers draw from torch's RNG, which DataLoader seeds
+        per worker from its generator; here that generator is seeded, so runs are reproducible.
+
+    Raises:
+        ValueError: batch_size < 1, or drop_last would leave no batch at all.
+
+    Example:
+        >>> loader = make_loader(Shapes("test", n=64), batch_size=16)
+        >>> len(loader)
+        4
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if distributed is None:
+        distributed = dist.is_available() and dist.is_initialized()
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    per_rank = len(dataset) // world
+    if drop_last and per_rank < batch_size:
+        raise ValueError(
+            f"{len(dataset)} images over {world} rank(s) give {per_rank} per rank, fewer than batch_size="
+            f"{batch_size}: with drop_last=True there would be no batch. Lower batch_size."
+        )
+    sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last) if distributed else None
+    if pin_memory is None:
+        pin_memory = torch.cuda.is_available()
+    if persistent_workers is None:
+        persistent_workers = num_workers > 0
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle if sampler is None else False,
+        sampler=sampler,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        drop_last=drop_last,
+        persistent_workers=persistent_workers and num_workers > 0,
+        worker_init_fn=_seed_worker if num_workers > 0 else None,
+        generator=torch.Generator().manual_seed(seed + rank),
+    )

@@ -1,0 +1,574 @@
+"""The two views: VICReg's augmentations, on PIL images and on whole uint8 batches on the device.
+
+VICReg (Bardes, Ponce & LeCun, ICLR 2022, arXiv 2105.04906, Section 4.1 and Appendix C.1) learns
+by making the embeddings of two random views of one image agree. The views come from this
+recipe (official ``augmentations.py`` of facebookresearch/vicreg), applied in this order:
+
+    RandomResizedCrop(224, scale=(0.08, 1), bicubic)     both views
+    horizontal flip                        p = 0.5       both views
+    ColorJitter(0.4, 0.4, 0.2, 0.1)        p = 0.8       both views (random order of the 4 ops)
+    grayscale                              p = 0.2       both views
+    Gaussian blur, sigma ~ U(0.1, 2)       p = 1.0 / 0.1 view a / view b
+    solarization (invert pixels >= 128)    p = 0.0 / 0.2 view a / view b
+    normalise with the dataset mean / std
+
+One :class:`AugmentConfig` describes it; :func:`imagenet_augment`, :func:`cifar_augment` and
+:func:`shapes_augment` give the three presets, and switching an augmentation off is setting its
+probability to 0 (or ``crop=False``): ``cifar_augment(jitter_p=0.0)``.
+
+Two implementations read the same config:
+
+- :class:`TwoViewTransform`: per image, on PIL images, with torchvision transforms (for
+  ``TwoViewDataset`` + ``DataLoader`` workers; needed for ImageNet-size images on disk). Its
+  randomness comes from torch's global RNG (the official code's blur and solarization use
+  ``np.random``, which older PyTorch gave the same state in every loader worker); seed with
+  ``torch.manual_seed``.
+- :class:`BatchAugment` / :class:`TwoViewBatchAugment`: a whole uint8 batch (B, 3, H, W) on its
+  device (GPU when there is one), with per-sample random parameters drawn on CPU from a
+  ``torch.Generator``: the same distributions, vectorised (crop + resize + flip as one
+  ``grid_sample``, the colour ops as in ``torchvision.transforms.functional``, blur as a
+  per-sample separable convolution). For in-memory datasets (Shapes, CIFAR) this removes the
+  loader from the critical path. Differences from the PIL path, all small: no rounding to uint8
+  between steps, torch's bicubic kernel (a = -0.75) instead of PIL's (a = -0.5), an exact
+  Gaussian instead of PIL's box approximation, and no antialiasing when a crop is *larger* than
+  the output (never the case for 32x32 data, where crops are at most the image).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+import torchvision.transforms as T
+from PIL import Image, ImageFilter, ImageOps
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+SHAPES_MEAN = (0.5029, 0.4968, 0.4992)  # = data.DATASET_STATS["shapes"]; tests check they agree
+SHAPES_STD = (0.2769, 0.2752, 0.2757)
+
+_CROP_TRIALS = 10  # as torchvision's RandomResizedCrop.get_params
+
+
+@dataclass
+class AugmentConfig:
+    """Everything that defines the two views. Defaults = the official ImageNet recipe.
+
+    Tuple fields with two entries named ``(view_a, view_b)`` are the asymmetric ones.
+
+    Attributes:
+        size: output side in pixels.
+        crop: RandomResizedCrop on/off; off = resize the shorter side to ``size`` + centre crop.
+        crop_scale: range of the crop's area as a fraction of the image.
+        crop_ratio: range of the crop's aspect ratio (w / h), sampled log-uniformly.
+        interpolation: ``"bicubic"`` (official) or ``"bilinear"``.
+        flip_p: horizontal flip probability.
+        jitter_p: probability of applying ColorJitter(brightness, contrast, saturation, hue).
+        brightness, contrast, saturation: factor drawn from U(max(0, 1 - v), 1 + v); 0 = op off.
+        hue: shift drawn from U(-hue, hue), in turns of the colour wheel (<= 0.5); 0 = op off.
+        grayscale_p: probability of converting to grey (kept as 3 channels).
+        blur_p: (view_a, view_b) probability of a Gaussian blur.
+        blur_sigma: range of the blur's standard deviation in pixels.
+        solarize_p: (view_a, view_b) probability of solarization (invert pixels >= 128).
+        mean, std: per-channel normalisation of the [0, 1] output.
+
+    Example:
+        >>> cfg = imagenet_augment(blur_p=(0.0, 0.0))     # the recipe without blur
+        >>> cfg.size, cfg.crop_scale
+        (224, (0.08, 1.0))
+    """
+
+    size: int = 224
+    crop: bool = True
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    interpolation: str = "bicubic"
+    flip_p: float = 0.5
+    jitter_p: float = 0.8
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.2
+    hue: float = 0.1
+    grayscale_p: float = 0.2
+    blur_p: tuple[float, float] = (1.0, 0.1)
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    solarize_p: tuple[float, float] = (0.0, 0.2)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self):
+        for name in ("crop_scale", "crop_ratio", "blur_p", "blur_sigma", "solarize_p", "mean", "std"):
+            v = getattr(self, name)
+            if not isinstance(v, (tuple, list)):
+                raise TypeError(f"{name} must be a tuple, got {type(v).__name__}")
+            setattr(self, name, tuple(float(a) for a in v))
+            want = 3 if name in ("mean", "std") else 2
+            if len(getattr(self, name)) != want:
+                raise ValueError(f"{name} needs {want} values, got {v!r}")
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
+            raise ValueError(f"size must be a positive int, got {self.size!r}")
+        lo, hi = self.crop_scale
+        if not 0 < lo <= hi <= 1:
+            raise ValueError(f"crop_scale must satisfy 0 < min <= max <= 1, got {self.crop_scale}")
+        if not 0 < self.crop_ratio[0] <= self.crop_ratio[1]:
+            raise ValueError(f"crop_ratio must satisfy 0 < min <= max, got {self.crop_ratio}")
+        if self.interpolation not in ("bicubic", "bilinear"):
+            raise ValueError(f"interpolation must be 'bicubic' or 'bilinear', got {self.interpolation!r}")
+        probs = {"flip_p": self.flip_p, "jitter_p": self.jitter_p, "grayscale_p": self.grayscale_p,
+                 "blur_p[0]": self.blur_p[0], "blur_p[1]": self.blur_p[1],
+                 "solarize_p[0]": self.solarize_p[0], "solarize_p[1]": self.solarize_p[1]}
+        for name, p in probs.items():
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"{name} is a probability and must lie in [0, 1], got {p}")
+        for name in ("brightness", "contrast", "saturation"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.hue <= 0.5:
+            raise ValueError(f"hue must lie in [0, 0.5], got {self.hue}")
+        if not 0 < self.blur_sigma[0] <= self.blur_sigma[1]:
+            raise ValueError(f"blur_sigma must satisfy 0 < min <= max, got {self.blur_sigma}")
+        if any(s <= 0 for s in self.std):
+            raise ValueError(f"std must be positive, got {self.std}")
+
+
+def _with_overrides(cfg: AugmentConfig, overrides: dict) -> AugmentConfig:
+    names = {f.name for f in dataclasses.fields(AugmentConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise TypeError(f"unknown AugmentConfig field(s) {unknown}; fields are {sorted(names)}")
+    return dataclasses.replace(cfg, **overrides)
+
+
+def imagenet_augment(**overrides) -> AugmentConfig:
+    """The official VICReg recipe at 224 px (facebookresearch/vicreg ``augmentations.py``).
+
+    Example:
+        >>> imagenet_augment().blur_p, imagenet_augment().solarize_p
+        ((1.0, 0.1), (0.0, 0.2))
+    """
+    return _with_overrides(AugmentConfig(), overrides)
+
+
+def cifar_augment(**overrides) -> AugmentConfig:
+    """CIFAR recipe (solo-learn ``scripts/pretrain/cifar/vicreg.yaml``): 32 px, crop scale (0.2, 1),
+    same colour jitter and grayscale, no blur, solarization p = 0.1 on both views, CIFAR-10 stats.
+
+    Example:
+        >>> cifar_augment().size, cifar_augment().blur_p
+        (32, (0.0, 0.0))
+    """
+    base = AugmentConfig(size=32, crop_scale=(0.2, 1.0), blur_p=(0.0, 0.0), solarize_p=(0.1, 0.1),
+                         mean=CIFAR10_MEAN, std=CIFAR10_STD)
+    return _with_overrides(base, overrides)
+
+
+def shapes_augment(**overrides) -> AugmentConfig:
+    """Recipe for the built-in Shapes dataset: the CIFAR recipe with a milder crop (0.3, 1), so that
+    most crops still contain part of the shape, and a stronger hue / saturation jitter, because
+    colour is the main nuisance there. A starting point; the demo preset may override it.
+
+    Example:
+        >>> shapes_augment().crop_scale
+        (0.3, 1.0)
+    """
+    base = AugmentConfig(size=32, crop_scale=(0.3, 1.0), saturation=0.4, hue=0.25, blur_p=(0.0, 0.0),
+                         solarize_p=(0.1, 0.1), mean=SHAPES_MEAN, std=SHAPES_STD)
+    return _with_overrides(base, overrides)
+
+
+# -----------------------------------------------------------------------------
+# PIL path
+
+
+def _interp(cfg: AugmentConfig) -> T.InterpolationMode:
+    return T.InterpolationMode.BICUBIC if cfg.interpolation == "bicubic" else T.InterpolationMode.BILINEAR
+
+
+class _RandomGaussianBlur:
+    """PIL Gaussian blur with probability p and sigma ~ U(lo, hi) (official ``GaussianBlur``), torch RNG."""
+
+    def __init__(self, p: float, sigma: tuple[float, float]):
+        self.p, self.sigma = p, sigma
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        u, s = torch.rand(2).tolist()
+        if u < self.p:
+            return img.filter(ImageFilter.GaussianBlur(self.sigma[0] + s * (self.sigma[1] - self.sigma[0])))
+        return img
+
+
+class _RandomSolarize:
+    """PIL solarization (invert pixels >= 128) with probability p (official ``Solarization``), torch RNG."""
+
+    def __init__(self, p: float):
+        self.p = p
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        return ImageOps.solarize(img) if torch.rand(1).item() < self.p else img
+
+
+def _resize_and_center(cfg: AugmentConfig, resize: int) -> list:
+    return [T.Resize(resize, interpolation=_interp(cfg)), T.CenterCrop(cfg.size)]
+
+
+def view_transform(cfg: AugmentConfig, view: int) -> T.Compose:
+    """The torchvision pipeline PIL image -> Tensor (3, size, size) for one view (0 = a, 1 = b).
+
+    Example:
+        >>> view_transform(cifar_augment(), 0)(Image.new("RGB", (32, 32))).shape
+        torch.Size([3, 32, 32])
+    """
+    if view not in (0, 1):
+        raise ValueError(f"view must be 0 (view a) or 1 (view b), got {view!r}")
+    ops = ([T.RandomResizedCrop(cfg.size, scale=cfg.crop_scale, ratio=cfg.crop_ratio, interpolation=_interp(cfg))]
+           if cfg.crop else _resize_and_center(cfg, cfg.size))
+    ops += [
+        T.RandomHorizontalFlip(p=cfg.flip_p),
+        T.RandomApply([T.ColorJitter(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue)], p=cfg.jitter_p),
+        T.RandomGrayscale(p=cfg.grayscale_p),
+        _RandomGaussianBlur(cfg.blur_p[view], cfg.blur_sigma),
+        _RandomSolarize(cfg.solarize_p[view]),
+        T.ToTensor(),
+        T.Normalize(cfg.mean, cfg.std),
+    ]
+    return T.Compose(ops)
+
+
+class TwoViewTransform:
+    """PIL image -> (view_a, view_b), two independent draws of the recipe (PIL / torchvision path).
+
+    Shapes: PIL image (any size) -> two float tensors (3, size, size), normalised.
+
+    Example:
+        >>> a, b = TwoViewTransform(cifar_augment())(Image.new("RGB", (32, 32), "red"))
+        >>> a.shape, b.shape
+        (torch.Size([3, 32, 32]), torch.Size([3, 32, 32]))
+    """
+
+    def __init__(self, cfg: AugmentConfig):
+        if not isinstance(cfg, AugmentConfig):
+            raise TypeError(f"cfg must be an AugmentConfig, got {type(cfg).__name__}")
+        self.cfg = cfg
+        self.view_a, self.view_b = view_transform(cfg, 0), view_transform(cfg, 1)
+
+    def __call__(self, img: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
+        if not isinstance(img, Image.Image):
+            raise TypeError(f"TwoViewTransform expects a PIL image, got {type(img).__name__}")
+        if img.mode != "RGB":
+            img = img.convert("RGB")
+        return self.view_a(img), self.view_b(img)
+
+    def __repr__(self) -> str:
+        return f"TwoViewTransform({self.cfg})"
+
+
+def eval_transform(cfg: AugmentConfig) -> T.Compose:
+    """Deterministic evaluation transform: resize + centre crop to ``size``, then normalise.
+
+    For ``size > 64`` the shorter side is first resized to ``size * 256 / 224`` (the usual
+    ImageNet Resize(256) / CenterCrop(224)); small images are resized to ``size`` directly.
+
+    Example:
+        >>> eval_transform(cifar_augment())(Image.new("RGB", (32, 32))).shape
+        torch.Size([3, 32, 32])
+    """
+    resize = cfg.size if cfg.size <= 64 else int(round(cfg.size * 256 / 224))
+    return T.Compose(_resize_and_center(cfg, resize) + [T.ToTensor(), T.Normalize(cfg.mean, cfg.std)])
+
+
+# -----------------------------------------------------------------------------
+# Batched path: colour ops on float (B, 3, H, W) in [0, 1], per-sample factors of shape (B,)
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    """ITU-R 601-2 luma, as PIL "L" and torchvision: (B, 3, H, W) -> (B, 1, H, W)."""
+    return (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+
+
+def _blend(x: torch.Tensor, y: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    f = f.view(-1, 1, 1, 1)
+    return (f * x + (1 - f) * y).clamp_(0, 1)
+
+
+def adjust_brightness(x, f):
+    """x (B, 3, H, W) in [0, 1] times f (B,), clamped (torchvision ``adjust_brightness``)."""
+    return _blend(x, torch.zeros_like(x), f)
+
+
+def adjust_contrast(x, f):
+    """Blend with each image's mean grey level (torchvision ``adjust_contrast``)."""
+    return _blend(x, _gray(x).mean(dim=(1, 2, 3), keepdim=True), f)
+
+
+def adjust_saturation(x, f):
+    """Blend with the image's grey version (torchvision ``adjust_saturation``)."""
+    return _blend(x, _gray(x), f)
+
+
+def adjust_hue(x, h):
+    """Rotate the hue by h (B,) turns in HSV space (torchvision ``adjust_hue``)."""
+    r, g, b = x.unbind(1)
+    maxc, _ = x.max(1)
+    minc, _ = x.min(1)
+    chroma = maxc - minc
+    s = chroma / torch.where(maxc == 0, torch.ones_like(maxc), maxc)
+    cdiv = torch.where(chroma == 0, torch.ones_like(chroma), chroma)
+    rc, gc, bc = (maxc - r) / cdiv, (maxc - g) / cdiv, (maxc - b) / cdiv
+    hue = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
+    hue = torch.where(chroma == 0, torch.zeros_like(hue), hue)
+    hue = torch.remainder(hue / 6.0 + h.view(-1, 1, 1), 1.0)  # (B, H, W) in [0, 1)
+    # HSV -> RGB
+    v = maxc
+    i = torch.floor(hue * 6.0)
+    f = hue * 6.0 - i
+    i = i.long() % 6
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    table = torch.stack([  # (6 sectors, 3 channels, B, H, W)
+        torch.stack([v, t, p]), torch.stack([q, v, p]), torch.stack([p, v, t]),
+        torch.stack([p, q, v]), torch.stack([t, p, v]), torch.stack([v, p, q]),
+    ])
+    idx = i.unsqueeze(0).unsqueeze(0).expand(1, 3, *i.shape)
+    return table.gather(0, idx)[0].permute(1, 0, 2, 3).clamp_(0, 1)  # (B, 3, H, W)
+
+
+_JITTER_OPS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, sigma_max: float) -> torch.Tensor:
+    """Per-sample Gaussian blur: x (B, C, H, W), sigma (B,) in pixels -> (B, C, H, W).
+
+    One separable kernel per sample (radius ``ceil(3 * sigma_max)``, edges replicated), applied
+    as a grouped convolution so the whole batch is one conv per direction.
+    """
+    B, C, H, W = x.shape
+    r = max(1, math.ceil(3 * sigma_max))
+    t = torch.arange(-r, r + 1, device=x.device, dtype=x.dtype)
+    k = torch.exp(-(t[None] ** 2) / (2 * sigma.to(x.dtype)[:, None] ** 2))  # (B, 2r+1)
+    k = (k / k.sum(1, keepdim=True)).repeat_interleave(C, 0)  # (B*C, 2r+1)
+    y = x.reshape(1, B * C, H, W)
+    y = F.conv2d(F.pad(y, (r, r, 0, 0), mode="replicate"), k.view(B * C, 1, 1, -1), groups=B * C)
+    y = F.conv2d(F.pad(y, (0, 0, r, r), mode="replicate"), k.view(B * C, 1, -1, 1), groups=B * C)
+    return y.view(B, C, H, W)
+
+
+class BatchAugment:
+    """One view of the recipe on a whole uint8 batch, on the batch's device.
+
+    Args:
+        cfg: the AugmentConfig (the same object the PIL path reads).
+        view: 0 (view a) or 1 (view b); picks ``blur_p[view]`` and ``solarize_p[view]``.
+
+    ``sample(n, generator)`` draws every random parameter for n images on CPU: a dict of tensors
+    with leading dimension n (so a trainer can draw a global batch with a shared generator and
+    keep its rank's rows: ``{k: v[idx] for k, v in params.items()}``). The number of draws does
+    not depend on the config, so switching one augmentation off leaves the others' parameters
+    unchanged for the same seed. ``apply(x, params)`` runs on ``x.device``.
+
+    Shapes: x uint8 (B, 3, H, W) -> float32 (B, 3, size, size), normalised.
+
+    Example:
+        >>> aug = BatchAugment(cifar_augment(), view=0)
+        >>> x = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
+        >>> aug(x, torch.Generator().manual_seed(0)).shape
+        torch.Size([8, 3, 32, 32])
+    """
+
+    def __init__(self, cfg: AugmentConfig, view: int):
+        if not isinstance(cfg, AugmentConfig):
+            raise TypeError(f"cfg must be an AugmentConfig, got {type(cfg).__name__}")
+        if view not in (0, 1):
+            raise ValueError(f"view must be 0 (view a) or 1 (view b), got {view!r}")
+        self.cfg, self.view = cfg, view
+        self.blur_p, self.solarize_p = cfg.blur_p[view], cfg.solarize_p[view]
+
+    # -- parameters ------------------------------------------------------------
+    def sample(self, n: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Draw the random parameters of n images (on CPU).
+
+        Returns a dict: crop_area (n, 10) area fractions and crop_log_ratio (n, 10) log aspect
+        ratios (10 trials, the first that fits is used, as torchvision), crop_pos (n, 2) in
+        [0, 1), flip (n,) bool, jitter (n,) bool, jitter_order (n, 4) a permutation of
+        (brightness, contrast, saturation, hue), jitter_factors (n, 4), gray (n,) bool,
+        blur (n,) bool, blur_sigma (n,), solarize (n,) bool.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"n must be a non-negative int, got {n!r}")
+        cfg, g = self.cfg, generator
+
+        def u(*shape):
+            return torch.rand(*shape, generator=g)
+
+        lo, hi = cfg.crop_scale
+        lr0, lr1 = math.log(cfg.crop_ratio[0]), math.log(cfg.crop_ratio[1])
+        ranges = torch.tensor([[max(0.0, 1 - cfg.brightness), 1 + cfg.brightness],
+                               [max(0.0, 1 - cfg.contrast), 1 + cfg.contrast],
+                               [max(0.0, 1 - cfg.saturation), 1 + cfg.saturation],
+                               [-cfg.hue, cfg.hue]])
+        s0, s1 = cfg.blur_sigma
+        return {
+            "crop_area": lo + (hi - lo) * u(n, _CROP_TRIALS),
+            "crop_log_ratio": lr0 + (lr1 - lr0) * u(n, _CROP_TRIALS),
+            "crop_pos": u(n, 2),
+            "flip": u(n) < cfg.flip_p,
+            "jitter": u(n) < cfg.jitter_p,
+            "jitter_order": u(n, 4).argsort(dim=1),  # a uniformly random permutation per row
+            "jitter_factors": ranges[:, 0] + (ranges[:, 1] - ranges[:, 0]) * u(n, 4),
+            "gray": u(n) < cfg.grayscale_p,
+            "blur": u(n) < self.blur_p,
+            "blur_sigma": s0 + (s1 - s0) * u(n),
+            "solarize": u(n) < self.solarize_p,
+        }
+
+    def crop_boxes(self, params: dict[str, torch.Tensor], height: int, width: int) -> torch.Tensor:
+        """Integer crop boxes (n, 4) as (top i, left j, h, w), exactly torchvision's rule.
+
+        For each image: the first of the 10 trials whose w = round(sqrt(A * r)),
+        h = round(sqrt(A / r)) (A = area fraction * H * W, r = aspect ratio) fits in the image,
+        at a uniformly random integer position; if none fits, the centre crop with the ratio
+        clamped to the allowed range.
+        """
+        area = params["crop_area"].double() * (height * width)
+        ratio = params["crop_log_ratio"].double().exp()
+        w = torch.round(torch.sqrt(area * ratio))
+        h = torch.round(torch.sqrt(area / ratio))
+        ok = (w > 0) & (w <= width) & (h > 0) & (h <= height)  # (n, 10)
+        first = ok.double().argmax(dim=1, keepdim=True)  # index of the first fitting trial
+        w, h = w.gather(1, first)[:, 0], h.gather(1, first)[:, 0]
+        any_ok = ok.any(dim=1)
+        # fallback: torchvision's central crop, the whole image with its ratio clamped to crop_ratio
+        in_ratio = width / height
+        r_lo, r_hi = self.cfg.crop_ratio
+        if in_ratio < r_lo:
+            fw, fh = width, int(round(width / r_lo))
+        elif in_ratio > r_hi:
+            fw, fh = int(round(height * r_hi)), height
+        else:
+            fw, fh = width, height
+        w = torch.where(any_ok, w, torch.full_like(w, fw))
+        h = torch.where(any_ok, h, torch.full_like(h, fh))
+        pos = params["crop_pos"].double()
+        i = torch.floor(pos[:, 0] * (height - h + 1))
+        j = torch.floor(pos[:, 1] * (width - w + 1))
+        i = torch.where(any_ok, i, (height - h) // 2)
+        j = torch.where(any_ok, j, (width - w) // 2)
+        return torch.stack([i, j, h, w], 1).long()
+
+    # -- application -----------------------------------------------------------
+    def apply(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Augment x uint8 (B, 3, H, W) with the given params -> float32 (B, 3, size, size)."""
+        if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8:
+            raise TypeError(f"BatchAugment expects a uint8 tensor, got {getattr(x, 'dtype', type(x).__name__)}")
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected x of shape (B, 3, H, W), got {tuple(x.shape)}")
+        B, _, H, W = x.shape
+        bad = [k for k, v in params.items() if v.shape[0] != B]
+        if bad:
+            raise ValueError(f"params {bad} have a leading dimension != batch size {B}")
+        cfg, dev, S = self.cfg, x.device, self.cfg.size
+        xf = x.float().div_(255)
+        flip = params["flip"].to(dev)
+
+        # 1. crop + resize + flip: one grid_sample (or a plain flip when nothing is resampled)
+        if not cfg.crop and H == W == S:
+            out = torch.where(flip.view(-1, 1, 1, 1), xf.flip(-1), xf)
+        else:
+            if cfg.crop:
+                box = self.crop_boxes(params, H, W).to(dev).float()  # (B, 4): i, j, h, w
+            else:  # centre square, resized to S (as Resize(S) + CenterCrop(S) on a square crop)
+                side = min(H, W)
+                box = torch.tensor([(H - side) // 2, (W - side) // 2, side, side], device=dev).float().expand(B, 4)
+            t = (torch.arange(S, device=dev, dtype=torch.float32) + 0.5) / S  # output pixel centres
+            gx = 2 * (box[:, 1:2] + t * box[:, 3:4]) / W - 1  # (B, S) in grid_sample's [-1, 1]
+            gy = 2 * (box[:, 0:1] + t * box[:, 2:3]) / H - 1
+            gx = torch.where(flip.view(-1, 1), gx.flip(-1), gx)
+            grid = torch.stack([gx[:, None, :].expand(B, S, S), gy[:, :, None].expand(B, S, S)], -1)
+            out = F.grid_sample(xf, grid, mode=cfg.interpolation, padding_mode="border", align_corners=False)
+            out = out.clamp_(0, 1)
+
+        # 2. colour jitter, the 4 ops in a random order per image
+        strengths = (cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue)
+        if cfg.jitter_p > 0 and any(s > 0 for s in strengths):
+            on = params["jitter"].to(dev)
+            order = params["jitter_order"].to(dev)
+            factors = params["jitter_factors"].to(dev)
+            for step in range(4):
+                for op, fn in enumerate(_JITTER_OPS):
+                    if strengths[op] == 0:
+                        continue
+                    idx = torch.nonzero(on & (order[:, step] == op)).squeeze(1)
+                    if idx.numel():
+                        out[idx] = fn(out[idx], factors[idx, op])
+
+        # 3. grayscale, 4. blur, 5. solarize
+        if cfg.grayscale_p > 0:
+            out = torch.where(params["gray"].to(dev).view(-1, 1, 1, 1), _gray(out).expand_as(out), out)
+        if self.blur_p > 0:
+            idx = torch.nonzero(params["blur"].to(dev)).squeeze(1)
+            if idx.numel():
+                out[idx] = gaussian_blur(out[idx], params["blur_sigma"].to(dev)[idx], cfg.blur_sigma[1])
+        if self.solarize_p > 0:
+            sol = params["solarize"].to(dev).view(-1, 1, 1, 1) & (out >= 0.5)  # uint8 >= 128
+            out = torch.where(sol, 1 - out, out)
+
+        # 6. normalise
+        mean = torch.tensor(cfg.mean, device=dev).view(1, 3, 1, 1)
+        std = torch.tensor(cfg.std, device=dev).view(1, 3, 1, 1)
+        return (out - mean) / std
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.apply(x, self.sample(len(x), generator))
+
+
+class TwoViewBatchAugment:
+    """Both views of a uint8 batch on its device: ``(view_a, view_b)``.
+
+    Attributes ``view_a = BatchAugment(cfg, 0)`` and ``view_b = BatchAugment(cfg, 1)``.
+
+    Shapes: x uint8 (B, 3, H, W) -> two float32 (B, 3, size, size).
+
+    Example:
+        >>> aug = TwoViewBatchAugment(cifar_augment())
+        >>> a, b = aug(torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.Generator().manual_seed(0))
+        >>> a.shape == b.shape == (4, 3, 32, 32)
+        True
+    """
+
+    def __init__(self, cfg: AugmentConfig):
+        self.cfg = cfg
+        self.view_a, self.view_b = BatchAugment(cfg, 0), BatchAugment(cfg, 1)
+
+    def sample(self, n: int, generator: torch.Generator | None = None):
+        """Parameters of both views: (params_a, params_b), each as BatchAugment.sample."""
+        return self.view_a.sample(n, generator), self.view_b.sample(n, generator)
+
+    def apply(self, x: torch.Tensor, params) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.view_a.apply(x, params[0]), self.view_b.apply(x, params[1])
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        return self.apply(x, self.sample(len(x), generator))
+
+
+def eval_batch(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
+    """Deterministic evaluation view of a uint8 batch: centre square resized to ``size``, normalised.
+
+    Shapes: uint8 (B, 3, H, W) -> float32 (B, 3, size, size), on x's device.
+
+    Example:
+        >>> eval_batch(torch.zeros(2, 3, 32, 32, dtype=torch.uint8), cifar_augment()).shape
+        torch.Size([2, 3, 32, 32])
+    """
+    return BatchAugment(dataclasses.replace(cfg, crop=False), 0).apply(x, _identity_params(len(x)))
+
+
+def _identity_params(n: int) -> dict[str, torch.Tensor]:
+    """Parameters that switch every random op off (used by eval_batch)."""
+    z = torch.zeros(n, dtype=torch.bool)
+    return {"crop_area": torch.ones(n, _CROP_TRIALS), "crop_log_ratio": torch.zeros(n, _CROP_TRIALS),
+            "crop_pos": torch.zeros(n, 2), "flip": z, "jitter": z, "jitter_order": torch.arange(4).repeat(n, 1),
+            "jitter_factors": torch.tensor([1.0, 1.0, 1.0, 0.0]).repeat(n, 1), "gray": z, "blur": z,
+            "blur_sigma": torch.ones(n), "solarize": z}
