@@ -95,6 +95,16 @@ def test_dimensional_collapse_to_k(k, dtype):
     assert r.std_min > 0  # no dimension is constant: the collapse is in the directions
 
 
+@pytest.mark.parametrize("method", ["svd", "gram"])
+def test_rank_of_float64_collapse_with_either_method(method):
+    # the Gram route is less precise; its default tolerance accounts for that
+    z = collapsed_to_k(256, 512, 7, seed=1)  # N < D: Gram on the N side
+    assert numerical_rank(z, method=method) == 7
+    assert collapse_report(z, method=method).numerical_rank == 7
+    iso = torch.randn(64, 32, generator=gen(12), dtype=torch.float64)
+    assert numerical_rank(iso, method=method) == 32
+
+
 def test_numerical_rank_matches_torch_matrix_rank():
     for k in (2, 5, 11):
         z = collapsed_to_k(300, 40, k, seed=k)

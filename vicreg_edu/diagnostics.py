@@ -245,6 +245,15 @@ def _off_diagonal_energy_from(frob2: torch.Tensor, var: torch.Tensor, n: int) ->
 # spectrum and rank: how many directions the embeddings really use
 
 
+def _resolve_method(z, method: str) -> str:
+    if method not in ("auto", "svd", "gram"):
+        raise ValueError(f"method must be 'auto', 'svd' or 'gram', got {method!r}")
+    if method == "auto":
+        low_precision = _as_tensor(z, "z").dtype in (torch.float32, torch.float16, torch.bfloat16)
+        method = "gram" if low_precision else "svd"
+    return method
+
+
 def singular_values(z, center: bool = True, method: str = "auto") -> torch.Tensor:
     """Singular values of the (centred) embedding matrix, in decreasing order.
 
@@ -275,14 +284,10 @@ def singular_values(z, center: bool = True, method: str = "auto") -> torch.Tenso
         >>> singular_values(torch.tensor([[1., 0.], [-1., 0.]]))
         tensor([1.4142, 0.0000], dtype=torch.float64)
     """
-    if method not in ("auto", "svd", "gram"):
-        raise ValueError(f"method must be 'auto', 'svd' or 'gram', got {method!r}")
-    low_precision = _as_tensor(z, "z").dtype in (torch.float32, torch.float16, torch.bfloat16)
+    method = _resolve_method(z, method)
     x = _check_embeddings(z, min_rows=2 if center else 1)
     if center:
         x = _centre(x)
-    if method == "auto":
-        method = "gram" if low_precision else "svd"
     if method == "svd":
         return torch.linalg.svdvals(x)
     n, d = x.shape
@@ -345,23 +350,34 @@ def effective_rank(z_or_singular_values, eps: float = RANKME_EPS, center: bool =
     return float(torch.exp(entropy))
 
 
-def default_rank_tolerance(s_max: float, n: int, d: int, eps: float) -> float:
-    """The tolerance ``torch.linalg.matrix_rank`` uses: ``s_max * max(N, D) * eps``."""
-    return s_max * max(n, d) * eps
+def default_rank_tolerance(s_max: float, n: int, d: int, eps: float, method: str = "svd") -> float:
+    """The tolerance ``torch.linalg.matrix_rank`` uses: ``s_max * max(N, D) * eps``.
+
+    For singular values from the Gram matrix (``method="gram"``) it is at least
+    ``s_max * sqrt(max(N, D) * eps_float64)``, the precision of that route (it only matters for
+    float64 input: for float32 the first term is already ~1000x larger).
+    """
+    tol = s_max * max(n, d) * eps
+    if method == "gram":
+        tol = max(tol, s_max * math.sqrt(max(n, d) * torch.finfo(torch.float64).eps))
+    return tol
 
 
-def numerical_rank(z, tol: Optional[float] = None, center: bool = True) -> int:
+def numerical_rank(z, tol: Optional[float] = None, center: bool = True, method: str = "auto") -> int:
     """Number of singular values of the centred embeddings above a tolerance.
 
     Default tolerance as in ``torch.linalg.matrix_rank`` (and numpy): ``s_max * max(N, D) * eps``,
     with eps the machine epsilon of z's dtype (1.19e-7 for float32, 2.2e-16 for float64), the
     precision the numbers carry. Embeddings spanning exactly k directions have rank k. By
-    convention (which the formula gives by itself) an all-zero spectrum has rank 0.
+    convention (which the formula gives by itself) an all-zero spectrum has rank 0. When the
+    spectrum comes from the Gram matrix (see :func:`singular_values`; the default for float32
+    input), the tolerance is raised to that route's precision (:func:`default_rank_tolerance`).
 
     Args:
         z: embeddings, shape (N, D), N >= 2.
         tol: absolute tolerance on singular values (>= 0), or None for the default.
         center: centre the embeddings first.
+        method: spectrum method, see :func:`singular_values`.
     Returns:
         int in [0, min(N, D)] (centring also caps it at N - 1).
 
@@ -370,14 +386,17 @@ def numerical_rank(z, tol: Optional[float] = None, center: bool = True) -> int:
         >>> numerical_rank(torch.tensor([[1., 2.], [2., 4.], [3., 6.]]))
         1
     """
-    s = singular_values(z, center=center)
+    method = _resolve_method(z, method)
+    s = singular_values(z, center=center, method=method)
     n, d = z.shape
-    return _numerical_rank_from(s, n, d, _input_eps(z), tol)
+    return _numerical_rank_from(s, n, d, _input_eps(z), tol, method)
 
 
-def _numerical_rank_from(s: torch.Tensor, n: int, d: int, eps: float, tol: Optional[float]) -> int:
+def _numerical_rank_from(
+    s: torch.Tensor, n: int, d: int, eps: float, tol: Optional[float], method: str
+) -> int:
     if tol is None:
-        tol = default_rank_tolerance(float(s.max()), n, d, eps)
+        tol = default_rank_tolerance(float(s.max()), n, d, eps, method)
     elif not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol >= 0):
         raise ValueError(f"tol must be a finite number >= 0 or None, got {tol!r}")
     return int((s > tol).sum())
@@ -462,8 +481,9 @@ def collapse_report(
     The single-embedding statistics (std, dead fraction, ranks, off-diagonal energy) are those
     of ``z_a``; ``z_b``, if given, is only used for the alignment. Cost: one per-dimension
     variance and one spectrum (:func:`singular_values`; with the default ``method="auto"``
-    float32 input uses the float64 Gram matrix of the smaller side, ~5 s for N=2048, D=8192 on
-    2 CPU cores, well under a second on a GPU). The off-diagonal energy is derived from the
+    float32 input uses the float64 Gram matrix of the smaller side: for N=2048, D=8192, about
+    8 s on 2 CPU cores and 0.04 s on an H100; float64 input takes the exact SVD, 0.35 s on an
+    H100, pass ``method="gram"`` for speed). The off-diagonal energy is derived from the
     spectrum, so the D x D covariance matrix is never formed.
 
     Args:
@@ -489,6 +509,7 @@ def collapse_report(
     n, d = z.shape
     var = z.var(dim=0, unbiased=True)
     std = var.sqrt()
+    method = _resolve_method(z_a, method)
     s = singular_values(z_a, center=True, method=method)
     mse = cos = None
     if z_b is not None:
@@ -500,7 +521,7 @@ def collapse_report(
         std_min=float(std.min()),
         dead_fraction=float((std < threshold).double().mean()),
         effective_rank=effective_rank(s, eps=eps),
-        numerical_rank=_numerical_rank_from(s, n, d, _input_eps(_as_tensor(z_a, "z_a")), tol),
+        numerical_rank=_numerical_rank_from(s, n, d, _input_eps(z_a), tol, method),
         off_diagonal_energy=_off_diagonal_energy_from((s**4).sum() / (n - 1) ** 2, var, n),
         alignment_mse=mse,
         alignment_cosine=cos,
