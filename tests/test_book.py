@@ -1,0 +1,210 @@
+"""Checks on the book's frame and chapters (the rules of book/CHAPTERS.md).
+
+The chapters themselves are executed by nbval in the same test command
+(`pytest --nbval-lax ... tests book`); this file checks what nbval does not:
+pairs in sync, table of contents, badge and install cell, stored figures, short cells,
+a hidden-answer exercise, and a warning-free site build.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+CHAPTER_GLOB = "[0-9][0-9]_*"
+MAX_CODE_CELL_LINES = 40  # non-blank lines; "no 200-line cells" (book/CHAPTERS.md)
+REPO_URL = "https://github.com/vicreg-edu/vicreg-edu"
+COLAB_URL = "https://colab.research.google.com/github/vicreg-edu/vicreg-edu/blob/main/book/{name}.ipynb"
+
+
+def chapter_names() -> list[str]:
+    """Stems of every chapter file (``00_introduction``, ...), from either half of a pair."""
+    files = list(BOOK.glob(CHAPTER_GLOB + ".py")) + list(BOOK.glob(CHAPTER_GLOB + ".ipynb"))
+    return sorted({f.stem for f in files})
+
+
+CHAPTERS = chapter_names()
+
+
+def read_ipynb(name: str) -> nbformat.NotebookNode:
+    return nbformat.read(BOOK / f"{name}.ipynb", as_version=4)
+
+
+def cell_summary(nb) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(type, source, tags) per cell: what a pair must agree on (outputs and ids may differ)."""
+    return [
+        (c.cell_type, c.source.strip(), tuple(c.get("metadata", {}).get("tags", [])))
+        for c in nb.cells
+    ]
+
+
+def toc_files() -> list[str]:
+    """Every `file:` entry of _toc.yml (root included), in order, without suffix."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    found = [toc["root"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                found.append(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk({k: v for k, v in toc.items() if k != "root"})
+    return [str(Path(f).with_suffix("")) if Path(f).suffix in {".md", ".ipynb"} else f for f in found]
+
+
+def test_there_are_chapters():
+    assert "00_introduction" in CHAPTERS, f"book/00_introduction.{{py,ipynb}} not found; chapters: {CHAPTERS}"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_pair_exists(name):
+    missing = [s for s in (".py", ".ipynb") if not (BOOK / f"{name}{s}").exists()]
+    assert not missing, (
+        f"book/{name} has no {' or '.join(missing)} twin; create it with "
+        f"`.venv/bin/jupytext --sync book/{name}{'.py' if '.ipynb' in missing else '.ipynb'}`"
+    )
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_pair_in_sync(name):
+    py, ipynb = BOOK / f"{name}.py", BOOK / f"{name}.ipynb"
+    if not (py.exists() and ipynb.exists()):
+        pytest.skip("pair incomplete (test_pair_exists fails)")
+    from_py = cell_summary(jupytext.read(py))
+    from_nb = cell_summary(read_ipynb(name))
+    fix = (
+        f"book/{name}.py and book/{name}.ipynb are out of sync: run "
+        f"`.venv/bin/jupytext --sync book/{name}.ipynb` (the newer file wins), "
+        f"then re-execute the notebook if code changed (see book/CHAPTERS.md)"
+    )
+    assert len(from_py) == len(from_nb), f"{fix}; cell counts {len(from_py)} (.py) vs {len(from_nb)} (.ipynb)"
+    for i, (a, b) in enumerate(zip(from_py, from_nb)):
+        assert a == b, f"{fix}; first difference at cell {i}:\n.py:    {a!r:.300}\n.ipynb: {b!r:.300}"
+
+
+def test_toc_entries_exist():
+    missing = [
+        f for f in toc_files()
+        if not any((ROOT / f"{f}{s}").exists() for s in (".md", ".ipynb"))
+    ]
+    assert not missing, f"_toc.yml lists files that do not exist (as .md or .ipynb): {missing}"
+
+
+def test_toc_never_lists_the_py_half():
+    listed_py = [f for f in toc_files() if f.endswith(".py")]
+    assert not listed_py, f"_toc.yml must list chapters without suffix (built from the .ipynb): {listed_py}"
+
+
+def test_every_chapter_is_in_the_toc_in_order():
+    listed = [Path(f).name for f in toc_files() if f.startswith("book/")]
+    chapters_listed = [f for f in listed if re.match(r"\d\d_", f)]
+    absent = [n for n in CHAPTERS if n not in chapters_listed]
+    assert not absent, f"chapters missing from _toc.yml (add `  - file: book/<name>`): {absent}"
+    assert chapters_listed == sorted(chapters_listed), f"_toc.yml chapters out of order: {chapters_listed}"
+    assert listed[-2:] == ["running", "references"], f"book/running and book/references must come last: {listed}"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_opens_with_title_badge_and_install_cell(name):
+    if not (BOOK / f"{name}.ipynb").exists():
+        pytest.skip("no .ipynb (test_pair_exists fails)")
+    cells = read_ipynb(name).cells
+    first = cells[0]
+    assert first.cell_type == "markdown" and first.source.lstrip().startswith("# "), (
+        f"book/{name}: the first cell must be markdown starting with the title `# N. Title`"
+    )
+    assert "colab-badge.svg" in first.source and COLAB_URL.format(name=name) in first.source, (
+        f"book/{name}: the first cell must hold the Colab badge linking to {COLAB_URL.format(name=name)}"
+    )
+    code = next(c for c in cells if c.cell_type == "code")
+    for needle in ("import vicreg_edu", "except ImportError", "pip", "install", f"git+{REPO_URL}"):
+        assert needle in code.source, (
+            f"book/{name}: the first code cell must install the library when missing "
+            f"(see book/CHAPTERS.md); it lacks {needle!r}:\n{code.source}"
+        )
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_stored_outputs_have_figures_and_no_errors(name):
+    if not (BOOK / f"{name}.ipynb").exists():
+        pytest.skip("no .ipynb (test_pair_exists fails)")
+    code_cells = [c for c in read_ipynb(name).cells if c.cell_type == "code"]
+    outputs = [o for c in code_cells for o in c.get("outputs", [])]
+    pngs = [o for o in outputs if "image/png" in o.get("data", {})]
+    errors = [o for o in outputs if o.get("output_type") == "error"]
+    hint = f"execute it: `.venv/bin/jupyter nbconvert --to notebook --execute --inplace book/{name}.ipynb`"
+    assert pngs, f"book/{name}.ipynb stores no figure (image/png output), so the site shows none; {hint}"
+    assert not errors, f"book/{name}.ipynb stores an error output ({errors[0].get('ename')}); {hint}"
+    unexecuted = [i for i, c in enumerate(code_cells) if c.get("execution_count") is None]
+    assert not unexecuted, f"book/{name}.ipynb has unexecuted code cells (code cells #{unexecuted}); {hint}"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_code_cells_are_short(name):
+    if not (BOOK / f"{name}.py").exists():
+        pytest.skip("no .py (test_pair_exists fails)")
+    for i, cell in enumerate(jupytext.read(BOOK / f"{name}.py").cells):
+        if cell.cell_type != "code":
+            continue
+        n = sum(1 for line in cell.source.splitlines() if line.strip())
+        assert n <= MAX_CODE_CELL_LINES, (
+            f"book/{name}: cell {i} has {n} non-blank lines (at most {MAX_CODE_CELL_LINES}): "
+            f"split it or move the code into vicreg_edu.\n{cell.source[:200]}"
+        )
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_has_exercise_with_hidden_assert(name):
+    if not (BOOK / f"{name}.py").exists():
+        pytest.skip("no .py (test_pair_exists fails)")
+    answers = [
+        c for c in jupytext.read(BOOK / f"{name}.py").cells
+        if c.cell_type == "code" and "hide-input" in c.metadata.get("tags", []) and "assert" in c.source
+    ]
+    assert answers, (
+        f"book/{name}: no exercise answer, i.e. a code cell tagged hide-input "
+        f"(`# %% tags=[\"hide-input\"]`) that checks the answer with an assert"
+    )
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_sizes_come_from_config_fast(name):
+    if not (BOOK / f"{name}.py").exists():
+        pytest.skip("no .py (test_pair_exists fails)")
+    source = (BOOK / f"{name}.py").read_text()
+    assert "VICREG_EDU_FAST" not in source, (
+        f"book/{name}.py reads VICREG_EDU_FAST itself; use `from vicreg_edu.config import FAST`"
+    )
+
+
+@pytest.mark.slow
+def test_site_builds_without_warnings(tmp_path):
+    """The whole site, warnings as errors, into a temporary folder (about 10 s)."""
+    jb = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or shutil.which("jupyter-book")
+    if jb is None:
+        pytest.skip("jupyter-book is not installed (pip install -e '.[book]')")
+    cmd = [jb, "build", str(ROOT), "--path-output", str(tmp_path), "-W", "-n", "--keep-going"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    log = proc.stdout + proc.stderr
+    warnings = [line for line in log.splitlines() if "WARNING" in line or "ERROR" in line]
+    assert proc.returncode == 0 and not warnings, (
+        f"`jupyter-book build . -W -n --keep-going` failed (rc={proc.returncode}):\n"
+        + "\n".join(warnings or log.splitlines()[-30:])
+    )
+    for name in CHAPTERS:
+        assert (tmp_path / "_build" / "html" / "book" / f"{name}.html").exists(), f"no page for {name}"
