@@ -1,0 +1,257 @@
+"""Datasets and loaders on real on-disk formats written into tmp_path."""
+
+import pickle
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+from PIL import Image
+from torch.utils.data import DistributedSampler
+
+from vicreg_edu import data as D
+from vicreg_edu.augment import SHAPES_MEAN, SHAPES_STD, TwoViewTransform, cifar_augment, shapes_augment
+from vicreg_edu.data import (DATASET_STATS, Shapes, TwoViewDataset, in_memory_uint8, load_dataset, make_loader)
+
+
+# -----------------------------------------------------------------------------
+# built-in Shapes
+
+
+def test_shapes_deterministic_for_a_seed():
+    a = Shapes("test", n=120, seed=3).data.copy()
+    D._make_shapes.cache_clear()  # really regenerate, not the memoised copy
+    b = Shapes("test", n=120, seed=3)
+    assert np.array_equal(a, b.data)
+    assert not np.array_equal(a, Shapes("test", n=120, seed=4).data)
+    assert not np.array_equal(a, Shapes("train", n=120, seed=3).data)  # disjoint streams
+
+
+@pytest.mark.parametrize("n", [200, 205])
+def test_shapes_balanced_and_well_formed(n):
+    ds = Shapes("train", n=n, seed=1)
+    counts = np.bincount(ds.targets, minlength=len(ds.classes))
+    assert len(ds.classes) == 10 and len(set(ds.classes)) == 10
+    assert counts.max() - counts.min() <= 1 and counts.sum() == n
+    assert ds.data.shape == (n, 32, 32, 3) and ds.data.dtype == np.uint8
+    img, label = ds[0]
+    assert isinstance(img, Image.Image) and img.size == (32, 32) and label == ds.targets[0]
+    assert not np.array_equal(ds.targets[:20], sorted(ds.targets[:20]))  # shuffled, not blocked
+
+
+def test_shapes_default_sizes_and_stats():
+    t = time.perf_counter()
+    test = Shapes("test")
+    elapsed = time.perf_counter() - t
+    assert len(test) == 2_000 and D.SHAPES_SPLIT_SIZES["train"] == 10_000
+    assert elapsed < 15, f"generating 2000 images took {elapsed:.1f}s"
+    # DATASET_STATS were measured on the default train split; another draw agrees to sampling error
+    x = Shapes("train", n=3000).data.reshape(-1, 3).astype(np.float64) / 255
+    mean, std = DATASET_STATS["shapes"]
+    assert np.allclose(x.mean(0), mean, atol=0.01) and np.allclose(x.std(0), std, atol=0.01)
+    assert (mean, std) == (SHAPES_MEAN, SHAPES_STD)  # augment's copy agrees
+
+
+def _knn(train_x, train_y, test_x, test_y, k=20, t=0.07):
+    """Cosine k-NN with exp(sim / t) weighted votes (the evaluation protocol of evaluate.py)."""
+    a = torch.nn.functional.normalize(train_x, dim=1)
+    b = torch.nn.functional.normalize(test_x, dim=1)
+    sim, idx = (b @ a.T).topk(k, dim=1)
+    votes = torch.zeros(len(b), int(train_y.max()) + 1).scatter_add_(1, train_y[idx], (sim / t).exp())
+    return (votes.argmax(1) == test_y).float().mean().item()
+
+
+def test_shapes_raw_pixel_knn_is_poor():
+    """The point of the dataset: pixels alone do not give the class (chance = 0.10)."""
+    (xtr, ytr), (xte, yte) = in_memory_uint8(Shapes("train", n=3000)), in_memory_uint8(Shapes("test", n=600))
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in DATASET_STATS["shapes"])
+    norm = lambda x: ((x.float() / 255 - mean) / std).flatten(1)  # noqa: E731
+    acc = _knn(norm(xtr), ytr, norm(xte), yte)
+    assert acc < 0.30, acc
+    assert acc > 0.05, acc  # sanity: labels and images still belong together
+
+
+def test_shapes_bad_arguments():
+    with pytest.raises(ValueError, match="split"):
+        Shapes("validation")
+    with pytest.raises(ValueError, match="positive"):
+        Shapes("train", n=0)
+
+
+# -----------------------------------------------------------------------------
+# CIFAR in the real pickle format
+
+
+def _write_cifar10(root, n_per_batch=4, seed=0):
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    written = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8)  # rows: 1024 R, 1024 G, 1024 B
+        labels = rng.integers(0, 10, n_per_batch).tolist()
+        entry = {"batch_label": name, "labels": labels, "data": data, "filenames": [f"{name}_{i}.png" for i in range(n_per_batch)]}
+        with open(folder / name, "wb") as f:
+            pickle.dump(entry, f)
+        written[name] = (data, labels)
+    meta = {"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+            "num_cases_per_batch": n_per_batch, "num_vis": 3072}
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump(meta, f)
+    return written
+
+
+def test_cifar10_pickle_round_trip(tmp_path):
+    written = _write_cifar10(tmp_path)
+    train = load_dataset("cifar10", root=tmp_path, split="train", verify_md5=False)
+    test = load_dataset("cifar10", root=tmp_path, split="test", verify_md5=False)
+    assert len(train) == 20 and len(test) == 4 and train.classes[0] == "airplane"
+    data, labels = written["data_batch_2"]
+    hwc = data[1].reshape(3, 32, 32).transpose(1, 2, 0)
+    assert np.array_equal(train.data[5], hwc) and train.targets[5] == labels[1]
+    img, label = train[5]
+    assert np.array_equal(np.asarray(img), hwc) and label == labels[1]
+    x, y = in_memory_uint8(test)
+    assert x.shape == (4, 3, 32, 32) and torch.equal(y, torch.tensor(written["test_batch"][1]))
+    assert np.array_equal(x[0].permute(1, 2, 0).numpy(), written["test_batch"][0][0].reshape(3, 32, 32).transpose(1, 2, 0))
+
+
+def test_cifar10_with_md5_check_rejects_files_that_are_not_the_official_ones(tmp_path):
+    _write_cifar10(tmp_path)
+    with pytest.raises(FileNotFoundError, match="md5"):
+        load_dataset("cifar10", root=tmp_path)
+
+
+def test_cifar_missing_folder_says_how_to_get_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="download=True") as e:
+        load_dataset("cifar10", root=tmp_path / "nowhere")
+    assert "cifar-10-batches-py" in str(e.value)
+    with pytest.raises(FileNotFoundError, match="cifar-100-python"):
+        load_dataset("cifar100", root=tmp_path)
+
+
+def test_cifar100_pickle_round_trip(tmp_path):
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    for name, n in (("train", 6), ("test", 3)):
+        entry = {"filenames": [f"{i}.png" for i in range(n)], "batch_label": name,
+                 "fine_labels": rng.integers(0, 100, n).tolist(), "coarse_labels": rng.integers(0, 20, n).tolist(),
+                 "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8)}
+        with open(folder / name, "wb") as f:
+            pickle.dump(entry, f)
+        if name == "train":
+            train_entry = entry
+    with open(folder / "meta", "wb") as f:
+        pickle.dump({"fine_label_names": [f"c{i}" for i in range(100)], "coarse_label_names": [f"s{i}" for i in range(20)]}, f)
+    ds = load_dataset("cifar100", root=tmp_path, split="train", verify_md5=False)
+    assert len(ds) == 6 and len(ds.classes) == 100 and ds.targets == train_entry["fine_labels"]
+    assert np.array_equal(ds.data[2], train_entry["data"][2].reshape(3, 32, 32).transpose(1, 2, 0))
+    assert len(load_dataset("cifar100", root=tmp_path, split="test", verify_md5=False)) == 3
+
+
+# -----------------------------------------------------------------------------
+# ImageFolder
+
+
+def test_imagefolder_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    saved = {}
+    for split in ("train", "val"):
+        for cls in ("dog", "cat"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for i, ext in enumerate(("png", "jpg")):
+                ramp = np.linspace(0, 1, 24)[None, :, None] * rng.uniform(0, 120, 3)  # smooth, JPEG-friendly
+                arr = (rng.uniform(0, 120, 3) + ramp + np.zeros((20, 1, 1))).astype(np.uint8)
+                path = tmp_path / split / cls / f"{i}.{ext}"
+                Image.fromarray(arr).save(path)
+                saved[str(path)] = arr
+    ds = load_dataset("imagenet", root=tmp_path, split="train")
+    assert ds.classes == ["cat", "dog"] and len(ds) == 4
+    assert len(load_dataset("imagefolder", root=tmp_path, split="val")) == 4
+    for (path, label), i in zip(ds.samples, range(len(ds))):
+        img, y = ds[i]
+        assert y == label == ds.class_to_idx[path.split("/")[-2]] and img.size == (24, 20)
+        got = np.asarray(img).astype(int)
+        if path.endswith(".png"):
+            assert np.array_equal(got, saved[path])  # lossless
+        else:
+            assert np.abs(got - saved[path]).mean() < 40  # JPEG of noise: lossy but close
+    a, b = TwoViewDataset(ds, TwoViewTransform(cifar_augment(size=16)))[0][0]
+    assert a.shape == b.shape == (3, 16, 16)
+    with pytest.raises(TypeError, match="ImageFolder"):
+        in_memory_uint8(ds)
+
+
+def test_imagefolder_missing_split(tmp_path):
+    with pytest.raises(FileNotFoundError, match="one sub-folder"):
+        load_dataset("imagefolder", root=tmp_path, split="val")
+    with pytest.raises(ValueError, match="root"):
+        load_dataset("imagenet")
+
+
+def test_load_dataset_names_and_splits():
+    assert len(load_dataset("shapes", split="val")) == 2000
+    with pytest.raises(ValueError, match="unknown dataset"):
+        load_dataset("mnist")
+    with pytest.raises(ValueError, match="split"):
+        load_dataset("shapes", split="dev")
+
+
+# -----------------------------------------------------------------------------
+# two views and the loader
+
+
+def test_two_view_dataset_views_differ_label_kept():
+    base = Shapes("test", n=30)
+    ds = TwoViewDataset(base, TwoViewTransform(shapes_augment()))
+    torch.manual_seed(0)
+    for i in range(5):
+        (a, b), y = ds[i]
+        assert y == base.targets[i] and a.shape == (3, 32, 32) and not torch.allclose(a, b)
+
+
+def test_make_loader_batches_and_reproducibility():
+    ds = TwoViewDataset(Shapes("test", n=100), TwoViewTransform(shapes_augment()))
+    loader = make_loader(ds, 32, seed=5)
+    assert len(loader) == 3 and loader.pin_memory == torch.cuda.is_available()
+    batches = [b for b in loader]
+    (a, b), y = batches[0]
+    assert a.shape == (32, 3, 32, 32) and y.shape == (32,)
+
+    def first(seed, workers=0):
+        torch.manual_seed(123)  # global RNG in a different state each time must not matter
+        return next(iter(make_loader(ds, 16, seed=seed, num_workers=workers)))
+
+    (a1, _), y1 = first(5)
+    (a2, _), y2 = first(5)
+    (a3, _), y3 = first(6)
+    assert torch.equal(y1, y2) and torch.equal(a1, a2)
+    assert not torch.equal(y1, y3)
+    assert len(make_loader(ds, 32, drop_last=False)) == 4
+    with pytest.raises(ValueError, match="no batch"):
+        make_loader(ds, 101)
+
+
+def test_make_loader_workers_reproducible():
+    ds = TwoViewDataset(Shapes("test", n=40), TwoViewTransform(shapes_augment()))
+    runs = []
+    for _ in range(2):
+        loader = make_loader(ds, 8, seed=1, num_workers=2)
+        assert loader.persistent_workers
+        runs.append(next(iter(loader))[0][0])
+    assert torch.equal(runs[0], runs[1])
+
+
+def test_make_loader_distributed_uses_distributed_sampler(tmp_path):
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        ds = Shapes("test", n=50)
+        loader = make_loader(ds, 10, seed=3)  # auto: initialised -> distributed
+        assert isinstance(loader.sampler, DistributedSampler)
+        assert loader.sampler.seed == 3 and loader.sampler.drop_last
+        assert len(loader) == 5
+        assert not isinstance(make_loader(ds, 10, distributed=False).sampler, DistributedSampler)
+    finally:
+        dist.destroy_process_group()
