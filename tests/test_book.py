@@ -147,7 +147,7 @@ def test_stored_outputs_have_figures_and_no_errors(name):
     outputs = [o for c in code_cells for o in c.get("outputs", [])]
     pngs = [o for o in outputs if "image/png" in o.get("data", {})]
     errors = [o for o in outputs if o.get("output_type") == "error"]
-    hint = f"execute it: `.venv/bin/jupyter nbconvert --to notebook --execute --inplace book/{name}.ipynb`"
+    hint = f"execute it: `.venv/bin/jupyter execute --inplace book/{name}.ipynb`"
     assert pngs, f"book/{name}.ipynb stores no figure (image/png output), so the site shows none; {hint}"
     assert not errors, f"book/{name}.ipynb stores an error output ({errors[0].get('ename')}); {hint}"
     unexecuted = [i for i, c in enumerate(code_cells) if c.get("execution_count") is None]
