@@ -1,0 +1,168 @@
+"""Two CPU processes (gloo) with DistributedDataParallel against one process on the whole batch.
+
+Checks what lightly issue #1528 got wrong: with the global batch split over ranks, the mean
+of the ranks' losses and the DDP-averaged parameter gradients must equal the single-process
+loss and gradients. To show the test has teeth, the same run with two broken gathers (a
+plain all_gather, which carries no gradient; and one that only keeps the local slot's
+gradient without summing over ranks) must give different gradients.
+
+The projector is Linear-ReLU-Linear without BatchNorm: plain BatchNorm normalises with each
+rank's local batch statistics, so the two-process and one-process forward passes would differ
+(the official code uses SyncBatchNorm, which needs CUDA/NCCL).
+"""
+
+import os
+import time
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import vicreg_edu.loss as L
+from vicreg_edu.loss import gather_with_grad, vicreg_loss
+
+WORLD = 2
+N, D_IN = 16, 6  # global batch of 16 rows: 8 per rank
+D_OUTS = (12, 24)  # 16 >= 12: covariance side of the loss; 16 < 24: Gram side
+
+
+def make_projector(d_out):
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(D_IN, 32), torch.nn.ReLU(), torch.nn.Linear(32, d_out, bias=False)
+    ).double()
+
+
+def make_views():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(N, D_IN, generator=g, dtype=torch.float64)
+    return x + 0.3 * torch.randn(N, D_IN, generator=g, dtype=torch.float64), x
+
+
+def run_step(model, x_a, x_b, **coeffs):
+    """One forward (both views in one call: no BatchNorm, so this equals two calls) + backward."""
+    z = model(torch.cat([x_a, x_b]))
+    terms = vicreg_loss(*z.chunk(2), **coeffs)
+    terms.loss.backward()
+    grads = [p.grad.detach().clone() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+    return [t.detach() for t in terms], grads
+
+
+# gathers that a reader might write, both wrong -------------------------------------------
+
+
+def plain_gather(z):
+    """dist.all_gather has no autograd: v and c send no gradient to the network."""
+    chunks = [torch.empty_like(z) for _ in range(dist.get_world_size())]
+    dist.all_gather(chunks, z.detach())
+    return torch.cat(chunks)
+
+
+def local_slot_gather(z):
+    """Keeps the gradient of this rank's own rows only, without summing it over ranks."""
+    chunks = [torch.empty_like(z) for _ in range(dist.get_world_size())]
+    dist.all_gather(chunks, z.detach())
+    chunks[dist.get_rank()] = z
+    return torch.cat(chunks)
+
+
+# the worker -----------------------------------------------------------------------------
+
+
+def _worker(rank, init_file, out_dir):
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    try:
+        x_a, x_b = make_views()
+        half = slice(rank * N // WORLD, (rank + 1) * N // WORLD)
+        results = {}
+        for d_out in D_OUTS:
+            model = torch.nn.parallel.DistributedDataParallel(make_projector(d_out))
+            for name, gather in [("ours", gather_with_grad), ("plain", plain_gather), ("local_slot", local_slot_gather)]:
+                L.gather_with_grad = gather  # vicreg_loss looks the name up at call time
+                results[name, d_out] = run_step(model, x_a[half], x_b[half])
+            L.gather_with_grad = gather_with_grad
+            # uneven split (5 + 11 rows), global terms only (the invariance term is a local mean)
+            rows = slice(0, 5) if rank == 0 else slice(5, N)
+            results["uneven", d_out] = run_step(model, x_a[rows], x_b[rows], sim_coeff=0.0)
+        # the global gather itself, forward and backward: d(sum(w * gathered))/dz = W * w[rows]
+        z = torch.arange(3.0 * (rank + 1)).reshape(rank + 1, 3).requires_grad_()
+        gathered = gather_with_grad(z)
+        w = torch.arange(gathered.numel(), dtype=gathered.dtype).reshape(gathered.shape)
+        (gathered * w).sum().backward()
+        results["gather"] = (gathered.detach(), z.grad)
+        torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def two_rank_results(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ddp")
+    start = time.perf_counter()
+    mp.spawn(_worker, args=(str(tmp / "init"), str(tmp)), nprocs=WORLD, join=True)
+    assert time.perf_counter() - start < 60
+    return [torch.load(tmp / f"rank{r}.pt") for r in range(WORLD)]
+
+
+def rel_err(a, b):
+    return ((a - b).norm() / b.norm()).item()
+
+
+def single_process(d_out, **coeffs):
+    model = make_projector(d_out)
+    return run_step(model, *make_views(), **coeffs)
+
+
+@pytest.mark.parametrize("d_out", D_OUTS)
+def test_mean_of_rank_losses_equals_single_process_loss(two_rank_results, d_out):
+    (terms_ref, _) = single_process(d_out)
+    per_rank = [r["ours", d_out][0] for r in two_rank_results]
+    for i, name in enumerate(["loss", "invariance", "variance", "covariance"]):
+        mean = sum(t[i] for t in per_rank) / WORLD
+        assert rel_err(mean, terms_ref[i]) < 1e-12, name
+    # v and c are global: every rank sees the same value
+    for i in (2, 3):
+        assert per_rank[0][i] == per_rank[1][i]
+
+
+@pytest.mark.parametrize("d_out", D_OUTS)
+def test_ddp_gradients_equal_single_process_gradients(two_rank_results, d_out):
+    _, grads_ref = single_process(d_out)
+    for r in two_rank_results:
+        for g, g_ref in zip(r["ours", d_out][1], grads_ref):
+            assert rel_err(g, g_ref) < 1e-6
+
+
+@pytest.mark.parametrize("d_out", D_OUTS)
+@pytest.mark.parametrize("broken", ["plain", "local_slot"])
+def test_broken_gathers_give_wrong_gradients(two_rank_results, broken, d_out):
+    """Same forward values, different gradients: this is what the test above guards against."""
+    terms_ref, grads_ref = single_process(d_out)
+    r = two_rank_results[0][broken, d_out]
+    mean_loss = sum(rr[broken, d_out][0][0] for rr in two_rank_results) / WORLD
+    assert rel_err(mean_loss, terms_ref[0]) < 1e-12  # the loss value alone cannot tell
+    assert max(rel_err(g, g_ref) for g, g_ref in zip(r[1], grads_ref)) > 1e-2
+
+
+@pytest.mark.parametrize("d_out", D_OUTS)
+def test_uneven_batches_global_terms(two_rank_results, d_out):
+    terms_ref, grads_ref = single_process(d_out, sim_coeff=0.0)
+    for r in two_rank_results:
+        terms, grads = r["uneven", d_out]
+        assert rel_err(terms[2], terms_ref[2]) < 1e-12  # variance over the global 16 rows
+        assert rel_err(terms[3], terms_ref[3]) < 1e-12  # covariance over the global 16 rows
+        for g, g_ref in zip(grads, grads_ref):
+            assert rel_err(g, g_ref) < 1e-6
+
+
+def test_gather_forward_and_backward(two_rank_results):
+    full = torch.cat([torch.arange(3.0).reshape(1, 3), torch.arange(6.0).reshape(2, 3)])
+    w = torch.arange(9.0).reshape(3, 3)
+    for rank, r in enumerate(two_rank_results):
+        gathered, grad = r["gather"]
+        assert torch.equal(gathered, full)
+        rows = slice(0, 1) if rank == 0 else slice(1, 3)
+        assert torch.equal(grad, WORLD * w[rows])  # all-reduced (summed) over the two ranks
