@@ -227,7 +227,10 @@ def find_mathjax(arg: str | None, html: Path, cache: Path) -> Path | None:
     if out.returncode != 0 or not tgz:
         raise RuntimeError(f"`npm pack mathjax@3` failed:\n{out.stderr[-2000:]}")
     with tarfile.open(tgz[-1]) as tar:
-        tar.extractall(cache, filter="data")
+        try:
+            tar.extractall(cache, filter="data")
+        except TypeError:  # Python < 3.10.12 / 3.11.4: no extraction filters
+            tar.extractall(cache)
     return cache / "package"
 
 

@@ -3,7 +3,8 @@
 The chapters themselves are executed by nbval in the same test command
 (`pytest --nbval-lax ... tests book`); this file checks what nbval does not:
 pairs in sync, table of contents, badge and install cell, stored figures, short cells,
-a hidden-answer exercise, and a warning-free site build.
+a hidden-answer exercise, a warning-free site build, and that build opened in headless
+Chromium by scripts/check_site.py (skipped where Chromium is not installed).
 """
 
 from __future__ import annotations
@@ -192,14 +193,21 @@ def test_sizes_come_from_config_fast(name):
     )
 
 
-@pytest.mark.slow
-def test_site_builds_without_warnings(tmp_path):
-    """The whole site, warnings as errors, into a temporary folder (about 10 s)."""
+@pytest.fixture(scope="module")
+def built_site(tmp_path_factory):
+    """The whole site built once into a temporary folder, warnings as errors (about 10 s)."""
     jb = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or shutil.which("jupyter-book")
     if jb is None:
         pytest.skip("jupyter-book is not installed (pip install -e '.[book]')")
-    cmd = [jb, "build", str(ROOT), "--path-output", str(tmp_path), "-W", "-n", "--keep-going"]
+    out = tmp_path_factory.mktemp("site")
+    cmd = [jb, "build", str(ROOT), "--path-output", str(out), "-W", "-n", "--keep-going"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    return out / "_build" / "html", proc
+
+
+@pytest.mark.slow
+def test_site_builds_without_warnings(built_site):
+    html, proc = built_site
     log = proc.stdout + proc.stderr
     warnings = [line for line in log.splitlines() if "WARNING" in line or "ERROR" in line]
     assert proc.returncode == 0 and not warnings, (
@@ -207,4 +215,24 @@ def test_site_builds_without_warnings(tmp_path):
         + "\n".join(warnings or log.splitlines()[-30:])
     )
     for name in CHAPTERS:
-        assert (tmp_path / "_build" / "html" / "book" / f"{name}.html").exists(), f"no page for {name}"
+        assert (html / "book" / f"{name}.html").exists(), f"no page for {name}"
+
+
+@pytest.mark.slow
+def test_site_in_headless_chromium(built_site, tmp_path):
+    """scripts/check_site.py on the fresh build: pages load, images load, math renders.
+
+    Skipped (not passed) when the check cannot run here: no Chromium (`apt-get install -y
+    chromium`), or no MathJax reachable offline (exit code 2).
+    """
+    html, proc = built_site
+    if proc.returncode != 0:
+        pytest.skip("the site did not build (test_site_builds_without_warnings fails)")
+    cmd = [sys.executable, str(ROOT / "scripts" / "check_site.py"), "--html", str(html),
+           "--screenshots", str(tmp_path / "screenshots")]
+    check = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    report = check.stdout + check.stderr
+    if check.returncode == 2:
+        pytest.skip(f"the browser check cannot run here: {report.strip().splitlines()[-1]}")
+    assert check.returncode == 0, f"scripts/check_site.py failed:\n{report}"
+    assert len(list((tmp_path / "screenshots").glob("*.png"))) >= 2, report
