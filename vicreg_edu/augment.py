@@ -286,8 +286,8 @@ def eval_transform(cfg: AugmentConfig) -> T.Compose:
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
-    """ITU-R 601-2 luma, as PIL "L" and torchvision: (B, 3, H, W) -> (B, 1, H, W)."""
-    return (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+    """Luma with torchvision's weights (PIL "L" uses 0.299): (B, 3, H, W) -> (B, 1, H, W)."""
+    return 0.2989 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
 
 
 def _blend(x: torch.Tensor, y: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
