@@ -88,11 +88,16 @@ def _check_embedding(z: Tensor, name: str = "z", min_batch: int = 2) -> None:
 
 
 def _check_finite(**tensors: Tensor) -> None:
-    """Raise ValueError naming the first tensor with NaN/Inf entries (one host sync for all)."""
-    flags = torch.stack([torch.isfinite(t).all() for t in tensors.values()]).tolist()
+    """Raise ValueError naming the first tensor with NaN/Inf entries (one host sync for all).
+
+    A sum is NaN/Inf exactly when an entry is (or when it overflows, then the exact count
+    below decides): one pass over the data instead of the four of ``isfinite(t).all()``.
+    """
+    sums = [t.sum(dtype=torch.promote_types(t.dtype, torch.float32)) for t in tensors.values()]
+    flags = torch.isfinite(torch.stack(sums)).tolist()
     for (name, t), ok in zip(tensors.items(), flags):
-        if not ok:
-            bad = int((~torch.isfinite(t)).sum())
+        bad = 0 if ok else int((~torch.isfinite(t)).sum())
+        if bad:
             raise ValueError(
                 f"{name} must contain only finite values, found {bad} NaN/Inf entries "
                 f"out of {t.numel()} (shape {tuple(t.shape)})"
@@ -179,8 +184,9 @@ def covariance_loss(z: Tensor) -> Tensor:
       to the diagonal one (e.g. a few orthogonal live dimensions among many dead ones). If the
       float32 difference is below 10% of the diagonal part, the term (and its gradient) is recomputed
       in float64. This check reads one number back to the host.
+    * X X^T is symmetric, so only 3 of its 4 half-blocks are multiplied (25% fewer flops).
     * the backward pass is written out (4 (X X^T X - X diag(X^T X)) / ((N-1)^2 D)), one matmul
-      instead of autograd's two.
+      instead of autograd's two; vicreg_loss reads the variances off the same diagonal.
 
     Args:
         z: (N, D) embeddings, N >= 2.
@@ -206,16 +212,25 @@ def _invariance(z_a: Tensor, z_b: Tensor) -> Tensor:
 
 def _variance(z: Tensor, gamma: float, eps: float) -> Tensor:
     with torch.autocast(z.device.type, enabled=False):
-        std = torch.sqrt(_as_float32(z).var(dim=0) + eps)  # (D,)
-        return F.relu(gamma - std).mean()
+        return _hinge(_as_float32(z).var(dim=0), gamma, eps)
+
+
+def _hinge(var: Tensor, gamma: float, eps: float) -> Tensor:
+    """v from the (D,) per-dimension variances: mean_j relu(gamma - sqrt(var_j + eps))."""
+    return F.relu(gamma - torch.sqrt(var + eps)).mean()
 
 
 def _covariance(z: Tensor) -> Tensor:
+    return _second_moments(z)[1]
+
+
+def _second_moments(z: Tensor) -> tuple[Tensor, Tensor]:
+    """((D,) unbiased per-dimension variance, c(Z)) of an (N, D) batch, from one centring."""
     with torch.autocast(z.device.type, enabled=False):
         z = _as_float32(z)
         n, d = z.shape
-        x = z - z.mean(dim=0)  # (N, D) centred
-        return _OffDiagonalEnergy.apply(x) / ((n - 1) ** 2 * d)
+        off_diagonal_energy, col_sq = _SecondMoments.apply(z)
+        return col_sq / (n - 1), off_diagonal_energy / ((n - 1) ** 2 * d)
 
 
 def _squared_norm(m: Tensor) -> Tensor:
@@ -227,22 +242,30 @@ def _squared_norm(m: Tensor) -> Tensor:
     return torch.linalg.vector_norm(m, dim=1).square().sum()
 
 
-class _OffDiagonalEnergy(torch.autograd.Function):
-    """E(X) = sum_{j != k} (X^T X)[j, k]^2 for an (N, D) tensor X, on the cheaper side.
+class _SecondMoments(torch.autograd.Function):
+    """Off-diagonal energy and diagonal of X^T X for the centred X = Z - mean(Z), Z (N, D).
 
-    dE/dX = 4 X (X^T X - diag(X^T X)) = 4 (X X^T X - X diag(X^T X)).
+        E = sum_{j != k} (X^T X)[j, k]^2    scalar, on the cheaper side (see covariance_loss)
+        q = diag(X^T X)                      (D,), column sums of squares: q / (N-1) = Var
+
+    Backward, for upstream gradients g_E (scalar) and g_q (D,):
+        dL/dX = 4 g_E (X X^T X - X diag(q)) + 2 X diag(g_q)       # = 4 g_E X C_off + ...
+    One matmul (autograd would do two). Every column of dL/dX sums to zero because 1^T X = 0,
+    so it is unchanged by the backward of the centring: dL/dZ = dL/dX.
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:
+    def forward(ctx, z: Tensor) -> tuple[Tensor, Tensor]:
+        ctx.in_dtype = z.dtype
+        x = z - z.mean(dim=0)  # (N, D)
         n, d = x.shape
-        ctx.in_dtype = x.dtype
-        if n >= d:  # covariance side: one (D, D) matrix, diagonal zeroed in place
+        if n >= d:  # covariance side: one (D, D) matrix, diagonal read then zeroed in place
             cov = x.T @ x  # (D, D)
+            col_sq = cov.diagonal().clone()
             cov.diagonal().zero_()
             ctx.save_for_backward(x, cov)
             ctx.side = "cov"
-            return _squared_norm(cov)
+            return _squared_norm(cov), col_sq
         energy, gram, col_sq = _gram_energy(x)
         if x.dtype != torch.float64 and energy < _CANCELLATION_TOL * col_sq.square().sum():
             # float32 cancellation regime: redo it (and later the backward) in float64
@@ -250,23 +273,31 @@ class _OffDiagonalEnergy(torch.autograd.Function):
             energy, gram, col_sq = _gram_energy(x)
         ctx.save_for_backward(x, gram, col_sq)
         ctx.side = "gram"
-        return energy.to(ctx.in_dtype)
+        return energy.to(ctx.in_dtype), col_sq.to(ctx.in_dtype)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_out: Tensor) -> Tensor:
+    def backward(ctx, grad_energy: Tensor, grad_col_sq: Tensor) -> Tensor:
+        scale = 4 * grad_energy
         if ctx.side == "cov":
             x, cov_off = ctx.saved_tensors
-            grad = x @ cov_off  # (N, D)
+            grad = (x @ cov_off).mul_(scale)  # (N, D)
+            grad.addcmul_(x, 2 * grad_col_sq)
         else:
             x, gram, col_sq = ctx.saved_tensors  # maybe float64, see forward
-            grad = torch.addmm(x * col_sq, gram, x, beta=-1.0)  # X X^T X - X diag(X^T X)
-        return (grad * (4 * grad_out)).to(ctx.in_dtype)
+            grad = (gram @ x).mul_(scale)  # (N, D)
+            grad.addcmul_(x, 2 * grad_col_sq - scale * col_sq)
+        return grad.to(ctx.in_dtype)
 
 
 def _gram_energy(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(||X X^T||_F^2 - ||diag X^T X||^2, the (N, N) Gram matrix, the (D,) column norms^2)."""
-    gram = x @ x.T  # (N, N)
+    # X X^T is symmetric: compute 3 of its 4 row blocks' products, 25% fewer flops than x @ x.T
+    top, bottom = x[: len(x) // 2], x[len(x) // 2 :]
+    upper_right = top @ bottom.T
+    gram = torch.cat(  # (N, N)
+        [torch.cat([top @ top.T, upper_right], 1), torch.cat([upper_right.T, bottom @ bottom.T], 1)]
+    )
     col_sq = x.square().sum(dim=0)  # (D,) = diag(X^T X)
     return _squared_norm(gram) - col_sq.square().sum(), gram, col_sq
 
@@ -389,8 +420,10 @@ def vicreg_loss(
         _check_pair(z_a, z_b)
     _check_finite(z_a=z_a, z_b=z_b)
 
-    v = (_variance(z_a, gamma, eps) + _variance(z_b, gamma, eps)) / 2
-    c = _covariance(z_a) + _covariance(z_b)
+    var_a, c_a = _second_moments(z_a)  # (D,), scalar: one centring, one matmul per branch
+    var_b, c_b = _second_moments(z_b)
+    v = (_hinge(var_a, gamma, eps) + _hinge(var_b, gamma, eps)) / 2
+    c = c_a + c_b
     loss = sim_coeff * s + std_coeff * v + cov_coeff * c
     return VICRegTerms(loss, s, v, c)
 
