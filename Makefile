@@ -23,7 +23,11 @@ test: $(STAMP)
 	VICREG_EDU_FAST=1 MPLBACKEND=Agg $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider tests book
 
 book: $(STAMP)
-	$(VENV)/bin/jupyter-book build .
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+
+# Opens the built site in headless Chromium (apt-get install -y chromium): pages load, figures show, math renders.
+site-check: book
+	$(PY) scripts/check_site.py
 
 bench: $(STAMP)
 	$(PY) bench/loss.py

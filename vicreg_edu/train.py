@@ -215,13 +215,16 @@ def _amp_dtype(cfg: Config, device: torch.device):
     return table[amp]
 
 
+def _diverged(step: int, what: str, ckpt: Path) -> FloatingPointError:
+    last = f"the last good checkpoint is kept at {ckpt}" if ckpt.is_file() else "no checkpoint was written yet"
+    return FloatingPointError(f"training diverged at step {step}: {what}; {last}. Typical fixes: lower "
+                              "base_lr, longer warmup_epochs, optimizer=lars, or amp=none.")
+
+
 def _check_finite(step: int, values: dict[str, float], ckpt: Path) -> None:
     if not all(math.isfinite(v) for v in values.values()):
         terms = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
-        last = f"the last good checkpoint is kept at {ckpt}" if ckpt.is_file() else "no checkpoint was written yet"
-        raise FloatingPointError(
-            f"non-finite VICReg loss at step {step} ({terms}); {last}. Typical fixes: lower base_lr, "
-            "longer warmup_epochs, optimizer=lars, or amp=none.")
+        raise _diverged(step, f"non-finite VICReg loss ({terms})", ckpt)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -395,6 +398,7 @@ def train(cfg: Config) -> TrainResult:
         if step >= stop_at:
             break
         ddp_net.train()
+        t_log, step_log = time.perf_counter(), step  # throughput excludes the epoch-end work
         correct = torch.zeros((), device=device)
         seen = 0
         for x_a, x_b, y in batches(epoch, skip if epoch == start_epoch else 0):
@@ -406,8 +410,11 @@ def train(cfg: Config) -> TrainResult:
                 x_b = x_b.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 z_a, z_b, logits = fwd(x_a, x_b)
-            terms = vicreg_loss(z_a.float(), z_b.float(), cfg.sim_coeff, cfg.std_coeff, cfg.cov_coeff,
-                                cfg.gamma, cfg.eps)  # statistics in float32 (global batch under DDP)
+            try:  # statistics in float32, over the global batch under DDP
+                terms = vicreg_loss(z_a.float(), z_b.float(), cfg.sim_coeff, cfg.std_coeff, cfg.cov_coeff,
+                                    cfg.gamma, cfg.eps)
+            except ValueError as e:  # the loss refuses NaN/Inf embeddings: the run has diverged
+                raise _diverged(step + 1, str(e), ckpt_path) from e
             probe_loss = F.cross_entropy(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
             probe_optimizer.zero_grad(set_to_none=True)
@@ -423,10 +430,15 @@ def train(cfg: Config) -> TrainResult:
             if step % cfg.log_every == 0 or ckpt_due:
                 last = {k: v.item() for k, v in terms._asdict().items()}  # one device sync per log
                 _check_finite(step, last, ckpt_path)
-                log({"kind": "step", "step": step, "epoch": step / steps_per_epoch, **last, "lr": lr})
+                now = time.perf_counter()
+                imgs_per_s = (step - step_log) * cfg.batch_size / max(now - t_log, 1e-9)  # global images/s
+                t_log, step_log = now, step
+                log({"kind": "step", "step": step, "epoch": step / steps_per_epoch, **last, "lr": lr,
+                     "imgs_per_s": imgs_per_s})
                 if bar is not None:
                     bar.set_postfix(loss=f"{last['loss']:.3f}", s=f"{last['invariance']:.3f}",
-                                    v=f"{last['variance']:.3f}", c=f"{last['covariance']:.3f}")
+                                    v=f"{last['variance']:.3f}", c=f"{last['covariance']:.3f}",
+                                    img_s=f"{imgs_per_s:.0f}")
             if bar is not None:
                 bar.update(1)
             if ckpt_due and step % steps_per_epoch:  # mid-epoch checkpoint (epoch ends save below)

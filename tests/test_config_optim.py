@@ -1,0 +1,90 @@
+"""Config presets / overrides, LARS and the learning-rate schedule."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from vicreg_edu.config import PRESETS, Config, apply_overrides, get_config, parse_override
+from vicreg_edu.optim import LARS, build_optimizer, learning_rate
+
+
+def test_presets_build_and_imagenet_matches_paper():
+    for name in PRESETS:
+        assert isinstance(get_config(name, fast=False), Config)
+    cfg = get_config("imagenet-resnet50", fast=False)
+    assert (cfg.backbone, cfg.expander, cfg.batch_size, cfg.epochs) == ("resnet50", "8192-8192-8192", 2048, 1000)
+    assert (cfg.optimizer, cfg.base_lr, cfg.weight_decay, cfg.warmup_epochs, cfg.end_lr_ratio) == ("lars", 0.2, 1e-6, 10, 0.001)
+    assert (cfg.sim_coeff, cfg.std_coeff, cfg.cov_coeff) == (25.0, 25.0, 1.0)
+    assert cfg.lr == pytest.approx(1.6)
+
+
+def test_fast_mode_shrinks_sizes_only():
+    full, fast = get_config("demo", fast=False), get_config("demo", fast=True)
+    assert fast.epochs < full.epochs and 0 < fast.train_size
+    # same code path: model, loss and optimiser settings are untouched
+    for key in ("backbone", "expander", "optimizer", "sim_coeff", "std_coeff", "cov_coeff", "dataset"):
+        assert getattr(fast, key) == getattr(full, key)
+    assert get_config("demo", fast=True, epochs=7).epochs == 7  # explicit overrides win
+
+
+def test_bad_preset_and_keys_are_named():
+    with pytest.raises(ValueError, match="unknown preset 'nope'"):
+        get_config("nope")
+    with pytest.raises(ValueError, match=r"unknown config key\(s\) \['epoch'\]"):
+        get_config("demo", epoch=3)
+    with pytest.raises(ValueError, match="learning_rate"):
+        apply_overrides(get_config("demo"), ["learning_rate=0.1"])
+    with pytest.raises(ValueError, match="key=value"):
+        parse_override("epochs")
+    with pytest.raises(ValueError, match="true/false"):
+        apply_overrides(get_config("demo"), ["progress=3"])
+
+
+def test_overrides_parse_types():
+    cfg = apply_overrides(get_config("demo", fast=False),
+                          ["epochs=5", "base_lr=1", "expander=64", "aug.jitter_p=0", "progress=false", "data_dir=/x"])
+    assert cfg.epochs == 5 and cfg.base_lr == 1.0 and isinstance(cfg.base_lr, float)
+    assert cfg.expander == "64" and cfg.aug == {"jitter_p": 0} and cfg.progress is False and cfg.data_dir == "/x"
+
+
+def test_schedule_warmup_then_cosine_to_end_ratio():
+    total, warm, peak = 100, 10, 2.0
+    lrs = [learning_rate(s, total, warm, peak, 0.001) for s in range(total + 1)]
+    assert lrs[0] == 0 and lrs[5] == pytest.approx(1.0) and lrs[10] == pytest.approx(peak)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))  # monotone decay after warm-up
+    assert lrs[55] == pytest.approx(peak * 0.5 + peak * 0.001 * 0.5)  # half-way: q = 0.5
+    assert lrs[100] == pytest.approx(peak * 0.001)
+
+
+def test_lars_matches_hand_computation():
+    torch.manual_seed(0)
+    w = nn.Parameter(torch.randn(4, 3))
+    b = nn.Parameter(torch.randn(3))
+    gw, gb = torch.randn(4, 3), torch.randn(3)
+    w0, b0 = w.detach().clone(), b.detach().clone()
+    opt = LARS([w, b], lr=0.5, weight_decay=0.1, momentum=0.9, eta=0.01)
+    for _ in range(2):
+        w.grad, b.grad = gw.clone(), gb.clone()
+        opt.step()
+    # hand-rolled: weight matrix gets decay + trust ratio, the 1-D bias neither
+    mw, mb, ww, bb = torch.zeros_like(w0), torch.zeros_like(b0), w0.clone(), b0.clone()
+    for _ in range(2):
+        d = gw + 0.1 * ww
+        d = d * (0.01 * ww.norm() / d.norm())
+        mw = 0.9 * mw + d
+        ww = ww - 0.5 * mw
+        mb = 0.9 * mb + gb
+        bb = bb - 0.5 * mb
+    torch.testing.assert_close(w.detach(), ww)
+    torch.testing.assert_close(b.detach(), bb)
+
+
+def test_build_optimizer_excludes_1d_from_decay():
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    opt = build_optimizer(model, "adamw", weight_decay=0.05)
+    decays = {p.ndim: g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+    assert decays == {2: 0.05, 1: 0.0}
+    with pytest.raises(ValueError, match="unknown optimizer 'adam'"):
+        build_optimizer(model, "adam", 0.0)
+    assert math.isclose(get_config("demo", fast=False, batch_size=512, base_lr=0.3).lr, 0.6)
