@@ -25,8 +25,14 @@ rounded to uint8. Labels are balanced (``n // 10`` per class, the remainder to t
 classes) and shuffled. All randomness comes from ``numpy.random.default_rng`` seeded with
 ``(seed, split)``, so a split is a pure function of ``(split, n, seed)`` and the train and test
 splits use disjoint random streams. Defaults: 10 000 train and 2 000 test images, generated in
-about a second on one CPU core; generated splits are memoised in-process, nothing is written to
-disk.
+a few seconds (about 4 to 6 s for the train split, 1 s for test, on a busy 2-core machine);
+generated splits are memoised in-process, nothing is written to disk.
+
+Measured (seed 0, default sizes): raw-pixel k-NN (cosine, k = 20, normalised pixels) 0.14, chance
+0.10. With the batched ``shapes_augment`` views, VICReg + SmallCNN (expander 1024-1024-1024,
+AdamW) reached a representation k-NN of 0.25 after 40 epochs and 0.35 after 120 (one H100 run),
+so the set is learnable but hard; a supervised SmallCNN reached only 0.32 test accuracy after 15
+epochs.
 
 Raw pixels are a poor description of such images (two circles of different colours and
 positions are far apart in pixel space, a circle and a square of the same colour and place are
