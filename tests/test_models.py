@@ -9,7 +9,7 @@ from vicreg_edu.models import SmallCNN, VICReg, build_backbone, build_expander, 
 
 @pytest.mark.parametrize(
     "name, size, dim",
-    [("small_cnn", 32, 256), ("resnet18_cifar", 32, 512), ("resnet18", 64, 512), ("resnet50", 64, 2048)],
+    [("small_cnn", 32, 128), ("resnet18_cifar", 32, 512), ("resnet18", 64, 512), ("resnet50", 64, 2048)],
 )
 def test_backbone_output_shape(name, size, dim):
     net, d = build_backbone(name)

@@ -359,7 +359,7 @@ def train(cfg: Config) -> TrainResult:
                 writer = None
 
     def log(record: dict) -> None:
-        (history if record["kind"] == "step" else epoch_records).append(record)
+        {"step": history, "epoch": epoch_records}.get(record["kind"], []).append(record)
         if master:
             metrics_file.write(json.dumps(record) + "\n")
             metrics_file.flush()
