@@ -70,9 +70,9 @@ def test_build_expander_structure_matches_official():
 
 def test_vicreg_returns_representation_and_embedding():
     model = VICReg("small_cnn", "64-64-32")
-    assert (model.repr_dim, model.embed_dim) == (256, 32)
+    assert (model.repr_dim, model.embed_dim) == (128, 32)
     y, z = model(torch.randn(4, 3, 32, 32))
-    assert y.shape == (4, 256) and z.shape == (4, 32)
+    assert y.shape == (4, 128) and z.shape == (4, 32)
     assert torch.allclose(model.expander(y), z)
     (z.square().mean() + y.mean()).backward()
     assert all(p.grad is not None for p in model.parameters())
