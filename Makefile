@@ -30,7 +30,7 @@ site-check: book
 	$(PY) scripts/check_site.py
 
 bench: $(STAMP)
-	$(PY) bench/loss.py
+	$(PY) bench/loss.py --quick
 	$(PY) bench/throughput.py --preset demo
 
 clean:

@@ -47,7 +47,7 @@ def backbone_views_per_s(cfg, device, size: int, iters: int) -> float:
         loss.backward()
         opt.step()
 
-    for _ in range(3):
+    for _ in range(10):  # warm-up (cuDNN autotuning, allocator)
         step()
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -107,8 +107,9 @@ def main() -> None:
                       out_dir=str(Path(tmp.name) / "run"), final_eval=False, knn_every=0, progress=False,
                       tensorboard=False, train_size=cfg.train_size)
     device = torch.device("cuda" if torch.cuda.is_available() and cfg.device in ("auto", "cuda") else "cpu")
+    torch.backends.cudnn.benchmark = True  # as the trainer does on CUDA
     size = 224 if cfg.augment == "imagenet" else 32
-    ref = backbone_views_per_s(cfg, device, size, iters=max(5, args.steps // 2))
+    ref = backbone_views_per_s(cfg, device, size, iters=max(10, args.steps))
     result = train(cfg)
     rates = [r["imgs_per_s"] for r in result.history if r["step"] > log_every]  # skip the warm-up window
     rate = statistics.median(rates)

@@ -249,6 +249,8 @@ def train(cfg: Config) -> TrainResult:
     if local_bs < 2:
         raise ValueError(f"each process needs at least 2 images per batch (variance), got {local_bs}")
     amp_dtype = _amp_dtype(cfg, device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     random.seed(cfg.seed)
