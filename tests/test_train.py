@@ -168,3 +168,18 @@ def test_demo_fast_mode_learns(tmp_path):
     epochs = [r for r in map(json.loads, result.metrics_path.read_text().splitlines()) if r["kind"] == "epoch"]
     assert len(epochs) == cfg.epochs and all(math.isfinite(r["emb_effective_rank"]) for r in epochs)
     assert epochs[-1]["emb_std_mean"] > 0.3  # VICReg's variance term keeps the embedding alive
+
+
+def test_eval_cli_on_a_checkpoint(tmp_path, capsys):
+    from vicreg_edu.cli import main
+    from vicreg_edu.evaluate import evaluate_checkpoint, load_checkpoint_model
+
+    T.train(tiny(tmp_path, max_steps=2))
+    model, cfg = load_checkpoint_model(tmp_path / "checkpoint.pt")
+    assert cfg.train_size == 256 and not model.training
+    knn = evaluate_checkpoint(tmp_path / "checkpoint.pt", "knn")
+    assert set(knn) == {"trained", "random_init", "raw_pixels"} and all(0 <= v <= 1 for v in knn.values())
+    main(["eval", "--checkpoint", str(tmp_path / "checkpoint.pt"), "--method", "linear", "--epochs", "2"])
+    assert "linear accuracy, trained" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match="train first"):
+        evaluate_checkpoint(tmp_path / "nope.pt")
