@@ -1,0 +1,350 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 5. Training VICReg
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/vicreg-edu/vicreg-edu/blob/main/book/05_training.ipynb)
+#
+# Chapters 1 to 4 took the loss apart, one term at a time. This chapter puts it back together
+# and trains a real model: the full objective with its three weights, the expander (and why the
+# paper makes it so wide), the two-view data pipeline, then a complete training run inside the
+# notebook, its loss curves, and a $k$-NN evaluation of the trained encoder against two
+# baselines that had no training at all.
+
+# %%
+try:
+    import vicreg_edu
+except ImportError:  # Colab: install the library from the repository, once
+    import subprocess, sys
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "vicreg-edu @ git+https://github.com/vicreg-edu/vicreg-edu"], check=True)
+    import vicreg_edu
+
+# %%
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+
+from vicreg_edu import plots
+from vicreg_edu.augment import TwoViewBatchAugment, TwoViewTransform, shapes_augment
+from vicreg_edu.config import FAST, get_config
+from vicreg_edu.data import Shapes, load_dataset
+from vicreg_edu.loss import vicreg_loss
+from vicreg_edu.models import build_backbone, build_expander
+from vicreg_edu.train import format_final, train
+
+torch.manual_seed(0)
+print("fast mode:", FAST)
+
+# %% [markdown]
+# ## The full objective
+#
+# For a batch of $n$ images, each seen through two random augmentations $t, t' \sim \mathcal{T}$,
+# the encoder and the expander give two batches of embeddings $Z, Z' \in \mathbb{R}^{n \times d}$.
+# VICReg {cite}`bardes2022vicreg` minimises a weighted sum of the three terms met in chapters 2
+# to 4, averaged over the images of the dataset $\mathcal{D}$ and the pairs of augmentations
+# (paper Eq. 5 and 6):
+#
+# $$ \ell(Z, Z') = \lambda\, s(Z, Z') + \mu\, \bigl[v(Z) + v(Z')\bigr] + \nu\, \bigl[c(Z) + c(Z')\bigr],
+#    \qquad
+#    \mathcal{L} = \sum_{I \in \mathcal{D}} \ \sum_{t, t' \sim \mathcal{T}} \ell\bigl(Z^I, Z'^I\bigr) . $$
+#
+# - $\lambda$ (`sim_coeff`) weighs the **invariance** $s$: the mean squared distance between the
+#   two views' embeddings;
+# - $\mu$ (`std_coeff`) weighs the **variance** hinge $v$: every dimension's standard deviation
+#   over the batch should reach $\gamma$;
+# - $\nu$ (`cov_coeff`) weighs the **covariance** $c$: the squared off-diagonal covariances, per
+#   dimension.
+#
+# The paper uses $\lambda = \mu = 25$ and $\nu = 1$, with $\gamma = 1$ and $\epsilon = 10^{-4}$.
+# Each term earns its place: in the paper's 100-epoch ablation (Table 7) all three terms give
+# 68.6% ImageNet linear accuracy, invariance and variance without covariance 57.5%, and
+# invariance alone collapses (chapter 1); chapter 7 reproduces the direction on our data. As in
+# the official code, `vicreg_edu` averages the two variance terms, $\mu\,[v(Z) + v(Z')]/2$.
+# Every run of the book reads these numbers from its configuration:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+demo = get_config("demo")
+print(f"lambda (sim_coeff) = {demo.sim_coeff:g}, mu (std_coeff) = {demo.std_coeff:g}, "
+      f"nu (cov_coeff) = {demo.cov_coeff:g}, gamma = {demo.gamma:g}, eps = {demo.eps:g}")
+
+# %% [markdown]
+# The loss function returns the three unweighted terms next to the weighted total, which is what
+# the trainer logs. On any batch the total is exactly the weighted sum:
+
+# %%
+z_a = torch.randn(256, 64)
+z_b = z_a + 0.3 * torch.randn(256, 64)  # two "views" that nearly agree
+terms = vicreg_loss(z_a, z_b, sim_coeff=demo.sim_coeff, std_coeff=demo.std_coeff, cov_coeff=demo.cov_coeff)
+weighted = demo.sim_coeff * terms.invariance + demo.std_coeff * terms.variance + demo.cov_coeff * terms.covariance
+print(f"s = {terms.invariance:.4f}, v = {terms.variance:.4f}, c = {terms.covariance:.4f}")
+print(f"loss = {terms.loss:.4f}  =  25 s + 25 v + 1 c = {weighted:.4f}")
+assert torch.allclose(terms.loss, weighted)
+
+# %% [markdown]
+# ## The expander, and why it is wide
+#
+# The encoder $f_\theta$ (a ResNet-50 in the paper, a small CNN here) gives the representation
+# $y$; the expander $h_\phi$ maps it to the embedding $z$ on which the loss is computed. In the
+# official code it is an MLP of three linear layers, each but the last followed by batch
+# normalisation and a ReLU: `--mlp 8192-8192-8192` turns ResNet-50's 2048-d representation into a
+# 8192-d embedding. After training it is thrown away.
+#
+# Why so wide? The covariance term asks the $d$ dimensions of $z$ to be decorrelated, so they
+# must carry $d$ different pieces of information about the image, and the only source of that
+# information is the representation. A wider embedding asks for more, and the paper measures
+# that it pays: ImageNet linear accuracy grows with the expander's width and saturates around
+# 8192 {cite}`bardes2022vicreg` (Table 12, 100 epochs of pre-training). The next figure draws the
+# three numbers quoted here; they are the paper's, not measured in this book.
+
+# %%
+paper_table12 = {2048: 65.1, 8192: 68.6, 16384: 68.8}  # ImageNet linear top-1 (%), 100 epochs
+fig, ax = plt.subplots(figsize=(6, 3.5))
+bars = ax.bar([str(w) for w in paper_table12], list(paper_table12.values()), color="#3b6ea5")
+ax.bar_label(bars, fmt="%.1f")
+ax.set(xlabel="expander dimension", ylabel="ImageNet linear top-1 (%)", ylim=(60, 70),
+       title="Wider expanders help, then saturate (paper Table 12)")
+plt.show()
+
+# %% [markdown]
+# Going from 2048 to 8192 dimensions gains 3.5 points; doubling again to 16384 adds only 0.2.
+# The price is paid in parameters and memory. Building both networks on PyTorch's `meta` device
+# (shapes only, no memory) shows where the official model's parameters are:
+
+# %%
+def n_params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+with torch.device("meta"):  # no weights are allocated
+    resnet50, repr_dim = build_backbone("resnet50")
+    official_expander = build_expander(repr_dim, "8192-8192-8192")
+    small_cnn, small_dim = build_backbone("small_cnn")
+    demo_expander = build_expander(small_dim, demo.expander)
+print(f"paper: ResNet-50 {n_params(resnet50) / 1e6:6.1f} M + expander {n_params(official_expander) / 1e6:6.1f} M "
+      f"parameters ({repr_dim} -> {official_expander[-1].out_features})")
+print(f"demo:  SmallCNN  {n_params(small_cnn) / 1e6:6.3f} M + expander {n_params(demo_expander) / 1e6:6.3f} M "
+      f"parameters ({small_dim} -> {demo_expander[-1].out_features})")
+
+# %% [markdown]
+# The official expander has about six times as many parameters as the ResNet-50 it sits on. A
+# user training the official code on CIFAR-10 with two 24 GB GPUs ran out of memory even at batch
+# 256; the first author pointed at the expander and suggested trying a much smaller
+# `--mlp 4096-128` ([facebookresearch/vicreg#7](https://github.com/facebookresearch/vicreg/issues/7)).
+# The demo keeps the same shape at a laptop's scale: a 128-d representation expanded to 512-d
+# embeddings, four times wider, as in the paper (2048 to 8192).
+
+# %% [markdown]
+# ## Two views, two pipelines
+#
+# Each training step needs two augmented views of every image in the batch. `vicreg_edu` has two
+# implementations of the same recipe (one `AugmentConfig`):
+#
+# - **On the device, a whole batch at once** (`TwoViewBatchAugment`): for small images kept in
+#   memory as one `uint8` tensor (Shapes, CIFAR). The trainer draws the random parameters of every
+#   image (crop box, flip, colour factors, ...) from a generator seeded by the step, then applies
+#   them to the batch with a few tensor operations on the GPU (or CPU). No data loader, no worker
+#   processes.
+# - **Per image, with PIL** (`TwoViewTransform`): for ImageNet-size JPEG files read from disk, in
+#   the `DataLoader`'s worker processes, exactly like the official `augmentations.py`.
+#
+# Both follow the official recipe: random resized crop, flip, colour jitter, grayscale, and for
+# ImageNet an asymmetric blur and solarisation (view $x$ is always blurred and never solarised,
+# view $x'$ rarely blurred and sometimes solarised). Here are the batched views of eight Shapes
+# images:
+
+# %%
+aug_cfg = shapes_augment()
+shapes = Shapes("train", n=256 if FAST else 1024, seed=0)
+images = torch.from_numpy(shapes.data).permute(0, 3, 1, 2).contiguous()  # uint8 (N, 3, 32, 32)
+view_a, view_b = TwoViewBatchAugment(aug_cfg)(images[:8], torch.Generator().manual_seed(0))
+mean, std = torch.tensor(aug_cfg.mean).view(3, 1, 1), torch.tensor(aug_cfg.std).view(3, 1, 1)
+fig, axes = plt.subplots(3, 8, figsize=(11, 4.4))
+for col in range(8):
+    panels = [images[col], (view_a[col] * std + mean).clamp(0, 1), (view_b[col] * std + mean).clamp(0, 1)]
+    for row, panel in enumerate(panels):
+        axes[row, col].imshow(panel.permute(1, 2, 0))
+        axes[row, col].set_xticks([]), axes[row, col].set_yticks([])
+    axes[0, col].set_title(shapes.classes[shapes.targets[col]], fontsize=9)
+for row, name in enumerate(["image", "view $x$", "view $x'$"]):
+    axes[row, 0].set_ylabel(name)
+fig.suptitle("Batched on-device augmentation: two views of each image")
+plt.show()
+
+# %% [markdown]
+# Each column is an image and its two views, made in one call for the whole batch: crops, flips
+# and colour changes differ per image and per view, as with the per-image PIL path of chapter 0.
+# Why bother with two implementations? Speed. The next cell makes two views of the same images
+# both ways on this machine's CPU:
+
+# %%
+pil_two_views = TwoViewTransform(aug_cfg)
+batched_two_views = TwoViewBatchAugment(aug_cfg)
+start = time.perf_counter()
+for i in range(len(shapes)):
+    pil_two_views(shapes[i][0])
+pil_s = time.perf_counter() - start
+start = time.perf_counter()
+batched_two_views(images, torch.Generator().manual_seed(0))
+batched_s = time.perf_counter() - start
+print(f"{len(shapes)} images, two views each: PIL per image {pil_s:.3f} s, batched {batched_s:.3f} s "
+      f"({pil_s / batched_s:.0f}x faster)")
+
+# %% [markdown]
+# On a GPU the batched path is faster still, and it runs where the model runs, so the training
+# loop never waits for data. For ImageNet the images do not fit in memory and need decoding
+# anyway: there the PIL path in several loader workers is the right tool (chapter 9).
+
+# %% [markdown]
+# ## A real run
+#
+# Now the real thing: the `demo` preset (Shapes, the small CNN, the 512-512-512 expander, AdamW,
+# batch 128, a short warm-up then a cosine learning-rate decay), trained from scratch inside this
+# notebook. When a CIFAR-10 folder exists locally {cite}`krizhevsky2009cifar` the same cells train
+# the `cifar10` preset in a small configuration instead (on a GPU: its ResNet-18 and LARS, 20
+# epochs; on a CPU: the demo's small CNN and AdamW on CIFAR images); otherwise they say how to get
+# the data. The book never downloads anything by itself.
+#
+# The trainer shows a progress bar with the current terms, prints a line per epoch, writes every
+# record to `metrics.jsonl` and its checkpoint to `runs/ch05_demo/checkpoint.pt`; chapter 6 loads
+# that checkpoint.
+
+# %%
+data_root = Path("../data") if Path.cwd().name == "book" else Path("data")
+run_dir = Path("runs/ch05_demo")
+try:
+    load_dataset("cifar10", root=data_root, split="test")  # only checks that the folder is there
+    preset = "cifar10"
+    if torch.cuda.is_available():  # the preset's ResNet-18 on all 50 000 images: minutes on a GPU
+        sizes = dict(expander="1024-1024-1024", warmup_epochs=2, epochs=2 if FAST else 20,
+                     train_size=1024 if FAST else 0, test_size=512 if FAST else 0)
+    else:  # a ResNet-18 step takes minutes on a laptop CPU: use the demo's small CNN and optimiser
+        sizes = dict(backbone="small_cnn", expander="512-512-512", optimizer="adamw", base_lr=1e-2,
+                     weight_decay=0.05, batch_size=128, warmup_epochs=1, epochs=2 if FAST else 4,
+                     train_size=1024 if FAST else 10000, test_size=512 if FAST else 2000)
+    sizes["data_dir"] = str(data_root)
+except FileNotFoundError as missing:
+    print(missing)
+    print("-> training the demo preset on the built-in Shapes data instead.")
+    preset = "demo"
+    sizes = dict(epochs=2 if FAST else 4, train_size=2560 if FAST else 10000, test_size=1000 if FAST else 2000)
+cfg = get_config(preset, out_dir=str(run_dir), progress=True, knn_every=1, final_eval=True, seed=0, **sizes)
+print(f"preset {preset}: {cfg.backbone} + expander {cfg.expander}, {cfg.epochs} epochs on "
+      f"{cfg.train_size or 'all'} images, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}")
+
+# %%
+result = train(cfg)
+print(format_final(result))
+
+# %% [markdown]
+# ## The curves
+#
+# The trainer logged the loss and its three unweighted terms every few steps, and a collapse
+# report at the end of every epoch. `plot_training_overview` reads them back from the metrics
+# file:
+
+# %%
+fig = plots.plot_training_overview(result.metrics_path, log_y=True)
+fig.suptitle(f"VICReg on {cfg.dataset}: the three terms (left) and the embedding's health (right)")
+plt.show()
+
+# %% [markdown]
+# On the left, read the terms separately. The weighted total is dominated by $25\,v$: at
+# initialisation the embeddings' per-dimension standard deviation is far below $\gamma = 1$, and
+# in a run this short the hinge comes down only slowly. The invariance term $s$ falls as the two
+# views' embeddings learn to agree. The covariance term $c$ may well *rise*: with $\nu = 1$
+# against $\lambda = \mu = 25$ it is the cheapest term to give up. A rising $c$ is not by itself
+# a warning sign: a user of the official code reports $c$ growing from 2.6 to 6.5 over 20 epochs
+# while the other two terms fell
+# ([facebookresearch/vicreg#14](https://github.com/facebookresearch/vicreg/issues/14)); chapter 6
+# shows which $c$ *is* a warning sign.
+# On the right, the effective rank of the embeddings of held-out images stays well above 1 and
+# their mean standard deviation far from 0: no collapse. Chapter 6 reads these epoch records in
+# detail.
+#
+# The first and last logged values, printed from the run:
+
+# %%
+first, last = result.history[0], result.history[-1]
+for key in ("loss", "invariance", "variance", "covariance"):
+    print(f"{key:>10}: step {first['step']:4d}: {first[key]:8.4f}   ->   step {last['step']:4d}: {last[key]:8.4f}")
+report = result.epochs[-1]
+print(f"last epoch: embedding std (mean) {report['emb_std_mean']:.3f}, effective rank "
+      f"{report['emb_effective_rank']:.1f} of {report['emb_dim']}, dead dims {report['emb_dead_fraction']:.0%}")
+assert report["emb_std_min"] > 0.01 and report["emb_effective_rank"] > 5, "the embeddings collapsed"
+
+# %% [markdown]
+# ## Did it learn anything? $k$-NN against two baselines
+#
+# The loss going down says the model solves its own task, not that the representation is useful.
+# The standard check freezes the encoder, embeds the labelled training images, and classifies
+# each test image by a weighted vote of its $k = 20$ nearest training images (cosine similarity,
+# temperature 0.07 {cite}`wu2018instance`); chapter 8 has the details and a linear probe. Two
+# baselines tell us what "good" means here:
+#
+# - a **randomly initialised** encoder of the same architecture: what the architecture gives
+#   before any training;
+# - **raw pixels**: the same $k$-NN on the normalised images themselves.
+#
+# The trainer computed all three at the end of the run (`result.final`):
+
+# %%
+names = {"trained": "VICReg-trained", "random_init": "random encoder", "raw_pixels": "raw pixels"}
+chance = 1 / 10
+fig, ax = plt.subplots(figsize=(6, 3.5))
+bars = ax.bar([names[k] for k in result.final], [100 * v for v in result.final.values()],
+              color=["#3b6ea5", "#999999", "#cccccc"])
+ax.bar_label(bars, fmt="%.1f")
+ax.axhline(100 * chance, color="C3", linestyle="--", label="chance (10 classes)")
+ax.set(xlabel="features", ylabel="k-NN accuracy on the test split (%)",
+       title=f"k-NN (k=20) on {cfg.dataset}: trained vs untrained")
+ax.legend(loc="upper right")
+plt.show()
+for key, acc in result.final.items():
+    print(f"{names[key]:>15}: {100 * acc:5.1f}%")
+
+# %% [markdown]
+# The bar that matters is the first one, compared with the two grey ones: the trained encoder's
+# neighbours share its label much more often than those of a random encoder or of raw pixels,
+# although no label was used in training. On Shapes, pixels are a poor description of an image
+# (two circles of different colours and positions are far apart in pixel space), so raw pixels
+# and a random network sit only a few points above chance; the augmentations taught the encoder
+# to ignore colour and position. The absolute number is modest: a few epochs of a 0.1 M-parameter CNN on a CPU.
+# Longer runs keep improving (chapter 8). For scale: on CIFAR-10, solo-learn's VICReg recipe,
+# which the `cifar10` preset follows closely, reports 92.07% linear accuracy after 1000 epochs
+# of a ResNet-18 {cite}`dacosta2022sololearn`.
+
+# %%
+if preset == "demo" and not FAST:  # the full-size demo run; the fast-mode run is too short to judge
+    assert result.final["trained"] > result.final["random_init"] + 0.03, result.final
+    assert result.final["trained"] > result.final.get("raw_pixels", 0.0) + 0.03, result.final
+print(f"wall time of the run: {result.wall_time:.0f} s; checkpoint: {run_dir / 'checkpoint.pt'}")
+
+# %% [markdown]
+# ## Exercise
+#
+# **Counting the expander.** The official expander maps 2048 dimensions to 8192, then 8192 to
+# 8192 twice. The first two layers are `Linear` (weights and biases) followed by `BatchNorm1d`
+# (a scale and a shift per dimension) and a ReLU; the last `Linear` has no bias. Without running
+# `n_params`, how many parameters does it have? Write your formula below (it must evaluate to a
+# number), then run the next cell.
+
+# %%
+my_count = None  # e.g. 2048 * 8192 + ...
+
+# %% tags=["hide-input"]
+# Answer: two blocks of Linear (w + b) + BatchNorm (scale + shift), then a bias-free Linear.
+expected = (2048 * 8192 + 8192 + 2 * 8192) + (8192 * 8192 + 8192 + 2 * 8192) + 8192 * 8192
+assert expected == n_params(official_expander), (expected, n_params(official_expander))
+assert my_count is None or my_count == expected, f"expected {expected:,}, got {my_count:,}"
+print(f"{expected:,} parameters: {4 * expected / 2**20:.0f} MiB in float32, and as much again for "
+      f"their gradients and for each buffer of optimiser state")
