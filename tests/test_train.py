@@ -44,8 +44,11 @@ def run_torchrun(out_dir, *extra):
     return state(out_dir)
 
 
-# 2 steps per epoch, 3 steps: crosses an epoch boundary (sampler.set_epoch) inside the warm-up
-DDP_RUN = dict(train_size=128, max_steps=3)
+# 2 steps per epoch, 3 steps: crosses an epoch boundary (sampler.set_epoch) inside the warm-up.
+# LARS (the ImageNet recipe's optimiser) rather than the demo's AdamW: Adam divides each update by
+# sqrt(v), so for parameters whose gradient is ~0 it turns float rounding (1e-7, different
+# reduction order on 2 processes) into lr-sized steps, which says nothing about the bookkeeping.
+DDP_RUN = dict(train_size=128, max_steps=3, optimizer="lars", base_lr=0.3, weight_decay=1e-4)
 
 
 def max_difference(a, b):
@@ -82,7 +85,7 @@ def test_resume_is_exact(tmp_path):
     for name in a["net"]:
         assert torch.equal(a["net"][name], b["net"][name]), name
     for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
-        assert torch.equal(sa["mu"], sb["mu"])
+        assert sa.keys() == sb.keys() and all(torch.equal(torch.as_tensor(sa[k]), torch.as_tensor(sb[k])) for k in sa)
     steps = [r["step"] for r in map(json.loads, (tmp_path / "resumed/metrics.jsonl").read_text().splitlines())
              if r["kind"] == "step"]
     assert steps == sorted(set(steps)), "metrics after resume must not repeat steps"

@@ -220,7 +220,7 @@ class VICReg(nn.Module):
         >>> model = VICReg("small_cnn", "512-512-512")
         >>> y, z = model(torch.zeros(4, 3, 32, 32))
         >>> y.shape, z.shape
-        (torch.Size([4, 256]), torch.Size([4, 512]))
+        (torch.Size([4, 128]), torch.Size([4, 512]))
     """
 
     def __init__(self, backbone: str | nn.Module = "small_cnn", expander: str = "512-512-512"):
