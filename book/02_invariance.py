@@ -7,7 +7,7 @@
 # ---
 
 # %% [markdown]
-# # 2. Invariance ($s$)
+# # 2. Invariance (s)
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/vicreg-edu/vicreg-edu/blob/main/book/02_invariance.ipynb)
 #
