@@ -398,7 +398,9 @@ def plot_collapse_curves(
     ``diagnostics.collapse_report`` with keys prefixed "emb_"). If ``emb_dim`` is logged, the
     embedding dimension is drawn as the ceiling of the effective rank; ``gamma`` is drawn as the
     target of the mean std. A rank that falls while the std stays up is dimensional collapse;
-    both falling is complete collapse.
+    a std that falls towards 0 is complete collapse, whatever the rank does: the effective rank
+    is scale-free, so the tiny leftover jitter of a collapsed cloud can even read as high-rank
+    (chapter 1 shows an invariance-only run whose rank rises while its std drops 30x).
 
     Args:
         metrics: path to metrics.jsonl, or a list of record dicts.
