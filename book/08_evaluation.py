@@ -245,9 +245,10 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
-# Small $k$ is noisy: a handful of neighbours decide, and with $k = 1$ and $k = 2$ the result is
-# the same (the nearest neighbour has the larger weight). Beyond a few tens of neighbours the
-# accuracy changes little, and $k = 20$ (dashed line) is the usual default. The two curves almost
+# Mind the vertical axis: it spans only a few points. Small $k$ is noisy: a handful of
+# neighbours decide, and $k = 1$ and $k = 2$ give the same result (the nearer neighbour has the
+# larger weight). Beyond a few tens of neighbours the accuracy changes little, and $k = 20$
+# (dashed line) is the usual default. The two curves almost
 # coincide here, and the next cell says why: among the 20 nearest neighbours the cosine
 # similarities are all close to each other, so even at $T = 0.07$ their weights are nearly equal.
 
