@@ -1,4 +1,4 @@
-"""Submit VICReg pre-training to a SLURM cluster with submitit (``pip install -e .[slurm]``).
+r"""Submit VICReg pre-training to a SLURM cluster with submitit (``pip install -e .[slurm]``).
 
 Each SLURM task is one process; submitit's environment gives us the rank, world size and master
 address, which we hand to torch.distributed through the variables ``torchrun`` would set, then run
