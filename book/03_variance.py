@@ -1,0 +1,363 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 3. Variance (v)
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/vicreg-edu/vicreg-edu/blob/main/book/03_variance.ipynb)
+#
+# Chapters 1 and 2 trained with the invariance term alone and watched the embeddings collapse to
+# a point. This chapter adds the term that forbids it: a hinge on the **standard deviation** of
+# every embedding dimension. We look at why VICReg {cite}`bardes2022vicreg` puts the hinge on the
+# standard deviation rather than on the variance, what $\gamma$ and $\epsilon$ do, why the
+# library's total divides the variance term by two, and then train with invariance + variance
+# only. The embeddings no longer collapse to a point, but they still collapse onto a few
+# directions: *dimensional collapse*, which chapter 4's covariance term removes.
+
+# %%
+try:
+    import vicreg_edu
+except ImportError:  # Colab: install the library from the repository, once
+    import subprocess, sys
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "vicreg-edu @ git+https://github.com/vicreg-edu/vicreg-edu"], check=True)
+    import vicreg_edu
+
+# %%
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+
+from vicreg_edu import diagnostics, plots
+from vicreg_edu.config import FAST, get_config
+from vicreg_edu.evaluate import extract_features
+from vicreg_edu.loss import variance_loss, vicreg_loss
+from vicreg_edu.train import load_eval_data, train
+
+torch.manual_seed(0)
+print("fast mode:", FAST)
+
+# %% [markdown]
+# ## The term
+#
+# Take a batch of $n$ embeddings $Z \in \mathbb{R}^{n \times d}$ and write $z^j$ for its $j$-th
+# column: the values of dimension $j$ over the batch. The variance term is a hinge on the
+# standard deviation of each column (paper Eq. 1 and 2):
+#
+# $$ v(Z) = \frac{1}{d} \sum_{j=1}^{d} \max\bigl(0,\ \gamma - S(z^j, \epsilon)\bigr),
+#    \qquad S(x, \epsilon) = \sqrt{\operatorname{Var}(x) + \epsilon}, $$
+#
+# with the unbiased variance $\operatorname{Var}(x) = \frac{1}{n-1}\sum_i (x_i - \bar x)^2$,
+# $\gamma = 1$ and $\epsilon = 10^{-4}$. Three things to notice:
+#
+# - It is computed **along the batch**, per dimension. It does not look at one image at a time:
+#   it asks that *different images* get different values in every dimension. This is how VICReg
+#   pushes embeddings apart without ever comparing two particular images (no negatives).
+# - It is a **hinge**: a dimension whose standard deviation is already $\ge \gamma$ costs nothing
+#   and gets no gradient. The term never asks for *more* spread than $\gamma$, so it cannot make
+#   the embeddings blow up; it only forbids shrinking below $\gamma$.
+# - It is a **mean over dimensions**, so its value lies in $[0, \gamma]$ whatever $d$ is: it is
+#   the average shortfall of the standard deviations.
+#
+# `vicreg_edu.loss.variance_loss` computes it. Four dimensions with standard deviations
+# $0, 0.5, 1, 2$ have shortfalls $\approx 0.99, 0.5, 0, 0$, so $v \approx 0.37$:
+
+# %%
+n = 256
+columns = torch.randn(n, 4)
+columns = (columns - columns.mean(0)) / columns.std(0)  # every column: mean 0, std exactly 1
+z = columns * torch.tensor([0.0, 0.5, 1.0, 2.0])  # per-dimension std 0, 0.5, 1, 2
+print("per-dimension std:", diagnostics.per_dim_std(z).numpy().round(3))
+print(f"v(Z) = {variance_loss(z).item():.4f}")
+shortfalls = F.relu(1.0 - torch.sqrt(z.var(dim=0) + 1e-4))
+print("shortfall per dimension:", shortfalls.numpy().round(4), "-> mean", f"{shortfalls.mean().item():.4f}")
+
+# %% [markdown]
+# ## Why the standard deviation and not the variance
+#
+# A hinge on the variance, $\max(0, \gamma^2 - \operatorname{Var}(z^j))$, looks just as
+# reasonable and skips a square root. The difference is in the gradient, and it matters exactly
+# where the term is needed: when a dimension is collapsing. For one column $x = z^j$ with
+# standard deviation $\sigma$, the derivatives with respect to one embedding value $x_i$ are
+#
+# $$ \frac{\partial \operatorname{Var}(x)}{\partial x_i} = \frac{2 (x_i - \bar x)}{n - 1},
+#    \qquad
+#    \frac{\partial S(x, \epsilon)}{\partial x_i} = \frac{x_i - \bar x}{(n - 1)\sqrt{\sigma^2 + \epsilon}} . $$
+#
+# Summed over the column (the norm of the gradient vector), since
+# $\sum_i (x_i - \bar x)^2 = (n-1)\sigma^2$:
+#
+# $$ \bigl\lVert \nabla_x \operatorname{Var} \bigr\rVert = \frac{2\sigma}{\sqrt{n-1}} \to 0
+#    \text{ as } \sigma \to 0,
+#    \qquad
+#    \bigl\lVert \nabla_x S \bigr\rVert = \frac{1}{\sqrt{n-1}} \cdot \frac{\sigma}{\sqrt{\sigma^2 + \epsilon}}
+#    \approx \frac{1}{\sqrt{n-1}} \text{ for } \sigma \gg \sqrt{\epsilon} . $$
+#
+# The variance hinge pushes *less and less* as the dimension collapses: the gradient is
+# proportional to the spread that is left, so a nearly collapsed dimension is nearly free to
+# collapse completely. The standard-deviation hinge pushes with the same strength at any spread
+# above $\sqrt{\epsilon} = 0.01$: its gradient is a unit vector pointing away from the mean,
+# scaled by $1/\sqrt{n-1}$. The next cell measures both with autograd on a column of $n = 128$
+# values scaled to each standard deviation.
+
+# %%
+def penalty_and_gradient(penalty, sigma, base):
+    """Value of `penalty` on the column sigma * base, and the norm of its gradient."""
+    x = (sigma * base).requires_grad_()
+    value = penalty(x)
+    value.backward()
+    return value.item(), x.grad.norm().item()
+
+
+def variance_hinge(x, gamma=1.0):
+    """The alternative: a hinge on the variance, mean_j relu(gamma^2 - Var(x_j))."""
+    return F.relu(gamma**2 - x.var(dim=0)).mean()
+
+
+n = 128
+base = torch.randn(n, 1, generator=torch.Generator().manual_seed(0))
+base = (base - base.mean()) / base.std()  # one column with std exactly 1
+penalties = {"std hinge (VICReg)": variance_loss, "variance hinge": variance_hinge}
+sigmas_lin = torch.linspace(0, 2, 201).tolist()  # for the values
+sigmas_log = torch.logspace(-4, -0.02, 80).tolist()  # for the gradients, up to sigma = 0.95
+values = {name: [penalty_and_gradient(fn, s, base)[0] for s in sigmas_lin] for name, fn in penalties.items()}
+grads = {name: [penalty_and_gradient(fn, s, base)[1] for s in sigmas_log] for name, fn in penalties.items()}
+
+
+# %%
+fig, (ax_value, ax_grad) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+for name in penalties:
+    ax_value.plot(sigmas_lin, values[name], label=name)
+    ax_grad.loglog(sigmas_log, grads[name], label=name)
+ax_grad.axhline((n - 1) ** -0.5, color="0.5", linestyle=":", label=r"$1/\sqrt{n-1}$")
+ax_grad.axvline(1e-4 ** 0.5, color="0.3", linestyle="--", label=r"$\sigma = \sqrt{\epsilon}$")
+ax_value.set(xlabel=r"standard deviation $\sigma$ of the dimension", ylabel="penalty",
+             title=r"Penalty of one dimension ($\gamma = 1$)")
+ax_grad.set(xlabel=r"standard deviation $\sigma$ of the dimension (log, below $\gamma$)",
+            ylabel=r"gradient norm $\Vert \partial\, \mathrm{penalty} / \partial x \Vert$ (log)",
+            title="Gradient on the embeddings")
+ax_value.legend(), ax_grad.legend()
+plt.show()
+
+# %% [markdown]
+# Left: both penalties are zero above $\sigma = \gamma = 1$ (and so are their gradients, which
+# the right panel leaves out) and largest at $\sigma = 0$, so their values tell the same story.
+# Right: their gradients do not. The variance hinge's gradient
+# falls in proportion to $\sigma$ (a straight line of slope 1 on the log-log plot): at
+# $\sigma = 0.01$ it is 100 times weaker than at $\sigma = 1$. The standard-deviation hinge keeps
+# a constant push of $1/\sqrt{n-1}$ down to $\sigma \approx \sqrt{\epsilon}$, and only below that
+# does it fade like the variance hinge. Above $\sigma = 0.5$, where the curves cross, the
+# variance hinge is actually the stronger one: it is strong where it is not needed and weak where
+# it is.
+
+# %% [markdown]
+# ## The role of $\epsilon$ and $\gamma$
+#
+# **$\epsilon$** keeps the square root differentiable. The derivative of $\sqrt{u}$ is
+# $1 / (2\sqrt{u})$, infinite at $u = 0$. A dimension that is *exactly* constant over the batch
+# has $\operatorname{Var} = 0$ and $x_i - \bar x = 0$, so without $\epsilon$ the chain rule
+# multiplies $\infty$ by $0$ and autograd returns NaN, which then poisons every weight:
+
+# %%
+constant = torch.ones(n, 1, requires_grad=True)  # an exactly collapsed dimension
+for eps in (0.0, 1e-4):
+    constant.grad = None
+    variance_loss(constant, eps=eps).backward()
+    print(f"eps = {eps:g}: v = {variance_loss(constant, eps=eps).item():.4f}, "
+          f"gradient finite: {bool(torch.isfinite(constant.grad).all())}")
+
+# %% [markdown]
+# With $\epsilon = 10^{-4}$ the value is $\gamma - \sqrt{\epsilon} = 0.99$ and the gradient is
+# finite (here exactly zero: when all values are equal there is no direction to push them apart
+# in; once they spread by more than about $\sqrt{\epsilon}$, they get the full push of the
+# figure above). The price is the fade below
+# $\sigma \approx \sqrt{\epsilon} = 0.01$ seen on the right of the figure, far below the target.
+#
+# **$\gamma$** is the target standard deviation, and so it fixes the *scale* of the embeddings:
+# the hinge pushes every dimension's spread up to $\gamma$, while the invariance term (a
+# squared distance, which grows with the scale) pulls the spread down. Other values of $\gamma$
+# mostly rescale the embeddings; the paper keeps $\gamma = 1$, and since the other two terms are
+# measured in the same units (squared distances and squared covariances), changing $\gamma$ also
+# changes the balance with $\lambda$ and $\nu$. Chapter 7 varies it.
+
+# %% [markdown]
+# ## The /2 in the total
+#
+# The paper's Eq. 6 adds the variance terms of the two branches:
+#
+# $$ \ell(Z, Z') = \lambda\, s(Z, Z') + \mu \bigl[v(Z) + v(Z')\bigr] + \nu \bigl[c(Z) + c(Z')\bigr] . $$
+#
+# The official code averages them instead, `torch.mean(F.relu(1 - std_x)) / 2 +
+# torch.mean(F.relu(1 - std_y)) / 2`, so its variance weight is effectively half the paper's
+# (the official repository's issues #8 and #26 discuss the discrepancy). The coefficients
+# $\lambda = \mu = 25$, $\nu = 1$ were tuned with the code, so the code's convention is the one
+# that goes with them. Other implementations differ: lightly keeps the `/2`, solo-learn
+# {cite}`dacosta2022sololearn` drops it (`torch.mean(F.relu(1 - std_z1)) +
+# torch.mean(F.relu(1 - std_z2))`), which doubles the effective weight of the variance term for
+# the same `mu`. **`vicreg_edu` keeps the `/2`**, like the official code and lightly:
+# `VICRegTerms.variance` is $[v(Z) + v(Z')]/2$ and the total is
+# $\lambda s + \mu [v(Z) + v(Z')]/2 + \nu [c(Z) + c(Z')]$.
+
+# %%
+z_a, z_b = 0.3 * torch.randn(256, 64), 0.6 * torch.randn(256, 64)  # two branches, both too narrow
+terms = vicreg_loss(z_a, z_b)
+v_a, v_b = variance_loss(z_a), variance_loss(z_b)
+print(f"v(Z) = {v_a:.4f}, v(Z') = {v_b:.4f}, VICRegTerms.variance = {terms.variance:.4f}")
+print(f"variance part of the loss, official code / lightly / vicreg_edu: 25 * (v + v')/2 = {25 * terms.variance:.3f}")
+print(f"variance part of the loss, paper Eq. 6 / solo-learn:              25 * (v + v')   = {25 * (v_a + v_b):.3f}")
+assert torch.isclose(terms.variance, (v_a + v_b) / 2)
+
+# %% [markdown]
+# To reproduce a solo-learn run with this library, double `std_coeff` (`std_coeff=50.0` for its
+# `var_loss_weight=25`); to follow the paper's equation literally, do the same.
+
+# %% [markdown]
+# ## Experiment: invariance + variance
+#
+# Now train the demo model (a small CNN and a 512-512-512 expander on the built-in Shapes data)
+# with $\lambda = \mu = 25$ and **no covariance term** (`cov_coeff=0.0`). The variance term
+# should stop the complete collapse of chapters 1 and 2. Does it give useful embeddings?
+
+# %%
+cfg = get_config("demo", cov_coeff=0.0, epochs=2 if FAST else 3, train_size=2048 if FAST else 0,
+                 out_dir="runs/ch03_inv_var", progress=False, final_eval=False, tensorboard=False)
+result = train(cfg)
+print(f"trained in {result.wall_time:.0f} s")
+
+# %% [markdown]
+# At the end of every epoch the trainer writes a collapse report of a held-out batch
+# (`diagnostics.collapse_report`, keys prefixed `emb_`):
+
+# %%
+keys = ["emb_std_mean", "emb_dead_fraction", "emb_effective_rank", "emb_numerical_rank",
+        "emb_off_diagonal_energy"]
+print("epoch " + " ".join(f"{k[4:]:>19}" for k in keys))
+for record in result.epochs:
+    print(f"{record['epoch']:>5} " + " ".join(
+        format(record[k], ">19d" if isinstance(record[k], int) else ">19.3f") for k in keys))
+print(f"embedding dimension: {result.epochs[-1]['emb_dim']}")
+
+# %% [markdown]
+# ### Where the spread settles
+#
+# The hinge is not a hard constraint. Below $\gamma$ it pushes every dimension's standard
+# deviation up with a *constant* force, $\mu/d$ per dimension (the figure above), while the
+# invariance term pulls it down: if the two views' values of a dimension have standard deviation
+# $\sigma$ and correlation $\rho$, their mean squared difference is $2\sigma^2(1-\rho)$, which
+# costs $\lambda \cdot 2\sigma^2(1-\rho)/d$ and pulls with $4\lambda\sigma(1-\rho)/d$. If the
+# network could only rescale the dimension, the two forces would balance at
+#
+# $$ \sigma^\star = \min\Bigl(\gamma,\ \frac{\mu}{4\lambda(1-\rho)}\Bigr)
+#    = \min\Bigl(1,\ \frac{1}{4(1-\rho)}\Bigr) \text{ for } \lambda = \mu , $$
+#
+# so the standard deviation reaches $\gamma = 1$ only once the views agree well
+# ($\rho \ge 3/4$). The epoch records hold what we need for a rough check: the invariance on the
+# held-out pairs, $s \approx 2\sigma^2(1-\rho)$, gives $1 - \rho \approx s / (2\sigma^2)$.
+
+# %%
+last = result.epochs[-1]
+one_minus_rho = last["emb_alignment_mse"] / (2 * last["emb_std_mean"] ** 2)
+predicted = min(cfg.gamma, cfg.std_coeff / (4 * cfg.sim_coeff * one_minus_rho))
+print(f"views: s = {last['emb_alignment_mse']:.3f}, 1 - rho ~ {one_minus_rho:.3f}")
+print(f"balance predicts std ~ {predicted:.2f}; measured mean std {last['emb_std_mean']:.2f}")
+
+# %% [markdown]
+# A crude model (one number per run, the network can do more than rescale), but it lands close:
+# early in training the views disagree and the spread sits well below $\gamma$; as they come to
+# agree, it climbs to $\gamma$. Chapter 4 shows that the covariance term changes this balance.
+
+# %% [markdown]
+# The numbers already tell the story; let us look at the embeddings of the test images
+# themselves. `extract_features` runs the trained model (in evaluation mode) over the test split;
+# `model(x)` returns the representation and the embedding, and we keep the embedding.
+
+# %%
+_, (test_x, test_y), (mean, std) = load_eval_data(cfg)
+z, _ = extract_features(lambda x: result.model(x)[1], test_x, mean, std)  # (N, 512)
+report = diagnostics.collapse_report(z)
+corr = diagnostics.correlation_matrix(z)
+off_diagonal = corr[~torch.eye(len(corr), dtype=torch.bool)].abs()
+print(f"{len(z)} test embeddings of dimension {z.shape[1]}")
+print(f"std per dimension: min {report.std_min:.3f}, mean {report.std_mean:.3f}; "
+      f"dead dimensions (std < 0.01): {report.dead_fraction:.0%}")
+print(f"effective rank {report.effective_rank:.1f} of {z.shape[1]} "
+      f"({report.effective_rank / z.shape[1]:.1%}); numerical rank {report.numerical_rank}")
+print(f"|correlation| between two different dimensions: mean {off_diagonal.mean():.2f}, "
+      f"{(off_diagonal > 0.5).double().mean():.0%} of the pairs above 0.5")
+
+# %%
+fig, (ax_std, ax_corr) = plt.subplots(1, 2, figsize=(11, 4.3), constrained_layout=True)
+plots.plot_std_histogram(z, gamma=cfg.gamma, ax=ax_std, threshold=0.01,
+                         title="Per-dimension std: no dimension is dead")
+plots.plot_matrix_heatmap(corr, ax=ax_corr, k=32, kind="correlation",
+                          title="Correlation of the first 32 dimensions")
+fig.suptitle("Invariance + variance: spread out, but redundant")
+plt.show()
+
+# %% [markdown]
+# Left: every dimension has a clearly non-zero standard deviation, none is dead. Complete
+# collapse is gone (whether the standard deviations reach $\gamma = 1$ depends on how long the
+# run is, as the previous section showed). Right: the correlation matrix is anything but
+# diagonal. Red and blue off the diagonal mean that two dimensions move together (or against each
+# other) from image to image; in this run nearly every entry is close to $+1$ or $-1$, so up to
+# sign and scale the dimensions are copies of one another: the 512 numbers say the same thing.
+
+# %% [markdown]
+# The singular values of the centred embeddings make "the same thing" precise: their effective
+# rank {cite}`garrido2023rankme` counts how many directions the embeddings really use (chapter 6
+# explains the measure).
+
+# %%
+s = diagnostics.singular_values(z)
+share = (s**2).cumsum(0) / (s**2).sum()  # fraction of the total variance in the top k directions
+for k in (1, 2, 5):
+    print(f"the top {k} direction(s) hold {share[k - 1]:.3%} of the variance, "
+          f"the other {z.shape[1] - k} together {1 - share[k - 1]:.3%}")
+print(f"effective rank {diagnostics.effective_rank(s):.1f} of {z.shape[1]} dimensions")
+assert report.dead_fraction == 0, "the variance term should leave no dead dimension"
+assert report.effective_rank < 0.25 * z.shape[1], "expected dimensional collapse without the covariance term"
+
+# %% [markdown]
+# This is **dimensional collapse** {cite}`jing2022dimensional`: the embeddings are spread out,
+# and the variance term is (nearly) satisfied, but they live close to a low-dimensional subspace
+# of the 512-dimensional space: one or a few directions carry almost all of the variance, and the
+# effective rank is a small fraction of the dimension. Nothing in $s$ or $v$ objects: the
+# variance term looks at each dimension on its own, and one good direction copied into 512
+# dimensions (plus a little noise) satisfies all 512 hinges at once. The paper's ablation reports
+# the same at scale: on ImageNet, invariance + variance reaches 57.5% linear accuracy against
+# 68.6% for the full loss after 100 epochs (Table 7). Chapter 4 adds the term that looks at
+# *pairs* of dimensions.
+
+# %% [markdown]
+# ## Exercise
+#
+# **How hard does the hinge push?** Take a single dimension ($d = 1$) over a batch of
+# $n = 128$ embeddings whose standard deviation is $\sigma = 0.1$. Using the formula of the
+# section "Why the standard deviation", what is the norm of the gradient of $v$ with respect
+# to the 128 values, with $\epsilon = 10^{-4}$? And what would it be for the variance hinge
+# $\max(0, 1 - \operatorname{Var})$? Write your two numbers, then run the check.
+
+# %%
+my_std_hinge = None  # replace None with your value for v (the std hinge)
+my_variance_hinge = None  # replace None with your value for the variance hinge
+
+# %% tags=["hide-input"]
+# Answer: ||grad S|| = sigma / (sqrt(n-1) * sqrt(sigma^2 + eps)) and ||grad Var|| = 2 sigma / sqrt(n-1)
+# (the hinges are active since sigma < 1, so the gradients of v and of 1 - Var have these norms).
+n_ex, sigma, eps = 128, 0.1, 1e-4
+expected_std = sigma / ((n_ex - 1) ** 0.5 * (sigma**2 + eps) ** 0.5)
+expected_var = 2 * sigma / (n_ex - 1) ** 0.5
+column = torch.randn(n_ex, 1, generator=torch.Generator().manual_seed(1))
+column = (column - column.mean()) / column.std()
+_, measured_std = penalty_and_gradient(lambda x: variance_loss(x, eps=eps), sigma, column)
+_, measured_var = penalty_and_gradient(variance_hinge, sigma, column)
+assert abs(measured_std - expected_std) < 1e-5 and abs(measured_var - expected_var) < 1e-5
+for mine, expected in [(my_std_hinge, expected_std), (my_variance_hinge, expected_var)]:
+    assert mine is None or abs(mine - expected) < 1e-3, f"expected {expected:.4f}, got {mine}"
+print(f"std hinge: {expected_std:.4f};  variance hinge: {expected_var:.4f} "
+      f"(the variance hinge pushes {expected_std / expected_var:.1f}x less; the two are equal at sigma = 0.5)")

@@ -1,0 +1,329 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 4. Covariance (c)
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/vicreg-edu/vicreg-edu/blob/main/book/04_covariance.ipynb)
+#
+# Chapter 3 ended with embeddings that are spread out but redundant: invariance + variance
+# leaves *dimensional collapse*. The third VICReg term {cite}`bardes2022vicreg` decorrelates the
+# dimensions. This chapter writes it down, explains its $1/d$ factor, shows how to compute it
+# without ever forming the $d \times d$ covariance matrix, trains the full loss next to
+# invariance + variance, and compares the term with Barlow Twins' cross-correlation objective
+# {cite}`zbontar2021barlow`.
+
+# %%
+try:
+    import vicreg_edu
+except ImportError:  # Colab: install the library from the repository, once
+    import subprocess, sys
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "vicreg-edu @ git+https://github.com/vicreg-edu/vicreg-edu"], check=True)
+    import vicreg_edu
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import torch
+
+from vicreg_edu import diagnostics, plots
+from vicreg_edu.augment import TwoViewBatchAugment, shapes_augment
+from vicreg_edu.config import FAST, get_config
+from vicreg_edu.evaluate import extract_features
+from vicreg_edu.loss import covariance_loss
+from vicreg_edu.train import load_eval_data, train
+
+torch.manual_seed(0)
+print("fast mode:", FAST)
+
+# %% [markdown]
+# ## The term
+#
+# For a batch of embeddings $Z \in \mathbb{R}^{n \times d}$ with mean $\bar z$, the covariance
+# matrix of the dimensions and the covariance term are (paper Eq. 3 and 4)
+#
+# $$ C(Z) = \frac{1}{n-1} \sum_{i=1}^{n} (z_i - \bar z)(z_i - \bar z)^\top \in \mathbb{R}^{d \times d},
+#    \qquad c(Z) = \frac{1}{d} \sum_{j \neq k} [C(Z)]_{j,k}^2 . $$
+#
+# The diagonal of $C$ holds the variances, which the variance term already takes care of; the
+# off-diagonal entry $C_{jk}$ says how much dimensions $j$ and $k$ move together over the batch.
+# $c$ is zero exactly when every pair of dimensions is uncorrelated, and squaring makes a few
+# strong correlations cost more than many weak ones. Together, $v$ holds the diagonal at
+# $\gamma^2$ or above and $c$ pushes everything else to zero: the target is a covariance
+# matrix close to $\gamma^2 I$, *whitened* embeddings, in which each dimension carries its own
+# information. Decorrelation is weaker than independence (it only looks at second moments), but
+# it is enough to forbid the failure of chapter 3: $d$ copies of one good direction have
+# $C_{jk} = \sigma^2$ for every pair and are heavily penalised.
+#
+# Like $v$, the term is computed separately on each branch, and the loss adds the two:
+# $\nu\,[c(Z) + c(Z')]$ with $\nu = 1$.
+
+# %% [markdown]
+# ## Why divide by $d$
+#
+# The double sum has $d(d-1)$ terms. Dividing by $d$ turns it into an average over the
+# dimensions of each dimension's total squared covariance with all the others,
+#
+# $$ c(Z) = \frac{1}{d} \sum_{j=1}^{d} r_j, \qquad r_j = \sum_{k \neq j} C_{jk}^2 , $$
+#
+# the same kind of average as $v$ (a mean of $d$ hinges) and the code's $s$ (a mean over the
+# $n \times d$ entries). Each term's gradient with respect to one embedding coordinate then
+# carries the same $1/d$, so the balance $\lambda : \mu : \nu$ between the three forces acting on
+# a dimension does not depend on the width of the expander through this factor, and one set of
+# coefficients can serve many widths (the library's presets use 25/25/1 from the demo's
+# $d = 512$ to the ImageNet recipe's $d = 8192$). Without it, $c$ would grow like $d^2$ and swamp
+# the other two terms as the expander widens.
+#
+# What the $1/d$ does *not* remove: $r_j$ is a sum over $d - 1$ partners, so when correlations do
+# not shrink with the width, $c$ still grows in proportion to $d$. Even perfectly independent
+# dimensions show sampling noise: a covariance estimated from $n$ samples of unit-variance
+# independent variables has $\mathbb{E}[C_{jk}^2] = 1/(n-1)$, so $c \approx (d-1)/(n-1)$, a floor
+# that the loss cannot go below with a finite batch. The next cell measures both sums on
+# independent Gaussian embeddings.
+
+# %%
+n = 256
+print(f"{'d':>6} {'sum_j!=k C_jk^2':>16} {'c = sum / d':>12} {'(d-1)/(n-1)':>12}")
+for d in (32, 128, 512, 2048):
+    z = torch.randn(n, d, generator=torch.Generator().manual_seed(d))
+    c = covariance_loss(z).item()
+    print(f"{d:>6} {c * d:>16.1f} {c:>12.3f} {(d - 1) / (n - 1):>12.3f}")
+
+# %% [markdown]
+# The raw sum grows like $d^2$, $c$ like $d$, and $c$ matches the noise floor $(d-1)/(n-1)$:
+# the value of $c$ is only comparable between runs of the same width and batch size. This is
+# one reason to read $c$ next to the diagnostics (correlation heatmaps, spectra) rather than on
+# its own.
+
+# %% [markdown]
+# ## Computing it cheaply: $n \times n$ instead of $d \times d$
+#
+# Written literally, $c$ needs the $d \times d$ matrix $C$: $n d^2$ multiply-adds and $d^2$
+# numbers of memory, which for the paper's $d = 8192$ is 67 million entries per branch. But the
+# sum of squares of *all* entries (the squared Frobenius norm) does not need $C$. With $X$ the
+# centred batch ($n \times d$), $X^\top X$ ($d \times d$) and the Gram matrix $X X^\top$
+# ($n \times n$) have the same non-zero eigenvalues $\sigma_k^2$ (the squared singular values of
+# $X$), so
+#
+# $$ \lVert X^\top X \rVert_F^2 = \lVert X X^\top \rVert_F^2 = \sum_k \sigma_k^4 ,
+#    \qquad
+#    \sum_{j \neq k} C_{jk}^2 = \frac{\lVert X X^\top \rVert_F^2 - \sum_j \lVert x^j \rVert^4}{(n-1)^2} , $$
+#
+# where the diagonal $\lVert x^j \rVert^2 = (n-1) \operatorname{Var}(z^j)$ costs only $n d$.
+# When $n < d$ (small batches, wide expanders) the Gram side costs $n^2 d$ instead of $n d^2$.
+# `vicreg_edu.loss.covariance_loss` picks the cheaper side by itself, with a float64 fallback when
+# the subtraction would lose digits (its docstring has the details); the question was asked on
+# the official repository (facebookresearch/vicreg issue #25) and this is the answer. Check the
+# identity and time the two products:
+
+# %%
+n, d = (128, 1024) if FAST else (256, 2048)
+x = torch.randn(n, d, generator=torch.Generator().manual_seed(0))
+x = x - x.mean(dim=0)
+eig_cov = torch.linalg.eigvalsh(x.T.double() @ x.double())  # d eigenvalues, increasing
+eig_gram = torch.linalg.eigvalsh(x.double() @ x.T.double())  # n eigenvalues, increasing
+print(f"largest eigenvalues, d x d: {eig_cov[-3:].numpy().round(2)}; n x n: {eig_gram[-3:].numpy().round(2)}")
+print(f"eigenvalues beyond the first n on the d x d side: max |.| = {eig_cov[:-n].abs().max():.1e}")
+assert torch.allclose(eig_cov[-(n - 1):], eig_gram[-(n - 1):], rtol=1e-9)  # centring removes one
+
+# %%
+def seconds(fn, repeat=3):
+    """Best wall time of `repeat` calls of fn()."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+t_cov, t_gram = seconds(lambda: x.T @ x), seconds(lambda: x @ x.T)
+naive = (x.T @ x / (n - 1)).fill_diagonal_(0).square().sum() / d  # the literal formula
+print(f"n = {n}, d = {d}: X^T X (d x d) {1e3 * t_cov:.1f} ms, X X^T (n x n) {1e3 * t_gram:.1f} ms "
+      f"({t_cov / t_gram:.1f}x; the flop ratio is d/n = {d / n:.0f})")
+print(f"c literal = {naive:.6f}, covariance_loss = {covariance_loss(x):.6f}")
+assert torch.isclose(naive, covariance_loss(x), rtol=1e-4)
+
+# %% [markdown]
+# Same number, a fraction of the work: the Gram side wins by roughly $d/n$ (the measured ratio
+# depends on the machine's matrix-multiply kernels). The same identity gives the library's
+# diagnostics (`diagnostics.off_diagonal_energy`, `diagnostics.singular_values`) their speed.
+
+# %% [markdown]
+# ## Experiment: adding $c$
+#
+# Two runs of the demo model that differ only in $\nu$: invariance + variance (`cov_coeff=0.0`,
+# the run of chapter 3, retrained here so that this notebook stands alone) and the full VICReg
+# loss (`cov_coeff=1.0`). Same data, seed, schedule and size.
+
+# %%
+def run(cov_coeff, name):
+    """Train the demo model with the given covariance weight; everything else is shared."""
+    cfg = get_config("demo", cov_coeff=cov_coeff, epochs=2 if FAST else 3,
+                     train_size=2048 if FAST else 0, out_dir=f"runs/ch04_{name}",
+                     progress=False, tensorboard=False)
+    return train(cfg)
+
+
+results = {"inv + var": run(0.0, "inv_var"), "full VICReg": run(1.0, "full")}
+
+# %% [markdown]
+# Embed the test images with both trained models, and two augmented views of them, so that we
+# can also measure how well the two views of an image agree:
+
+# %%
+cfg = results["full VICReg"].config
+_, (test_x, test_y), (mean, std) = load_eval_data(cfg)
+view_a, view_b = TwoViewBatchAugment(shapes_augment())(test_x, torch.Generator().manual_seed(0))
+embeddings, views = {}, {}
+for name, result in results.items():
+    embed = lambda x: result.model(x)[1]  # model(x) -> (representation, embedding)
+    embeddings[name], _ = extract_features(embed, test_x, mean, std)
+    with torch.no_grad():
+        views[name] = (embed(view_a), embed(view_b))
+
+# %%
+print(f"{'':<12} {'std mean':>9} {'eff. rank':>10} {'num. rank':>10} {'c(Z)':>9} "
+      f"{'s (views)':>10} {'s/2std^2':>9} {'k-NN':>6}")
+for name, z in embeddings.items():
+    r = diagnostics.collapse_report(z)
+    s_views = diagnostics.alignment(*views[name])[0]  # the invariance term on the test views
+    knn = results[name].final["trained"]
+    print(f"{name:<12} {r.std_mean:>9.3f} {r.effective_rank:>10.1f} {r.numerical_rank:>10d} "
+          f"{r.off_diagonal_energy:>9.3f} {s_views:>10.3f} {s_views / (2 * r.std_mean**2):>9.3f} {knn:>6.3f}")
+final = results["full VICReg"].final
+print(f"embedding dimension {z.shape[1]}, {len(z)} test images. k-NN: accuracy (k = 20) of the backbone's "
+      f"representation; random encoder {final['random_init']:.3f}, raw pixels {final['raw_pixels']:.3f}")
+
+# %% [markdown]
+# The covariance term does what it says: the off-diagonal energy $c(Z)$ of the test embeddings
+# drops by orders of magnitude and the effective rank multiplies. Two more columns deserve a
+# look. The **standard deviation** is lower with $c$: chapter 3's balance between the variance
+# hinge and the invariance term gets a third player, since $c$ grows like the fourth power of
+# the scale (even decorrelated embeddings pay the noise floor $(d-1)/(n-1)\,\sigma^4$ per
+# branch) and so pulls the spread down too; in a run this short the spread stays well below
+# $\gamma$. The **invariance** $s$ is smaller with $c$ in absolute terms, but only because the
+# embeddings are smaller: relative to the scale ($s / 2\sigma^2$, chapter 3) the views of the
+# redundant model agree better. One direction is easy to make invariant; many independent
+# directions are harder, and the representation trained to have them is the more useful one in
+# the $k$-NN column (compare with a random encoder and raw pixels, printed below the table).
+# The spectrum shows where the extra rank comes from.
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+for name, z in embeddings.items():
+    plots.plot_spectrum(z, ax=ax, normalize=True, label=name)
+ax.set_title("Singular values of the test embeddings, with and without c")
+plt.show()
+
+# %% [markdown]
+# Both curves start at 1 (each is divided by its largest singular value). Without $c$ the
+# spectrum falls off a cliff after a few directions: a handful carry almost all of the
+# variance. With $c$ it decays much more slowly, many more directions carry a sizeable share,
+# and the effective rank (dashed lines) moves to the right accordingly. The correlation
+# matrices show the same thing from the side of the dimensions:
+
+# %%
+corr = {name: diagnostics.correlation_matrix(z) for name, z in embeddings.items()}
+fig = plots.plot_heatmap_pair(corr["inv + var"], corr["full VICReg"], k=32, kind="correlation",
+                              titles=("inv + var (no c): correlations", "full VICReg: correlations"))
+fig.suptitle("Correlation of the first 32 embedding dimensions, before and after adding c")
+plt.show()
+
+# %%
+for name, m in corr.items():
+    off = m[~torch.eye(len(m), dtype=torch.bool)].abs()
+    print(f"{name:<12}: mean |correlation| between different dimensions {off.mean():.3f}, "
+          f"{(off > 0.5).double().mean():.1%} of the pairs above 0.5")
+rank = {name: diagnostics.effective_rank(z) for name, z in embeddings.items()}
+assert rank["full VICReg"] > 2 * rank["inv + var"], rank
+
+# %% [markdown]
+# Left, without $c$: strong positive (red) and negative (blue) correlations everywhere, the
+# dimensional collapse of chapter 3. Right, with $c$: a bright diagonal on a pale background.
+# Some correlation is left after a run this short, but it is weak and has no structure: each
+# dimension carries mostly its own information. Chapter 5 trains longer, with a wider expander.
+
+# %% [markdown]
+# ## Comparison with Barlow Twins
+#
+# Barlow Twins {cite}`zbontar2021barlow`, which inspired this term, also decorrelates, but acts
+# on the **cross-correlation** between the two branches. With embeddings centred over the batch
+# and each dimension normalised,
+#
+# $$ \mathcal{C}_{jk} = \frac{\sum_b z_{b,j}\, z'_{b,k}}
+#    {\sqrt{\sum_b z_{b,j}^2}\ \sqrt{\sum_b {z'}_{b,k}^2}}, \qquad
+#    \mathcal{L}_{BT} = \sum_j \bigl(1 - \mathcal{C}_{jj}\bigr)^2
+#    + \lambda_{BT} \sum_j \sum_{k \neq j} \mathcal{C}_{jk}^2 , $$
+#
+# with $\lambda_{BT} = 5 \cdot 10^{-3}$. The two objectives line up term by term, with differences
+# that matter:
+#
+# | | Barlow Twins | VICReg |
+# |---|---|---|
+# | invariance | $\mathcal{C}_{jj} \to 1$: each dimension perfectly *correlated* across the two views | $s$: the two embeddings *equal* (mean squared distance) |
+# | variance | built in: the normalisation divides by the standard deviation | explicit hinge $v$ keeps each standard deviation $\ge \gamma$ |
+# | decorrelation | off-diagonal of the *cross*-correlation $\mathcal{C}(Z, Z')$ | off-diagonal of each branch's own covariance $C(Z)$, $C(Z')$ |
+# | normalisation | embeddings standardised per dimension | none: raw embeddings |
+#
+# Because every VICReg term but $s$ looks at one branch at a time, the two branches need not
+# share weights or even have the same architecture (the paper lists weight sharing among the
+# things VICReg does not need), while Barlow Twins' cross-correlation ties the two branches
+# together in every entry. Barlow Twins' normalisation also makes its loss blind to the scale of
+# the embeddings: a dimension with a tiny standard deviation can still be perfectly correlated,
+# whereas VICReg's hinge acts on the spread itself. The cell below computes the two parts of the
+# Barlow Twins loss on the two views of our test images, for both of our models:
+
+# %%
+def barlow_twins_loss(z_a, z_b, lambda_bt=5e-3):
+    """Barlow Twins objective (Zbontar et al. 2021, Eq. 1) on (N, D) embeddings of two views."""
+    z_a = (z_a - z_a.mean(0)) / z_a.std(0, unbiased=False)  # batch-normalise each dimension
+    z_b = (z_b - z_b.mean(0)) / z_b.std(0, unbiased=False)
+    cross = z_a.T @ z_b / len(z_a)  # (D, D) cross-correlation
+    on_diagonal = (1 - cross.diagonal()).square().sum()
+    off_diagonal = cross.square().sum() - cross.diagonal().square().sum()
+    return on_diagonal, lambda_bt * off_diagonal
+
+
+for name, (z_a, z_b) in views.items():
+    on, off = barlow_twins_loss(z_a, z_b)
+    print(f"{name:<12}: Barlow Twins invariance part {on:8.1f}, redundancy part {off:8.1f}")
+
+# %% [markdown]
+# The model trained without $c$ does very well on Barlow Twins' invariance part (each of its
+# dimensions, all copies of one number, agrees across the views) and very badly on the
+# redundancy part: its dimensions are correlated not only within a branch but across the
+# branches too. The full VICReg model, never trained on the cross-correlation, has a far smaller
+# redundancy part: decorrelating each branch also decorrelates the dimensions across the
+# branches. The two objectives are different routes to the same goal, embeddings that agree
+# across views and whose dimensions carry different information.
+
+# %% [markdown]
+# ## Exercise
+#
+# **The price of redundancy.** Take the worst case of chapter 3: every one of the $d$
+# dimensions is an exact copy of the same number, which has variance $\sigma^2$ over the batch.
+# What is $c(Z)$, as a function of $d$ and $\sigma$? Evaluate it for $d = 512$ and
+# $\sigma = 0.5$ and write the number below.
+
+# %%
+my_c = None  # replace None with your value of c(Z) for d = 512, sigma = 0.5
+
+# %% tags=["hide-input"]
+# Answer: every entry of C equals sigma^2, so the off-diagonal sum is d (d - 1) sigma^4 and
+# c = (d - 1) sigma^4 = 511 / 16 = 31.9375. It grows with d: redundancy is never cheap.
+d_ex, sigma = 512, 0.5
+expected = (d_ex - 1) * sigma**4
+column = torch.randn(1024, 1, generator=torch.Generator().manual_seed(2))
+column = sigma * (column - column.mean()) / column.std()  # variance exactly sigma^2
+copies = column.expand(-1, d_ex)
+assert abs(covariance_loss(copies).item() - expected) < 1e-3 * expected
+assert my_c is None or abs(my_c - expected) < 1e-2, f"expected {expected:.4f}, got {my_c}"
+print(f"c = (d - 1) * sigma^4 = {expected:.4f}")
