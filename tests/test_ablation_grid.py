@@ -1,0 +1,80 @@
+"""scripts/ablation_grid.py (chapter 7's precomputed grid) and the JSON it shipped.
+
+The shipped file must describe the grid the script defines now (else the notebook's sliders
+and the script disagree), and one tiny run must go through the same path as the grid.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import ablation_grid as ag  # noqa: E402
+
+from vicreg_edu.train import make_augment_config  # noqa: E402
+
+METRICS = ("knn", "knn_random_init", "knn_raw_pixels", "emb_effective_rank", "emb_std_mean", "emb_dead_fraction",
+           "repr_effective_rank", "repr_std_mean", "online_probe_acc", "invariance", "variance", "covariance", "loss")
+
+
+def test_grid_is_one_factor_at_a_time():
+    points = ag.grid_points()
+    names = [name for name, _ in points]
+    assert names[0] == "baseline" and points[0][1] == ag.DEFAULT_POINT
+    assert len(set(names)) == len(names), names
+    for name, point in points:
+        changed = ag.changed_factors(point)
+        if "seed" in point:
+            assert changed == [] and point["seed"] in ag.BASELINE_SEEDS, name
+        else:
+            assert len(changed) == (0 if name == "baseline" else 1), (name, changed)
+    for factor, values in ag.FACTORS.items():  # every slider stop has a run
+        assert ag.DEFAULT_POINT[factor] in values
+        for value in values:
+            assert any(p[factor] == value and not ag.changed_factors(p)[1:] for _, p in points), (factor, value)
+    assert {f"no_{a}" for a in ag.AUG_OFF} <= set(names)
+
+
+def test_config_for_switches_the_named_augmentation_off():
+    cfg = ag.config_for({**ag.DEFAULT_POINT, "std_coeff": 0.0, "aug_off": ["crop", "solarize_p"]},
+                        epochs=1, train_size=256, test_size=128)
+    aug = make_augment_config(cfg)
+    assert (cfg.std_coeff, cfg.sim_coeff, cfg.cov_coeff, cfg.gamma) == (0.0, 25.0, 1.0, 1.0)
+    assert aug.crop is False and aug.solarize_p == (0.0, 0.0) and aug.jitter_p > 0 and aug.flip_p > 0
+    default = make_augment_config(ag.config_for(ag.DEFAULT_POINT, epochs=1, train_size=256, test_size=128))
+    assert default.crop is True and default.solarize_p != (0.0, 0.0)
+    with pytest.raises(ValueError, match="augmentation"):
+        ag.config_for({**ag.DEFAULT_POINT, "aug_off": ["blur"]}, epochs=1, train_size=256, test_size=128)
+    with pytest.raises(ValueError, match="unknown point key"):
+        ag.config_for({**ag.DEFAULT_POINT, "lr": 1.0}, epochs=1, train_size=256, test_size=128)
+
+
+def test_shipped_json_matches_the_grid_definition():
+    path = ROOT / "book" / "data" / "ablation_grid.json"
+    assert path.stat().st_size < 200_000, "keep the shipped grid small"
+    data = json.loads(path.read_text())
+    expected = [(name, json.loads(json.dumps(point))) for name, point in ag.grid_points()]
+    assert [(r["name"], r["point"]) for r in data["runs"]] == expected, (
+        "book/data/ablation_grid.json is stale: rerun `OMP_NUM_THREADS=1 python scripts/ablation_grid.py --workers 2`")
+    assert data["factors"] == ag.FACTORS and data["default_point"] == ag.DEFAULT_POINT
+    assert {k: data["settings"][k] for k in ag.SIZES} == ag.SIZES
+    for run in data["runs"]:
+        assert all(math.isfinite(run[k]) for k in METRICS), run["name"]
+        assert 0 <= run["knn"] <= 1 and len(run["curve"]) >= 2
+    assert data["wall_time_s"] > 0 and data["cpu_time_s"] > 0
+
+
+def test_one_tiny_run_gives_a_complete_record(tmp_path):
+    sizes = {"epochs": 1, "train_size": 256, "test_size": 128, "diag_size": 64}
+    record = ag.run_one(("no_jitter_p", {**ag.DEFAULT_POINT, "aug_off": ["jitter_p"]}, sizes, str(tmp_path)))
+    assert record["name"] == "no_jitter_p" and record["factor"] == "jitter_p"
+    assert set(METRICS) <= set(record) and all(math.isfinite(record[k]) for k in METRICS)
+    assert record["curve"][-1][0] == 2  # 256 images / batch 128 = 2 steps
+    assert (tmp_path / "no_jitter_p" / "metrics.jsonl").is_file()
+    with pytest.raises(ValueError, match="final_eval"):
+        ag.summarize(type("R", (), {"final": {}, "epochs": [], "history": []})())
