@@ -1,7 +1,7 @@
 """Training throughput of a preset vs the backbone's own forward+backward limit, same device, same run.
 
     python bench/throughput.py --preset demo                 # CPU here
-    python bench/throughput.py --preset cifar10 --fake-data  # GPU: synthetic CIFAR-format folder
+    python bench/throughput.py --preset cifar10 --set dataset=shapes  # CIFAR recipe, in-memory 32 px data
     python bench/throughput.py --preset imagenet-resnet50 --fake-data --set batch_size=256
 
 1. *Reference*: the backbone alone, forward + backward + SGD step on one view of a per-process batch,
@@ -16,7 +16,6 @@ expander, loss and optimiser cost nothing beyond the backbone).
 from __future__ import annotations
 
 import argparse
-import pickle
 import statistics
 import tempfile
 import time
@@ -59,20 +58,6 @@ def backbone_views_per_s(cfg, device, size: int, iters: int) -> float:
     return iters * cfg.batch_size / (time.perf_counter() - t)
 
 
-def write_fake_cifar(root: Path, n: int) -> None:
-    """A random-pixel CIFAR-10 folder in the real pickle format (throughput does not care about content)."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    per = max(1, n // 5)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {b"data": rng.integers(0, 256, (per, 3072), dtype=np.uint8), b"labels": list(rng.integers(0, 10, per))}
-        with open(folder / name, "wb") as f:
-            pickle.dump(batch, f)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({b"label_names": [f"class{i}".encode() for i in range(10)]}, f)
-
-
 def write_fake_imagefolder(root: Path, n: int, size: int = 256) -> None:
     from PIL import Image
 
@@ -88,7 +73,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="demo")
     p.add_argument("--steps", type=int, default=40, help="trainer steps to time (after 10 warm-up steps)")
-    p.add_argument("--fake-data", action="store_true", help="CIFAR/ImageNet presets: write random data in the real format")
+    p.add_argument("--fake-data", action="store_true", help="imagenet-resnet50: write a random-JPEG ImageFolder to read")
     p.add_argument("--fake-size", type=int, default=0, help="images in the fake training set (default: enough for the run)")
     p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE")
     args = p.parse_args()
@@ -97,10 +82,10 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory()
     if args.fake_data:
         n = args.fake_size or cfg.batch_size * (args.steps + 12)
-        if cfg.dataset in ("cifar10",):
-            write_fake_cifar(Path(tmp.name), n)
-        elif cfg.dataset in ("imagefolder", "imagenet"):
-            write_fake_imagefolder(Path(tmp.name), n)
+        if cfg.dataset not in ("imagefolder", "imagenet"):
+            raise SystemExit("--fake-data writes an ImageFolder (imagenet-resnet50 preset); for the 32 px "
+                             "recipes use --set dataset=shapes (same in-memory code path, no files)")
+        write_fake_imagefolder(Path(tmp.name), n)
         cfg = cfg.replace(data_dir=tmp.name)
     log_every = 10
     cfg = cfg.replace(max_steps=args.steps + log_every, log_every=log_every, epochs=max(cfg.epochs, 1),
