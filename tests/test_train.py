@@ -48,7 +48,11 @@ def run_torchrun(out_dir, *extra):
 # LARS (the ImageNet recipe's optimiser) rather than the demo's AdamW: Adam divides each update by
 # sqrt(v), so for parameters whose gradient is ~0 it turns float rounding (1e-7, different
 # reduction order on 2 processes) into lr-sized steps, which says nothing about the bookkeeping.
-DDP_RUN = dict(train_size=128, max_steps=3, optimizer="lars", base_lr=0.3, weight_decay=1e-4)
+# float64 (parameters, activations and loss): in float32 the two sides differ by 1e-5 on some CPUs
+# from the reduction order alone (BatchNorm biases), which is rounding, not bookkeeping. In float64
+# they agree to 4e-15 (measured), while a wrong reduction (no SyncBN, a gather without gradients, a wrong
+# gradient average) moves parameters by 1e-3 or more.
+DDP_RUN = dict(train_size=128, max_steps=3, optimizer="lars", base_lr=0.3, weight_decay=1e-4, dtype="float64")
 
 
 def max_difference(a, b):
@@ -63,12 +67,13 @@ def test_two_processes_equal_one_process(tmp_path):
     assert ddp["step"] == one["step"] == 3
     for name, p_one in one["net"].items():
         if p_one.is_floating_point():  # parameters and BatchNorm running statistics
-            torch.testing.assert_close(ddp["net"][name], p_one, rtol=1e-5, atol=1e-5,
+            assert p_one.dtype == torch.float64, name
+            torch.testing.assert_close(ddp["net"][name], p_one, rtol=1e-9, atol=1e-9,
                                        msg=f"parameter/buffer {name} differs")
     # the comparison has teeth: the weights moved, and without synchronised BatchNorm (per-process
     # statistics over half batches) the same check fails by orders of magnitude
     torch.manual_seed(0)
-    init = T.VICRegWithProbe(T.build_model(tiny(tmp_path)), 10).state_dict()
+    init = T.VICRegWithProbe(T.build_model(tiny(tmp_path)), 10).double().state_dict()
     assert max_difference(one["net"], init) > 1e-2
     unsynced = run_torchrun(tmp_path / "unsynced", "sync_bn=false")
     assert max_difference(unsynced["net"], one["net"]) > 1e-3

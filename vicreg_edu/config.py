@@ -79,6 +79,7 @@ class Config:
     amp: str = "auto"  # auto (bf16 on CUDA, off on CPU) | bf16 | fp16 | none
     channels_last: bool = True  # memory format for conv nets on CUDA (ignored on CPU)
     compile: bool = False  # torch.compile the model
+    dtype: str = "float32"  # parameters and activations: float32 | float64 (float64: exactness tests)
     sync_bn: bool = True  # synchronise BatchNorm statistics across processes
 
     # --- logging and checkpoints ------------------------------------------------------------
@@ -113,7 +114,7 @@ class Config:
 TRAJECTORY_KEYS = (
     "dataset", "train_size", "augment", "aug", "backbone", "expander", "sim_coeff", "std_coeff",
     "cov_coeff", "gamma", "eps", "epochs", "batch_size", "optimizer", "base_lr", "weight_decay",
-    "momentum", "lars_eta", "warmup_epochs", "end_lr_ratio", "probe_lr", "seed",
+    "momentum", "lars_eta", "warmup_epochs", "end_lr_ratio", "probe_lr", "seed", "dtype",
 )
 
 

@@ -112,6 +112,9 @@ def convert_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
     if isinstance(model, nn.modules.batchnorm._BatchNorm) and not isinstance(model, SyncBatchNormCPU):
         new = SyncBatchNormCPU(model.num_features, model.eps, model.momentum, model.affine,
                                model.track_running_stats)
+        ref = next(iter(model.state_dict().values()), None)  # keep the layer's device and float dtype
+        if ref is not None:
+            new = new.to(device=ref.device, dtype=ref.dtype if ref.is_floating_point() else None)
         new.load_state_dict(model.state_dict())
         new.train(model.training)
         return new

@@ -50,6 +50,8 @@ def extract_features(encoder: Callable[[torch.Tensor], torch.Tensor], data, mean
         params = list(getattr(encoder, "parameters", lambda: [])())
         device = params[0].device if params else torch.device("cpu")
     device = torch.device(device)
+    params = list(getattr(encoder, "parameters", lambda: [])())
+    dtype = params[0].dtype if params and params[0].is_floating_point() else torch.float32
     feats, labels = [], []
     autocast = torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
     if isinstance(data, torch.Tensor):
@@ -58,7 +60,7 @@ def extract_features(encoder: Callable[[torch.Tensor], torch.Tensor], data, mean
         if mean is None or std is None:
             raise ValueError("uint8 images need the dataset's mean and std for normalisation")
         for i in range(0, len(data), batch_size):
-            x = normalize_uint8(data[i:i + batch_size].to(device, non_blocking=True), mean, std)
+            x = normalize_uint8(data[i:i + batch_size].to(device, non_blocking=True), mean, std).to(dtype)
             with autocast:
                 feats.append(encoder(x).float().cpu())
         return torch.cat(feats), None
@@ -66,7 +68,7 @@ def extract_features(encoder: Callable[[torch.Tensor], torch.Tensor], data, mean
         data, batch_size=batch_size, shuffle=False, num_workers=0)
     for x, y in loader:
         with autocast:
-            feats.append(encoder(x.to(device, non_blocking=True)).float().cpu())
+            feats.append(encoder(x.to(device, dtype, non_blocking=True)).float().cpu())
         labels.append(torch.as_tensor(y))
     return torch.cat(feats), torch.cat(labels)
 

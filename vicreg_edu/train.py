@@ -125,7 +125,7 @@ def knn_comparison(model: VICReg, cfg: Config, device: torch.device, amp_dtype=N
     (xtr, ytr), (xte, yte), stats = eval_data or load_eval_data(cfg)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed + 12345)
-        random_model = build_model(cfg).to(device).eval()
+        random_model = build_model(cfg).to(device, next(model.parameters()).dtype).eval()
     out = {}
     for name, m in (("trained", model), ("random_init", random_model)):
         was_training = m.training
@@ -249,6 +249,12 @@ def train(cfg: Config) -> TrainResult:
     if local_bs < 2:
         raise ValueError(f"each process needs at least 2 images per batch (variance), got {local_bs}")
     amp_dtype = _amp_dtype(cfg, device)
+    dtypes = {"float32": torch.float32, "float64": torch.float64}
+    if cfg.dtype not in dtypes:
+        raise ValueError(f"dtype must be float32 or float64; got {cfg.dtype!r}")
+    dtype = dtypes[cfg.dtype]  # the loss runs in float32 under autocast, in float64 when asked
+    if dtype == torch.float64 and amp_dtype is not None:
+        raise ValueError("dtype=float64 needs amp=none (autocast would compute in half precision)")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
     torch.manual_seed(cfg.seed)
@@ -270,7 +276,7 @@ def train(cfg: Config) -> TrainResult:
         two_view = augment_lib.TwoViewBatchAugment(aug_cfg)
         diag_x, _ = _subset(*in_memory_uint8(load_dataset(cfg.dataset, cfg.data_dir, "test")), cfg.diag_size)
         diag_gen = torch.Generator().manual_seed(cfg.seed)
-        diag_views = two_view(diag_x.to(device), diag_gen)
+        diag_views = tuple(v.to(dtype) for v in two_view(diag_x.to(device), diag_gen))
     else:
         base = load_dataset(cfg.dataset, cfg.data_dir, "train")
         if cfg.train_size:
@@ -284,7 +290,8 @@ def train(cfg: Config) -> TrainResult:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             pairs = [tv(val[i][0]) for i in range(min(cfg.diag_size, len(val)))]
-        diag_views = (torch.stack([a for a, _ in pairs]).to(device), torch.stack([b for _, b in pairs]).to(device))
+        diag_views = (torch.stack([a for a, _ in pairs]).to(device, dtype),
+                      torch.stack([b for _, b in pairs]).to(device, dtype))
     if steps_per_epoch == 0:
         raise ValueError(f"the training set is smaller than one batch ({cfg.batch_size}); lower batch_size")
 
@@ -312,7 +319,7 @@ def train(cfg: Config) -> TrainResult:
 
     # ---- model, loss, optimisers --------------------------------------------------------------
     model = build_model(cfg)
-    net = VICRegWithProbe(model, num_classes).to(device)
+    net = VICRegWithProbe(model, num_classes).to(device, dtype)
     if device.type == "cuda" and cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
     if world > 1 and cfg.sync_bn:
@@ -407,17 +414,18 @@ def train(cfg: Config) -> TrainResult:
             lr = learning_rate(step, total_steps, warmup_steps, cfg.lr, cfg.end_lr_ratio)
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            x_a, x_b = x_a.to(dtype), x_b.to(dtype)
             if device.type == "cuda" and cfg.channels_last:
                 x_a = x_a.contiguous(memory_format=torch.channels_last)
                 x_b = x_b.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 z_a, z_b, logits = fwd(x_a, x_b)
             try:  # statistics in float32, over the global batch under DDP
-                terms = vicreg_loss(z_a.float(), z_b.float(), cfg.sim_coeff, cfg.std_coeff, cfg.cov_coeff,
+                terms = vicreg_loss(z_a.to(dtype), z_b.to(dtype), cfg.sim_coeff, cfg.std_coeff, cfg.cov_coeff,
                                     cfg.gamma, cfg.eps)
             except ValueError as e:  # the loss refuses NaN/Inf embeddings: the run has diverged
                 raise _diverged(step + 1, str(e), ckpt_path) from e
-            probe_loss = F.cross_entropy(logits.float(), y)
+            probe_loss = F.cross_entropy(logits.to(dtype), y)
             optimizer.zero_grad(set_to_none=True)
             probe_optimizer.zero_grad(set_to_none=True)
             scaler.scale(terms.loss + probe_loss).backward()
