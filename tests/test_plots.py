@@ -16,6 +16,7 @@ from vicreg_edu import diagnostics as dg  # noqa: E402
 from vicreg_edu.plots import (  # noqa: E402
     pca_2d,
     plot_collapse_curves,
+    plot_collapse_panels,
     plot_embedding_2d,
     plot_heatmap_pair,
     plot_matrix_heatmap,
@@ -249,6 +250,19 @@ def test_collapse_curves_from_epoch_records():
     assert text_of(ax) == ["effective rank", "embedding dim = 64", "mean per-dim std", "gamma = 1"]
     with pytest.raises(ValueError, match="emb_effective_rank"):
         plot_collapse_curves([r for r in recs if r["kind"] == "step"])
+
+
+def test_collapse_panels_separate_axes_integer_epochs():
+    fig = plot_collapse_panels(fake_metrics(), gamma=1.0)
+    rank_ax, std_ax = fig.axes[:2]
+    np.testing.assert_allclose(rank_ax.lines[0].get_ydata(), [10.0, 15.0, 20.0])
+    np.testing.assert_allclose(std_ax.lines[0].get_ydata(), [0.3, 0.5, 0.7])
+    assert list(std_ax.lines[1].get_ydata()) == [1.0, 1.0]  # gamma
+    assert "of 64 dims" in rank_ax.get_ylabel()
+    assert not hasattr(rank_ax, "right_ax") and len(fig.axes) == 2  # no twin axis
+    assert all(float(t).is_integer() for t in rank_ax.get_xticks())
+    with pytest.raises(ValueError, match="emb_effective_rank"):
+        plot_collapse_panels([r for r in fake_metrics() if r["kind"] == "step"])
 
 
 def test_training_overview_panels(tmp_path):

@@ -38,6 +38,7 @@ __all__ = [
     "plot_std_histogram",
     "plot_training_curves",
     "plot_collapse_curves",
+    "plot_collapse_panels",
     "plot_training_overview",
     "pca_2d",
     "plot_embedding_2d",
@@ -445,8 +446,70 @@ def plot_collapse_curves(
     return ax
 
 
+def plot_collapse_panels(
+    metrics: Metrics,
+    axes=None,
+    gamma: Optional[float] = 1.0,
+    title: Optional[str] = None,
+):
+    """Effective rank and mean per-dimension std per epoch, in two separate panels.
+
+    The same data as :func:`plot_collapse_curves`, without a twin y-axis: each quantity gets its
+    own panel and its own scale (the effective rank of a 512-d embedding sits far below 512, so a
+    shared axis with the dimension squashes it). Epoch ticks are integers. A std that falls
+    towards 0 is complete collapse, whatever the rank does (the effective rank is scale-free); a
+    rank that falls while the std stays up is dimensional collapse.
+
+    Args:
+        metrics: path to metrics.jsonl, or a list of record dicts.
+        axes: two Axes (rank, std), or None for a new 1 x 2 figure.
+        gamma: variance target drawn on the std panel, or None.
+        title: figure title, or None for none.
+    Returns:
+        the Figure; ``fig.axes[:2]`` are the rank and std panels.
+
+    Example::
+
+        >>> fig = plot_collapse_panels("runs/demo/metrics.jsonl")
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    recs = [r for r in _records(metrics, "epoch", "epoch") if r.get("emb_effective_rank") is not None]
+    if not recs:
+        raise ValueError("no epoch records with 'emb_effective_rank' in metrics (expected lines "
+                         'like {"kind": "epoch", "epoch": 0, "emb_effective_rank": ...})')
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
+    ax_rank, ax_std = axes[0], axes[1]
+    xs = _values(recs, "epoch")
+    rank = _values(recs, "emb_effective_rank")
+    dims = _values(recs, "emb_dim")
+    of = f" of {int(np.nanmax(dims))} dims" if not np.isnan(dims).all() else ""
+    ax_rank.plot(xs, rank, color="C0", marker="o", label="effective rank")
+    ax_rank.set(xlabel="epoch", ylabel=f"effective rank (RankMe){of}", title="Effective rank of the embedding")
+    ax_rank.set_ylim(0, 1.15 * np.nanmax(rank) if np.nanmax(rank) > 0 else 1.0)
+    std = _values(recs, "emb_std_mean")
+    if not np.isnan(std).all():
+        ax_std.plot(xs, std, color="C1", marker="s", label="mean per-dim std")
+    if gamma is not None:
+        ax_std.axhline(gamma, color="C1", linestyle="--", label=f"target gamma = {gamma:g}")
+    top = np.nanmax(np.append(std, gamma if gamma is not None else np.nan))
+    ax_std.set_ylim(0, 1.15 * top if np.isfinite(top) and top > 0 else 1.0)
+    ax_std.set(xlabel="epoch", ylabel="mean per-dimension std", title="Spread of the embedding")
+    ax_std.legend(loc="lower right")
+    for ax in (ax_rank, ax_std):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig = ax_rank.figure
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def plot_training_overview(metrics: Metrics, log_y: bool = False):
-    """Loss curves (left) and, if epoch diagnostics were logged, collapse curves (right).
+    """Loss curves (left) and, if epoch diagnostics were logged, effective rank and std (right).
+
+    Three separate panels (no twin axes): the loss and its terms per step, then the two panels
+    of :func:`plot_collapse_panels`.
 
     Args:
         metrics: path to metrics.jsonl, or a list of record dicts.
@@ -462,11 +525,11 @@ def plot_training_overview(metrics: Metrics, log_y: bool = False):
         metrics = read_metrics(metrics)
     has_epochs = bool([r for r in _records(metrics, "epoch", "epoch")
                        if r.get("emb_effective_rank") is not None])
-    fig, axes = plt.subplots(1, 2 if has_epochs else 1, figsize=(12 if has_epochs else 6, 4),
+    fig, axes = plt.subplots(1, 3 if has_epochs else 1, figsize=(15 if has_epochs else 6, 4),
                              constrained_layout=True, squeeze=False)
     plot_training_curves(metrics, ax=axes[0, 0], log_y=log_y)
     if has_epochs:
-        plot_collapse_curves(metrics, ax=axes[0, 1])
+        plot_collapse_panels(metrics, axes=axes[0, 1:])
     return fig
 
 
