@@ -12,7 +12,7 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/vicreg-edu/vicreg-edu/blob/main/book/07_ablations.ipynb)
 #
 # An *ablation* removes or changes one ingredient of a method and measures what is lost. This
-# chapter does it for every knob of VICReg {cite}`bardes2022vicreg`: the three loss weights
+# chapter does it for every knob of VICReg ([Bardes et al., 2022](https://arxiv.org/abs/2105.04906)): the three loss weights
 # $\lambda$ (invariance), $\mu$ (variance), $\nu$ (covariance), the variance target $\gamma$,
 # and each augmentation. Sliders pick a setting; the numbers come from a precomputed grid of
 # short runs, and a button trains the setting you chose, live. The goal is to reproduce the
@@ -79,11 +79,11 @@ import ablation_grid as ag  # noqa: E402  (grid definition, config_for, summariz
 # 1. $\mu = 0$: the per-dimension standard deviation of the embeddings falls towards 0 (most
 #    dimensions "dead") and the representation is no better than a random encoder's;
 # 2. $\nu = 0$: the embeddings stay spread out ($v$ is still there) but their dimensions become
-#    redundant, so the effective rank (RankMe {cite}`garrido2023rankme`, chapter 6) drops:
-#    dimensional collapse {cite}`jing2022dimensional`.
+#    redundant, so the effective rank (RankMe ([Garrido et al., 2023](https://arxiv.org/abs/2210.02885)), chapter 6) drops:
+#    dimensional collapse ([Jing et al., 2022](https://arxiv.org/abs/2110.09348)).
 #
-# The paper's augmentations follow BYOL {cite}`grill2020byol`, whose ablations (like SimCLR's
-# {cite}`chen2020simclr`) single out random crops and colour jitter as the augmentations that
+# The paper's augmentations follow BYOL ([Grill et al., 2020](https://arxiv.org/abs/2006.07733)), whose ablations (like SimCLR's
+# ([Chen et al., 2020](https://arxiv.org/abs/2002.05709))) single out random crops and colour jitter as the augmentations that
 # matter most. On Shapes the nuisances are position, size, rotation and colour, so we will see
 # which switches hurt here.
 
@@ -198,7 +198,7 @@ plt.show()
 #   so agreeing on colour is mostly enough. Grayscale and solarisation are within the seed band.
 #   Switching the crop or the flip off *raises* the accuracy of these short runs: with fewer
 #   augmentations the task is easier and is learnt sooner. The literature's finding that random crops
-#   (with colour distortion) matter most {cite}`chen2020simclr` is about long runs; the invariance a crop teaches (position and
+#   (with colour distortion) matter most ([Chen et al., 2020](https://arxiv.org/abs/2002.05709)) is about long runs; the invariance a crop teaches (position and
 #   size) pays off later, which a 117-step run cannot show. Train `no_crop` and the baseline
 #   for longer (`python scripts/ablation_grid.py --epochs 20 --only baseline no_crop --out
 #   runs/longer.json`, about 10 CPU minutes) to see whether the order changes.

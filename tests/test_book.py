@@ -193,6 +193,39 @@ def test_sizes_come_from_config_fast(name):
     )
 
 
+# A MyST role ({cite}`key`, {ref}`x`, {eq}`y`) or directive (```{note}, :::{note}) renders only on
+# the built site; JupyterLab, Colab and GitHub show it raw. The (?<![\w\\]) skips LaTeX such as
+# \mathrm{std}, where a word character or backslash precedes the brace.
+MYST_ROLE = re.compile(r"(?<![\w\\])\{[a-z][a-z0-9_:+-]*\}`")
+MYST_DIRECTIVE = re.compile(r"^\s*(?:`{3,}|~{3,}|:{3,})\s*\{[a-z][a-z0-9_:+-]*\}", re.MULTILINE)
+
+
+def test_myst_pattern_catches_roles_and_directives():
+    """The check itself: it must fire on roles and directives, and not on math or links."""
+    for raw in ("VICReg {cite}`bardes2022vicreg`.", "see {cite:t}`a,b`", "{ref}`sec`",
+                "```{note}\nx\n```", ":::{admonition} Why\nx\n:::"):
+        assert MYST_ROLE.search(raw) or MYST_DIRECTIVE.search(raw), raw
+    for fine in ("$\\mathrm{std}(z)$ and $x^{2}$", "([Bardes et al., 2022](https://arxiv.org/abs/2105.04906))",
+                 "```python\nx = {1: 2}\n```", "a dict `{k: v}` in code"):
+        assert not (MYST_ROLE.search(fine) or MYST_DIRECTIVE.search(fine)), fine
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_markdown_has_no_myst_roles_or_directives(name):
+    if not (BOOK / f"{name}.ipynb").exists():
+        pytest.skip("no .ipynb (test_pair_exists fails)")
+    found = []
+    for i, cell in enumerate(read_ipynb(name).cells):
+        if cell.cell_type == "markdown":
+            found += [(i, cell.source[m.start():m.end() + 30].split("\n")[0]) for m in MYST_ROLE.finditer(cell.source)]
+            found += [(i, m.group(0).strip()) for m in MYST_DIRECTIVE.finditer(cell.source)]
+    assert not found, (
+        f"book/{name}: MyST syntax in markdown cells (cell, text): {found[:8]}; it shows raw in "
+        f"JupyterLab, Colab and GitHub. Cite with a markdown link (book/CHAPTERS.md, \"Citations\"): "
+        f"`.venv/bin/python scripts/cite_to_links.py book/{name}.py`, then `jupytext --sync` the pair"
+    )
+
+
 @pytest.fixture(scope="module")
 def built_site(tmp_path_factory):
     """The whole site built once into a temporary folder, warnings as errors (about 10 s)."""
