@@ -12,9 +12,9 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/vicreg-edu/vicreg-edu/blob/main/book/09_scaling_up.ipynb)
 #
 # Every run in this book so far fitted on a laptop CPU. The paper's headline number, 73.2% linear
-# top-1 accuracy on ImageNet {cite}`bardes2022vicreg`, comes from a ResNet-50
-# {cite}`he2016resnet` trained for 1000 epochs on the 1.28 million ImageNet training images
-# {cite}`russakovsky2015imagenet` with a global batch of 2048 spread over 32 GPUs. This chapter
+# top-1 accuracy on ImageNet ([Bardes et al., 2022](https://arxiv.org/abs/2105.04906)), comes from a ResNet-50
+# ([He et al., 2016](https://arxiv.org/abs/1512.03385)) trained for 1000 epochs on the 1.28 million ImageNet training images
+# ([Russakovsky et al., 2015](https://arxiv.org/abs/1409.0575)) with a global batch of 2048 spread over 32 GPUs. This chapter
 # shows how the *same* trainer gets there: the `imagenet-resnet50` preset, what it costs in
 # memory and time, the exact `torchrun` and SLURM commands, how a pre-empted job resumes, and the
 # learning-rate schedule. Then it runs the very same script with two processes on the CPU, so
@@ -52,9 +52,10 @@ print("fast mode:", FAST)
 # ## The `imagenet-resnet50` preset
 #
 # A preset is a named `Config`; `get_config("imagenet-resnet50", fast=False)` is the paper's
-# recipe as written in the official code (`main_vicreg.py` of facebookresearch/vicreg). We ask
-# for `fast=False` explicitly, so the cell prints the full recipe even when the test suite runs
-# the book in fast mode. The fields that matter:
+# recipe as written in the official code (`main_vicreg.py` of facebookresearch/vicreg), with one
+# deliberate deviation, mixed precision, explained below the printout. We ask for `fast=False`
+# explicitly, so the cell prints the full recipe even when the test suite runs the book in fast
+# mode. The fields that matter:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -70,15 +71,107 @@ print(f"{'lr (peak)':>14s} = {full.lr:g}   # base_lr * batch_size / 256")
 # %% [markdown]
 # Read it top to bottom: an `imagefolder` dataset (ImageNet laid out as `train/<class>/*.JPEG`
 # and `val/<class>/*.JPEG`), a ResNet-50 whose 2048-d output feeds an expander with three layers
-# of 8192 units, 1000 epochs at a global batch of 2048, LARS {cite}`you2017lars` with the linear
+# of 8192 units, 1000 epochs at a global batch of 2048, LARS ([You et al., 2017](https://arxiv.org/abs/1708.03888)) with the linear
 # learning-rate scaling rule (peak learning rate $0.2 \times 2048 / 256 = 1.6$), 10 warm-up
-# epochs, the loss weights 25/25/1, bf16 autocast on GPUs (`amp="auto"`) and synchronised batch
-# norm across GPUs. The README's cheaper 100-epoch variant is
+# epochs, the loss weights 25/25/1, mixed precision on GPUs (`amp="auto"`) and synchronised
+# batch norm across GPUs. The README's cheaper 100-epoch variant is
 # `get_config("imagenet-resnet50", epochs=100, batch_size=512, base_lr=0.3)`.
+#
+# **Where we deviate from the official code: bf16 instead of fp16.** The official
+# `main_vicreg.py` runs the forward pass under fp16 autocast with a `GradScaler`. It had to: the
+# paper's V100 GPUs have no bfloat16 arithmetic. fp16 has a narrow exponent range (largest value
+# 65504, smallest normal number about $6 \times 10^{-5}$), so small gradients underflow to zero
+# unless the loss is multiplied by a large factor before the backward pass; the scaler does that,
+# divides the gradients back before the optimiser step, and skips a step (lowering the factor)
+# when a gradient overflows. bfloat16 keeps float32's exponent range with fewer mantissa bits, so
+# it needs no scaler; A100, H100 and newer GPUs compute in it at the same speed as fp16. So
+# `amp="auto"` means bf16 on a GPU (and no autocast on a CPU). To reproduce the official setting
+# exactly, pass `amp="fp16"`: the trainer then enables a `GradScaler` (and, unlike the official
+# code, saves its state in the checkpoint). In both cases the VICReg loss itself is computed in
+# float32 (`vicreg_loss` casts the embeddings), as in the official code.
 #
 # `batch_size` is **global**: with $W$ processes each sees `batch_size / W` images, and the
 # variance and covariance terms are computed on the embeddings gathered from all processes, so
-# the loss is the one of a single batch of 2048 no matter how many GPUs share it (chapter 5).
+# the loss is the one of a single batch of 2048 no matter how many GPUs share it. Why the
+# *gradient* is also the single-process one takes an argument, made in the next section.
+
+# %% [markdown]
+# ## The gathered loss and its gradient
+#
+# The variance and covariance terms are statistics of the whole batch: the standard deviation of
+# a dimension over 64 images is not the one over 2048. So every process $r$ of $W$ sends its
+# embeddings $Z_r$ (64 rows) to all others, and each computes the same $v$ and $c$ on the
+# gathered $Z = [Z_0; \dots; Z_{W-1}]$ (2048 rows). In `vicreg_edu.loss` this is
+# `gather_with_grad`, the official code's `FullGatherLayer`. The forward pass is a plain
+# `all_gather`. The backward pass is where it matters: rank $r$'s network produced only $Z_r$, so
+# only the gradient with respect to $Z_r$ can flow back into it.
+#
+# Write $G(Z) = \mu\, v(Z) + \nu\, c(Z)$. Every rank computes the same $G$ from the same $Z$, so
+# every rank holds the same upstream gradient $\partial G / \partial Z$, an array of
+# $2048 \times d$ numbers. `gather_with_grad`'s backward **sums** it over the ranks (an
+# all-reduce), which gives $W\, \partial G / \partial Z$, and hands rank $r$ its own rows,
+# $W\, \partial G / \partial Z_r$. Rank $r$ backpropagates them through its copy of the network.
+# DDP then **averages** the parameter gradients of the $W$ ranks:
+#
+# $$ \frac1W \sum_{r} W \,\frac{\partial G}{\partial Z_r}\frac{\partial Z_r}{\partial \theta}
+#    = \sum_r \frac{\partial G}{\partial Z_r}\frac{\partial Z_r}{\partial \theta}
+#    = \frac{\partial G}{\partial \theta} , $$
+#
+# the gradient a single process would get from the whole batch. The sum in the backward pass
+# cancels DDP's average. A gather that only routes each rank's own rows back, without the sum,
+# gives $\frac1W \partial G / \partial \theta$: the variance and covariance terms silently
+# weigh $W$ times less than on one GPU (a bug that a user found in another library,
+# [lightly#1528](https://github.com/lightly-ai/lightly/issues/1528)). A plain `all_gather` passes
+# no gradient at all, so only the invariance term trains the network. The invariance term needs
+# none of this: it compares the two views of the *same* image, so each rank computes it on its
+# own rows, and DDP's average of the $W$ local means is the global mean.
+#
+# The next cell checks the argument with autograd on one CPU, playing $W = 4$ ranks: a linear
+# "network", the gradient of $G$ on the whole batch, then the per-rank backward passes with and
+# without the sum, averaged as DDP does. (The test suite checks the real thing with two gloo
+# processes: `tests/test_loss_distributed.py`.)
+
+# %%
+from vicreg_edu.loss import covariance_loss, variance_loss
+
+torch.manual_seed(0)
+W, n_per_rank = 4, 16
+x = torch.randn(W * n_per_rank, 12)  # the global batch: rank r holds rows r*16 .. r*16+15
+net = torch.nn.Linear(12, 8)  # every rank holds an identical copy
+
+
+def G(z):  # the part of the loss computed on the gathered batch
+    return 25 * variance_loss(z) + 1 * covariance_loss(z)
+
+
+net.zero_grad()
+G(net(x)).backward()
+one_process = net.weight.grad.clone()  # dG/dtheta, one process, the whole batch
+
+z = net(x).detach().requires_grad_()
+(upstream,) = torch.autograd.grad(G(z), z)  # dG/dZ, (64, 8): the same on every rank
+
+
+def ddp_gradient(backward_factor):
+    """Each rank backpropagates backward_factor * its rows of dG/dZ; DDP averages the ranks."""
+    per_rank = []
+    for r in range(W):
+        rows = slice(r * n_per_rank, (r + 1) * n_per_rank)
+        net.zero_grad()
+        net(x[rows]).backward(backward_factor * upstream[rows])
+        per_rank.append(net.weight.grad.clone())
+    return torch.stack(per_rank).mean(0)
+
+
+with_sum, without_sum = ddp_gradient(W), ddp_gradient(1)  # all-reduce sum = W x the same tensor
+for name, g in [("gather with the sum (gather_with_grad)", with_sum), ("gather without the sum", without_sum)]:
+    print(f"{name:>40}: |grad - one process| / |one process| = {(g - one_process).norm() / one_process.norm():.2e}")
+assert torch.allclose(with_sum, one_process, rtol=1e-4, atol=1e-6)
+assert torch.allclose(without_sum, one_process / W, rtol=1e-4, atol=1e-6)
+
+# %% [markdown]
+# With the sum, the DDP-averaged gradient equals the one-process gradient up to float32
+# rounding; without it, it is off by 75%: exactly the factor $1/W = 1/4$.
 
 # %% [markdown]
 # ## Memory and time budget
@@ -101,10 +194,10 @@ print(f"weights + gradients + momentum in fp32: {state_gb:.1f} GB on every GPU")
 # The expander has six times more parameters than the encoder it sits on, almost all of them in
 # the two $8192 \times 8192$ matrices. In compute it is cheap: one image costs about as many
 # multiply-adds in the expander as it has weights (the count printed above), against about
-# $4 \times 10^9$ for a ResNet-50 forward pass at 224 pixels {cite}`he2016resnet`. In memory it is
+# $4 \times 10^9$ for a ResNet-50 forward pass at 224 pixels ([He et al., 2016](https://arxiv.org/abs/1512.03385)). In memory it is
 # not: weights, gradients and the LARS momentum buffer take about 2 GB on every GPU before a
 # single activation is stored. The paper reports **11.3 GB per GPU** for the whole run (64
-# images per GPU) and **11 hours per 100 epochs on 32 V100 GPUs** {cite}`bardes2022vicreg`
+# images per GPU) and **11 hours per 100 epochs on 32 V100 GPUs** ([Bardes et al., 2022](https://arxiv.org/abs/2105.04906))
 # (appendix, running time and memory usage). Small GPUs run out of memory with this expander
 # (facebookresearch/vicreg issue #7); the ways out are more GPUs with fewer images each (the
 # global batch and therefore the loss stay the same), bf16 autocast, or a narrower expander at a
@@ -325,8 +418,8 @@ else:
 # \qquad \eta_{\text{end}} = 0.001\,\eta_{\max},
 # $$
 #
-# with $t$ the step, $T_w$ the warm-up steps and $T$ the total steps {cite}`loshchilov2017sgdr`
-# {cite}`goyal2017accurate`. The plot evaluates it at every step of the 1000-epoch recipe and of
+# with $t$ the step, $T_w$ the warm-up steps and $T$ the total steps ([Loshchilov and Hutter, 2017](https://arxiv.org/abs/1608.03983);
+# [Goyal et al., 2017](https://arxiv.org/abs/1706.02677)). The plot evaluates it at every step of the 1000-epoch recipe and of
 # the README's 100-epoch variant.
 
 # %%
@@ -375,9 +468,9 @@ assert abs(peak - full.lr) < 1e-12 and abs(end - full.lr * full.end_lr_ratio) < 
 #
 # The peak learning rate is `base_lr * batch_size / 256`: double the batch, double the learning
 # rate, so that an epoch moves the weights about as far whatever the batch size
-# {cite}`goyal2017accurate`. The rule is a starting point, not a law: the paper's appendix gives
+# ([Goyal et al., 2017](https://arxiv.org/abs/1706.02677)). The rule is a starting point, not a law: the paper's appendix gives
 # tuned `base_lr` values for small batches (0.8 at batch 128, 0.5 at 256, 0.4 at 512) instead of
-# the 0.2 or 0.3 used at large batches, and LARS {cite}`you2017lars` adapts the step of each
+# the 0.2 or 0.3 used at large batches, and LARS ([You et al., 2017](https://arxiv.org/abs/1708.03888)) adapts the step of each
 # weight matrix to its norm, which is what keeps batch 2048 stable.
 
 # %%
@@ -401,13 +494,17 @@ for batch in (128, 256, 512, 1024, 2048, 4096):
 #   linear top-1 after 100 epochs (Table 7, batch 2048) and 73.2% after 1000 (Table 1). The online
 #   probe printed in the epoch lines should follow the same trend, usually below a proper linear
 #   evaluation: it is trained on augmented views while the encoder changes under it.
-# - **The loss terms.** The variance term should fall to near zero early (every embedding
-#   dimension reaches a standard deviation of about $\gamma = 1$) and stay there; a variance term
-#   that stays high means the embeddings are collapsing. The covariance term falls as the
-#   dimensions decorrelate. The invariance term is not expected to reach zero: two crops of one
-#   image share only part of their content. A tiny covariance term together with a *high*
-#   invariance term can signal collapse (facebookresearch/vicreg issue #14); read it next to the
-#   embedding's standard deviation and effective rank.
+# - **The loss terms**, read with the table "healthy run vs collapse" of chapter 6. The variance
+#   term should fall to near zero early (every embedding dimension reaches a standard deviation
+#   of about $\gamma = 1$) and stay there; a variance term that climbs back towards
+#   $\gamma - \sqrt{\epsilon} \approx 0.99$, with the standard deviation falling to 0, is complete
+#   collapse. The covariance term need not fall: it typically stays roughly flat or rises slowly
+#   while the other two terms fall
+#   ([facebookresearch/vicreg#14](https://github.com/facebookresearch/vicreg/issues/14)). The
+#   invariance term falls but is not expected to reach zero: two crops of one image share only
+#   part of their content. A covariance term of (nearly) 0 *together with* an invariance term of
+#   (nearly) 0 is the warning sign: the embeddings have shrunk to a point, and the standard
+#   deviation and $v$ confirm it. For dimensional collapse, watch the effective rank.
 # - **Instabilities** most often show up in or right after the warm-up, when the learning rate
 #   reaches its peak. A NaN loss stops the trainer with the step and the last good
 #   checkpoint; lower `base_lr`, lengthen `warmup_epochs` or switch off mixed precision, then
@@ -443,8 +540,8 @@ print(" ".join(["python scripts/submit_slurm.py --nodes 4 --gpus-per-node 8 --",
 # the answer cell.
 
 # %%
-my_peak_lr = None  # replace None with your peak learning rate
-my_warmup_steps = None  # replace None with your number of warm-up steps
+my_peak_lr = None  # replace None with your peak learning rate (a number)
+my_warmup_steps = None  # replace None with your number of warm-up steps (an integer)
 
 # %% tags=["hide-input"]
 # Answer: global batch = 16 GPUs x 64 = 1024, so lr = 0.2 * 1024 / 256 = 0.8.
@@ -454,6 +551,10 @@ expected_lr = cfg16.lr
 expected_warmup = round(cfg16.warmup_epochs * (imagenet_train // cfg16.batch_size))
 assert abs(expected_lr - 0.8) < 1e-12 and expected_warmup == 12510
 assert learning_rate(expected_warmup, 1000 * 1251, expected_warmup, expected_lr) == expected_lr
-for mine, expected in [(my_peak_lr, expected_lr), (my_warmup_steps, expected_warmup)]:
-    assert mine is None or abs(mine - expected) < 1e-6, f"expected {expected}, got {mine}"
-print(f"peak learning rate {expected_lr:g}, warm-up {expected_warmup} steps")
+for what, mine, expected in [("peak lr", my_peak_lr, expected_lr), ("warm-up steps", my_warmup_steps, expected_warmup)]:
+    if mine is None:
+        print(f"{what}: not answered yet (replace None in the cell above, then rerun both cells)")
+    else:
+        assert abs(mine - expected) < 1e-6, f"{what}: {mine} is wrong; check the global batch and the steps per epoch"
+        print(f"{what}: {mine} is right")
+print(f"worked solution: peak learning rate {expected_lr:g}, warm-up {expected_warmup} steps")
