@@ -1,22 +1,24 @@
-"""scripts/ablation_grid.py (chapter 7's precomputed grid) and the JSON it shipped.
+"""vicreg_edu.experiments: chapter 7's ablation grid, the recipe search, and the JSON they ship.
 
-The shipped file must describe the grid the script defines now (else the notebook's sliders
-and the script disagree), and one tiny run must go through the same path as the grid.
+The shipped grid must describe the grid the module defines now (else the notebook's sliders
+and the code disagree), one tiny run must go through the same path as the grid, and the shipped
+results must load through importlib.resources (as after a plain pip install).
 """
 from __future__ import annotations
 
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-import ablation_grid as ag  # noqa: E402
+from vicreg_edu import experiments as ag
+from vicreg_edu.augment import shapes_augment
 
-from vicreg_edu.train import make_augment_config  # noqa: E402
+
+def make_augment_config(cfg):
+    assert cfg.augment == "shapes"
+    return shapes_augment(**cfg.aug)
+
 
 METRICS = ("knn", "knn_random_init", "knn_raw_pixels", "emb_effective_rank", "emb_std_mean", "emb_dead_fraction",
            "repr_effective_rank", "repr_std_mean", "online_probe_acc", "invariance", "variance", "covariance", "loss")
@@ -55,12 +57,13 @@ def test_config_for_switches_the_named_augmentation_off():
 
 
 def test_shipped_json_matches_the_grid_definition():
-    path = ROOT / "book" / "data" / "ablation_grid.json"
+    path = ag.RESULTS_DIR / "ablation_grid.json"
     assert path.stat().st_size < 200_000, "keep the shipped grid small"
-    data = json.loads(path.read_text())
+    data = ag.load_results("ablation_grid")
     expected = [(name, json.loads(json.dumps(point))) for name, point in ag.grid_points()]
     assert [(r["name"], r["point"]) for r in data["runs"]] == expected, (
-        "book/data/ablation_grid.json is stale: rerun `OMP_NUM_THREADS=1 python scripts/ablation_grid.py --workers 2`")
+        "vicreg_edu/results/ablation_grid.json is stale: rerun "
+        "`OMP_NUM_THREADS=1 python -m vicreg_edu.experiments grid --workers 2`")
     assert data["factors"] == ag.FACTORS and data["default_point"] == ag.DEFAULT_POINT
     assert {k: data["settings"][k] for k in ag.SIZES} == ag.SIZES
     for run in data["runs"]:
@@ -78,3 +81,39 @@ def test_one_tiny_run_gives_a_complete_record(tmp_path):
     assert (tmp_path / "no_jitter_p" / "metrics.jsonl").is_file()
     with pytest.raises(ValueError, match="final_eval"):
         ag.summarize(type("R", (), {"final": {}, "epochs": [], "history": []})())
+
+
+def test_load_results_names_what_exists():
+    assert ag.load_results("ablation_grid")["runs"]
+    with pytest.raises(FileNotFoundError, match="ablation_grid"):
+        ag.load_results("no_such_results")
+
+
+def test_screen_candidates_change_one_thing_each():
+    cands = ag.screen_candidates()
+    names = [n for n, _ in cands]
+    assert names[0] == "base" and cands[0][1] == ag.SEARCH_BASE and len(set(names)) == len(names)
+    base_cfg = ag.recipe_config(ag.SEARCH_BASE, epochs=1)
+    for name, recipe in cands[1:]:
+        key = name.split("=")[0]
+        cfg = ag.recipe_config(recipe, epochs=1)
+        shapes_augment(**cfg.aug)  # every augmentation override is a valid AugmentConfig
+        diff = {k for k in ("batch_size", "optimizer", "base_lr", "weight_decay", "warmup_epochs", "expander",
+                            "sim_coeff", "std_coeff", "cov_coeff") if getattr(cfg, k) != getattr(base_cfg, k)}
+        diff |= {f"aug.{k}" for k in set(cfg.aug) | set(base_cfg.aug) if cfg.aug.get(k) != base_cfg.aug.get(k)}
+        if key == "optimizer":  # an optimiser comes with its own lr and weight decay
+            assert "optimizer" in diff and diff <= {"optimizer", "base_lr", "weight_decay"}, (name, diff)
+        else:
+            assert diff == {key}, (name, diff)
+
+
+def test_one_tiny_recipe_run_gives_a_complete_record(tmp_path):
+    recipe = ag._set(ag.SEARCH_BASE, "aug.hue", 0.5)
+    rec = ag.run_recipe("tiny", recipe, epochs=1, train_size=256, stage="test", out_root=str(tmp_path))
+    for k in ("knn", "knn_random_init", "knn_raw_pixels", "linear_probe", "variance", "emb_std_mean",
+              "emb_effective_rank", "emb_effective_rank_random", "wall_time_s", "cpu_time_s"):
+        assert math.isfinite(rec[k]), k
+    assert rec["recipe"]["aug"]["hue"] == 0.5 and rec["epochs"] == 1 and rec["curve"][-1][0] == 2
+    # the trainer's own end-of-run report and the recomputation on the same views agree
+    assert rec["emb_effective_rank"] == pytest.approx(rec["emb_effective_rank_report"], rel=1e-3)
+    assert rec["emb_effective_rank_random"] > 1 and 0 <= rec["linear_probe"] <= 1
