@@ -34,11 +34,12 @@ import matplotlib.pyplot as plt
 import torch
 
 from vicreg_edu import plots
-from vicreg_edu.augment import TwoViewBatchAugment, TwoViewTransform, shapes_augment
+from vicreg_edu.augment import TwoViewBatchAugment, TwoViewTransform, make_augment_config, shapes_augment
 from vicreg_edu.config import FAST, get_config
-from vicreg_edu.data import Shapes, load_dataset
+from vicreg_edu.data import Shapes, load_dataset, make_two_view_loader
 from vicreg_edu.loss import vicreg_loss
-from vicreg_edu.models import build_backbone, build_expander
+from vicreg_edu.models import build_backbone, build_expander, build_model
+from vicreg_edu.optim import build_optimizer
 from vicreg_edu.train import format_final, train
 
 torch.manual_seed(0)
@@ -49,7 +50,7 @@ print("fast mode:", FAST)
 #
 # For a batch of $n$ images, each seen through two random augmentations $t, t' \sim \mathcal{T}$,
 # the encoder and the expander give two batches of embeddings $Z, Z' \in \mathbb{R}^{n \times d}$.
-# VICReg {cite}`bardes2022vicreg` minimises a weighted sum of the three terms met in chapters 2
+# VICReg ([Bardes et al., 2022](https://arxiv.org/abs/2105.04906)) minimises a weighted sum of the three terms met in chapters 2
 # to 4, averaged over the images of the dataset $\mathcal{D}$ and the pairs of augmentations
 # (paper Eq. 5 and 6):
 #
@@ -103,20 +104,27 @@ assert torch.allclose(terms.loss, weighted)
 # must carry $d$ different pieces of information about the image, and the only source of that
 # information is the representation. A wider embedding asks for more, and the paper measures
 # that it pays: ImageNet linear accuracy grows with the expander's width and saturates around
-# 8192 {cite}`bardes2022vicreg` (Table 12, 100 epochs of pre-training). The next figure draws the
+# 8192 ([Bardes et al., 2022](https://arxiv.org/abs/2105.04906), Table 12, 100 epochs of pre-training). The next figure draws the
 # three numbers quoted here; they are the paper's, not measured in this book.
 
 # %%
 paper_table12 = {2048: 65.1, 8192: 68.6, 16384: 68.8}  # ImageNet linear top-1 (%), 100 epochs
-fig, ax = plt.subplots(figsize=(6, 3.5))
-bars = ax.bar([str(w) for w in paper_table12], list(paper_table12.values()), color="#3b6ea5")
-ax.bar_label(bars, fmt="%.1f")
-ax.set(xlabel="expander dimension", ylabel="ImageNet linear top-1 (%)", ylim=(60, 70),
+fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+ax.plot(list(paper_table12), list(paper_table12.values()), marker="o", color="#3b6ea5")
+for width, acc in paper_table12.items():
+    ax.annotate(f"{acc:.1f}", (width, acc), textcoords="offset points", xytext=(0, 7), ha="center")
+ax.set_xscale("log", base=2)
+ax.set_xticks(list(paper_table12), [str(w) for w in paper_table12])
+ax.minorticks_off()
+ax.set(xlabel="expander dimension (log scale)", ylabel="ImageNet linear top-1 (%)", ylim=(60, 70),
        title="Wider expanders help, then saturate (paper Table 12)")
+ax.text(0.99, 0.03, "note: the y-axis starts at 60%", transform=ax.transAxes, ha="right", fontsize=8,
+        color="dimgrey")
 plt.show()
 
 # %% [markdown]
-# Going from 2048 to 8192 dimensions gains 3.5 points; doubling again to 16384 adds only 0.2.
+# Going from 2048 to 8192 dimensions gains 3.5 points; doubling again to 16384 adds only 0.2 (the
+# axis starts at 60%, so the first step looks steeper than a full axis would draw it).
 # The price is paid in parameters and memory. Building both networks on PyTorch's `meta` device
 # (shapes only, no memory) shows where the official model's parameters are:
 
@@ -209,7 +217,7 @@ print(f"{len(shapes)} images, two views each: PIL per image {pil_s:.3f} s, batch
 #
 # Now the real thing: the `demo` preset (Shapes, the small CNN, the 512-512-512 expander, AdamW,
 # batch 128, a short warm-up then a cosine learning-rate decay), trained from scratch inside this
-# notebook. When a CIFAR-10 folder exists locally {cite}`krizhevsky2009cifar` the same cells train
+# notebook. When a CIFAR-10 folder exists locally ([Krizhevsky, 2009](https://www.cs.toronto.edu/~kriz/learning-features-2009-TR.pdf)) the same cells train
 # the `cifar10` preset in a small configuration instead (on a GPU: its ResNet-18 and LARS, 20
 # epochs; on a CPU: the demo's small CNN and AdamW on CIFAR images); otherwise they say how to get
 # the data. The book never downloads anything by itself.
@@ -241,6 +249,53 @@ cfg = get_config(preset, out_dir=str(run_dir), progress=True, knn_every=1, final
 print(f"preset {preset}: {cfg.backbone} + expander {cfg.expander}, {cfg.epochs} epochs on "
       f"{cfg.train_size or 'all'} images, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}")
 
+# %% [markdown]
+# ## One step by hand
+#
+# Before handing the loop to `train`, here is one of its steps written out with the library's
+# pieces: the two-view loader gives the first batch (two augmented views of 128 images), the
+# model encodes both views, `vicreg_loss` computes the three terms, `backward` computes the
+# gradient of the weighted sum, and the optimiser changes the weights. With the same seed and
+# the same order of construction as the trainer, the model starts from the same random weights
+# and sees the same views, so its loss must be exactly the trainer's first logged loss:
+
+# %%
+torch.manual_seed(cfg.seed)  # the trainer seeds every generator, then builds the loader and the model
+loader = make_two_view_loader(cfg.dataset, cfg.data_dir, make_augment_config(cfg), cfg.batch_size,
+                              train_size=cfg.train_size, seed=cfg.seed)
+loader.set_epoch(0)
+x_a, x_b, _ = next(iter(loader))  # two augmented views of the first batch: (128, 3, 32, 32) each
+model = build_model(cfg).train()  # backbone + expander, random initial weights
+optimizer = build_optimizer(model, cfg.optimizer, cfg.weight_decay, cfg.momentum, cfg.lars_eta)
+
+_, z_a = model(x_a)  # each call returns (representation, embedding); keep the (128, 512) embeddings
+_, z_b = model(x_b)
+terms = vicreg_loss(z_a, z_b, cfg.sim_coeff, cfg.std_coeff, cfg.cov_coeff, cfg.gamma, cfg.eps)
+optimizer.zero_grad()
+terms.loss.backward()  # the gradient of 25 s + 25 v + 1 c with respect to every weight
+for group in optimizer.param_groups:
+    group["lr"] = cfg.lr  # see below: the trainer's warm-up starts at 0
+optimizer.step()
+print(f"by hand, step 1: loss {terms.loss:.4f} = 25 x {terms.invariance:.4f} + 25 x {terms.variance:.4f} "
+      f"+ 1 x {terms.covariance:.4f}")
+
+# %%
+first = train(cfg.replace(out_dir=str(run_dir) + "_step1", device="cpu", max_steps=1, log_every=1,
+                          knn_every=0, final_eval=False, progress=False, tensorboard=False))
+print(f"train(), step 1:  loss {first.history[0]['loss']:.4f}")
+assert abs(first.history[0]["loss"] - terms.loss.item()) < 1e-4 * terms.loss.item()
+with torch.no_grad():
+    after = vicreg_loss(model(x_a)[1], model(x_b)[1], cfg.sim_coeff, cfg.std_coeff, cfg.cov_coeff)
+print(f"by hand, the same batch after the step: loss {after.loss:.4f}")
+
+# %% [markdown]
+# TODO-NUMBERS The two losses agree. One difference is deliberate: the trainer's learning rate
+# follows a schedule that warms up linearly *from 0*, so its first step does not move the
+# weights at all; the step by hand used the peak learning rate instead, and the loss on the same
+# batch went down. Everything else `train` adds is bookkeeping: the schedule, the online probe,
+# logging, the per-epoch collapse report, checkpoints, and the same step on several processes
+# (chapter 9). Now the whole run:
+
 # %%
 result = train(cfg)
 print(format_final(result))
@@ -254,7 +309,7 @@ print(format_final(result))
 
 # %%
 fig = plots.plot_training_overview(result.metrics_path, log_y=True)
-fig.suptitle(f"VICReg on {cfg.dataset}: the three terms (left) and the embedding's health (right)")
+fig.suptitle(f"VICReg on {cfg.dataset}: the loss and its three terms (left), the embedding's health (middle, right)")
 plt.show()
 
 # %% [markdown]
@@ -287,8 +342,9 @@ assert report["emb_std_min"] > 0.01 and report["emb_effective_rank"] > 5, "the e
 #
 # The loss going down says the model solves its own task, not that the representation is useful.
 # The standard check freezes the encoder, embeds the labelled training images, and classifies
-# each test image by a weighted vote of its $k = 20$ nearest training images (cosine similarity,
-# temperature 0.07 {cite}`wu2018instance`); chapter 8 has the details and a linear probe. Two
+# each test image by a vote of its $k = 20$ nearest training images (cosine similarity), each
+# neighbour weighted by $e^{s/T}$ with $T = 0.07$ as in [Wu et al. (2018)](https://arxiv.org/abs/1805.01978); $k = 20$
+# is DINO's choice ([Caron et al., 2021](https://arxiv.org/abs/2104.14294)). Chapter 8 has the details and a linear probe. Two
 # baselines tell us what "good" means here:
 #
 # - a **randomly initialised** encoder of the same architecture: what the architecture gives
@@ -305,7 +361,7 @@ bars = ax.bar([names[k] for k in result.final], [100 * v for v in result.final.v
               color=["#3b6ea5", "#999999", "#cccccc"])
 ax.bar_label(bars, fmt="%.1f")
 ax.axhline(100 * chance, color="C3", linestyle="--", label="chance (10 classes)")
-ax.set(xlabel="features", ylabel="k-NN accuracy on the test split (%)",
+ax.set(xlabel="features", ylabel="k-NN accuracy on the test split (%)", ylim=(0, 100),
        title=f"k-NN (k=20) on {cfg.dataset}: trained vs untrained")
 ax.legend(loc="upper right")
 plt.show()
@@ -321,7 +377,7 @@ for key, acc in result.final.items():
 # to ignore colour and position. The absolute number is modest: a few epochs of a 0.1 M-parameter CNN on a CPU.
 # Longer runs keep improving (chapter 8). For scale: on CIFAR-10, solo-learn's VICReg recipe,
 # which the `cifar10` preset follows closely, reports 92.07% linear accuracy after 1000 epochs
-# of a ResNet-18 {cite}`dacosta2022sololearn`.
+# of a ResNet-18 ([Turrisi da Costa et al., 2022](https://jmlr.org/papers/v23/21-1155.html)).
 
 # %%
 if preset == "demo" and not FAST:  # the full-size demo run; the fast-mode run is too short to judge
@@ -330,21 +386,61 @@ if preset == "demo" and not FAST:  # the full-size demo run; the fast-mode run i
 print(f"wall time of the run: {result.wall_time:.0f} s; checkpoint: {run_dir / 'checkpoint.pt'}")
 
 # %% [markdown]
-# ## Exercise
+# ## Exercises
 #
-# **Counting the expander.** The official expander maps 2048 dimensions to 8192, then 8192 to
+# **1. Counting the expander.** The official expander maps 2048 dimensions to 8192, then 8192 to
 # 8192 twice. The first two layers are `Linear` (weights and biases) followed by `BatchNorm1d`
 # (a scale and a shift per dimension) and a ReLU; the last `Linear` has no bias. Without running
 # `n_params`, how many parameters does it have? Write your formula below (it must evaluate to a
 # number), then run the next cell.
 
 # %%
-my_count = None  # e.g. 2048 * 8192 + ...
+my_count = None  # replace None with your formula, e.g. 2048 * 8192 + ...
 
 # %% tags=["hide-input"]
 # Answer: two blocks of Linear (w + b) + BatchNorm (scale + shift), then a bias-free Linear.
 expected = (2048 * 8192 + 8192 + 2 * 8192) + (8192 * 8192 + 8192 + 2 * 8192) + 8192 * 8192
 assert expected == n_params(official_expander), (expected, n_params(official_expander))
-assert my_count is None or my_count == expected, f"expected {expected:,}, got {my_count:,}"
-print(f"{expected:,} parameters: {4 * expected / 2**20:.0f} MiB in float32, and as much again for "
-      f"their gradients and for each buffer of optimiser state")
+if my_count is None:
+    print("not answered yet (replace None in the cell above, then rerun both cells)")
+else:
+    assert my_count == expected, f"{my_count:,} is wrong; count the weights, biases and BatchNorm parameters per layer"
+    print(f"{my_count:,} is right")
+print(f"worked solution: {expected:,} parameters: {4 * expected / 2**20:.0f} MiB in float32, and as much again "
+      f"for their gradients and for each buffer of optimiser state")
+
+# %% [markdown]
+# **2. Change the crop scale.** The views of the run above are random crops covering a fraction
+# `crop_scale` of each image (`cfg.aug`, printed below). The official ImageNet recipe crops
+# much more aggressively, between 8% and 100% of the image. Predict first: with
+# `crop_scale=(0.08, 1.0)` and nothing else changed, will the trained encoder's $k$-NN accuracy
+# be higher or lower than the run above? Then write the code: train the same configuration with
+# that crop scale (`cfg.replace(aug={**cfg.aug, "crop_scale": (0.08, 1.0)}, out_dir=...)`), and
+# put its `result.final["trained"]` in `my_knn`. It takes as long as the run above.
+
+# %%
+aug = make_augment_config(cfg)
+print(f"the run above: crop_scale={aug.crop_scale}, crop_ratio={tuple(round(r, 3) for r in aug.crop_ratio)}")
+my_prediction = None  # replace None with "higher" or "lower"
+my_knn = None  # replace None with the k-NN accuracy of your run (a number between 0 and 1)
+
+# %% tags=["hide-input"]
+# Answer: the worked solution runs the experiment.
+wide = train(cfg.replace(aug={**cfg.aug, "crop_scale": (0.08, 1.0)}, out_dir=str(run_dir) + "_crop008",
+                         knn_every=0, progress=False, tensorboard=False))
+measured = "higher" if wide.final["trained"] > result.final["trained"] else "lower"
+if my_knn is None:
+    print("my_knn: not answered yet (train the run in the cell above, then rerun both cells)")
+else:
+    assert abs(my_knn - wide.final["trained"]) < 0.02, (
+        f"my_knn = {my_knn:.3f} is wrong: the same configuration gives {wide.final['trained']:.3f} here")
+    print(f"my_knn = {my_knn:.3f} is right")
+if my_prediction is None:
+    print("my_prediction: not answered yet")
+else:
+    print(f"you predicted {my_prediction!r}: {'right' if my_prediction == measured else 'wrong'}")
+print(f"worked solution: k-NN {100 * wide.final['trained']:.1f}% with crop_scale (0.08, 1) vs "
+      f"{100 * result.final['trained']:.1f}% in the run above: {measured}")
+
+# %% [markdown]
+# TODO-NUMBERS

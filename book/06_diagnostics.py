@@ -83,9 +83,16 @@ print(f"{cfg.dataset}: {cfg.backbone} ({model.repr_dim}-d representation) + expa
 # |---|---|---|
 # | `emb_std_mean`, `emb_std_min` | how spread out is each dimension over the batch? | near 0 |
 # | `emb_dead_fraction` | which fraction of dimensions has std below 0.01? | near 1 |
-# | `emb_effective_rank` | how many directions are really used (RankMe {cite}`garrido2023rankme`)? | 0 (complete) or near 1 (dimensional) |
+# | `emb_effective_rank` | how many directions are really used (RankMe, [Garrido et al., 2023](https://arxiv.org/abs/2210.02885))? | low (dimensional); for complete collapse read the std, not this (see below) |
 # | `emb_off_diagonal_energy` | the covariance term $c(Z)$ of one view | see the pitfall below |
 # | `emb_alignment_mse` | how far apart are the two views' embeddings ($s$)? | near 0 *together with* a tiny std |
+#
+# The effective rank is *scale-free*: shrink a cloud of points by a factor 1000 and its
+# effective rank does not move. An encoder collapsing towards a point keeps some leftover jitter,
+# and the effective rank of that jitter can stay high or even rise (chapter 1 shows one); only a
+# perfectly constant output reads 0. So complete collapse is read on the standard deviation, and
+# the effective rank is the tool for dimensional collapse. The table at the end of this chapter
+# puts all the signs of a healthy and a collapsed run side by side.
 #
 # The records are in the metrics file, one JSON object per line with `"kind": "epoch"`:
 
@@ -100,18 +107,15 @@ for r in records:
     print(f"{r['epoch']:5d} " + " ".join(cells))
 
 # %%
-ax = plots.plot_collapse_curves(metrics_path, gamma=cfg.gamma)
-ax.set_title(f"Collapse diagnostics of the embedding per epoch ({cfg.dataset}, {cfg.expander})")
+fig = plots.plot_collapse_panels(metrics_path, gamma=cfg.gamma,
+                                 title=f"Collapse diagnostics of the embedding per epoch ({cfg.dataset}, {cfg.expander})")
 plt.show()
 
 # %% [markdown]
-# Two curves, two kinds of collapse. The effective rank (left axis, out of the embedding
-# dimension drawn dotted) would fall towards 1 under dimensional collapse; the mean
-# per-dimension standard deviation (right axis, with the target $\gamma$ dashed) would fall to 0
-# under complete collapse. Here both stay well away from those floors. Two things a short run
-# shows: the mean std stays below $\gamma$ (the variance hinge is still active, $v > 0$), and the
-# effective rank sits far below the embedding's width; it may even fall in the first epochs,
-# while the invariance term discards whatever differs between the two views. In the table,
+# Two panels, two kinds of collapse. The effective rank (left) would fall towards a handful of
+# directions under dimensional collapse; the mean per-dimension standard deviation (right, with
+# the target $\gamma$ dashed) would fall to 0 under complete collapse. Here both stay well away
+# from those floors. TODO-NUMBERS In the table,
 # `probe` is the online linear probe trained on the side during pre-training (on detached
 # representations, so it never influences the encoder), and `k-NN` the evaluation of chapter 5
 # on the epochs where the trainer ran it (`knn_every`; the last epoch's is chapter 5's final
@@ -201,13 +205,13 @@ for name, y, z in [("trained", y_trained, z_trained), ("random init", y_random, 
 #
 # A heatmap shows a few dozen dimensions; the singular value spectrum summarises all of them. For
 # centred embeddings with singular values $\sigma_1 \ge \sigma_2 \ge \dots$, the **effective
-# rank** (RankMe {cite}`garrido2023rankme`) is the exponential of the entropy of the normalised
+# rank** (RankMe, [Garrido et al., 2023](https://arxiv.org/abs/2210.02885)) is the exponential of the entropy of the normalised
 # spectrum $p_k = \sigma_k / \sum_j \sigma_j$:
 #
 # $$ \operatorname{erank}(Z) = \exp\Bigl(-\sum_k p_k \log p_k\Bigr) , $$
 #
 # which is $r$ for $r$ equal singular values and 0 for complete collapse: a smooth count of the
-# directions in use. Dimensional collapse {cite}`jing2022dimensional` shows as a cliff in the
+# directions in use. Dimensional collapse ([Jing et al., 2022](https://arxiv.org/abs/2110.09348)) shows as a cliff in the
 # spectrum and a low effective rank. The plots normalise each spectrum by its largest value, so
 # the shapes can be compared:
 
@@ -281,7 +285,7 @@ for name, y in [("trained", y_trained), ("random init", y_random)]:
 # versus clean backgrounds. The encoder keeps what the augmentations did *not* vary, class or
 # not; it learns to ignore only what they change (chapter 7 switches augmentations on and off).
 #
-# A non-linear map such as t-SNE {cite}`vandermaaten2008tsne` separates clusters more visibly
+# A non-linear map such as t-SNE ([van der Maaten and Hinton, 2008](https://jmlr.org/papers/v9/vandermaaten08a.html)) separates clusters more visibly
 # (at the price of distorting distances). It needs scikit-learn, which the book does not
 # require; the next cell draws it only where scikit-learn is installed.
 
@@ -343,9 +347,7 @@ for name, r in readings.items():
 # %% [markdown]
 # Read the table row by row:
 #
-# - **trained model**: $v$ is clearly below its collapse value 0.99, the std is far from 0, the
-#   effective rank well above 1, and $s$ is a fraction of what two unrelated images would give
-#   ($s / 2\overline{\operatorname{Var}}$ well below 1). Healthy.
+# - **trained model**: TODO-NUMBERS
 # - **shrunk**: $c$ and $s$ drop by factors of $10^{8}$ and $10^{4}$ and look superb, the
 #   effective rank (a scale-free number) does not move, but $v$ jumps to about 0.99 and the std
 #   to almost 0: this is the collapse of issue #14, and only the scale-aware numbers see it.
@@ -356,10 +358,29 @@ for name, r in readings.items():
 #   random images, which is what an encoder that learned no invariance looks like.
 # - **constant vector**: everything is 0 except $v$ at its maximum: complete collapse.
 #
-# The rule of thumb: read $c$ only together with $v$ (or the std). A $c$ near 0 while $v$ sits
-# near $\gamma$ is collapse, not success. A healthy run keeps $v$ low or falling, the std and the
-# effective rank up, $s$ falling *relative to the spread*, and $c$ roughly stable or slowly
-# rising.
+# The rule of thumb: read $c$ only together with $v$ (or the std). A $c$ near 0 together with an
+# $s$ near 0 is collapse, not success, and $v$ near $\gamma$ confirms it.
+#
+# ## Healthy run or collapse: the signs in one table
+#
+# This is the table the other chapters refer to. It sums up this chapter, the pitfall above and
+# the maintainers' answer in
+# [facebookresearch/vicreg#14](https://github.com/facebookresearch/vicreg/issues/14):
+#
+# | what to read | healthy run | complete collapse | dimensional collapse |
+# |---|---|---|---|
+# | variance term $v$ | falls towards 0 | climbs towards $\gamma - \sqrt{\epsilon} \approx 0.99$ | can be low: dimensions keep their spread but move together |
+# | per-dimension std (`emb_std_mean`, `emb_std_min`, dead fraction) | near $\gamma$ in every dimension, no dead dimension | towards 0 in every dimension, dead fraction towards 1 | fine in some dimensions (or in all, along a few shared directions) |
+# | covariance term $c$ | small but not 0; flat or slowly rising is normal | towards 0 (it scales as $a^4$) | large: strongly correlated dimensions |
+# | invariance term $s$ | small but not 0, well below $2\overline{\operatorname{Var}}$ | towards 0 (it scales as $a^2$) | small |
+# | effective rank | high, and stable | **not a reliable sign**: scale-free, it can stay high or even rise; read the std | low: a few directions hold the variance (a cliff in the spectrum) |
+# | $k$-NN, linear probe | well above a random encoder and raw pixels | down to a random encoder's or below | below a healthy run's |
+#
+# Two one-liners to remember: **$c = 0$ with $s = 0$ is collapse**; and **read complete collapse
+# on the std, dimensional collapse on the effective rank.** A rising $c$ alone is no alarm: a user
+# of the official code saw it grow from 2.6 to 6.5 over 20 epochs of a good run (vicreg#14).
+# Chapter 1 shows a complete collapse (invariance alone), chapters 3, 4 and 7 a dimensional one
+# (no covariance term).
 
 # %%
 assert readings["shrunk x0.01"]["c"] < 1e-6 * readings["trained model"]["c"]
@@ -368,15 +389,15 @@ assert readings["different images"]["s_rel"] > 0.8  # unrelated pairs: s close t
 assert readings["constant vector"]["erank"] == 0.0
 
 # %% [markdown]
-# ## Exercise
+# ## Exercises
 #
-# **How $c$ and $s$ scale.** Multiply every embedding of both views by $a = 0.1$. By what factor
-# does the covariance term $c(Z)$ change? And the invariance term $s(Z, Z')$? Work it out from the
-# definitions (chapter 0 has them), write your two factors below, then run the next cell.
+# **1. How $c$ and $s$ scale.** Multiply every embedding of both views by $a = 0.1$. By what
+# factor does the covariance term $c(Z)$ change? And the invariance term $s(Z, Z')$? Work it out
+# from the definitions (chapter 0 has them), write your two factors below, then run the next cell.
 
 # %%
-my_c_factor = None  # replace None with your factor for c
-my_s_factor = None  # replace None with your factor for s
+my_c_factor = None  # replace None with your factor for c (a number)
+my_s_factor = None  # replace None with your factor for s (a number)
 
 # %% tags=["hide-input"]
 # Answer: C(aZ) = a^2 C(Z), and c sums squared entries of C: factor a^4 = 1e-4.
@@ -385,6 +406,59 @@ a = 0.1
 c_factor = float(covariance_loss(a * z_a) / covariance_loss(z_a))
 s_factor = float(invariance_loss(a * z_a, a * z_b) / invariance_loss(z_a, z_b))
 assert abs(c_factor - a**4) < 1e-3 * a**4 and abs(s_factor - a**2) < 1e-3 * a**2, (c_factor, s_factor)
-for mine, expected in [(my_c_factor, a**4), (my_s_factor, a**2)]:
-    assert mine is None or abs(mine - expected) < 1e-3 * expected, f"expected {expected:g}, got {mine}"
-print(f"c is multiplied by {c_factor:.2e} (a^4), s by {s_factor:.2e} (a^2)")
+for what, mine, expected in [("factor for c", my_c_factor, a**4), ("factor for s", my_s_factor, a**2)]:
+    if mine is None:
+        print(f"{what}: not answered yet (replace None in the cell above, then rerun both cells)")
+    else:
+        assert abs(mine - expected) < 1e-3 * expected, f"{what}: {mine} is wrong; how does C(aZ) depend on a?"
+        print(f"{what}: {mine} is right")
+print(f"worked solution: c is multiplied by {c_factor:.2e} (a^4), s by {s_factor:.2e} (a^2)")
+
+# %% [markdown]
+# **2. The effective rank by hand, and a dimensional collapse.** Write `my_effective_rank(z)`
+# from the formula of this chapter: centre the columns of `z`, take its singular values
+# (`torch.linalg.svdvals`), normalise them to sum to 1, and return the exponential of their
+# entropy. The cell also makes a dimensional collapse by hand: `z_low_a`, `z_low_b` keep only the
+# first 3 principal directions of the trained embeddings of the two views. Before you run the
+# answer cell, predict with the table above: which of $v$, the std, $c$, $s$ and the effective
+# rank flag `z_low` as collapsed?
+
+# %%
+def my_effective_rank(z):
+    """Effective rank of z (N, D), as a float. Your code here."""
+    return None  # replace with your implementation
+
+
+mean_a = z_a.mean(0)
+directions = torch.linalg.svd(z_a - mean_a, full_matrices=False).Vh[:3]  # (3, 512): top principal directions
+
+
+def project(z):
+    """Keep only the 3 principal directions of z_a: a rank-3 (dimensionally collapsed) copy."""
+    return mean_a + (z - mean_a) @ directions.T @ directions
+
+
+z_low_a, z_low_b = project(z_a), project(z_b)
+
+# %% tags=["hide-input"]
+# Answer: a worked solution, checked against the library on the trained and the collapsed embeddings.
+def effective_rank_solution(z):
+    s = torch.linalg.svdvals((z - z.mean(0)).double())
+    p = s / s.sum()
+    return float(torch.exp(-torch.special.xlogy(p, p).sum()))
+
+
+for z in (z_a, z_low_a):
+    assert abs(effective_rank_solution(z) - effective_rank(z)) < 1e-3 * effective_rank(z)
+mine = my_effective_rank(z_a)
+if mine is None:
+    print("my_effective_rank: not answered yet (replace `return None` with your code, then rerun both cells)")
+else:
+    assert abs(mine - effective_rank(z_a)) < 1e-3 * effective_rank(z_a), (
+        f"my_effective_rank gives {mine:.3f}, which is wrong: the library says {effective_rank(z_a):.3f}")
+    print(f"my_effective_rank is right: {mine:.2f}")
+low = read_terms(z_low_a, z_low_b)
+print(f"{'':>17} {'s':>9} {'v':>7} {'c':>10} {'std':>7} {'eff.rank':>8} {'s/2Var':>7}")
+for name, r in [("trained model", readings["trained model"]), ("3 directions kept", low)]:
+    print(f"{name:>17} {r['s']:9.2e} {r['v']:7.3f} {r['c']:10.2e} {r['std']:7.3f} {r['erank']:8.1f} {r['s_rel']:7.2f}")
+assert low["erank"] < 3.5 < readings["trained model"]["erank"]
