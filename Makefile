@@ -1,19 +1,20 @@
 # Two entry points (see README):
 #   make demo   create .venv if needed, then train + evaluate the demo preset on the built-in dataset
 #   make test   create .venv if needed, then run pytest (library) and nbval (every book chapter)
+#   make lab    create .venv if needed, then open the book's notebooks in JupyterLab (from the same .venv)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test book site-check bench clean install
+.PHONY: demo test lab lab-check book site-check bench clean install
 
 install: $(STAMP)
 
 # Re-installs only when pyproject.toml changes, so repeated `make test` is quick.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[dev,book]'
+	$(PY) -m pip install --quiet -e '.[dev,book,lab]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -21,6 +22,17 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	VICREG_EDU_FAST=1 MPLBACKEND=Agg $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider tests book
+
+# JupyterLab on book/, from .venv: ipywidgets render, a paired .py opens as a notebook (jupytext).
+# Extra options: make lab LAB_ARGS="--no-browser --port 8890"
+# As root (containers, CI) JupyterLab refuses to start without --allow-root.
+LAB_ARGS ?=
+lab: $(STAMP)
+	$(PY) -m jupyterlab --ServerApp.root_dir=book $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+# Starts JupyterLab from .venv on a free port without a browser, fetches its page and API, stops it.
+lab-check: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_lab.py
 
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
