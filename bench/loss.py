@@ -3,6 +3,7 @@
     python bench/loss.py                      # N in {256, 2048} x D in {2048, 8192}, 3 repeats
     python bench/loss.py --quick              # small sizes, 1 repeat (a smoke test)
     python bench/loss.py --sizes 2048x8192 --repeats 5 --device cuda
+    python bench/loss.py --nosync             # also vicreg_loss(..., check_finite=False)
 
 Both losses see the same float32 inputs (z_a ~ N(0, 1), z_b = z_a + 0.5 * noise, seed 0). lightly's
 VICRegLoss(lambda_param=25, mu_param=25, nu_param=1, eps=1e-4) computes the same quantity as
@@ -54,11 +55,14 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 def worker(impl: str, n: int, d: int, device: str, repeats: int, out: str) -> None:
     import torch
 
-    if impl == "ours":
-        from vicreg_edu.loss import vicreg_loss
+    if impl in ("ours", "ours_nosync", "ours_f64gram"):
+        import vicreg_edu.loss as L
+
+        if impl == "ours_f64gram":  # what a GPU does with check_finite=False, forced here on CPU
+            L._host_reads_are_free = lambda z: False
 
         def loss_fn(a, b):
-            return vicreg_loss(a, b).loss
+            return L.vicreg_loss(a, b, check_finite=impl == "ours").loss
     else:
         from lightly.loss import VICRegLoss
 
@@ -152,6 +156,9 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=None, help="timed runs per case (default 3; 1 with --quick)")
     p.add_argument("--quick", action="store_true", help=f"sizes {QUICK_SIZES}, 1 repeat")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--nosync", action="store_true",
+                   help="also time vicreg_loss(check_finite=False) (no host sync on a GPU; on CPU also "
+                        "with the GPU's float64 Gram side forced, to show its CPU cost)")
     p.add_argument("--_worker", nargs=6, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
@@ -216,6 +223,17 @@ def main(argv=None) -> int:
             else:
                 row += f"{'-':>10} {'-':>6} | {ours['peak'] / 2**20:>8.0f} {'-':>11} | {'-':>13} {'-':>13}"
             print(row, flush=True)
+            if args.nosync:
+                extra = ["ours_nosync"] + (["ours_f64gram"] if device == "cpu" and n < d else [])
+                for impl in extra:
+                    res, err = run_case(impl, n, d, device, repeats, tmp)
+                    if res is None:
+                        print(f"{'':>16}{impl} failed: {err}")
+                        continue
+                    t = statistics.median(res["times"]) * 1e3
+                    diff = abs(res["loss"] - ours["loss"]) / abs(ours["loss"])
+                    print(f"{'':>16}{impl:<13} {t:>9.1f} ms ({t / t_ours:.2f}x ours) "
+                          f"{res['peak'] / 2**20:>6.0f} MiB, loss rel diff {diff:.1e}", flush=True)
     print(f"load average {os.getloadavg()[0]:.2f} at the end (other processes share the CPU when > 0)")
     return 0 if ok else 1
 

@@ -16,6 +16,7 @@ from vicreg_edu.loss import (
     invariance_loss,
     variance_loss,
     vicreg_loss,
+    vicreg_loss_reference,
 )
 
 # shapes on both sides of the Gram (N < D) / covariance (N >= D) switch
@@ -103,6 +104,127 @@ def test_float32_close_to_float64(n, d):
     assert t32.loss.dtype == torch.float32 and t64.loss.dtype == torch.float64
     for a, b in zip(t32, t64):
         torch.testing.assert_close(a.double(), b, rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------
+# the paper-form reference at the top of loss.py and the fast path agree
+
+
+@pytest.mark.parametrize("n,d", SHAPES)
+def test_fast_path_matches_paper_form(n, d):
+    """vicreg_loss (Gram side when N < D, hand-written backward) == vicreg_loss_reference
+    (Algorithm 1 with the official /2), values and input gradients, in float64."""
+    z_a, z_b = random_pair(n, d, seed=n * 7 + d)
+    fast = [z.clone().requires_grad_() for z in (z_a, z_b)]
+    ref = [z.clone().requires_grad_() for z in (z_a, z_b)]
+    t_fast = vicreg_loss(*fast, 2.0, 3.0, 5.0, gamma=1.3, eps=1e-3)
+    t_ref = vicreg_loss_reference(*ref, lam=2.0, mu=3.0, nu=5.0, gamma=1.3, eps=1e-3)
+    for a, b in zip(t_fast, t_ref):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    t_fast.loss.backward()
+    t_ref.loss.backward()
+    for a, b in zip(fast, ref):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-9, atol=1e-12)
+
+
+def test_paper_form_matches_the_independent_reimplementation():
+    z_a, z_b = random_pair(9, 13, seed=5)
+    s, va, vb, ca, cb = paper_terms(z_a, z_b)
+    t = vicreg_loss_reference(z_a, z_b)
+    for got, want in zip(t[1:], (s, (va + vb) / 2, ca + cb)):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("n,d", [(64, 256), (256, 64)])
+def test_fast_path_matches_paper_form_float32(n, d):
+    z_a, z_b = (z.float() for z in random_pair(n, d, seed=11))
+    for a, b in zip(vicreg_loss(z_a, z_b), vicreg_loss_reference(z_a, z_b)):
+        torch.testing.assert_close(a, b, rtol=2e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------
+# check_finite=False: no host sync
+
+
+def test_unchecked_nan_propagates_without_raising():
+    z = torch.randn(8, 16)
+    broken = z.clone()
+    broken[3, 2] = float("nan")
+    for n_d in [(8, 16), (8, 4)]:  # Gram side and covariance side
+        a, b = broken[:, : n_d[1]].clone().requires_grad_(), z[:, : n_d[1]]
+        t = vicreg_loss(a, b, check_finite=False)
+        assert torch.isnan(t.loss) and torch.isnan(t.covariance)
+        t.loss.backward()  # no error in the backward either
+        assert torch.isnan(a.grad).any()
+        with pytest.raises(ValueError, match="z_a must contain only finite values"):
+            vicreg_loss(a, b)  # the default still raises
+
+
+@pytest.mark.parametrize("n,d", [(8, 32), (32, 8)])
+def test_unchecked_loss_reads_nothing_back_on_a_gpu(n, d, monkeypatch):
+    """The sync-free promise, without a GPU: forward on fake CUDA tensors, and forward +
+    backward on fake CPU tensors with the CPU's free reads switched off (the GPU decision).
+    Fake tensors have no data: any read back to the host (.item(), bool(), .tolist(), a
+    data-dependent branch) raises DataDependentOutputException.
+    Teeth: the default check_finite=True, and the CPU's data-dependent precision check, do read."""
+    from torch._subclasses.fake_tensor import DataDependentOutputException, FakeTensorMode
+
+    with FakeTensorMode():
+        z_a, z_b = torch.empty(n, d, device="cuda"), torch.empty(n, d, device="cuda")
+        t = vicreg_loss(z_a, z_b, check_finite=False)
+        assert t.loss.device.type == "cuda" and t.loss.dtype == torch.float32
+        with pytest.raises(DataDependentOutputException):
+            vicreg_loss(z_a, z_b)
+    with FakeTensorMode():  # CPU, reads allowed: the Gram side's precision check reads
+        if n < d:
+            with pytest.raises(DataDependentOutputException):
+                vicreg_loss(torch.empty(n, d), torch.empty(n, d), check_finite=False)
+    monkeypatch.setattr(L, "_host_reads_are_free", lambda z: False)
+    with FakeTensorMode():
+        z_a, z_b = torch.empty(n, d, requires_grad=True), torch.empty(n, d, requires_grad=True)
+        vicreg_loss(z_a, z_b, check_finite=False).loss.backward()
+        assert z_a.grad.shape == (n, d) and z_a.grad.dtype == torch.float32
+
+
+def test_unchecked_loss_traces_as_one_graph():
+    """torch.compile(fullgraph=True) refuses any graph break, e.g. a host read."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    f = torch.compile(lambda a, b: vicreg_loss(a, b, check_finite=False).loss, fullgraph=True, backend="eager")
+    z_a, z_b = random_pair(8, 32, seed=2, dtype=torch.float32)
+    torch.testing.assert_close(f(z_a, z_b), vicreg_loss(z_a, z_b).loss, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("make", ["random", "dominant_column"])
+def test_sync_free_float64_gram_side_agrees(make, monkeypatch):
+    """What a GPU computes with check_finite=False (Gram side in float64) against the CPU's
+    data-dependent choice: same values and gradients to float32 precision."""
+    z = random_pair(32, 128, seed=4)[0] if make == "random" else dominant_column_batch()
+    z_b = z + 0.1 * torch.randn(z.shape, generator=torch.Generator().manual_seed(0), dtype=z.dtype)
+    runs = []
+    for free in (True, False):
+        monkeypatch.setattr(L, "_host_reads_are_free", lambda _z, free=free: free)
+        a, b = z.float().requires_grad_(), z_b.float().requires_grad_()
+        t = vicreg_loss(a, b, check_finite=False)
+        t.loss.backward()
+        runs.append((t, a.grad))
+    (t1, g1), (t2, g2) = runs
+    for x, y in zip(t1, t2):
+        assert x.dtype == y.dtype == torch.float32
+        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(g1, g2, rtol=1e-4, atol=1e-6 * g1.abs().max().item())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_unchecked_loss_makes_no_cuda_sync():
+    z_a, z_b = (torch.randn(256, 2048, device="cuda", requires_grad=True) for _ in range(2))
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        vicreg_loss(z_a, z_b, check_finite=False).loss.backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
 
 
 # ----------------------------------------------------------------------------

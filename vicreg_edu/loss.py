@@ -1,8 +1,8 @@
 """The VICReg loss: invariance, variance and covariance.
 
 Bardes, Ponce & LeCun, "VICReg: Variance-Invariance-Covariance Regularization for
-Self-Supervised Learning", ICLR 2022, arXiv 2105.04906, Section 3 (equation numbers below
-are the arXiv version's). Given two batches of embeddings Z, Z' of shape (N, D):
+Self-Supervised Learning", ICLR 2022, arXiv 2105.04906, Section 3 and Algorithm 1 (equation
+numbers below are the arXiv version's). Given two batches of embeddings Z, Z' of shape (N, D):
 
     s(Z, Z')  invariance   mean squared distance between the two branches        Eq. (5)
     v(Z)      variance     mean_j relu(gamma - sqrt(Var(Z[:, j]) + eps))          Eq. (1), (2)
@@ -12,25 +12,30 @@ are the arXiv version's). Given two batches of embeddings Z, Z' of shape (N, D):
 
 with lambda = sim_coeff = 25, mu = std_coeff = 25, nu = cov_coeff = 1, gamma = 1, eps = 1e-4.
 
-Two conventions follow the official code (facebookresearch/vicreg, main_vicreg.py), not the
-paper's text:
-* s is ``F.mse_loss``: the mean over all N*D entries. The paper's Eq. (5) sums over the D
-  dimensions, so the paper's s is D times this one; the coefficients 25/25/1 were tuned for
-  the code's version.
-* the variance term is averaged over the two branches, (v(Z) + v(Z'))/2. The paper's Eq. (6)
-  has no /2 (official issues #8, #26). lightly keeps the /2, solo-learn drops it, which doubles
-  the effective weight of the variance term. We keep it, so our numbers match the official
-  code and lightly.
+Conventions, paper vs official code (facebookresearch/vicreg, main_vicreg.py):
+* s is ``F.mse_loss``, the mean over all N*D entries, in the paper's Algorithm 1 (pseudo-code)
+  and in the official code alike. Only the paper's Eq. (5) sums over the D dimensions (its s is
+  D times this one); Eq. (5) is the outlier. The coefficients 25/25/1 go with the mean.
+* the variance term: Algorithm 1 and Eq. (6) add v(Z) + v(Z') *without* /2; the official
+  main_vicreg.py divides by 2, (v(Z) + v(Z'))/2 (official issues #8, #26). We keep the /2, so
+  our numbers match the official code and lightly (solo-learn drops it, which doubles the
+  effective weight of the variance term).
 
-Distributed training (``torch.distributed`` initialised): s is the mean over this rank's
-local batch; v and c are computed over the global batch, gathered from every rank with
-:func:`gather_with_grad`, whose backward passes gradients back to the rank that produced
-them. Why this gives exactly the single-process gradient is worked out in that function's
-docstring. The actual global N is used (not a configured batch size as in the official code).
+How this file reads: :func:`vicreg_loss_reference` first, the loss in the paper's form (as
+Algorithm 1 and ``VICReg.forward``, ~20 lines), then :func:`vicreg_loss`, the one the trainer
+calls: the same numbers (tests/test_loss.py checks it), computed faster and with checks:
 
-Cost: c is the expensive part. The covariance matrix costs N*D*D flops and D*D memory; when
-N < D we use the N x N Gram matrix instead (N*N*D flops), see :func:`covariance_loss`. All
-statistics are computed in float32 (float64 inputs stay float64), also under autocast.
+* Cost: c is the expensive part. The covariance matrix costs N*D*D flops and D*D memory; when
+  N < D we use the N x N Gram matrix instead (N*N*D flops), see :func:`covariance_loss`.
+* All statistics are computed in float32 (float64 inputs stay float64), also under autocast.
+* Host syncs: by default the loss checks its input for NaN/Inf and raises a ValueError (one
+  read back to the host). ``check_finite=False`` skips it; then, on a GPU, the loss reads
+  nothing back to the host (no sync), see :func:`vicreg_loss`.
+* Distributed training (``torch.distributed`` initialised): s is the mean over this rank's
+  local batch; v and c are computed over the global batch, gathered from every rank with
+  :func:`gather_with_grad`, whose backward passes gradients back to the rank that produced
+  them. Why this gives exactly the single-process gradient is worked out in that function's
+  docstring. The actual global N is used (not a configured batch size as in the official code).
 """
 
 from __future__ import annotations
@@ -42,11 +47,6 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
-
-# When N < D the off-diagonal energy is a difference of two float32 sums (see
-# covariance_loss). If that difference is smaller than this fraction of the sums, rounding in
-# float32 could dominate it, so the term is recomputed in float64.
-_CANCELLATION_TOL = 0.1
 
 
 class VICRegTerms(NamedTuple):
@@ -62,6 +62,245 @@ class VICRegTerms(NamedTuple):
     invariance: Tensor
     variance: Tensor
     covariance: Tensor
+
+
+# ----------------------------------------------------------------------------
+# the loss as the paper writes it (Algorithm 1; official VICReg.forward)
+
+
+def off_diagonal(m: Tensor) -> Tensor:
+    """The off-diagonal entries of a square (D, D) matrix, flattened to (D*D - D,)."""
+    d = m.shape[0]
+    return m.flatten()[:-1].view(d - 1, d + 1)[:, 1:].flatten()
+
+
+def vicreg_loss_reference(z_a, z_b, lam=25.0, mu=25.0, nu=1.0, gamma=1.0, eps=1e-4) -> VICRegTerms:
+    """VICReg on (N, D) embeddings z_a, z_b, written as the paper's Algorithm 1.
+
+    lam, mu, nu are the paper's lambda, mu, nu (:func:`vicreg_loss`'s sim_coeff, std_coeff,
+    cov_coeff). One process, no input checks, builds the (D, D) covariance matrices: for reading
+    and testing; train with :func:`vicreg_loss`, which returns the same four numbers.
+    """
+    n, d = z_a.shape
+    # invariance: mean squared distance between the two views' embeddings
+    invariance = F.mse_loss(z_a, z_b)
+    # variance: hinge on the standard deviation of every dimension, per branch
+    std_a = torch.sqrt(z_a.var(dim=0) + eps)
+    std_b = torch.sqrt(z_b.var(dim=0) + eps)
+    variance = (F.relu(gamma - std_a).mean() + F.relu(gamma - std_b).mean()) / 2  # /2: official code
+    # covariance: squared off-diagonal entries of each branch's covariance matrix, over D
+    z_a = z_a - z_a.mean(dim=0)
+    z_b = z_b - z_b.mean(dim=0)
+    cov_a = (z_a.T @ z_a) / (n - 1)  # (D, D)
+    cov_b = (z_b.T @ z_b) / (n - 1)
+    covariance = off_diagonal(cov_a).pow(2).sum() / d + off_diagonal(cov_b).pow(2).sum() / d
+    loss = lam * invariance + mu * variance + nu * covariance
+    return VICRegTerms(loss, invariance, variance, covariance)
+
+
+# ----------------------------------------------------------------------------
+# the loss the trainer calls: same numbers, Gram side when N < D, checks, distributed
+
+
+def vicreg_loss(
+    z_a: Tensor,
+    z_b: Tensor,
+    sim_coeff: float = 25.0,
+    std_coeff: float = 25.0,
+    cov_coeff: float = 1.0,
+    gamma: float = 1.0,
+    eps: float = 1e-4,
+    check_finite: bool = True,
+) -> VICRegTerms:
+    """The VICReg loss of paper Eq. (6), as the official implementation computes it.
+
+    loss = sim_coeff * s(z_a, z_b) + std_coeff * (v(z_a) + v(z_b)) / 2
+           + cov_coeff * (c(z_a) + c(z_b))
+
+    (lambda, mu, nu in the paper = sim_coeff, std_coeff, cov_coeff.) The same numbers as
+    :func:`vicreg_loss_reference`, computed without a (D, D) matrix when N < D (see
+    :func:`covariance_loss`). When torch.distributed is initialised, s uses this rank's batch
+    and v, c the batch gathered from all ranks (see :func:`gather_with_grad`); the mean over
+    ranks of ``loss`` is then the single-process loss. Computed in float32 (float64 stays
+    float64), also inside an autocast region.
+
+    Args:
+        z_a, z_b: (N, D) embeddings (expander outputs) of the two views, row i of each from
+            the same image.
+        sim_coeff, std_coeff, cov_coeff: weights lambda, mu, nu (paper: 25, 25, 1).
+        gamma, eps: target std and the epsilon of the variance term.
+        check_finite: raise a ValueError on NaN/Inf input (default). This reads one number
+            back to the host, a device sync on a GPU. With ``False`` NaN/Inf propagate into the
+            returned terms, and on a GPU the loss makes no host sync at all (a training loop
+            then checks ``torch.isfinite(terms.loss)`` at its logging steps). One consequence:
+            on the Gram side (N < D, float32) the loss cannot look at the data to decide whether
+            float32 cancellation needs a float64 recomputation (see :func:`covariance_loss`),
+            so it computes that side in float64 on a GPU. On CPU, where reading a value costs no
+            sync, the decision is still made from the data. Under ``torch.compile`` use
+            ``check_finite=False``.
+    Returns:
+        VICRegTerms(loss, invariance, variance, covariance), 0-dim tensors; only ``loss`` is
+        weighted, ``variance`` is (v_a + v_b)/2 and ``covariance`` is c_a + c_b.
+    Raises:
+        ValueError: z_a and z_b shapes differ, not 2-D, integer dtype, batch < 2, NaN/Inf
+            (with ``check_finite``; the message names z_a or z_b).
+
+    Example:
+        >>> z_a, z_b = torch.randn(32, 16), torch.randn(32, 16)
+        >>> terms = vicreg_loss(z_a, z_b)
+        >>> sorted(terms._asdict())
+        ['covariance', 'invariance', 'loss', 'variance']
+        >>> torch.allclose(terms.loss, vicreg_loss_reference(z_a, z_b).loss)
+        True
+    """
+    distributed = _distributed()
+    _check_pair(z_a, z_b, min_batch=1 if distributed else 2)
+    z_a, z_b = _as_float32(z_a), _as_float32(z_b)
+
+    s = _invariance(z_a, z_b)  # local mean, before the gather (as the official code)
+    z_a, z_b = gather_with_grad(z_a), gather_with_grad(z_b)  # (N_global, D)
+    if distributed:  # global checks, so that every rank raises together
+        _check_pair(z_a, z_b)
+    if check_finite:
+        _check_finite(z_a=z_a, z_b=z_b)
+
+    host_reads = check_finite or _host_reads_are_free(z_a)
+    var_a, c_a = _second_moments(z_a, host_reads)  # (D,), scalar: one centring, one matmul
+    var_b, c_b = _second_moments(z_b, host_reads)
+    v = (_hinge(var_a, gamma, eps) + _hinge(var_b, gamma, eps)) / 2
+    c = c_a + c_b
+    loss = sim_coeff * s + std_coeff * v + cov_coeff * c
+    return VICRegTerms(loss, s, v, c)
+
+
+class VICRegLoss(nn.Module):
+    """nn.Module wrapper of :func:`vicreg_loss` (same arguments, stored as attributes).
+
+    Example:
+        >>> criterion = VICRegLoss(sim_coeff=25.0, std_coeff=25.0, cov_coeff=1.0)
+        >>> terms = criterion(torch.randn(8, 4), torch.randn(8, 4))
+        >>> terms.loss.dim()
+        0
+    """
+
+    def __init__(
+        self,
+        sim_coeff: float = 25.0,
+        std_coeff: float = 25.0,
+        cov_coeff: float = 1.0,
+        gamma: float = 1.0,
+        eps: float = 1e-4,
+        check_finite: bool = True,
+    ):
+        super().__init__()
+        self.sim_coeff, self.std_coeff, self.cov_coeff = sim_coeff, std_coeff, cov_coeff
+        self.gamma, self.eps, self.check_finite = gamma, eps, check_finite
+
+    def forward(self, z_a: Tensor, z_b: Tensor) -> VICRegTerms:
+        return vicreg_loss(
+            z_a, z_b, self.sim_coeff, self.std_coeff, self.cov_coeff, self.gamma, self.eps,
+            check_finite=self.check_finite,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"sim_coeff={self.sim_coeff}, std_coeff={self.std_coeff}, "
+            f"cov_coeff={self.cov_coeff}, gamma={self.gamma}, eps={self.eps}"
+        )
+
+
+# ----------------------------------------------------------------------------
+# the three terms one at a time (single process, with input checks)
+
+
+def invariance_loss(z_a: Tensor, z_b: Tensor) -> Tensor:
+    """s(Z, Z'): mean squared error between the two branches (Algorithm 1's ``mse_loss``).
+
+    Args:
+        z_a, z_b: (N, D) embeddings of two views of the same N images.
+    Returns:
+        0-dim tensor, the mean over all N*D entries of (z_a - z_b)**2 (as Algorithm 1 and the
+        official code's ``F.mse_loss``; the paper's Eq. (5) sums over D instead of averaging).
+    Raises:
+        ValueError: shapes differ, not 2-D, integer dtype, N < 2, non-finite values.
+
+    Example:
+        >>> z = torch.randn(8, 4)
+        >>> invariance_loss(z, z).item()
+        0.0
+    """
+    _check_pair(z_a, z_b)
+    _check_finite(z_a=z_a, z_b=z_b)
+    return _invariance(z_a, z_b)
+
+
+def variance_loss(z: Tensor, gamma: float = 1.0, eps: float = 1e-4) -> Tensor:
+    """v(Z): hinge on the per-dimension standard deviation, paper Eq. (1) and (2).
+
+    v(Z) = mean_j relu(gamma - sqrt(Var(Z[:, j]) + eps)), with the unbiased variance (N-1).
+
+    Args:
+        z: (N, D) embeddings, N >= 2.
+        gamma: target standard deviation (paper: 1).
+        eps: added to the variance before the square root (keeps the gradient finite).
+    Returns:
+        0-dim tensor in [0, gamma]; 0 when every dimension has std >= gamma.
+    Raises:
+        ValueError: not 2-D, integer dtype, N < 2, non-finite values.
+
+    Example (a constant batch has zero variance, so v = gamma - sqrt(eps)):
+        >>> round(variance_loss(torch.ones(4, 3)).item(), 6)
+        0.99
+    """
+    _check_embedding(z, "z")
+    _check_finite(z=z)
+    return _variance(z, gamma, eps)
+
+
+def covariance_loss(z: Tensor) -> Tensor:
+    """c(Z): squared off-diagonal entries of the covariance matrix over D, paper Eq. (3), (4).
+
+    c(Z) = sum_{j != k} C[j, k]**2 / D,  C = (Z - mean)^T (Z - mean) / (N - 1)   # (D, D)
+
+    How it is computed (X is the centred (N, D) batch):
+    * off-diagonal energy = ||C||_F^2 - sum_j C[j, j]^2: no index mask, no copy of C.
+    * ||X^T X||_F = ||X X^T||_F: both squared equal sum_i sigma_i^4 over the singular values
+      of X (the two matrices share their non-zero eigenvalues sigma_i^2). So when N < D we
+      form the (N, N) Gram matrix X X^T (N*N*D flops, N*N memory) instead of the (D, D)
+      covariance (N*D*D flops, D*D memory); the diagonal C[j, j] = ||X[:, j]||^2 / (N-1)
+      costs only N*D.
+    * when N >= D we form C once and zero its diagonal in place, so the off-diagonal sum is
+      taken directly (no subtraction).
+    * accuracy: the N < D subtraction loses digits when the off-diagonal energy is tiny next
+      to the diagonal one (e.g. one dimension with 1000x the std of the others, or a few
+      orthogonal live dimensions among many dead ones). If the float32 difference is below
+      10% of the diagonal part, the term and its gradient are recomputed in float64
+      (tests/test_loss.py shows plain float32 off by 0.5% there). That decision reads one
+      number back to the host; where that would be a device sync the caller can ask for none
+      (``vicreg_loss(..., check_finite=False)`` on a GPU) and the Gram side is then computed
+      in float64 directly: as many flops as float32 on A100/H100-class GPUs, 2-3x the time on
+      a CPU (bench/README.md), much slower on GPUs with little float64 throughput.
+    * sums of squares are taken row by row: torch's float32 CPU ``vector_norm`` over 1e7
+      entries in one go is off by ~1e-2.
+    * X X^T is symmetric, so only 3 of its 4 half-blocks are multiplied (25% fewer flops).
+    * the backward pass is written out (4 (X X^T X - X diag(X^T X)) / ((N-1)^2 D)), one matmul
+      instead of autograd's two; vicreg_loss reads the variances off the same diagonal.
+
+    Args:
+        z: (N, D) embeddings, N >= 2.
+    Returns:
+        0-dim tensor >= 0 (float32, or float64 for float64 input).
+    Raises:
+        ValueError: not 2-D, integer dtype, N < 2, non-finite values.
+
+    Example (two identical columns with variance 1 give C[0,1] = C[1,0] = 1, so c = 2/2):
+        >>> x = torch.tensor([[1.0], [-1.0], [1.0], [-1.0]]) * (3 / 4) ** 0.5
+        >>> round(covariance_loss(torch.cat([x, x], dim=1)).item(), 6)
+        1.0
+    """
+    _check_embedding(z, "z")
+    _check_finite(z=z)
+    return _second_moments(z, host_reads=True)[1]
 
 
 # ----------------------------------------------------------------------------
@@ -119,95 +358,19 @@ def _as_float32(z: Tensor) -> Tensor:
     return z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
 
 
+def _host_reads_are_free(z: Tensor) -> bool:
+    """Reading a value of z on the host costs no device sync: a CPU tensor, in eager mode."""
+    return z.device.type == "cpu" and not torch.compiler.is_compiling()
+
+
 # ----------------------------------------------------------------------------
-# the three terms (single process; vicreg_loss adds the distributed gather)
+# the fast statistics
 
 
-def invariance_loss(z_a: Tensor, z_b: Tensor) -> Tensor:
-    """s(Z, Z'): mean squared error between the two branches, paper Eq. (5).
-
-    Args:
-        z_a, z_b: (N, D) embeddings of two views of the same N images.
-    Returns:
-        0-dim tensor, the mean over all N*D entries of (z_a - z_b)**2 (as the official code's
-        ``F.mse_loss``; the paper's Eq. (5) sums over D instead of averaging).
-    Raises:
-        ValueError: shapes differ, not 2-D, integer dtype, N < 2, non-finite values.
-
-    Example:
-        >>> z = torch.randn(8, 4)
-        >>> invariance_loss(z, z).item()
-        0.0
-    """
-    _check_pair(z_a, z_b)
-    _check_finite(z_a=z_a, z_b=z_b)
-    return _invariance(z_a, z_b)
-
-
-def variance_loss(z: Tensor, gamma: float = 1.0, eps: float = 1e-4) -> Tensor:
-    """v(Z): hinge on the per-dimension standard deviation, paper Eq. (1) and (2).
-
-    v(Z) = mean_j relu(gamma - sqrt(Var(Z[:, j]) + eps)), with the unbiased variance (N-1).
-
-    Args:
-        z: (N, D) embeddings, N >= 2.
-        gamma: target standard deviation (paper: 1).
-        eps: added to the variance before the square root (keeps the gradient finite).
-    Returns:
-        0-dim tensor in [0, gamma]; 0 when every dimension has std >= gamma.
-    Raises:
-        ValueError: not 2-D, integer dtype, N < 2, non-finite values.
-
-    Example (a constant batch has zero variance, so v = gamma - sqrt(eps)):
-        >>> round(variance_loss(torch.ones(4, 3)).item(), 6)
-        0.99
-    """
-    _check_embedding(z, "z")
-    _check_finite(z=z)
-    return _variance(z, gamma, eps)
-
-
-def covariance_loss(z: Tensor) -> Tensor:
-    """c(Z): squared off-diagonal entries of the covariance matrix over D, paper Eq. (3), (4).
-
-    c(Z) = sum_{j != k} C[j, k]**2 / D,  C = (Z - mean)^T (Z - mean) / (N - 1)   # (D, D)
-
-    How it is computed (X is the centred (N, D) batch):
-    * off-diagonal energy = ||C||_F^2 - sum_j C[j, j]^2: no index mask, no copy of C.
-    * ||X^T X||_F = ||X X^T||_F: both squared equal sum_i sigma_i^4 over the singular values
-      of X (the two matrices share their non-zero eigenvalues sigma_i^2). So when N < D we
-      form the (N, N) Gram matrix X X^T (N*N*D flops, N*N memory) instead of the (D, D)
-      covariance (N*D*D flops, D*D memory); the diagonal C[j, j] = ||X[:, j]||^2 / (N-1)
-      costs only N*D.
-    * when N >= D we form C once and zero its diagonal in place, so the off-diagonal sum is
-      taken directly (no subtraction).
-    * accuracy: the N < D subtraction loses digits when the off-diagonal energy is tiny next
-      to the diagonal one (e.g. one dimension with 1000x the std of the others, or a few
-      orthogonal live dimensions among many dead ones). If the float32 difference is below
-      10% of the diagonal part, the term and its gradient are recomputed in float64
-      (tests/test_loss.py shows plain float32 off by 0.5% there). The check reads one number
-      back to the host (a sync on GPU).
-    * sums of squares are taken row by row: torch's float32 CPU ``vector_norm`` over 1e7
-      entries in one go is off by ~1e-2.
-    * X X^T is symmetric, so only 3 of its 4 half-blocks are multiplied (25% fewer flops).
-    * the backward pass is written out (4 (X X^T X - X diag(X^T X)) / ((N-1)^2 D)), one matmul
-      instead of autograd's two; vicreg_loss reads the variances off the same diagonal.
-
-    Args:
-        z: (N, D) embeddings, N >= 2.
-    Returns:
-        0-dim tensor >= 0 (float32, or float64 for float64 input).
-    Raises:
-        ValueError: not 2-D, integer dtype, N < 2, non-finite values.
-
-    Example (two identical columns with variance 1 give C[0,1] = C[1,0] = 1, so c = 2/2):
-        >>> x = torch.tensor([[1.0], [-1.0], [1.0], [-1.0]]) * (3 / 4) ** 0.5
-        >>> round(covariance_loss(torch.cat([x, x], dim=1)).item(), 6)
-        1.0
-    """
-    _check_embedding(z, "z")
-    _check_finite(z=z)
-    return _covariance(z)
+# When N < D the off-diagonal energy is a difference of two float32 sums (see
+# covariance_loss). If that difference is smaller than this fraction of the sums, rounding in
+# float32 could dominate it, so the term is recomputed in float64.
+_CANCELLATION_TOL = 0.1
 
 
 def _invariance(z_a: Tensor, z_b: Tensor) -> Tensor:
@@ -225,16 +388,15 @@ def _hinge(var: Tensor, gamma: float, eps: float) -> Tensor:
     return F.relu(gamma - torch.sqrt(var + eps)).mean()
 
 
-def _covariance(z: Tensor) -> Tensor:
-    return _second_moments(z)[1]
+def _second_moments(z: Tensor, host_reads: bool) -> tuple[Tensor, Tensor]:
+    """((D,) unbiased per-dimension variance, c(Z)) of an (N, D) batch, from one centring.
 
-
-def _second_moments(z: Tensor) -> tuple[Tensor, Tensor]:
-    """((D,) unbiased per-dimension variance, c(Z)) of an (N, D) batch, from one centring."""
+    host_reads=False: no value is read back to the host (the Gram side runs in float64).
+    """
     with torch.autocast(z.device.type, enabled=False):
         z = _as_float32(z)
         n, d = z.shape
-        off_diagonal_energy, col_sq = _SecondMoments.apply(z)
+        off_diagonal_energy, col_sq = _SecondMoments.apply(z, host_reads)
         return col_sq / (n - 1), off_diagonal_energy / ((n - 1) ** 2 * d)
 
 
@@ -260,7 +422,7 @@ class _SecondMoments(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, z: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(ctx, z: Tensor, host_reads: bool) -> tuple[Tensor, Tensor]:
         ctx.in_dtype = z.dtype
         x = z - z.mean(dim=0)  # (N, D)
         n, d = x.shape
@@ -271,6 +433,8 @@ class _SecondMoments(torch.autograd.Function):
             ctx.save_for_backward(x, cov)
             ctx.side = "cov"
             return _squared_norm(cov), col_sq
+        if x.dtype != torch.float64 and not host_reads:
+            x = x.double()  # the cancellation check below would need a host read: float64 now
         energy, gram, col_sq = _gram_energy(x)
         if x.dtype != torch.float64 and energy < _CANCELLATION_TOL * col_sq.square().sum():
             # float32 cancellation regime: redo it (and later the backward) in float64
@@ -282,7 +446,7 @@ class _SecondMoments(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_energy: Tensor, grad_col_sq: Tensor) -> Tensor:
+    def backward(ctx, grad_energy: Tensor, grad_col_sq: Tensor) -> tuple[Tensor, None]:
         scale = 4 * grad_energy
         if ctx.side == "cov":
             x, cov_off = ctx.saved_tensors
@@ -292,7 +456,7 @@ class _SecondMoments(torch.autograd.Function):
             x, gram, col_sq = ctx.saved_tensors  # maybe float64, see forward
             grad = (gram @ x).mul_(scale)  # (N, D)
             grad.addcmul_(x, 2 * grad_col_sq - scale * col_sq)
-        return grad.to(ctx.in_dtype)
+        return grad.to(ctx.in_dtype), None
 
 
 def _gram_energy(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -372,96 +536,3 @@ def gather_with_grad(z: Tensor) -> Tensor:
     if not _distributed():
         return z
     return _GatherWithGrad.apply(z)
-
-
-# ----------------------------------------------------------------------------
-# the loss
-
-
-def vicreg_loss(
-    z_a: Tensor,
-    z_b: Tensor,
-    sim_coeff: float = 25.0,
-    std_coeff: float = 25.0,
-    cov_coeff: float = 1.0,
-    gamma: float = 1.0,
-    eps: float = 1e-4,
-) -> VICRegTerms:
-    """The VICReg loss of paper Eq. (6), as the official implementation computes it.
-
-    loss = sim_coeff * s(z_a, z_b) + std_coeff * (v(z_a) + v(z_b)) / 2
-           + cov_coeff * (c(z_a) + c(z_b))
-
-    (lambda, mu, nu in the paper = sim_coeff, std_coeff, cov_coeff.) When torch.distributed is
-    initialised, s uses this rank's batch and v, c the batch gathered from all ranks (see
-    :func:`gather_with_grad`); the mean over ranks of ``loss`` is then the single-process loss.
-    Computed in float32 (float64 stays float64), also inside an autocast region.
-
-    Args:
-        z_a, z_b: (N, D) embeddings (expander outputs) of the two views, row i of each from
-            the same image.
-        sim_coeff, std_coeff, cov_coeff: weights lambda, mu, nu (paper: 25, 25, 1).
-        gamma, eps: target std and the epsilon of the variance term.
-    Returns:
-        VICRegTerms(loss, invariance, variance, covariance), 0-dim tensors; only ``loss`` is
-        weighted, ``variance`` is (v_a + v_b)/2 and ``covariance`` is c_a + c_b.
-    Raises:
-        ValueError: z_a and z_b shapes differ, not 2-D, integer dtype, batch < 2, NaN/Inf
-            (the message names z_a or z_b).
-
-    Example:
-        >>> z_a, z_b = torch.randn(32, 16), torch.randn(32, 16)
-        >>> terms = vicreg_loss(z_a, z_b)
-        >>> sorted(terms._asdict())
-        ['covariance', 'invariance', 'loss', 'variance']
-    """
-    distributed = _distributed()
-    _check_pair(z_a, z_b, min_batch=1 if distributed else 2)
-    z_a, z_b = _as_float32(z_a), _as_float32(z_b)
-
-    s = _invariance(z_a, z_b)  # local mean, before the gather (as the official code)
-    z_a, z_b = gather_with_grad(z_a), gather_with_grad(z_b)  # (N_global, D)
-    if distributed:  # global checks, so that every rank raises together
-        _check_pair(z_a, z_b)
-    _check_finite(z_a=z_a, z_b=z_b)
-
-    var_a, c_a = _second_moments(z_a)  # (D,), scalar: one centring, one matmul per branch
-    var_b, c_b = _second_moments(z_b)
-    v = (_hinge(var_a, gamma, eps) + _hinge(var_b, gamma, eps)) / 2
-    c = c_a + c_b
-    loss = sim_coeff * s + std_coeff * v + cov_coeff * c
-    return VICRegTerms(loss, s, v, c)
-
-
-class VICRegLoss(nn.Module):
-    """nn.Module wrapper of :func:`vicreg_loss` (same arguments, stored as attributes).
-
-    Example:
-        >>> criterion = VICRegLoss(sim_coeff=25.0, std_coeff=25.0, cov_coeff=1.0)
-        >>> terms = criterion(torch.randn(8, 4), torch.randn(8, 4))
-        >>> terms.loss.dim()
-        0
-    """
-
-    def __init__(
-        self,
-        sim_coeff: float = 25.0,
-        std_coeff: float = 25.0,
-        cov_coeff: float = 1.0,
-        gamma: float = 1.0,
-        eps: float = 1e-4,
-    ):
-        super().__init__()
-        self.sim_coeff, self.std_coeff, self.cov_coeff = sim_coeff, std_coeff, cov_coeff
-        self.gamma, self.eps = gamma, eps
-
-    def forward(self, z_a: Tensor, z_b: Tensor) -> VICRegTerms:
-        return vicreg_loss(
-            z_a, z_b, self.sim_coeff, self.std_coeff, self.cov_coeff, self.gamma, self.eps
-        )
-
-    def extra_repr(self) -> str:
-        return (
-            f"sim_coeff={self.sim_coeff}, std_coeff={self.std_coeff}, "
-            f"cov_coeff={self.cov_coeff}, gamma={self.gamma}, eps={self.eps}"
-        )
