@@ -20,7 +20,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/vicreg-edu train --preset demo
 
+# First the system packages some tests need (chromium: site check; slurm-wlm + munge: the SLURM
+# tests): installed when missing if run as root with apt-get (CI), else listed, and those tests skip.
 test: $(STAMP)
+	bash scripts/system_deps.sh
 	VICREG_EDU_FAST=1 MPLBACKEND=Agg $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider tests book
 
 # JupyterLab on book/, from .venv: ipywidgets render, a paired .py opens as a notebook (jupytext).
