@@ -13,7 +13,7 @@
 #
 # This chapter sets the scene: what self-supervised learning is, what a joint-embedding
 # architecture looks like, what "two views of one image" means on real images, and the VICReg
-# loss {cite}`bardes2022vicreg` at a glance. It ends with a map of the book and a first exercise.
+# loss ([Bardes et al., 2022](https://arxiv.org/abs/2105.04906)) at a glance. It ends with a map of the book and a first exercise.
 
 # %%
 try:
@@ -54,18 +54,19 @@ print("fast mode:", FAST)
 # survives a crop and a colour change (the object, its shape) must be encoded; what does not
 # (position, lighting) should be ignored. This family of methods is called **joint-embedding**:
 # two views are embedded by the same network and their embeddings compared, a Siamese
-# architecture {cite}`bromley1993siamese`.
+# architecture ([Bromley et al., 1993](https://proceedings.neurips.cc/paper/1993/hash/288cc0ff022877bd3df94bc9360b9c5d-Abstract.html)).
 #
 # Asking only for agreement has a trivial solution: output the same vector for every image.
 # Both views then agree perfectly and the representation is worthless. This is **collapse**, and
 # every joint-embedding method is mostly a way to prevent it:
 #
-# - *contrastive* methods (SimCLR {cite}`chen2020simclr`, MoCo {cite}`he2020moco`) also push
+# - *contrastive* methods (SimCLR ([Chen et al., 2020](https://arxiv.org/abs/2002.05709)), MoCo ([He et al., 2020](https://arxiv.org/abs/1911.05722))) also push
 #   the embeddings of *different* images apart, which needs many negative pairs, large batches
 #   or a memory bank;
-# - *distillation* methods (BYOL {cite}`grill2020byol`, SimSiam {cite}`chen2021simsiam`) break
-#   the symmetry between the branches with a predictor, a stop-gradient and a momentum encoder;
-# - *information-maximisation* methods (Barlow Twins {cite}`zbontar2021barlow` and **VICReg**)
+# - *distillation* methods break the symmetry between the branches: BYOL ([Grill et al., 2020](https://arxiv.org/abs/2006.07733))
+#   with a predictor, a stop-gradient and a momentum (moving-average) encoder, SimSiam
+#   ([Chen and He, 2021](https://arxiv.org/abs/2011.10566)) with a predictor and a stop-gradient alone (no momentum encoder);
+# - *information-maximisation* methods (Barlow Twins ([Zbontar et al., 2021](https://arxiv.org/abs/2103.03230)) and **VICReg**)
 #   regularise the statistics of a batch of embeddings so that no dimension can collapse.
 #
 # VICReg states the two things we want as two explicit terms: keep the variance of every
@@ -77,7 +78,7 @@ print("fast mode:", FAST)
 #
 # One image $i$ gives two views $x = t(i)$ and $x' = t'(i)$, with $t, t'$ drawn at random from a
 # distribution of augmentations $\mathcal{T}$. The **encoder** (backbone, e.g. a ResNet
-# {cite}`he2016resnet`) gives the representations $y, y'$; a small MLP, the **expander**, maps them
+# ([He et al., 2016](https://arxiv.org/abs/1512.03385))) gives the representations $y, y'$; a small MLP, the **expander**, maps them
 # to the embeddings $z, z'$ on which the loss is computed. After training the expander is thrown
 # away: downstream tasks use $y$.
 
@@ -163,7 +164,7 @@ plt.show()
 # %% [markdown]
 # ### The same on CIFAR-10
 #
-# When a CIFAR-10 folder {cite}`krizhevsky2009cifar` exists locally (the repository's `data/`
+# When a CIFAR-10 folder ([Krizhevsky, 2009](https://www.cs.toronto.edu/~kriz/learning-features-2009-TR.pdf)) exists locally (the repository's `data/`
 # folder), the next cell shows the same picture with the CIFAR recipe; otherwise it prints how to
 # get the data. The book never downloads anything by itself.
 
@@ -188,7 +189,7 @@ if cifar is not None:
 # Take a batch of $n$ images, two views each, embedded into $Z = [z_1, \dots, z_n]$ and
 # $Z' = [z'_1, \dots, z'_n]$, each $z_i \in \mathbb{R}^d$. Write $z^j$ for the $j$-th
 # dimension across the batch (a column of $Z$). VICReg combines three terms
-# {cite}`bardes2022vicreg`:
+# ([Bardes et al., 2022](https://arxiv.org/abs/2105.04906)):
 #
 # **Invariance**: the two views of an image should have nearby embeddings,
 #
@@ -273,19 +274,23 @@ plt.show()
 # 5. **Training VICReg**: the full objective, the wide expander, a real run with live curves and
 #    a k-NN evaluation against baselines.
 # 6. **Diagnosing collapse**: collapse reports, heatmaps, spectra, effective rank
-#    {cite}`garrido2023rankme` and 2-D pictures of the embeddings.
+#    ([Garrido et al., 2023](https://arxiv.org/abs/2210.02885)) and 2-D pictures of the embeddings.
 # 7. **Ablations**: sliders for $\lambda, \mu, \nu, \gamma$ and the augmentations; the
 #    direction of the paper's ablations reproduced on Shapes.
 # 8. **Evaluation**: $k$-NN and linear probes on frozen features, and how our numbers compare
 #    with the paper's.
 # 9. **Scaling up**: the ImageNet ResNet-50 recipe, `torchrun` on many GPUs, SLURM, and resuming
 #    after preemption.
+# 10. **Where VICReg sits now**: what its successors (Barlow Twins, VICRegL, RankMe, LiDAR,
+#    I-JEPA, DINOv2/v3, LeJEPA, VISReg) keep or change, and a SIGReg-style loss next to VICReg.
 
 # %% [markdown]
 # ## Exercise
 #
 # Every chapter ends with an exercise; the answer is in a hidden cell below it (click
-# "Show code cell source" on the site to see it) that checks your result with an `assert`.
+# "Show code cell source" on the site to see it). The cell checks your answer: it says "not
+# answered yet" while your variable is still `None`, stops with an error saying what is wrong if
+# your answer is wrong, and prints the worked solution.
 #
 # **The price of collapse.** In the collapsed batch above every embedding is the same vector.
 # Without running any code, what is the value of the variance term $v(Z)$ for it, with
@@ -305,6 +310,11 @@ z_half = torch.randn(n, d)
 z_half = 0.5 * (z_half - z_half.mean(0)) / z_half.std(0)  # every column: mean 0, std exactly 0.5
 assert abs(variance_loss(torch.ones(n, d)).item() - expected_collapsed) < 1e-6
 assert abs(variance_loss(z_half).item() - expected_half) < 1e-5
-for mine, expected in [(my_collapsed, expected_collapsed), (my_half_std, expected_half)]:
-    assert mine is None or abs(mine - expected) < 1e-3, f"expected {expected:.4f}, got {mine}"
-print(f"collapsed: v = {expected_collapsed:.4f};  std 0.5: v = {expected_half:.4f}")
+for name, mine, expected in [("my_collapsed", my_collapsed, expected_collapsed),
+                             ("my_half_std", my_half_std, expected_half)]:
+    if mine is None:
+        print(f"{name}: not answered yet (replace None above, then run this cell again)")
+    else:
+        assert abs(mine - expected) < 1e-3, f"{name} = {mine} is wrong; rerun the reasoning above"
+        print(f"{name} = {mine}: right")
+print(f"Solution: collapsed: v = {expected_collapsed:.4f};  std 0.5: v = {expected_half:.4f}")

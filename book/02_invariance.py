@@ -11,7 +11,7 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/vicreg-edu/vicreg-edu/blob/main/book/02_invariance.ipynb)
 #
-# The first of VICReg's three terms {cite}`bardes2022vicreg` is the one that does the learning:
+# The first of VICReg's three terms ([Bardes et al., 2022](https://arxiv.org/abs/2105.04906)) is the one that does the learning:
 # the two views of an image should have nearby embeddings. This chapter writes it down, explains
 # why it is a mean squared error (and why a *mean*), derives its gradient, and shows what it does
 # to view pairs during training, alone and inside the full loss.
@@ -51,15 +51,19 @@ print("fast mode:", FAST)
 # $$ s_\text{paper}(Z, Z') = \frac{1}{n} \sum_{i=1}^{n} \lVert z_i - z'_i \rVert_2^2
 #    = \frac{1}{n} \sum_{i=1}^{n} \sum_{j=1}^{d} (z_{ij} - z'_{ij})^2 . $$
 #
-# The official code computes it as `F.mse_loss(z, z')`, the mean over all $n \times d$ entries,
-# and so does `vicreg_edu.loss.invariance_loss`. That is the paper's sum over $i$ divided by $n$
-# **and by $d$**:
+# Eq. (5) is the only place where $s$ is a sum over the $d$ dimensions. The paper's own
+# pseudo-code (its Algorithm 1) computes it as `F.mse_loss(z_a, z_b)`, the mean over all
+# $n \times d$ entries, and so do the official code (`main_vicreg.py`) and
+# `vicreg_edu.loss.invariance_loss`. That is Eq. (5) divided by $n$ **and by $d$**:
 #
 # $$ s(Z, Z') = \frac{1}{n\,d} \sum_{i=1}^{n} \sum_{j=1}^{d} (z_{ij} - z'_{ij})^2
 #    = \frac{s_\text{paper}(Z, Z')}{d} . $$
 #
-# The weights $\lambda = \mu = 25$, $\nu = 1$ were tuned for this second version. In the rest of
-# the book $s$ means the library's (the code's) version. A two-line check:
+# So the split is not "paper against code" but "Eq. (5) against everything else": Algorithm 1
+# and the code agree, and the weights $\lambda = \mu = 25$, $\nu = 1$ go with the mean. (The
+# variance term has a similar split, the other way round: Algorithm 1, like Eq. (6), adds the
+# two branches' variance terms, and only the official code divides the sum by 2; chapter 3.)
+# In the rest of the book $s$ means the mean, the library's version. A two-line check:
 
 # %%
 n, d = 128, 512
@@ -82,13 +86,15 @@ print(f"invariance_loss = {invariance_loss(z_a, z_b).item():.4f},  s_paper / d =
 # variance *across* the batch. Together they ask for a large ratio of between-image spread to
 # within-image spread, and both are measured in the same units, per dimension.
 #
-# **Why a mean over $d$ as well.** The variance term is a mean over the $d$ dimensions and the
-# covariance term is divided by $d$, so both stay of the same order whatever the width of the
-# expander. Dividing $s$ by $d$ does the same for it. With the paper's sum instead, $s$ grows
-# linearly with $d$, and the balance $\lambda : \mu : \nu$ would change every time the expander
-# is widened. The next cell measures the three terms on synthetic embeddings of growing width:
-# every dimension has standard deviation 0.5, and the two views differ by noise of standard
-# deviation 0.1 per dimension.
+# **Why a mean over $d$ as well.** The variance term is a mean over the $d$ dimensions, so
+# its value does not depend on the width of the expander. Dividing $s$ by $d$ does the same for
+# it: the library's $s$ is the mean squared disagreement *per dimension*. With Eq. (5)'s sum
+# instead, $s$ grows linearly with $d$, and the balance $\lambda : \mu$ would change every time
+# the expander is widened. The covariance term is divided by $d$ too, but that does *not* make
+# it width-independent: it still sums over the $d - 1$ partners of each dimension, so it grows
+# with $d$ (chapter 4 explains why). The next cell measures the three terms on synthetic
+# embeddings of growing width: every dimension has standard deviation 0.5, and the two views
+# differ by noise of standard deviation 0.1 per dimension.
 
 # %%
 print(f"{'d':>6}  {'s (mean)':>9}  {'s_paper':>8}  {'v':>6}  {'c':>6}")
@@ -101,10 +107,12 @@ for width in [64, 512, 2048] + ([] if FAST else [8192]):
 
 # %% [markdown]
 # The library's $s$ (the variance of the noise, 0.01) does not depend on $d$; neither does $v$.
-# Even these independent dimensions have a nonzero $c$, which grows with $d$: a finite batch
-# shows small chance correlations, and there are more of them in a wider embedding (chapter 4). The paper's $s$ grows in proportion to $d$: at $d = 8192$ it is 8192
-# times the library's, which is why the coefficients of the paper and of the code are only
-# comparable once the $1/d$ is accounted for (the exercise at the end).
+# The covariance term $c$ does: even these independent dimensions have a nonzero $c$, because a
+# finite batch shows small chance correlations, and $c$ rises with the width, by about the same
+# factor as $d$ (chapter 4 derives the floor $c \approx \sigma^4 (d-1)/(n-1)$). Eq. (5)'s $s$
+# grows in proportion to $d$: at the widest $d$ it is $d$ times the library's, which is why a
+# coefficient written for Eq. (5) and one written for the code are only comparable once the
+# $1/d$ is accounted for (the exercise at the end).
 
 # %% [markdown]
 # ## Its gradient
@@ -262,6 +270,22 @@ plt.show()
 # tighter than the cloud: with the variance term holding the scale fixed, the only way left to
 # lower $s$ is to bring each image's views together *relative to the other images*, which is
 # what we wanted from the start.
+#
+# What the full VICReg panel's first principal component (its widest direction) measures is a
+# question of chapter 6, which finds that on Shapes it can follow the *background* of the image
+# (a third of the images have a noisy background, and no augmentation removes noise, so the
+# invariance term has no reason to discard it) rather than the shape. The same check here:
+# the correlation between that component and each view's high-frequency content (the mean
+# absolute difference of neighbouring pixels).
+
+# %%
+pc1 = pca_2d(embedded["after full VICReg"][0])[0][:, 0]  # (pairs,) first component, view a
+texture = (view_a[..., 1:] - view_a[..., :-1]).abs().mean(dim=(1, 2, 3))  # (pairs,) per view
+print(f"correlation of PC 1 (full VICReg) with the views' texture: "
+      f"{torch.corrcoef(torch.stack([pc1.double(), texture.double()]))[0, 1]:+.2f}")
+
+# %% [markdown]
+# TEXTURE-SENTENCE
 
 # %%
 assert ratios["after full VICReg"] < ratios["before training"], "VICReg should tighten the pairs"
@@ -275,22 +299,43 @@ assert embedded["after invariance only"][0].std(0).mean() < 0.5 * embedded["befo
 # %% [markdown]
 # ## Exercise
 #
-# **Translating the coefficient.** The paper writes $s$ with a sum over the $d$ dimensions, the
-# code with a mean. Suppose you implement the paper's $s_\text{paper}$ literally and want exactly
-# the same loss and gradients as the code's $\lambda s$ with $\lambda = 25$, for the paper's
-# expander width $d = 8192$. Which coefficient $\lambda'$ must multiply $s_\text{paper}$?
+# **Eq. (5) in code, and its coefficient.** (1) Write `my_s_paper(z_a, z_b)`: the paper's
+# Eq. (5) taken literally, the mean over the $n$ images of the squared Euclidean distance
+# between the two embeddings (a sum over the $d$ dimensions), for two `(n, d)` tensors, in one
+# or two lines of PyTorch. (2) You train with `lam_prime * my_s_paper(z_a, z_b)` and want exactly
+# the same loss and gradients as the code's `25 * invariance_loss(z_a, z_b)` at the paper's
+# expander width $d = 8192$. Which coefficient `lam_prime`? Replace the `None`s, then run the
+# hidden check below: it tests your function on random batches and compares the gradients of the
+# two losses.
 
 # %%
-my_lambda_prime = None  # replace None with your value
+def my_s_paper(z_a, z_b):
+    return None  # replace None with your formula (a 0-dim tensor)
+
+
+my_lambda_prime = None  # replace None with your value for d = 8192
+
 
 # %% tags=["hide-input"]
-# Answer: s_paper = d * s, so lambda' * s_paper = lambda * s needs lambda' = lambda / d = 25 / 8192.
+# Answer: s_paper = (z_a - z_b).pow(2).sum(dim=1).mean() = d * s, so lambda' = 25 / d = 25 / 8192.
 width, lam = 8192, 25.0
+solution_s_paper = lambda a, b: (a - b).pow(2).sum(dim=1).mean()  # the worked solution
 expected = lam / width
 z_a, z_b = torch.randn(64, width, requires_grad=True), torch.randn(64, width)
 code_grad, = torch.autograd.grad(lam * invariance_loss(z_a, z_b), z_a)
-paper_grad, = torch.autograd.grad(expected * (z_a - z_b).pow(2).sum(dim=1).mean(), z_a)
+paper_grad, = torch.autograd.grad(expected * solution_s_paper(z_a, z_b), z_a)
 assert torch.allclose(code_grad, paper_grad, rtol=1e-5, atol=1e-12)
-assert my_lambda_prime is None or abs(my_lambda_prime - expected) < 1e-9, \
-    f"expected {expected:.6g}, got {my_lambda_prime}"
-print(f"lambda' = 25 / 8192 = {expected:.6g}")
+small_a, small_b = torch.randn(8, 5), torch.randn(8, 5)
+if my_s_paper(small_a, small_b) is None:
+    print("my_s_paper: not answered yet (write the formula above, then run this cell again)")
+else:
+    got = torch.as_tensor(my_s_paper(small_a, small_b))
+    want = solution_s_paper(small_a, small_b)
+    assert torch.allclose(got, want), f"my_s_paper is wrong: {got} instead of {want} on an (8, 5) batch"
+    print("my_s_paper: right")
+if my_lambda_prime is None:
+    print("my_lambda_prime: not answered yet")
+else:
+    assert abs(my_lambda_prime - expected) < 1e-9, f"my_lambda_prime = {my_lambda_prime} is wrong"
+    print("my_lambda_prime: right")
+print(f"Solution: s_paper = (z_a - z_b).pow(2).sum(dim=1).mean() = d * s;  lambda' = 25 / 8192 = {expected:.6g}")

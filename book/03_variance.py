@@ -13,7 +13,7 @@
 #
 # Chapters 1 and 2 trained with the invariance term alone and watched the embeddings collapse to
 # a point. This chapter adds the term that forbids it: a hinge on the **standard deviation** of
-# every embedding dimension. We look at why VICReg {cite}`bardes2022vicreg` puts the hinge on the
+# every embedding dimension. We look at why VICReg ([Bardes et al., 2022](https://arxiv.org/abs/2105.04906)) puts the hinge on the
 # standard deviation rather than on the variance, what $\gamma$ and $\epsilon$ do, why the
 # library's total divides the variance term by two, and then train with invariance + variance
 # only. The embeddings no longer collapse to a point, but they still collapse onto a few
@@ -34,10 +34,13 @@ import torch
 import torch.nn.functional as F
 
 from vicreg_edu import diagnostics, plots
+from vicreg_edu.augment import TwoViewBatchAugment
 from vicreg_edu.config import FAST, get_config
+from vicreg_edu.data import in_memory_uint8, load_dataset
 from vicreg_edu.evaluate import extract_features
-from vicreg_edu.loss import variance_loss, vicreg_loss
-from vicreg_edu.train import load_eval_data, train
+from vicreg_edu.loss import invariance_loss, variance_loss, vicreg_loss
+from vicreg_edu.models import build_model
+from vicreg_edu.train import load_eval_data, make_augment_config, train
 
 torch.manual_seed(0)
 print("fast mode:", FAST)
@@ -188,16 +191,17 @@ for eps in (0.0, 1e-4):
 # %% [markdown]
 # ## The /2 in the total
 #
-# The paper's Eq. 6 adds the variance terms of the two branches:
+# The paper's Eq. 6, and its pseudo-code (Algorithm 1) too, add the variance terms of the two
+# branches:
 #
 # $$ \ell(Z, Z') = \lambda\, s(Z, Z') + \mu \bigl[v(Z) + v(Z')\bigr] + \nu \bigl[c(Z) + c(Z')\bigr] . $$
 #
-# The official code averages them instead, `torch.mean(F.relu(1 - std_x)) / 2 +
+# Only the official code (`main_vicreg.py`) averages them, `torch.mean(F.relu(1 - std_x)) / 2 +
 # torch.mean(F.relu(1 - std_y)) / 2`, so its variance weight is effectively half the paper's
 # (the official repository's issues #8 and #26 discuss the discrepancy). The coefficients
 # $\lambda = \mu = 25$, $\nu = 1$ were tuned with the code, so the code's convention is the one
 # that goes with them. Other implementations differ: lightly keeps the `/2`, solo-learn
-# {cite}`dacosta2022sololearn` drops it (`torch.mean(F.relu(1 - std_z1)) +
+# ([Turrisi da Costa et al., 2022](https://jmlr.org/papers/v23/21-1155.html)) drops it (`torch.mean(F.relu(1 - std_z1)) +
 # torch.mean(F.relu(1 - std_z2))`), which doubles the effective weight of the variance term for
 # the same `mu`. **`vicreg_edu` keeps the `/2`**, like the official code and lightly:
 # `VICRegTerms.variance` is $[v(Z) + v(Z')]/2$ and the total is
@@ -209,7 +213,7 @@ terms = vicreg_loss(z_a, z_b)
 v_a, v_b = variance_loss(z_a), variance_loss(z_b)
 print(f"v(Z) = {v_a:.4f}, v(Z') = {v_b:.4f}, VICRegTerms.variance = {terms.variance:.4f}")
 print(f"variance part of the loss, official code / lightly / vicreg_edu: 25 * (v + v')/2 = {25 * terms.variance:.3f}")
-print(f"variance part of the loss, paper Eq. 6 / solo-learn:              25 * (v + v')   = {25 * (v_a + v_b):.3f}")
+print(f"variance part of the loss, paper Eq. 6 + Alg. 1 / solo-learn:     25 * (v + v')   = {25 * (v_a + v_b):.3f}")
 assert torch.isclose(terms.variance, (v_a + v_b) / 2)
 
 # %% [markdown]
@@ -255,21 +259,31 @@ print(f"embedding dimension: {result.epochs[-1]['emb_dim']}")
 # $$ \sigma^\star = \min\Bigl(\gamma,\ \frac{\mu}{4\lambda(1-\rho)}\Bigr)
 #    = \min\Bigl(1,\ \frac{1}{4(1-\rho)}\Bigr) \text{ for } \lambda = \mu , $$
 #
-# so the standard deviation reaches $\gamma = 1$ only once the views agree well
-# ($\rho \ge 3/4$). The epoch records hold what we need for a rough check: the invariance on the
-# held-out pairs, $s \approx 2\sigma^2(1-\rho)$, gives $1 - \rho \approx s / (2\sigma^2)$.
+# so with $\lambda = \mu$ the standard deviation reaches $\gamma = 1$ only once the views agree
+# well ($\rho \ge 3/4$); below that it should settle *inside* the hinge, at
+# $\mu / (4\lambda(1-\rho))$. The epoch records hold what we need for a rough check: the
+# invariance on the held-out pairs, $s \approx 2\sigma^2(1-\rho)$, gives
+# $1 - \rho \approx s / (2\sigma^2)$. A prediction that lands on the clamp $\gamma$ tests little
+# (any spread at or above $\gamma$ "agrees"), so we also train a second run with a five times
+# smaller variance weight, $\mu = 5$, where the balance point should lie well below $\gamma$.
 
 # %%
-last = result.epochs[-1]
-one_minus_rho = last["emb_alignment_mse"] / (2 * last["emb_std_mean"] ** 2)
-predicted = min(cfg.gamma, cfg.std_coeff / (4 * cfg.sim_coeff * one_minus_rho))
-print(f"views: s = {last['emb_alignment_mse']:.3f}, 1 - rho ~ {one_minus_rho:.3f}")
-print(f"balance predicts std ~ {predicted:.2f}; measured mean std {last['emb_std_mean']:.2f}")
+def balance(result):
+    """(1 - rho, predicted std, measured std) at the last epoch of an inv + var run."""
+    last, c = result.epochs[-1], result.config
+    one_minus_rho = last["emb_alignment_mse"] / (2 * last["emb_std_mean"] ** 2)
+    predicted = min(c.gamma, c.std_coeff / (4 * c.sim_coeff * one_minus_rho))
+    return one_minus_rho, predicted, last["emb_std_mean"]
+
+
+result_mu5 = train(cfg.replace(std_coeff=5.0, out_dir="runs/ch03_inv_var_mu5"))
+print(f"{'mu':>4} {'1 - rho':>8} {'predicted std':>14} {'measured std':>13}")
+for r in (result, result_mu5):
+    one_minus_rho, predicted, measured = balance(r)
+    print(f"{r.config.std_coeff:>4g} {one_minus_rho:>8.3f} {predicted:>14.2f} {measured:>13.2f}")
 
 # %% [markdown]
-# A crude model (one number per run, the network can do more than rescale), but it lands close:
-# early in training the views disagree and the spread sits well below $\gamma$; as they come to
-# agree, it climbs to $\gamma$. Chapter 4 shows that the covariance term changes this balance.
+# BALANCE-SENTENCE
 
 # %% [markdown]
 # The numbers already tell the story; let us look at the embeddings of the test images
@@ -309,7 +323,7 @@ plt.show()
 
 # %% [markdown]
 # The singular values of the centred embeddings make "the same thing" precise: their effective
-# rank {cite}`garrido2023rankme` counts how many directions the embeddings really use (chapter 6
+# rank ([Garrido et al., 2023](https://arxiv.org/abs/2210.02885)) counts how many directions the embeddings really use (chapter 6
 # explains the measure).
 
 # %%
@@ -323,7 +337,7 @@ assert report.dead_fraction == 0, "the variance term should leave no dead dimens
 assert report.effective_rank < 0.25 * z.shape[1], "expected dimensional collapse without the covariance term"
 
 # %% [markdown]
-# This is **dimensional collapse** {cite}`jing2022dimensional`: the embeddings are spread out,
+# This is **dimensional collapse** ([Jing et al., 2022](https://arxiv.org/abs/2110.09348)): the embeddings are spread out,
 # and the variance term is (nearly) satisfied, but they live close to a low-dimensional subspace
 # of the 512-dimensional space: one or a few directions carry almost all of the variance, and the
 # effective rank is a small fraction of the dimension. Nothing in $s$ or $v$ objects: the
@@ -334,9 +348,137 @@ assert report.effective_rank < 0.25 * z.shape[1], "expected dimensional collapse
 # *pairs* of dimensions.
 
 # %% [markdown]
-# ## Exercise
+# ## The variance term as a plug-in
 #
-# **How hard does the hinge push?** Take a single dimension ($d = 1$) over a batch of
+# The variance term does not need the rest of VICReg. The paper shows this by adding it to
+# BYOL and SimSiam ([Bardes et al., 2022](https://arxiv.org/abs/2105.04906)): those methods avoid collapse with architectural
+# tricks (a predictor on one branch, a stop-gradient, and for BYOL a momentum encoder), and
+# without their predictor they collapse; with the variance term added they no longer need it.
+# A small version of that experiment: a **SimSiam-style** method with a stop-gradient but **no
+# predictor and no momentum encoder**, each view pulled towards the other, detached, view,
+#
+# $$ \tfrac{1}{2}\bigl[s(Z, \operatorname{sg}(Z')) + s(Z', \operatorname{sg}(Z))\bigr], $$
+#
+# with VICReg's squared distance $s$ (SimSiam itself uses a negative cosine similarity), trained
+# with and without $\mu\,v$. A dozen lines of training loop, built from the library's model,
+# augmentation and loss terms:
+
+# %%
+train_images, _ = in_memory_uint8(load_dataset("shapes", split="train"))  # uint8 (N, 3, 32, 32)
+
+
+def siamese_run(std_coeff, steps, seed=0):
+    """Stop-gradient Siamese training (no predictor, no momentum encoder) + std_coeff * v.
+
+    Returns the trained model and the mean per-dimension std of the embeddings at every step."""
+    torch.manual_seed(seed)
+    model = build_model(cfg)
+    augment = TwoViewBatchAugment(make_augment_config(cfg))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+    g = torch.Generator().manual_seed(seed)
+    spread = []
+    for _ in range(steps):
+        batch = train_images[torch.randint(len(train_images), (128,), generator=g)]
+        view_a, view_b = augment(batch, generator=g)
+        z_a, z_b = model(view_a)[1], model(view_b)[1]  # (128, 512) each
+        s = (invariance_loss(z_a, z_b.detach()) + invariance_loss(z_b, z_a.detach())) / 2
+        v = (variance_loss(z_a) + variance_loss(z_b)) / 2
+        loss = 25 * s + std_coeff * v  # lambda = 25 as in VICReg
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        spread.append(z_a.detach().std(0).mean().item())
+    return model, spread
+
+
+steps = 40 if FAST else 100
+siamese = {"stop-gradient only": siamese_run(0.0, steps), "stop-gradient + 25 v": siamese_run(25.0, steps)}
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
+for name, (_, spread) in siamese.items():
+    ax.plot(range(1, steps + 1), spread, label=name)
+ax.axhline(cfg.gamma, color="0.5", linestyle="--", label=r"target $\gamma$")
+ax.set(yscale="log", xlabel="training step", ylabel="mean per-dimension std (log)",
+       title="SimSiam-style training without a predictor, with and without v")
+ax.legend(loc="lower left")
+plt.show()
+
+# %% [markdown]
+# PLUGIN-SENTENCE
+
+# %% [markdown]
+# ## What the BatchNorm in the expander does
+#
+# The expander's hidden blocks are Linear, **BatchNorm** ([Ioffe and Szegedy, 2015](https://arxiv.org/abs/1502.03167)), ReLU
+# (official code and library alike); only its last layer is a plain `Linear(bias=False)`.
+# In training mode BatchNorm standardises every hidden unit over the batch (mean 0, standard
+# deviation 1 across the images), then applies its own learnable scale and shift (initialised to
+# 1 and 0). So the spread of a hidden unit no longer depends on the weights before it, only on one
+# learnable scale per unit; it keeps the hidden layers well conditioned whatever the backbone
+# does, and, like the variance term, it couples the images of a batch. Does it prevent collapse?
+# The last Linear layer has no BatchNorm after it, and chapter 2 showed that the invariance term
+# shrinks exactly that layer.
+# The next cell measures, for both models above (training mode, as the loss sees them, on a
+# held-out batch), the spread of the last hidden layer, the norm of the last layer's weight and
+# the spread of the embeddings:
+
+# %%
+test_images, _ = in_memory_uint8(load_dataset("shapes", split="test"))
+held_out, _ = TwoViewBatchAugment(make_augment_config(cfg))(
+    test_images[:256], generator=torch.Generator().manual_seed(1))
+print(f"{'':>22} {'hidden std (after BN, ReLU)':>28} {'|W_last|':>9} {'embedding std':>14}")
+for name, (model, _) in siamese.items():
+    with torch.no_grad():
+        hidden = model.expander[:-1](model.backbone(held_out))  # (256, 512), input of the last Linear
+        z = model.expander[-1](hidden)
+    print(f"{name:>22} {hidden.std(0).mean():>28.3f} {model.expander[-1].weight.norm():>9.2f}"
+          f" {z.std(0).mean():>14.4f}")
+
+# %% [markdown]
+# BN-SENTENCE
+
+# %% [markdown]
+# ## Exercises
+#
+# **1. The term in code.** Write `my_variance_loss(z, gamma=1.0, eps=1e-4)` from the equation at
+# the top of this chapter (unbiased variance per column, square root with $\epsilon$, hinge,
+# mean over the $d$ columns) for a `(n, d)` tensor, in plain PyTorch, without calling the
+# library. The hidden check compares its value *and its gradient* with
+# `vicreg_edu.loss.variance_loss` on several batches, a collapsed one included.
+
+# %%
+def my_variance_loss(z, gamma=1.0, eps=1e-4):
+    return None  # replace None with your implementation (a 0-dim tensor)
+
+
+# %% tags=["hide-input"]
+# Answer: F.relu(gamma - torch.sqrt(z.var(dim=0) + eps)).mean()  (z.var is unbiased by default)
+def solution_variance_loss(z, gamma=1.0, eps=1e-4):
+    return F.relu(gamma - torch.sqrt(z.var(dim=0) + eps)).mean()
+
+
+checks = {"random, std 0.3": 0.3 * torch.randn(64, 16), "std 2 (no penalty)": 2 * torch.randn(64, 16),
+          "collapsed": torch.ones(64, 16), "mixed": torch.randn(64, 16) * torch.linspace(0, 2, 16)}
+for name, z in checks.items():  # the worked solution agrees with the library, value and gradient
+    z = z.clone().requires_grad_()
+    (g_lib,) = torch.autograd.grad(variance_loss(z), z)
+    (g_sol,) = torch.autograd.grad(solution_variance_loss(z), z)
+    assert torch.allclose(variance_loss(z), solution_variance_loss(z)) and torch.allclose(g_lib, g_sol)
+if my_variance_loss(checks["mixed"]) is None:
+    print("my_variance_loss: not answered yet (write it above, then run this cell again)")
+else:
+    for name, z in checks.items():
+        z = z.clone().requires_grad_()
+        mine = my_variance_loss(z)
+        assert torch.allclose(mine, variance_loss(z)), f"my_variance_loss is wrong on '{name}': {mine} vs {variance_loss(z)}"
+        (g_mine,) = torch.autograd.grad(mine, z)
+        assert torch.allclose(g_mine, torch.autograd.grad(variance_loss(z), z)[0]), f"wrong gradient on '{name}'"
+    print("my_variance_loss: right (value and gradient)")
+print("Solution: F.relu(gamma - torch.sqrt(z.var(dim=0) + eps)).mean()")
+
+# %% [markdown]
+# **2. How hard does the hinge push?** Take a single dimension ($d = 1$) over a batch of
 # $n = 128$ embeddings whose standard deviation is $\sigma = 0.1$. Using the formula of the
 # section "Why the standard deviation", what is the norm of the gradient of $v$ with respect
 # to the 128 values, with $\epsilon = 10^{-4}$? And what would it be for the variance hinge
@@ -357,7 +499,12 @@ column = (column - column.mean()) / column.std()
 _, measured_std = penalty_and_gradient(lambda x: variance_loss(x, eps=eps), sigma, column)
 _, measured_var = penalty_and_gradient(variance_hinge, sigma, column)
 assert abs(measured_std - expected_std) < 1e-5 and abs(measured_var - expected_var) < 1e-5
-for mine, expected in [(my_std_hinge, expected_std), (my_variance_hinge, expected_var)]:
-    assert mine is None or abs(mine - expected) < 1e-3, f"expected {expected:.4f}, got {mine}"
-print(f"std hinge: {expected_std:.4f};  variance hinge: {expected_var:.4f} "
+for name, mine, expected in [("my_std_hinge", my_std_hinge, expected_std),
+                             ("my_variance_hinge", my_variance_hinge, expected_var)]:
+    if mine is None:
+        print(f"{name}: not answered yet")
+    else:
+        assert abs(mine - expected) < 1e-3, f"{name} = {mine} is wrong"
+        print(f"{name} = {mine}: right")
+print(f"Solution: std hinge {expected_std:.4f};  variance hinge {expected_var:.4f} "
       f"(the variance hinge pushes {expected_std / expected_var:.1f}x less; the two are equal at sigma = 0.5)")

@@ -12,11 +12,11 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/vicreg-edu/vicreg-edu/blob/main/book/04_covariance.ipynb)
 #
 # Chapter 3 ended with embeddings that are spread out but redundant: invariance + variance
-# leaves *dimensional collapse*. The third VICReg term {cite}`bardes2022vicreg` decorrelates the
+# leaves *dimensional collapse*. The third VICReg term ([Bardes et al., 2022](https://arxiv.org/abs/2105.04906)) decorrelates the
 # dimensions. This chapter writes it down, explains its $1/d$ factor, shows how to compute it
 # without ever forming the $d \times d$ covariance matrix, trains the full loss next to
 # invariance + variance, and compares the term with Barlow Twins' cross-correlation objective
-# {cite}`zbontar2021barlow`.
+# ([Zbontar et al., 2021](https://arxiv.org/abs/2103.03230)).
 
 # %%
 try:
@@ -157,6 +157,41 @@ assert torch.isclose(naive, covariance_loss(x), rtol=1e-4)
 # diagnostics (`diagnostics.off_diagonal_energy`, `diagnostics.singular_values`) their speed.
 
 # %% [markdown]
+# ## One step from contrastive learning: the duality
+#
+# Look at the two matrices of that identity again. The off-diagonal entries of the $d \times d$
+# matrix $X^\top X$ compare two *dimensions* across the batch: that is what VICReg's $c$ (and
+# Barlow Twins) push to zero. The off-diagonal entries of the $n \times n$ Gram matrix $X X^\top$
+# compare two *images*, $\langle x_i, x_{i'} \rangle$: that is what a contrastive loss such as
+# SimCLR's (chapter 1) pushes down for every pair of different images.
+# [Garrido et al. (2023)](https://arxiv.org/abs/2206.02574) call the first family *dimension-contrastive* and the second
+# *sample-contrastive*, and the identity above relates them exactly. Both matrices have the same
+# Frobenius norm, so their off-diagonal parts differ only by their diagonals:
+#
+# $$ \underbrace{\sum_{j \neq k} (X^\top X)_{jk}^2}_{\text{dimension-contrastive}}
+#    + \sum_{j} \lVert x^j \rVert^4
+#    = \underbrace{\sum_{i \neq i'} (X X^\top)_{ii'}^2}_{\text{sample-contrastive}}
+#    + \sum_{i} \lVert x_i \rVert^4 , $$
+#
+# with $x^j$ the columns (dimensions) and $x_i$ the rows (images). When every dimension has the
+# same spread (what $v$ asks for) and every embedding the same norm (what SimCLR's normalisation
+# imposes), both correction sums are constants, and decorrelating the dimensions *is* pushing the
+# images apart, up to a constant. Garrido et al. build such a pair of criteria, show that they
+# are equivalent under these limited assumptions, and show that SimCLR, carefully tuned, can
+# match VICReg's performance: the two families are closer than their descriptions suggest.
+# The identity, checked on the batch above (in float64):
+
+# %%
+x64 = x.double()  # the centred (n, d) batch of the previous cells
+gram, cov = x64 @ x64.T, x64.T @ x64  # (n, n) images vs images, (d, d) dimensions vs dimensions
+sample_contrastive = gram.square().sum() - gram.diagonal().square().sum()
+dimension_contrastive = cov.square().sum() - cov.diagonal().square().sum()
+rows, columns = x64.norm(dim=1).pow(4).sum(), x64.norm(dim=0).pow(4).sum()
+print(f"dimension-contrastive + sum_j |x^j|^4 = {dimension_contrastive + columns:.6e}")
+print(f"sample-contrastive    + sum_i |x_i|^4 = {sample_contrastive + rows:.6e}")
+assert torch.isclose(dimension_contrastive + columns, sample_contrastive + rows, rtol=1e-10)
+
+# %% [markdown]
 # ## Experiment: adding $c$
 #
 # Two runs of the demo model that differ only in $\nu$: invariance + variance (`cov_coeff=0.0`,
@@ -254,7 +289,7 @@ assert rank["full VICReg"] > 2 * rank["inv + var"], rank
 # %% [markdown]
 # ## Comparison with Barlow Twins
 #
-# Barlow Twins {cite}`zbontar2021barlow`, which inspired this term, also decorrelates, but acts
+# Barlow Twins ([Zbontar et al., 2021](https://arxiv.org/abs/2103.03230)), which inspired this term, also decorrelates, but acts
 # on the **cross-correlation** between the two branches. With embeddings centred over the batch
 # and each dimension normalised,
 #
@@ -306,9 +341,49 @@ for name, (z_a, z_b) in views.items():
 # across views and whose dimensions carry different information.
 
 # %% [markdown]
-# ## Exercise
+# ## Exercises
 #
-# **The price of redundancy.** Take the worst case of chapter 3: every one of the $d$
+# **1. The term in code.** Write `my_covariance_loss(z)` from Eq. (3) and (4) for a `(n, d)`
+# tensor, in plain PyTorch and the literal way: centre the columns, form the $d \times d$
+# covariance matrix with $1/(n-1)$, sum the squares of its off-diagonal entries, divide by $d$.
+# The hidden check compares its value and gradient with `vicreg_edu.loss.covariance_loss` (which
+# takes the Gram side when $n < d$), on a batch with $n > d$ and one with $n < d$.
+
+# %%
+def my_covariance_loss(z):
+    return None  # replace None with your implementation (a 0-dim tensor)
+
+
+# %% tags=["hide-input"]
+# Answer: centre, C = z.T @ z / (n - 1), then (C**2 off the diagonal).sum() / d
+def solution_covariance_loss(z):
+    n, d = z.shape
+    z = z - z.mean(dim=0)
+    cov = z.T @ z / (n - 1)  # (d, d)
+    return (cov.square().sum() - cov.diagonal().square().sum()) / d
+
+
+checks = {"n > d": torch.randn(256, 32, dtype=torch.float64),
+          "n < d": torch.randn(16, 128, dtype=torch.float64) @ torch.randn(128, 128, dtype=torch.float64)}
+for name, z in checks.items():  # the worked solution agrees with the library, value and gradient
+    z = z.clone().requires_grad_()
+    (g_lib,) = torch.autograd.grad(covariance_loss(z), z)
+    (g_sol,) = torch.autograd.grad(solution_covariance_loss(z), z)
+    assert torch.allclose(covariance_loss(z), solution_covariance_loss(z)) and torch.allclose(g_lib, g_sol)
+if my_covariance_loss(checks["n > d"]) is None:
+    print("my_covariance_loss: not answered yet (write it above, then run this cell again)")
+else:
+    for name, z in checks.items():
+        z = z.clone().requires_grad_()
+        mine = my_covariance_loss(z)
+        assert torch.allclose(mine, covariance_loss(z)), f"my_covariance_loss is wrong ({name}): {mine} vs {covariance_loss(z)}"
+        (g_mine,) = torch.autograd.grad(mine, z)
+        assert torch.allclose(g_mine, torch.autograd.grad(covariance_loss(z), z)[0]), f"wrong gradient ({name})"
+    print("my_covariance_loss: right (value and gradient)")
+print("Solution: z = z - z.mean(0); C = z.T @ z / (n - 1); (C.square().sum() - C.diagonal().square().sum()) / d")
+
+# %% [markdown]
+# **2. The price of redundancy.** Take the worst case of chapter 3: every one of the $d$
 # dimensions is an exact copy of the same number, which has variance $\sigma^2$ over the batch.
 # What is $c(Z)$, as a function of $d$ and $\sigma$? Evaluate it for $d = 512$ and
 # $\sigma = 0.5$ and write the number below.
@@ -325,5 +400,9 @@ column = torch.randn(1024, 1, generator=torch.Generator().manual_seed(2))
 column = sigma * (column - column.mean()) / column.std()  # variance exactly sigma^2
 copies = column.expand(-1, d_ex)
 assert abs(covariance_loss(copies).item() - expected) < 1e-3 * expected
-assert my_c is None or abs(my_c - expected) < 1e-2, f"expected {expected:.4f}, got {my_c}"
-print(f"c = (d - 1) * sigma^4 = {expected:.4f}")
+if my_c is None:
+    print("my_c: not answered yet")
+else:
+    assert abs(my_c - expected) < 1e-2, f"my_c = {my_c} is wrong"
+    print(f"my_c = {my_c}: right")
+print(f"Solution: c = (d - 1) * sigma^4 = {expected:.4f}")

@@ -1,0 +1,250 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 10. Where VICReg sits now
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/vicreg-edu/vicreg-edu/blob/main/book/10_where_next.ipynb)
+#
+# VICReg ([Bardes et al., 2022](https://arxiv.org/abs/2105.04906)) was published in 2022. This chapter places it among the methods
+# that came before and after it: one sentence each on what they keep from VICReg and what they
+# change, then one of them, a SIGReg-style regulariser ([Balestriero and LeCun, 2025](https://arxiv.org/abs/2511.08544)), written in
+# a few lines and trained on Shapes next to VICReg.
+
+# %%
+try:
+    import vicreg_edu
+except ImportError:  # Colab: install the library from the repository, once
+    import subprocess, sys
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "vicreg-edu @ git+https://github.com/vicreg-edu/vicreg-edu"], check=True)
+    import vicreg_edu
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import torch
+
+from vicreg_edu.augment import TwoViewBatchAugment
+from vicreg_edu.config import FAST, get_config
+from vicreg_edu.data import in_memory_uint8, load_dataset
+from vicreg_edu.diagnostics import collapse_report
+from vicreg_edu.evaluate import extract_features, knn_accuracy
+from vicreg_edu.loss import covariance_loss, invariance_loss, variance_loss, vicreg_loss
+from vicreg_edu.models import build_model
+from vicreg_edu.train import make_augment_config
+
+torch.manual_seed(0)
+print("fast mode:", FAST)
+
+# %% [markdown]
+# ## The family, one sentence each
+#
+# | method | what it keeps from VICReg | what it changes |
+# |---|---|---|
+# | **Barlow Twins** ([Zbontar et al., 2021](https://arxiv.org/abs/2103.03230)) (2021, the predecessor) | two views, a wide expander, decorrelated dimensions, no negatives | one term on the *cross*-correlation matrix of the two branches, pushed to the identity, on standardised embeddings (chapter 4 compares the two) |
+# | **VICRegL** ([Bardes et al., 2022](https://arxiv.org/abs/2210.01571)) (NeurIPS 2022) | the VICReg criterion itself | applies it twice: to the global vectors and to *local* feature vectors taken before the last pooling, matched across views by location and by distance, for detection and segmentation |
+# | **The duality** ([Garrido et al., 2023](https://arxiv.org/abs/2206.02574)) (ICLR 2023) | the covariance criterion | shows it is dual to a sample-contrastive one through the Gram identity of chapter 4, and that a tuned SimCLR can match VICReg |
+# | **RankMe** ([Garrido et al., 2023](https://arxiv.org/abs/2210.02885)) (ICML 2023) | VICReg's view that a good embedding spreads over many directions | turns the effective rank (chapter 6) into a label-free score for choosing hyper-parameters and checkpoints |
+# | **LiDAR** ([Thilak and others, 2024](https://arxiv.org/abs/2312.04000)) (ICLR 2024) | the same goal, label-free model selection | replaces the plain effective rank by the rank of a discriminant (LDA-style) matrix that compares the spread between images with the spread between views of one image |
+# | **I-JEPA** ([Assran et al., 2023](https://arxiv.org/abs/2301.08243)) (CVPR 2023) | a joint-embedding architecture that compares embeddings, never pixels | predicts the embeddings of masked image blocks from a visible context block instead of matching two augmented views, and avoids collapse with a moving-average target encoder instead of variance and covariance terms |
+# | **DINOv2** ([Oquab et al., 2024](https://arxiv.org/abs/2304.07193)) / **DINOv3** ([Siméoni et al., 2025](https://arxiv.org/abs/2508.10104)) (2024, 2025) | two views of one image, embeddings that must agree | self-distillation from a moving-average teacher at very large scale; DINOv3 adds *Gram anchoring*, a loss that keeps the Gram matrix of patch features close to that of an earlier teacher so that dense features do not degrade in long runs |
+# | **LeJEPA / SIGReg** ([Balestriero and LeCun, 2025](https://arxiv.org/abs/2511.08544)) (Nov 2025) | an explicit regulariser on the statistics of a batch of embeddings, no stop-gradient, no teacher | asks for the whole distribution to be an isotropic Gaussian, not only its first two moments: random 1-D projections of the embeddings, each tested against $N(0, 1)$ with the Epps-Pulley characteristic-function statistic; one trade-off hyper-parameter |
+# | **VISReg** ([Wu et al., 2026](https://arxiv.org/abs/2606.02572)) (2026) | VICReg's split into a *scale* term on each dimension's standard deviation and a *shape* term | keeps a variance term (in its code a two-sided $(1 - \sigma_j)^2$ rather than a hinge) and replaces the covariance term by a sliced-Wasserstein term: sorted random projections matched to Gaussian quantiles |
+#
+# Read down the last column and two lines of descent appear. One keeps VICReg's idea of an
+# explicit regulariser on the batch and makes it stronger (SIGReg, VISReg: match a whole
+# distribution, not only a covariance matrix); the other measures what VICReg's terms aim for
+# (RankMe, LiDAR: is the embedding spread over many useful directions?) and uses it without
+# labels.
+
+# %% [markdown]
+# ## VICReg's target is two moments; SIGReg's is the whole distribution
+#
+# VICReg asks for a covariance matrix close to $\gamma^2 I$: per-dimension spread (the variance
+# term) and no correlation between dimensions (the covariance term). That is a statement about
+# *second moments* only. SIGReg asks for more: that the embeddings look like samples of an
+# isotropic Gaussian $N(0, I)$. Testing that in $d$ dimensions directly is hopeless, but by the
+# Cramér-Wold theorem a distribution is fixed by all its 1-D projections, so SIGReg draws random
+# unit directions $a$, projects the batch onto each, and compares the empirical characteristic
+# function of the projections, $\hat\varphi(t) = \frac{1}{n}\sum_i e^{\mathrm{i} t\, a^\top z_i}$,
+# with the Gaussian's, $e^{-t^2/2}$ (the Epps-Pulley statistic):
+#
+# $$ \mathrm{SIGReg}(Z) = \frac{1}{|A|} \sum_{a \in A} n \int \bigl|\hat\varphi_a(t) - e^{-t^2/2}\bigr|^2\, e^{-t^2/2}\, dt . $$
+#
+# In a few lines (after the LeJEPA paper's algorithm and lightly's `SIGReg`; the integral over
+# $t \in [0, 3]$ by the trapezoid rule):
+
+# %%
+def sigreg(z, num_slices=256, knots=17, t_max=3.0, generator=None):
+    """SIGReg-style Epps-Pulley statistic of embeddings z (N, D) against N(0, I) (0-dim tensor)."""
+    n, d = z.shape
+    a = torch.randn(d, num_slices, generator=generator)
+    a = a / a.norm(dim=0)  # (D, S) random unit directions
+    t = torch.linspace(0, t_max, knots)  # (T,) frequencies
+    gauss = torch.exp(-t**2 / 2)  # characteristic function of N(0, 1)
+    zt = (z @ a).unsqueeze(-1) * t  # (N, S, T): t * <a, z_i>
+    err = (zt.cos().mean(0) - gauss).square() + zt.sin().mean(0).square()  # (S, T)
+    w = torch.full((knots,), t_max / (knots - 1))  # trapezoid weights
+    w[1:-1] *= 2
+    return n * (err @ (w * gauss)).mean()
+
+
+# %% [markdown]
+# Four batches of $n = 512$ embeddings in $d = 64$ dimensions make the difference visible: a
+# standard Gaussian (the target of both); a *scale mixture*, Gaussian directions with a random
+# overall size per embedding (0.3 or $\sqrt{2 - 0.3^2}$, so every dimension still has unit
+# variance and no correlation with the others: VICReg's variance and covariance terms treat it
+# like the Gaussian, yet its dimensions are far from independent); a *redundant* batch (one
+# number copied into every dimension: dimensional collapse); and a *collapsed* one.
+
+# %%
+n, d = 512, 64
+g = torch.Generator().manual_seed(0)
+batches = {
+    "Gaussian N(0, I)": torch.randn(n, d, generator=g),
+    "scale mixture, std 1": torch.randn(n, d, generator=g)
+    * torch.where(torch.rand(n, 1, generator=g) < 0.5, 0.3, math.sqrt(2 - 0.3**2)),
+    "redundant (one copied number)": torch.randn(n, 1, generator=g).expand(n, d),
+    "collapsed (one point)": torch.zeros(n, d) + 1e-3 * torch.randn(n, d, generator=g),
+}
+scores = {}
+for name, z in batches.items():
+    scores[name] = (variance_loss(z).item(), covariance_loss(z).item(),
+                    sigreg(z, generator=torch.Generator().manual_seed(1)).item())
+print(f"{'':>30} {'v':>7} {'c':>9} {'SIGReg':>9}")
+for name, (v, c, sg) in scores.items():
+    print(f"{name:>30} {v:>7.3f} {c:>9.3f} {sg:>9.3f}")
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), constrained_layout=True)
+for ax, (k, label) in zip(axes, enumerate(["variance term v", "covariance term c", "SIGReg statistic"])):
+    ax.barh(list(scores), [s[k] for s in scores.values()], color=f"C{k}")
+    ax.set(xscale="symlog", xlabel=f"{label} (symmetric log scale)", title=label)
+    if k:
+        ax.set_yticklabels([])
+axes[0].set_ylabel("batch of embeddings (n = 512, d = 64)")
+fig.suptitle("What each regulariser sees: VICReg's two moments vs SIGReg's whole distribution")
+plt.show()
+
+# %% [markdown]
+# SCORES-SENTENCE
+
+# %% [markdown]
+# ## Trained side by side on Shapes
+#
+# A small version of the comparison: the demo model trained for the same number of steps with
+# the same optimiser, once with the VICReg loss and once with a LeJEPA-style loss, the squared
+# distance between the two views pulled towards their mean plus SIGReg on each view,
+# $(1 - \lambda)\, s/4 + \lambda\, [\mathrm{SIGReg}(Z) + \mathrm{SIGReg}(Z')]/2$ with LeJEPA's
+# default $\lambda = 0.05$. (LeJEPA proper uses many views per image and a ViT; this keeps the book's
+# two views and small CNN, so the comparison is of the regularisers, not of the papers' results.)
+# After training we embed the test images with the backbone and run the book's $k$-NN evaluation.
+
+# %%
+cfg = get_config("demo")
+train_x, train_y = in_memory_uint8(load_dataset("shapes", split="train"))
+test_x, test_y = in_memory_uint8(load_dataset("shapes", split="test"))
+augment_cfg = make_augment_config(cfg)
+
+
+def two_view_loss(kind, z_a, z_b, generator):
+    """The VICReg loss, or LeJEPA-style (1 - 0.05) s/4 + 0.05 SIGReg on each view."""
+    if kind == "VICReg":
+        return vicreg_loss(z_a, z_b).loss
+    regulariser = (sigreg(z_a, generator=generator) + sigreg(z_b, generator=generator)) / 2
+    return 0.95 * invariance_loss(z_a, z_b) / 4 + 0.05 * regulariser
+
+
+def train_with(kind, steps, seed=0):
+    """A plain training loop (AdamW, batch 128) of the demo model with one of the two losses."""
+    torch.manual_seed(seed)
+    model, augment = build_model(cfg), TwoViewBatchAugment(augment_cfg)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        view_a, view_b = augment(train_x[torch.randint(len(train_x), (128,), generator=g)], generator=g)
+        loss = two_view_loss(kind, model(view_a)[1], model(view_b)[1], g)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+steps = 40 if FAST else 300
+models = {kind: train_with(kind, steps) for kind in ("VICReg", "SIGReg (LeJEPA-style)")}
+
+# %%
+bank = 2000 if FAST else 10000  # training images in the k-NN memory bank
+results = {}
+for name, model in {"random init": build_model(cfg).eval(), **models}.items():
+    f_train, _ = extract_features(model.backbone, train_x[:bank], augment_cfg.mean, augment_cfg.std)
+    f_test, _ = extract_features(model.backbone, test_x, augment_cfg.mean, augment_cfg.std)
+    z_test, _ = extract_features(lambda x: model(x)[1], test_x, augment_cfg.mean, augment_cfg.std)
+    report = collapse_report(z_test)
+    results[name] = (knn_accuracy(f_train, train_y[:bank], f_test, test_y), report.std_mean,
+                     report.effective_rank)
+print(f"{steps} steps of 128 images each")
+print(f"{'':>22} {'k-NN':>6} {'embedding std':>14} {'effective rank':>15}")
+for name, (acc, std_mean, rank) in results.items():
+    print(f"{name:>22} {acc:>6.3f} {std_mean:>14.3f} {rank:>15.1f}")
+
+# %%
+fig, ax = plt.subplots(figsize=(6.5, 3.8), constrained_layout=True)
+ax.bar(list(results), [r[0] for r in results.values()], color=["0.6", "C0", "C1"])
+ax.axhline(0.1, color="0.3", linestyle=":", label="chance (10 classes)")
+ax.set(ylabel="k-NN accuracy on the test images", ylim=(0, 1),
+       title=f"Shapes, demo model, {steps} steps: VICReg vs a SIGReg-style loss")
+ax.legend(loc="upper left")
+plt.show()
+
+# %% [markdown]
+# TRAIN-SENTENCE
+
+# %% [markdown]
+# ## Exercise
+#
+# **Where SIGReg differs from VICReg.** Build, in code, a batch `my_z` of $n = 512$ embeddings in
+# $d = 64$ dimensions that VICReg's regularisers accept, variance term $v < 0.05$ and covariance
+# term $c < 0.3$ (a standard Gaussian batch has about 0.01 and 0.12), but that SIGReg rejects:
+# statistic above 10 (use `sigreg` above with `generator=torch.Generator().manual_seed(1)`; the
+# Gaussian scores about 1). Beware: independent non-Gaussian coordinates (uniform values, random
+# signs) do *not* work, because a random 1-D projection sums 64 of them and the central limit
+# theorem makes the sum look Gaussian. Make the dimensions uncorrelated but *dependent*.
+# Replace the `None`, then run the hidden check.
+
+# %%
+my_z = None  # replace None with a (512, 64) tensor
+
+
+# %% tags=["hide-input"]
+# Answer: a scale mixture. Gaussian directions times one random size per embedding, 0.2 or
+# sqrt(2 - 0.2^2): unit variance, no correlation, but every projection is heavy-tailed.
+g_sol = torch.Generator().manual_seed(3)
+solution_z = torch.randn(512, 64, generator=g_sol) * torch.where(
+    torch.rand(512, 1, generator=g_sol) < 0.5, 0.2, math.sqrt(2 - 0.2**2))
+
+
+def accepted_by_vicreg_but_not_gaussian(z):
+    """(v, c, SIGReg) of z and whether v < 0.05, c < 0.3 and SIGReg > 10."""
+    v, c = variance_loss(z).item(), covariance_loss(z).item()
+    sg = sigreg(z, generator=torch.Generator().manual_seed(1)).item()
+    return (v, c, sg), v < 0.05 and c < 0.3 and sg > 10
+
+
+values, ok = accepted_by_vicreg_but_not_gaussian(solution_z)
+assert ok, f"the worked solution should pass: v, c, SIGReg = {values}"
+if my_z is None:
+    print("my_z: not answered yet (build the batch above, then run this cell again)")
+else:
+    assert tuple(my_z.shape) == (512, 64), f"my_z has shape {tuple(my_z.shape)}, expected (512, 64)"
+    mine, ok = accepted_by_vicreg_but_not_gaussian(my_z.float())
+    assert ok, f"my_z is wrong: v = {mine[0]:.3f}, c = {mine[1]:.3f}, SIGReg = {mine[2]:.1f}"
+    print(f"my_z: right (v = {mine[0]:.3f}, c = {mine[1]:.3f}, SIGReg = {mine[2]:.1f})")
+print(f"Solution: a scale mixture (sizes 0.2 and 1.40); v = {values[0]:.3f}, c = {values[1]:.3f}, SIGReg = {values[2]:.1f}")
