@@ -1,0 +1,40 @@
+"""vicreg_edu.baselines: class-balanced nested label subsets, the supervised recipe, the label-efficiency rows."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from vicreg_edu import baselines as B
+
+
+def test_balanced_subsets_are_balanced_and_nested():
+    y = torch.arange(1000) % 10
+    small, large = B.balanced_subset(y, 0.01, seed=3), B.balanced_subset(y, 0.1, seed=3)
+    assert torch.bincount(y[small]).tolist() == [1] * 10 and torch.bincount(y[large]).tolist() == [10] * 10
+    assert set(small.tolist()) <= set(large.tolist())
+    assert not torch.equal(small, B.balanced_subset(y, 0.01, seed=4))
+    with pytest.raises(ValueError, match="fraction"):
+        B.balanced_subset(y, 0.0)
+
+
+def test_supervised_recipe_learns_an_easy_task():
+    # class = which half of the image is bright: a few steps of the recipe must get it
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 2, (256,), generator=g)
+    x = torch.randint(0, 60, (256, 3, 32, 32), dtype=torch.uint8, generator=g)
+    x[y == 1, :, :16] += 150
+    x[y == 0, :, 16:] += 150  # top vs bottom (a horizontal flip keeps the class)
+    out = B.train_supervised(x[:192], y[:192], x[192:], y[192:], steps=40, batch_size=32)
+    assert out["test_acc"] > 0.9 and out["steps"] == 40 and out["n_labels"] == 192, out
+
+
+def test_label_efficiency_rows(monkeypatch):
+    x = torch.randint(0, 256, (200, 3, 32, 32), dtype=torch.uint8)
+    y = torch.arange(200) % 10
+    monkeypatch.setattr(B, "shapes_tensors", lambda split: (x, y) if split == "train" else (x[:50], y[:50]))
+    enc = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 16))
+    rows = B.label_efficiency(enc, fractions=(0.05, 1.0), supervised_steps=3, batch_size=32, probe_epochs=2)
+    assert [r["n_labels"] for r in rows] == [10, 200]
+    assert all(0 <= r["linear_probe"] <= 1 and 0 <= r["supervised"] <= 1 for r in rows)
+    assert B.label_efficiency(None, fractions=(0.05,), supervised_steps=1)[0]["linear_probe"] is None

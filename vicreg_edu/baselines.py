@@ -1,0 +1,249 @@
+"""What VICReg is measured against: a supervised network with the same backbone, and label efficiency.
+
+Two questions a reader of chapter 8 asks, answered on the built-in Shapes data:
+
+1. **The supervised ceiling.** How far is the self-supervised encoder from the same backbone
+   trained *with* labels? :func:`train_supervised` trains ``backbone + Linear(repr_dim, 10)``
+   with cross-entropy (AdamW, horizontal flips only, a cosine schedule), and reports its test
+   accuracy; :func:`supervised_ceiling` gives it the demo's budget (the same epochs and batch).
+2. **Label efficiency** (the paper's semi-supervised setting, Table 2): with only 1 % or 10 % of
+   the labels, a linear classifier on frozen VICReg features against a network trained from
+   scratch on the same labelled images. :func:`label_efficiency` builds that table.
+
+Everything is seeded; the labelled subsets are class-balanced (``n // 10`` images per class) and
+nested (the 1 % subset is inside the 10 % one). ``python -m vicreg_edu.baselines`` computes both
+for the demo preset and writes ``vicreg_edu/results/baselines.json`` (``load_results("baselines")``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import Shapes
+from .evaluate import extract_features, linear_probe, normalize_uint8
+from .models import build_backbone
+
+
+def shapes_tensors(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A Shapes split as uint8 images ``(N, 3, 32, 32)`` and int64 labels ``(N,)``.
+
+    Example:
+        >>> x, y = shapes_tensors("test")
+        >>> x.shape, x.dtype, y.shape
+        (torch.Size([2000, 3, 32, 32]), torch.uint8, torch.Size([2000]))
+    """
+    ds = Shapes(split)
+    return torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.as_tensor(ds.targets)
+
+
+def balanced_subset(labels: torch.Tensor, fraction: float, seed: int = 0) -> torch.Tensor:
+    """Indices of a class-balanced subset with ``round(fraction * N)`` images (at least one per class).
+
+    Subsets of one seed are nested: the images of a smaller fraction are among those of a larger one.
+
+    Example:
+        >>> y = torch.arange(100) % 10
+        >>> idx = balanced_subset(y, 0.1)
+        >>> len(idx), torch.bincount(y[idx]).tolist()
+        (10, [1, 1, 1, 1, 1, 1, 1, 1, 1, 1])
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
+    classes = int(labels.max()) + 1
+    per_class = max(1, round(fraction * len(labels) / classes))
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(labels), generator=g)
+    picked = [order[labels[order] == c][:per_class] for c in range(classes)]
+    return torch.cat(picked).sort().values
+
+
+class SupervisedNet(nn.Module):
+    """A backbone (by name, see :func:`vicreg_edu.models.build_backbone`) + a linear classifier.
+
+    Shapes: x (B, 3, H, W) -> logits (B, num_classes).
+    """
+
+    def __init__(self, backbone: str = "small_cnn", num_classes: int = 10):
+        super().__init__()
+        self.backbone, dim = build_backbone(backbone)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+
+def train_supervised(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor, *,
+                     steps: int, batch_size: int = 128, lr: float = 3e-3, weight_decay: float = 0.05,
+                     backbone: str = "small_cnn", mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25),
+                     seed: int = 0) -> dict:
+    """Train ``backbone + linear head`` from scratch with labels; return its test accuracy.
+
+    AdamW with a one-epoch-or-5 % linear warm-up then cosine decay, horizontal flips as the only
+    augmentation, ``steps`` optimisation steps of ``min(batch_size, N)`` images (so a 1 % subset
+    gets as many steps as the full set: it is limited by its labels, not by its compute).
+
+    Args:
+        x, y: uint8 training images (N, 3, H, W) and labels (N,); x_test, y_test: the test split.
+        mean, std: per-channel normalisation (the dataset's statistics).
+
+    Returns:
+        ``{"test_acc", "train_acc", "steps", "n_labels", "cpu_time_s", "wall_time_s"}``.
+
+    Example:
+        >>> x = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8); y = torch.arange(32) % 2
+        >>> train_supervised(x, y, x, y, steps=2, batch_size=16)["steps"]
+        2
+    """
+    t0, cpu0 = time.time(), time.process_time()
+    g = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = SupervisedNet(backbone, int(max(y.max(), y_test.max())) + 1)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+    bs = min(batch_size, len(x))
+    warmup = max(1, min(len(x) // bs, steps // 20))
+    xn = normalize_uint8(x, mean, std)
+    net.train()
+    step, correct, seen = 0, 0, 0
+    while step < steps:
+        order = torch.randperm(len(x), generator=g)
+        for i in range(0, len(x) - bs + 1, bs):
+            if step >= steps:
+                break
+            idx = order[i:i + bs]
+            xb, yb = xn[idx], y[idx]
+            flip = torch.rand(len(idx), generator=g) < 0.5
+            xb = torch.where(flip.view(-1, 1, 1, 1), xb.flip(-1), xb)
+            scale = (step + 1) / warmup if step < warmup else \
+                0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+            for group in opt.param_groups:
+                group["lr"] = lr * scale
+            logits = net(xb)
+            loss = F.cross_entropy(logits, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if step >= steps - max(1, len(x) // bs):  # training accuracy over the last epoch's steps
+                correct += (logits.argmax(1) == yb).sum().item()
+                seen += len(yb)
+            step += 1
+    net.eval()
+    feats_logits, _ = extract_features(net, x_test, mean, std)
+    test_acc = (feats_logits.argmax(1) == y_test).float().mean().item()
+    return {"test_acc": test_acc, "train_acc": correct / max(seen, 1), "steps": steps, "n_labels": len(x),
+            "cpu_time_s": time.process_time() - cpu0, "wall_time_s": time.time() - t0}
+
+
+def supervised_ceiling(cfg, seed: int = 0) -> dict:
+    """The same backbone as ``cfg`` trained supervised on all Shapes labels with ``cfg``'s budget
+    (``cfg.epochs`` epochs of ``cfg.batch_size``; AdamW 3e-3, flips only); see :func:`train_supervised`."""
+    from .augment import SHAPES_MEAN, SHAPES_STD
+
+    (x, y), (xt, yt) = shapes_tensors("train"), shapes_tensors("test")
+    if cfg.train_size:
+        x, y = x[:cfg.train_size], y[:cfg.train_size]
+    steps = cfg.epochs * (len(x) // cfg.batch_size)
+    return train_supervised(x, y, xt, yt, steps=steps, batch_size=cfg.batch_size, backbone=cfg.backbone,
+                            mean=SHAPES_MEAN, std=SHAPES_STD, seed=seed)
+
+
+def label_efficiency(encoder: nn.Module | None, fractions=(0.01, 0.1, 1.0), *, supervised_steps: int,
+                     batch_size: int = 128, backbone: str = "small_cnn", seed: int = 0,
+                     probe_epochs: int = 100) -> list[dict]:
+    """Test accuracy with a fraction of the Shapes labels: linear probe on a frozen encoder vs a
+    supervised network trained from scratch on the same labelled images.
+
+    Args:
+        encoder: a trained backbone ``(B, 3, 32, 32) -> (B, D)`` (e.g. ``result.model.backbone``),
+            or None for the supervised column only.
+        fractions: fractions of the 10,000 training labels (class-balanced, nested subsets).
+        supervised_steps: optimisation steps of every supervised run (the full-label budget).
+        probe_epochs: epochs of the linear probe (it sees each labelled image that often; with
+            1 % of the labels, 100 images, that is 100 x 1 step).
+
+    Returns:
+        one dict per fraction: ``fraction``, ``n_labels``, ``linear_probe`` (None without an
+        encoder), ``supervised`` (test accuracy), ``supervised_cpu_s``.
+    """
+    from .augment import SHAPES_MEAN, SHAPES_STD
+
+    (x, y), (xt, yt) = shapes_tensors("train"), shapes_tensors("test")
+    if encoder is not None:
+        was_training = encoder.training
+        encoder.eval()
+        ftr, _ = extract_features(encoder, x, SHAPES_MEAN, SHAPES_STD)
+        fte, _ = extract_features(encoder, xt, SHAPES_MEAN, SHAPES_STD)
+        encoder.train(was_training)
+    rows = []
+    for frac in fractions:
+        idx = balanced_subset(y, frac, seed)
+        row = {"fraction": frac, "n_labels": len(idx), "linear_probe": None}
+        if encoder is not None:
+            row["linear_probe"] = linear_probe(ftr[idx], y[idx], fte, yt, epochs=probe_epochs,
+                                               batch_size=min(256, len(idx)), seed=seed)
+        sup = train_supervised(x[idx], y[idx], xt, yt, steps=supervised_steps, batch_size=batch_size,
+                               backbone=backbone, mean=SHAPES_MEAN, std=SHAPES_STD, seed=seed)
+        row["supervised"], row["supervised_cpu_s"] = sup["test_acc"], round(sup["cpu_time_s"], 1)
+        rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m vicreg_edu.baselines``: train the demo preset, then the supervised ceiling and the
+    label-efficiency table; write them to ``vicreg_edu/results/baselines.json``."""
+    from .config import get_config
+    from .experiments import RESULTS_DIR, _machine, _r
+    from .train import train
+
+    parser = argparse.ArgumentParser(prog="python -m vicreg_edu.baselines", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "baselines.json")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=None, help="VICReg and supervised epochs (default: demo's)")
+    args = parser.parse_args(argv)
+    over = {} if args.epochs is None else {"epochs": args.epochs}
+    cfg = get_config("demo", fast=False, seed=args.seed, progress=False, tensorboard=False,
+                     out_dir="runs/baselines", knn_every=0, **over)
+    t0, cpu0, load0 = time.time(), time.process_time(), os.getloadavg()[0]
+    result = train(cfg)
+    vicreg_cpu = time.process_time() - cpu0
+    ceiling = supervised_ceiling(cfg, seed=args.seed)
+    steps = cfg.epochs * (10_000 // cfg.batch_size)
+    table = label_efficiency(result.model.backbone, supervised_steps=steps, batch_size=cfg.batch_size,
+                             backbone=cfg.backbone, seed=args.seed)
+    data = {
+        "what": "supervised ceiling and label efficiency on Shapes (vicreg_edu/baselines.py)",
+        "command": "python -m vicreg_edu.baselines " + " ".join(sys.argv[1:] if argv is None else argv),
+        "config": {k: v for k, v in cfg.to_dict().items() if k in (
+            "backbone", "expander", "epochs", "batch_size", "optimizer", "base_lr", "weight_decay", "aug", "seed")},
+        "vicreg": {"knn": _r(result.final["trained"]), "knn_random_init": _r(result.final["random_init"]),
+                   "knn_raw_pixels": _r(result.final["raw_pixels"]), "cpu_time_s": round(vicreg_cpu, 1)},
+        "supervised_ceiling": {k: (_r(v) if isinstance(v, float) else v) for k, v in ceiling.items()},
+        "supervised_recipe": "same backbone + Linear head, AdamW lr 3e-3 wd 0.05, warm-up then cosine, "
+                             "horizontal flips only, same epochs and batch as the VICReg run",
+        "label_efficiency": [{k: (_r(v) if isinstance(v, float) and k != "fraction" else v) for k, v in row.items()}
+                             for row in table],
+        "label_efficiency_protocol": "class-balanced nested subsets of the 10,000 training labels; linear probe "
+                                     "(evaluate.linear_probe, 100 epochs, standardised frozen backbone features) vs "
+                                     f"the supervised recipe from scratch for {steps} steps on the same images; "
+                                     "test accuracy on the 2,000 test images",
+        "machine": {**_machine(), "load_avg_at_start": round(load0, 2)},
+        "wall_time_s": round(time.time() - t0, 1), "cpu_time_s": round(time.process_time() - cpu0, 1),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(data, indent=1) + "\n")
+    print(json.dumps({k: data[k] for k in ("vicreg", "supervised_ceiling", "label_efficiency")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
