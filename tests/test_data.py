@@ -10,9 +10,13 @@ import torch.distributed as dist
 from PIL import Image
 from torch.utils.data import DistributedSampler
 
+from vicreg_edu import augment
 from vicreg_edu import data as D
-from vicreg_edu.augment import SHAPES_MEAN, SHAPES_STD, TwoViewTransform, cifar_augment, shapes_augment
-from vicreg_edu.data import (DATASET_STATS, Shapes, TwoViewDataset, in_memory_uint8, load_dataset, make_loader)
+from vicreg_edu.augment import (SHAPES_MEAN, SHAPES_STD, TwoViewBatchAugment, TwoViewTransform, cifar_augment,
+                                shapes_augment)
+from vicreg_edu.data import (DATASET_STATS, DataLoaderTwoViews, InMemoryTwoViewLoader, Shapes, TwoViewDataset,
+                             in_memory_uint8, load_dataset, make_loader, make_two_view_loader)
+from vicreg_edu.errors import DataError
 
 
 # -----------------------------------------------------------------------------
@@ -50,7 +54,8 @@ def test_shapes_default_sizes_and_stats():
     x = Shapes("train", n=3000).data.reshape(-1, 3).astype(np.float64) / 255
     mean, std = DATASET_STATS["shapes"]
     assert np.allclose(x.mean(0), mean, atol=0.01) and np.allclose(x.std(0), std, atol=0.01)
-    assert (mean, std) == (SHAPES_MEAN, SHAPES_STD)  # augment's copy agrees
+    assert (mean, std) == (SHAPES_MEAN, SHAPES_STD)
+    assert DATASET_STATS is augment.DATASET_STATS  # one table, in augment.py
 
 
 def _knn(train_x, train_y, test_x, test_y, k=20, t=0.07):
@@ -255,3 +260,70 @@ def test_make_loader_distributed_uses_distributed_sampler(tmp_path):
         assert not isinstance(make_loader(ds, 10, distributed=False).sampler, DistributedSampler)
     finally:
         dist.destroy_process_group()
+
+
+# -----------------------------------------------------------------------------
+# the trainer's loaders: one interface for the in-memory and the DataLoader path
+
+
+def _epoch(loader, epoch, start=0):
+    loader.set_epoch(epoch, start)
+    return list(loader)
+
+
+@pytest.mark.parametrize("kind", ["in_memory", "dataloader"])
+def test_loaders_share_one_interface(kind):
+    """len = steps per epoch; set_epoch(e) fixes the shuffle of epoch e (on one process too);
+    set_epoch(e, start) yields exactly the batches start.. of that epoch."""
+    aug = shapes_augment()
+    if kind == "in_memory":
+        loader = make_two_view_loader("shapes", None, aug, 16, train_size=80, seed=3)
+        assert isinstance(loader, InMemoryTwoViewLoader)
+    else:
+        loader = DataLoaderTwoViews(Shapes("test", n=80), TwoViewTransform(aug), 16, seed=3)
+    assert len(loader) == 5 and loader.num_classes == 10
+    first = _epoch(loader, 0)
+    assert len(first) == 5
+    a, b, y = first[0]
+    assert a.shape == b.shape == (16, 3, 32, 32) and y.shape == (16,) and not torch.equal(a, b)
+    labels = [y for _, _, y in first]
+    assert all(torch.equal(u, v) for u, v in zip(labels, [y for _, _, y in _epoch(loader, 0)]))
+    assert not all(torch.equal(u, v) for u, v in zip(labels, [y for _, _, y in _epoch(loader, 1)]))
+    tail = _epoch(loader, 0, start=3)
+    assert len(tail) == 2 and all(torch.equal(t[2], f[2]) for t, f in zip(tail, first[3:]))
+    if kind == "in_memory":  # the views are a function of (seed, epoch, step): resuming sees the same views
+        assert all(torch.equal(t[0], f[0]) and torch.equal(t[1], f[1]) for t, f in zip(tail, first[3:]))
+
+
+def test_in_memory_ranks_see_the_views_of_the_global_batch():
+    """W ranks, each with batch / W images, get exactly the rows one process gets (interleaved)."""
+    x, y = in_memory_uint8(Shapes("test", n=96))
+    aug = TwoViewBatchAugment(shapes_augment())
+    one = InMemoryTwoViewLoader(x, y, aug, 32, seed=1, rank=0, world=1)
+    ranks = [InMemoryTwoViewLoader(x, y, aug, 32, seed=1, rank=r, world=2) for r in range(2)]
+    assert len(one) == len(ranks[0]) == len(ranks[1]) == 3  # 48 images per rank: 3 batches of 16
+    whole = _epoch(one, 2)[0]
+    parts = [_epoch(r, 2)[0] for r in ranks]
+    for i in range(3):  # view a, view b, labels: rank r holds rows r, r + 2, ...
+        for r in range(2):
+            assert torch.equal(parts[r][i], whole[i][r::2]), (i, r)
+
+
+def test_loader_errors_name_the_problem():
+    x, y = in_memory_uint8(Shapes("test", n=40))
+    aug = TwoViewBatchAugment(shapes_augment())
+    with pytest.raises(DataError, match=r"training set \(40 images\) is smaller than one batch \(batch_size=64\)"):
+        InMemoryTwoViewLoader(x, y, aug, 64)
+    with pytest.raises(DataError, match="not divisible by the world size 3"):
+        InMemoryTwoViewLoader(x, y, aug, 16, rank=0, world=3)
+
+
+def test_corrupt_image_names_its_file(tmp_path):
+    for split in ("train", "val"):
+        (tmp_path / split / "a").mkdir(parents=True)
+        Image.new("RGBA", (9, 7)).save(tmp_path / split / "a" / "ok.png")
+    (tmp_path / "train" / "a" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    ds = load_dataset("imagefolder", tmp_path, "train")
+    assert ds[ds.samples.index((str(tmp_path / "train/a/ok.png"), 0))][0].mode == "RGB"  # RGBA -> RGB
+    with pytest.raises(DataError, match=r"cannot read the image file .*train/a/broken\.jpg"):
+        [ds[i] for i in range(len(ds))]

@@ -1,46 +1,35 @@
 """The trainer end to end on CPU: DDP == one process, exact resume, crash safety, bad input, learning."""
 import json
 import math
-import os
+import re
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT, _subprocess_env as subprocess_env, _tiny as tiny, as_set_args, imagefolder_set_args
+from conftest import load_state as state
 
 import vicreg_edu.train as T
+from vicreg_edu import cli
 from vicreg_edu.config import get_config
-
-ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(train_size=256, test_size=128, batch_size=64, epochs=2, diag_size=64, knn_every=0, warmup_epochs=1,
-            final_eval=False, progress=False, tensorboard=False, log_every=5)
+from vicreg_edu.models import VICRegWithProbe, build_model
 
 
-def tiny(out_dir, **overrides):
-    return get_config("demo", fast=True, out_dir=str(out_dir), **{**TINY, **overrides})
-
-
-def as_set_args(**kw):
-    return [f"{k}={v}" for k, v in {**TINY, **kw}.items()]
-
-
-def state(out_dir):
-    return torch.load(Path(out_dir) / "checkpoint.pt", map_location="cpu", weights_only=False)
-
-
-def subprocess_env():
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "VICREG_EDU_FAST": "1"}
+def torchrun(*args, timeout=300):
+    """``torchrun --standalone --nproc_per_node=2 -m vicreg_edu.train ARGS`` (gloo on CPU); must succeed."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+           "vicreg_edu.train", *args]
+    proc = subprocess.run(cmd, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "world=2" in proc.stdout
+    return proc
 
 
 def run_torchrun(out_dir, *extra):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
-           "vicreg_edu.train", "--preset", "demo", "--set", *as_set_args(**DDP_RUN, out_dir=out_dir), *extra]
-    proc = subprocess.run(cmd, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "world=2" in proc.stdout
+    torchrun("--preset", "demo", "--set", *as_set_args(**DDP_RUN, out_dir=out_dir), *extra)
     return state(out_dir)
 
 
@@ -73,7 +62,7 @@ def test_two_processes_equal_one_process(tmp_path):
     # the comparison has teeth: the weights moved, and without synchronised BatchNorm (per-process
     # statistics over half batches) the same check fails by orders of magnitude
     torch.manual_seed(0)
-    init = T.VICRegWithProbe(T.build_model(tiny(tmp_path)), 10).double().state_dict()
+    init = VICRegWithProbe(build_model(tiny(tmp_path)), 10).double().state_dict()
     assert max_difference(one["net"], init) > 1e-2
     unsynced = run_torchrun(tmp_path / "unsynced", "sync_bn=false")
     assert max_difference(unsynced["net"], one["net"]) > 1e-3
@@ -187,7 +176,6 @@ def test_demo_fast_mode_learns(tmp_path):
 
 
 def test_eval_cli_on_a_checkpoint(tmp_path, capsys):
-    from vicreg_edu.cli import main
     from vicreg_edu.evaluate import evaluate_checkpoint, load_checkpoint_model
 
     T.train(tiny(tmp_path, max_steps=2))
@@ -195,7 +183,56 @@ def test_eval_cli_on_a_checkpoint(tmp_path, capsys):
     assert cfg.train_size == 256 and not model.training
     knn = evaluate_checkpoint(tmp_path / "checkpoint.pt", "knn")
     assert set(knn) == {"trained", "random_init", "raw_pixels"} and all(0 <= v <= 1 for v in knn.values())
-    main(["eval", "--checkpoint", str(tmp_path / "checkpoint.pt"), "--method", "linear", "--epochs", "2"])
+    assert cli.main(["eval", "--checkpoint", str(tmp_path / "checkpoint.pt"), "--method", "linear", "--epochs", "2"]) == 0
     assert "linear accuracy, trained" in capsys.readouterr().out
     with pytest.raises(FileNotFoundError, match="train first"):
         evaluate_checkpoint(tmp_path / "nope.pt")
+
+
+# ----------------------------------------------------------------------------------------------
+# your own images: an ImageFolder in real file formats (conftest.write_image_folder), end to end
+
+
+def _accuracies(out: str) -> dict[str, float]:
+    """``{"knn trained": 0.5, ...}`` from the lines `vicreg-edu eval` prints."""
+    found = re.findall(r"^(knn|linear) accuracy, (\w+)\s+([\d.]+)%$", out, flags=re.M)
+    return {f"{m} {name}": float(v) / 100 for m, name, v in found}
+
+
+def _evaluate_both(checkpoint, capsys) -> dict[str, float]:
+    for method in ("knn", "linear"):
+        assert cli.main(["eval", "--checkpoint", str(checkpoint), "--method", method, "--epochs", "5"]) == 0
+    acc = _accuracies(capsys.readouterr().out)
+    assert set(acc) == {"knn trained", "knn random_init", "linear trained"}, acc  # no raw pixels for a folder
+    assert all(0 <= v <= 1 for v in acc.values())
+    return acc
+
+
+def test_imagefolder_one_process_trains_evaluates_and_resumes_exactly(tmp_path, image_folder, capsys):
+    """`vicreg-edu train` on PNG/JPEG, RGB/greyscale/RGBA, one image smaller than the crop, one process."""
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert cli.main(["train", "--set", *imagefolder_set_args(image_folder, straight, max_steps=6)]) == 0
+    out = capsys.readouterr().out
+    assert "imagefolder | world=1" in out and "4 steps/epoch" in out and "k-NN accuracy" in out
+    # 3 steps (mid-epoch), then resume to 6: crosses the epoch boundary (set_epoch on one process)
+    assert cli.main(["train", "--set", *imagefolder_set_args(image_folder, resumed, max_steps=3)]) == 0
+    assert state(resumed)["step"] == 3
+    assert cli.main(["train", "--resume", "auto", "--set", *imagefolder_set_args(image_folder, resumed, max_steps=6)]) == 0
+    a, b = state(straight), state(resumed)
+    assert a["step"] == b["step"] == 6
+    for name in a["net"]:  # the DataLoader path resumes exactly too (no workers: the views use the saved RNG)
+        assert torch.equal(a["net"][name], b["net"][name]), name
+    _evaluate_both(straight / "checkpoint.pt", capsys)
+
+
+def test_imagefolder_two_processes_train_resume_and_evaluate(tmp_path, image_folder, capsys):
+    """torchrun, 2 gloo processes, on the same folder: 3 steps, resume to 6, then `vicreg-edu eval`."""
+    out = tmp_path / "ddp"
+    torchrun("--set", *imagefolder_set_args(image_folder, out, max_steps=3, final_eval=False))
+    assert state(out)["step"] == 3 and len(state(out)["rng"]) == 2
+    proc = torchrun("--resume", "auto", "--set", *imagefolder_set_args(image_folder, out, max_steps=6))
+    assert "k-NN accuracy" in proc.stdout and proc.stdout.count("VICReg |") == 1  # rank 0 prints
+    assert state(out)["step"] == 6
+    steps = [r["step"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if r["kind"] == "step"]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    _evaluate_both(out / "checkpoint.pt", capsys)

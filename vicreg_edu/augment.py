@@ -45,12 +45,19 @@ import torch.nn.functional as F
 import torchvision.transforms as T
 from PIL import Image, ImageFilter, ImageOps
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2470, 0.2435, 0.2616)
-SHAPES_MEAN = (0.5029, 0.4968, 0.4992)  # = data.DATASET_STATS["shapes"]; tests check they agree
-SHAPES_STD = (0.2769, 0.2752, 0.2757)
+# Channel statistics (mean, std) of the training splits, on [0, 1] pixels: the one place they live
+# (``data.DATASET_STATS`` is this dict). shapes: measured on Shapes("train") (seed 0, n=10000);
+# tests/test_data.py re-measures them.
+DATASET_STATS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "shapes": ((0.5029, 0.4968, 0.4992), (0.2769, 0.2752, 0.2757)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "imagefolder": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+IMAGENET_MEAN, IMAGENET_STD = DATASET_STATS["imagenet"]
+CIFAR10_MEAN, CIFAR10_STD = DATASET_STATS["cifar10"]
+SHAPES_MEAN, SHAPES_STD = DATASET_STATS["shapes"]
 
 _CROP_TRIALS = 10  # as torchvision's RandomResizedCrop.get_params
 
@@ -179,6 +186,32 @@ def shapes_augment(**overrides) -> AugmentConfig:
     base = AugmentConfig(size=32, crop_scale=(0.3, 1.0), saturation=0.4, hue=0.25, blur_p=(0.0, 0.0),
                          solarize_p=(0.1, 0.1), mean=SHAPES_MEAN, std=SHAPES_STD)
     return _with_overrides(base, overrides)
+
+
+AUGMENT_RECIPES = {"shapes": shapes_augment, "cifar": cifar_augment, "imagenet": imagenet_augment}
+"""Name (``Config.augment``) -> recipe function."""
+
+
+def make_augment_config(cfg) -> AugmentConfig:
+    """The :class:`AugmentConfig` a run's config names: recipe ``cfg.augment`` with ``cfg.aug`` overrides.
+
+    Raises:
+        ConfigError: unknown recipe, unknown field in ``aug``, or a value out of range (the
+            message names the field).
+
+    Example:
+        >>> from vicreg_edu.config import Config
+        >>> make_augment_config(Config(augment="cifar", aug={"jitter_p": 0.0})).jitter_p
+        0.0
+    """
+    from .errors import ConfigError
+
+    if cfg.augment not in AUGMENT_RECIPES:
+        raise ConfigError(f"augment={cfg.augment!r} is not a recipe; choose one of {sorted(AUGMENT_RECIPES)}")
+    try:
+        return AUGMENT_RECIPES[cfg.augment](**cfg.aug)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"bad augmentation override aug={cfg.aug}: {e}") from None
 
 
 # -----------------------------------------------------------------------------

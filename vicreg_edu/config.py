@@ -18,9 +18,12 @@ is unchanged. Explicit overrides passed to :func:`get_config` win over the fast-
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+from .errors import ConfigError
 
 FAST: bool = os.environ.get("VICREG_EDU_FAST", "0").lower() not in ("", "0", "false", "no")
 """True when the environment asks for the CI-sized version of every run (``VICREG_EDU_FAST=1``)."""
@@ -33,10 +36,18 @@ class Config:
     Names follow the paper (Bardes, Ponce & LeCun, ICLR 2022, Eq. 6): ``sim_coeff`` is lambda,
     ``std_coeff`` is mu, ``cov_coeff`` is nu; ``gamma`` and ``eps`` enter the variance term.
 
+    Every field is checked when the config is built (also by ``replace``, :func:`get_config`
+    and ``--set``): a bad type, value or name raises :class:`~vicreg_edu.errors.ConfigError`
+    naming the field and what it accepts (see :func:`validate`).
+
     Example:
         >>> cfg = Config(epochs=2, batch_size=64)
         >>> cfg.lr  # base_lr * batch_size / 256
         0.05
+        >>> Config(gamma=-1)
+        Traceback (most recent call last):
+        ...
+        vicreg_edu.errors.ConfigError: gamma=-1 is out of range: gamma must be a number > 0
     """
 
     # --- data -------------------------------------------------------------------------------
@@ -92,6 +103,9 @@ class Config:
     final_eval: bool = True  # k-NN of trained vs random encoder vs raw pixels at the end
     progress: bool = True  # tqdm progress bar on rank 0
     tensorboard: bool = True  # also write TensorBoard events when tensorboard is installed
+
+    def __post_init__(self) -> None:
+        validate(self)
 
     @property
     def lr(self) -> float:
@@ -184,12 +198,118 @@ _FAST_SHRINK = {
 }
 
 
+# ---------------------------------------------------------------------------------------------
+# Validation: (kind, lower bound, bound included?) per numeric field; names checked against the modules
+
+_RANGES: dict[str, tuple[type, float, bool]] = {
+    "train_size": (int, 0, True), "test_size": (int, 0, True), "num_workers": (int, 0, True),
+    "sim_coeff": (float, 0, True), "std_coeff": (float, 0, True), "cov_coeff": (float, 0, True),
+    "gamma": (float, 0, False), "eps": (float, 0, False),
+    "epochs": (int, 1, True), "batch_size": (int, 2, True), "base_lr": (float, 0, False),
+    "weight_decay": (float, 0, True), "momentum": (float, 0, True), "lars_eta": (float, 0, False),
+    "warmup_epochs": (float, 0, True), "end_lr_ratio": (float, 0, True), "probe_lr": (float, 0, False),
+    "max_steps": (int, 0, True), "seed": (int, 0, True), "log_every": (int, 1, True), "ckpt_every": (int, 0, True),
+    "diag_size": (int, 0, True), "knn_every": (int, 0, True),
+}
+_UPPER = {"momentum": 1.0, "end_lr_ratio": 1.0, "seed": 2 ** 31 - 1}  # inclusive upper bounds
+_CHOICES = {"optimizer": ("lars", "sgd", "adamw"), "amp": ("auto", "bf16", "fp16", "none"),
+            "dtype": ("float32", "float64")}
+
+
+def _fail(name: str, value: Any, problem: str, rule: str) -> ConfigError:
+    return ConfigError(f"{name}={value!r} {problem}: {name} must be {rule}")
+
+
+def _check_number(cfg: Config, name: str) -> None:
+    kind, low, closed = _RANGES[name]
+    value, upper = getattr(cfg, name), _UPPER.get(name)
+    rule = ("an integer" if kind is int else "a number") + (f" >= {low:g}" if closed else f" > {low:g}")
+    rule += f" and <= {upper:g}" if upper is not None else ""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or (kind is int and not isinstance(value, int)):
+        raise _fail(name, value, f"has the wrong type ({type(value).__name__})", rule)
+    if not math.isfinite(value) or value < low or (value == low and not closed) or (upper is not None and value > upper):
+        raise _fail(name, value, "is out of range", rule)
+    if kind is float:
+        object.__setattr__(cfg, name, float(value))
+
+
+def check_device(device: str) -> None:
+    """Check that ``device`` (auto, cpu, cuda, cuda:N) exists on this machine.
+
+    Raises:
+        ConfigError: not a device name, or a GPU that is not there (suggesting ``device=cpu``).
+    """
+    import torch
+
+    if device == "auto":
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise _fail("device", device, "is not a device", "auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device={device!r} but no CUDA GPU is available here "
+                              "(torch.cuda.is_available() is False); use device=cpu (or device=auto)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device={device!r} but this machine has {torch.cuda.device_count()} GPU(s) "
+                              f"(cuda:0 to cuda:{torch.cuda.device_count() - 1}); use device=cuda or device=auto")
+    elif dev.type != "cpu":
+        raise _fail("device", device, "is not supported", "auto, cpu, cuda or cuda:N")
+
+
+def validate(cfg: Config) -> None:
+    """Check every field of ``cfg`` (types, ranges, names, device); called when a Config is built.
+
+    Raises:
+        ConfigError: the first bad field, with its value and what it accepts.
+    """
+    from .augment import make_augment_config
+    from .data import DATASETS
+    from .models import BACKBONES, parse_expander_spec
+
+    for f in fields(cfg):  # types of the non-numeric fields
+        value, default = getattr(cfg, f.name), f.default
+        if isinstance(value, os.PathLike) and f.name in ("data_dir", "out_dir", "resume"):
+            object.__setattr__(cfg, f.name, value := os.fspath(value))
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise _fail(f.name, value, "has the wrong type", "true or false")
+        if isinstance(default, str) and not isinstance(value, str):
+            raise _fail(f.name, value, "has the wrong type", "a string")
+    if cfg.data_dir is not None and not isinstance(cfg.data_dir, str):
+        raise _fail("data_dir", cfg.data_dir, "has the wrong type", "a folder path or None")
+    if not isinstance(cfg.aug, dict):
+        raise _fail("aug", cfg.aug, "has the wrong type", "a dict of AugmentConfig overrides")
+    for name in _RANGES:
+        _check_number(cfg, name)
+    if cfg.sim_coeff == cfg.std_coeff == cfg.cov_coeff == 0:
+        raise ConfigError("sim_coeff, std_coeff and cov_coeff are all 0: the loss would be 0; "
+                          "set at least one of them > 0 (the paper uses 25, 25, 1)")
+    for name, allowed in {**_CHOICES, "dataset": DATASETS, "backbone": BACKBONES}.items():
+        if getattr(cfg, name) not in allowed:
+            raise _fail(name, getattr(cfg, name), "is unknown", "one of " + ", ".join(allowed))
+    if cfg.dataset in ("imagefolder", "imagenet") and not cfg.data_dir:
+        raise ConfigError(f"dataset={cfg.dataset} needs data_dir, the folder that holds train/ and val/ "
+                          "(one sub-folder of images per class)")
+    if cfg.dtype == "float64" and cfg.amp in ("bf16", "fp16"):
+        raise ConfigError(f"dtype=float64 needs amp=none or auto (amp={cfg.amp} would compute in half precision)")
+    if not cfg.out_dir:
+        raise _fail("out_dir", cfg.out_dir, "is empty", "a folder path")
+    try:
+        parse_expander_spec(cfg.expander)
+    except ValueError as e:
+        raise ConfigError(f"expander={cfg.expander!r}: {e}") from None
+    make_augment_config(cfg)  # augment name and aug overrides (ConfigError naming them)
+    check_device(cfg.device)
+
+
 def check_keys(overrides: dict[str, Any]) -> None:
-    """Raise ``ValueError`` naming any key that is not a :class:`Config` field."""
+    """Raise ``ConfigError`` naming any key that is not a :class:`Config` field."""
     known = {f.name for f in fields(Config)}
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise ValueError(f"unknown config key(s) {unknown}; valid keys are: {', '.join(sorted(known))}")
+        raise ConfigError(f"unknown config key(s) {unknown}; valid keys are: {', '.join(sorted(known))}")
 
 
 def get_config(preset: str = "demo", fast: bool | None = None, **overrides: Any) -> Config:
@@ -208,7 +328,7 @@ def get_config(preset: str = "demo", fast: bool | None = None, **overrides: Any)
         3
     """
     if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     check_keys(overrides)
     cfg = PRESETS[preset]()
     if FAST if fast is None else fast:
@@ -228,7 +348,7 @@ def parse_override(item: str) -> tuple[str, Any]:
     import ast
 
     if "=" not in item:
-        raise ValueError(f"--set expects key=value, got {item!r}")
+        raise ConfigError(f"--set expects key=value, got {item!r} (e.g. --set epochs=5)")
     key, raw = item.split("=", 1)
     key = key.strip().replace("-", "_")
     lowered = raw.strip().lower()
@@ -254,9 +374,11 @@ def apply_overrides(cfg: Config, items: list[str]) -> Config:
         check_keys({key: value})
         current = getattr(cfg, key)
         if isinstance(current, bool) and not isinstance(value, bool):
-            raise ValueError(f"config key {key!r} expects true/false, got {value!r}")
+            raise ConfigError(f"config key {key!r} expects true/false, got {value!r}")
         if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if isinstance(current, float) and isinstance(value, str) and value.strip().lower() in ("nan", "inf", "-inf"):
+            value = float(value)  # then refused by the range check, with the field's range
         if isinstance(current, str) and not isinstance(value, str):
             value = str(value)  # e.g. --set expander=2048 must stay a spec string
         updates[key] = value

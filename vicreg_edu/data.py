@@ -46,6 +46,21 @@ fetches them; without it a missing folder raises FileNotFoundError with instruct
 ``load_dataset("imagefolder"|"imagenet", root, split)`` reads ``root/train`` or ``root/val`` with
 ``torchvision.datasets.ImageFolder``. ``TwoViewDataset`` turns any of them into
 ``((view_a, view_b), label)`` pairs and ``make_loader`` builds the (distributed) DataLoader.
+
+The trainer's batches: one loader interface
+-------------------------------------------
+:func:`make_two_view_loader` returns one of two loaders with the same small interface (after
+airbench's ``CifarLoader``): ``len(loader)`` steps per epoch, ``loader.set_epoch(epoch, start)``
+(shuffle of that epoch, from step ``start`` on: resuming mid-epoch), iteration yielding this
+process's ``(view_a, view_b, labels)`` on the device, and ``loader.num_classes``.
+
+- :class:`InMemoryTwoViewLoader` (Shapes, CIFAR): the whole split is one uint8 tensor on the
+  device and both views of a batch are made there at once (``augment.TwoViewBatchAugment``).
+- :class:`DataLoaderTwoViews` (image folders): a ``DataLoader`` with workers running the PIL
+  transforms (``augment.TwoViewTransform``).
+
+Both shard the data with the same :class:`ShardSampler` (DistributedSampler's shuffle, on one
+process too), so ``set_epoch`` works everywhere.
 """
 
 from __future__ import annotations
@@ -59,24 +74,17 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torchvision
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-# -----------------------------------------------------------------------------
-# Channel statistics (mean, std) of the training splits, on [0, 1] pixels.
-# shapes: measured on Shapes("train") (seed 0, n=10000); tests/test_data.py re-measures them.
-
-DATASET_STATS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
-    "shapes": ((0.5029, 0.4968, 0.4992), (0.2769, 0.2752, 0.2757)),
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
-    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-    "imagefolder": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-}
+from . import distributed as D
+from .augment import DATASET_STATS, AugmentConfig, TwoViewBatchAugment, TwoViewTransform  # noqa: F401 (stats re-exported)
+from .errors import DataError, DataNotFoundError
 
 DEFAULT_ROOT = Path("data")
+IN_MEMORY_DATASETS = ("shapes", "cifar10", "cifar100")  # small images: one uint8 tensor, augmented on the device
+DATASETS = IN_MEMORY_DATASETS + ("imagefolder", "imagenet")
 
 # -----------------------------------------------------------------------------
 # Shapes: signed distance functions in the shape's unit frame (p: (..., 2) array of x, y)
@@ -290,7 +298,7 @@ def _load_cifar(name, root, split, transform, download, verify_md5):
     cls, cls_no_md5, title = _CIFAR[name]
     folder = Path(root) / cls.base_folder
     if not download and not folder.is_dir():
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"{title} not found: expected the folder {folder} (the python version: "
             f"{', '.join(n for n, _ in cls.train_list + cls.test_list)}, {cls.meta['filename']}). "
             f"Pass download=True to fetch it, or download {cls.url} and extract it into {Path(root)}."
@@ -299,8 +307,8 @@ def _load_cifar(name, root, split, transform, download, verify_md5):
         raise ValueError("download=True downloads and checks the real files; use it with verify_md5=True")
     try:
         return (cls if verify_md5 else cls_no_md5)(str(root), train=(split == "train"), transform=transform, download=download)
-    except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"
-        raise FileNotFoundError(
+    except (RuntimeError, FileNotFoundError) as err:  # torchvision: "Dataset not found or corrupted"
+        raise DataNotFoundError(
             f"{title} in {folder} is incomplete or its md5 checksums do not match the official files "
             f"({err}). Re-download it with download=True (after removing the folder)."
         ) from err
@@ -341,14 +349,29 @@ def load_dataset(name: str, root: str | Path | None = None, split: str = "train"
         if root is None:
             raise ValueError(f"{name}: pass root=, the folder that holds train/ and val/ (one sub-folder per class)")
         folder = Path(root) / ("train" if split == "train" else "val")
+        how = (f"expected the folder {folder} with one sub-folder of images per class "
+               f"(root/train/<class>/*.JPEG and root/val/<class>/*.JPEG). For ImageNet, download the "
+               "ILSVRC2012 train and val archives from image-net.org and sort val into class folders.")
         if not folder.is_dir():
-            raise FileNotFoundError(
-                f"{name}: expected the folder {folder} with one sub-folder of images per class "
-                f"(root/train/<class>/*.JPEG and root/val/<class>/*.JPEG). For ImageNet, download the "
-                "ILSVRC2012 train and val archives from image-net.org and sort val into class folders."
-            )
-        return torchvision.datasets.ImageFolder(str(folder), transform=transform)
+            raise DataNotFoundError(f"{name}: {how}")
+        try:
+            return torchvision.datasets.ImageFolder(str(folder), transform=transform, loader=read_image)
+        except FileNotFoundError as e:  # torchvision: no class folder, or no image file in them
+            raise DataNotFoundError(f"{name}: {folder} holds no images ({e}); {how}") from None
     raise ValueError(f"unknown dataset {name!r}; expected 'shapes', 'cifar10', 'cifar100', 'imagefolder' or 'imagenet'")
+
+
+def read_image(path: str) -> Image.Image:
+    """Open an image file as RGB (greyscale, palette and RGBA images are converted).
+
+    Raises:
+        DataError: the file is not a readable image; the message names the file.
+    """
+    try:
+        with open(path, "rb") as f:
+            return Image.open(f).convert("RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise DataError(f"cannot read the image file {path} ({type(e).__name__}: {e}); remove or replace it") from None
 
 
 def in_memory_uint8(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
@@ -454,8 +477,8 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = True, drop
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if distributed is None:
-        distributed = dist.is_available() and dist.is_initialized()
-    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+        distributed = D.is_distributed()
+    rank, world = (D.get_rank(), D.get_world_size()) if distributed else (0, 1)
     per_rank = len(dataset) // world
     if drop_last and per_rank < batch_size:
         raise ValueError(
@@ -479,3 +502,192 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = True, drop
         worker_init_fn=_seed_worker if num_workers > 0 else None,
         generator=torch.Generator().manual_seed(seed + rank),
     )
+
+
+# -----------------------------------------------------------------------------
+# The trainer's loaders: len = steps per epoch, set_epoch(epoch, start), iter -> (view_a, view_b, labels)
+
+
+class ShardSampler(Sampler):
+    """This process's sample indices for one epoch, whole batches only, from batch ``start`` on.
+
+    The order is ``DistributedSampler``'s (shuffled with ``seed + epoch``, rank r takes positions
+    r, r + W, r + 2W, ...), used on one process too, so every loader has ``set_epoch`` and a run
+    resumed mid-epoch reads exactly the batches it had not read.
+
+    Example:
+        >>> s = ShardSampler(10, batch_size=3, rank=0, world=1, seed=0)
+        >>> s.set_epoch(0, start=2); len(s), len(list(s))
+        (3, 3)
+    """
+
+    def __init__(self, n: int, batch_size: int, rank: int, world: int, seed: int):
+        self.order = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed,
+                                        drop_last=True)
+        self.batch_size, self.start = batch_size, 0
+        self.steps = len(self.order) // batch_size  # whole batches per epoch
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.order.set_epoch(epoch)
+        self.start = start
+
+    def __len__(self) -> int:
+        return (self.steps - self.start) * self.batch_size
+
+    def __iter__(self):
+        return iter(list(self.order)[self.start * self.batch_size:self.steps * self.batch_size])
+
+
+def _check_batches(steps: int, n: int, batch_size: int, world: int) -> None:
+    if batch_size % world:
+        raise DataError(f"batch_size={batch_size} is not divisible by the world size {world}: each process needs "
+                        f"batch_size / world_size images (try {max(batch_size // world, 1) * world})")
+    if batch_size // world < 2:
+        raise DataError(f"each process needs at least 2 images per batch (variance), got {batch_size // world}")
+    if steps == 0:
+        raise DataError(f"the training set ({n} images) is smaller than one batch (batch_size={batch_size}); "
+                        "lower batch_size")
+
+
+class InMemoryTwoViewLoader:
+    """Batches of two views made on the device from one uint8 tensor (Shapes, CIFAR).
+
+    Each step draws the augmentation parameters of the GLOBAL batch from a per-step seed
+    (``seed * 1_000_003 + epoch * len(self) + step``) and keeps this rank's rows: rank r's samples
+    sit at positions r, r + W, ... of the global batch (the sampler interleaves), so W processes
+    see exactly the views one process would, and a resumed run sees the same views.
+
+    Args:
+        images: uint8 (N, 3, H, W) on the device; labels: int64 (N,) on the device.
+        augment: the two-view batch augmentation; batch_size: the GLOBAL batch.
+        rank, world: this process and the number of processes (default: from torch.distributed).
+
+    Example:
+        >>> from vicreg_edu.augment import shapes_augment
+        >>> x, y = in_memory_uint8(Shapes("test", n=64))
+        >>> loader = InMemoryTwoViewLoader(x, y, TwoViewBatchAugment(shapes_augment()), batch_size=16)
+        >>> loader.set_epoch(0); a, b, labels = next(iter(loader)); len(loader), a.shape
+        (4, torch.Size([16, 3, 32, 32]))
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, augment: TwoViewBatchAugment, batch_size: int,
+                 *, seed: int = 0, rank: int | None = None, world: int | None = None):
+        rank = D.get_rank() if rank is None else rank
+        world = D.get_world_size() if world is None else world
+        self.images, self.labels, self.augment = images, labels, augment
+        self.batch_size, self.seed, self.rank, self.world = batch_size, seed, rank, world
+        self.sampler = ShardSampler(len(images), max(batch_size // world, 1), rank, world, seed)
+        _check_batches(self.sampler.steps, len(images), batch_size, world)
+        self.num_classes = int(labels.max()) + 1
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.sampler.steps
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch = epoch
+        self.sampler.set_epoch(epoch, start)
+
+    def __iter__(self):
+        order = torch.tensor(list(self.sampler), device=self.images.device)
+        local, aug = self.sampler.batch_size, self.augment
+        for i, step in enumerate(range(self.sampler.start, len(self))):
+            idx = order[i * local:(i + 1) * local]
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * len(self) + step)
+            pa, pb = aug.view_a.sample(self.batch_size, gen), aug.view_b.sample(self.batch_size, gen)
+            pa, pb = ({k: v[self.rank::self.world] for k, v in p.items()} for p in (pa, pb))
+            x = self.images[idx]
+            yield aug.view_a.apply(x, pa), aug.view_b.apply(x, pb), self.labels[idx]
+
+
+class DataLoaderTwoViews:
+    """Batches of two views from a ``DataLoader`` whose workers run the PIL transforms (image folders).
+
+    Args:
+        dataset: yields ``(PIL image, label)``; two_view_transform: PIL image -> (view_a, view_b).
+        batch_size: the GLOBAL batch; device: where the batches go.
+        num_workers: loader processes; their random streams come from a generator seeded with
+            ``seed + rank``.
+
+    Example:
+        >>> from vicreg_edu.augment import shapes_augment
+        >>> loader = DataLoaderTwoViews(Shapes("test", n=32), TwoViewTransform(shapes_augment()), batch_size=8)
+        >>> loader.set_epoch(0); a, b, labels = next(iter(loader)); len(loader), a.shape
+        (4, torch.Size([8, 3, 32, 32]))
+    """
+
+    def __init__(self, dataset: Dataset, two_view_transform: Callable, batch_size: int, *, seed: int = 0,
+                 num_workers: int = 0, device: torch.device | str = "cpu", rank: int | None = None,
+                 world: int | None = None):
+        rank = D.get_rank() if rank is None else rank
+        world = D.get_world_size() if world is None else world
+        self.device = torch.device(device)
+        self.sampler = ShardSampler(len(dataset), max(batch_size // world, 1), rank, world, seed)
+        _check_batches(self.sampler.steps, len(dataset), batch_size, world)
+        classes = getattr(dataset, "classes", None) or getattr(getattr(dataset, "dataset", None), "classes", None)
+        self.num_classes = len(classes)
+        self.loader = DataLoader(
+            TwoViewDataset(dataset, two_view_transform), batch_size=self.sampler.batch_size, sampler=self.sampler,
+            drop_last=True, num_workers=num_workers, pin_memory=self.device.type == "cuda",
+            persistent_workers=num_workers > 0, worker_init_fn=_seed_worker if num_workers > 0 else None,
+            generator=torch.Generator().manual_seed(seed + rank))
+
+    def __len__(self) -> int:
+        return self.sampler.steps
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.sampler.set_epoch(epoch, start)
+
+    def __iter__(self):
+        for (x_a, x_b), y in self.loader:
+            yield (x_a.to(self.device, non_blocking=True), x_b.to(self.device, non_blocking=True),
+                   y.to(self.device, non_blocking=True))
+
+
+def _first(data, n: int):
+    """The first n items of (images, labels) tensors or of a dataset (n = 0: all)."""
+    if isinstance(data, tuple):
+        return (data[0][:n], data[1][:n]) if n else data
+    return torch.utils.data.Subset(data, range(min(n, len(data)))) if n else data
+
+
+def make_two_view_loader(name: str, root, aug: AugmentConfig, batch_size: int, *, train_size: int = 0,
+                         download: bool = False, seed: int = 0, num_workers: int = 0,
+                         device: torch.device | str = "cpu", rank: int | None = None, world: int | None = None):
+    """The training loader of a dataset: in memory for Shapes/CIFAR, a DataLoader for image folders.
+
+    Returns an :class:`InMemoryTwoViewLoader` or a :class:`DataLoaderTwoViews` (same interface:
+    ``len``, ``set_epoch(epoch, start=0)``, iteration -> ``(view_a, view_b, labels)`` on ``device``,
+    ``num_classes``). ``batch_size`` is global; ``train_size`` keeps the first N images (0 = all).
+
+    Example:
+        >>> from vicreg_edu.augment import shapes_augment
+        >>> loader = make_two_view_loader("shapes", None, shapes_augment(), 128, train_size=512)
+        >>> len(loader), loader.num_classes
+        (4, 10)
+    """
+    if name in IN_MEMORY_DATASETS:
+        images, labels = _first(in_memory_uint8(load_dataset(name, root, "train", download=download)), train_size)
+        device = torch.device(device)
+        return InMemoryTwoViewLoader(images.to(device), labels.to(device), TwoViewBatchAugment(aug), batch_size,
+                                     seed=seed, rank=rank, world=world)
+    base = _first(load_dataset(name, root, "train"), train_size)
+    return DataLoaderTwoViews(base, TwoViewTransform(aug), batch_size, seed=seed, num_workers=num_workers,
+                              device=device, rank=rank, world=world)
+
+
+def diagnostic_views(name: str, root, aug: AugmentConfig, n: int, seed: int = 0,
+                     device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Two fixed views of the first ``n`` held-out images (0 = all), for the per-epoch collapse report.
+
+    The same for every epoch and every process count (drawn from ``seed``).
+    Shapes: two float32 tensors (n, 3, size, size) on ``device``.
+    """
+    if name in IN_MEMORY_DATASETS:
+        x, _ = _first(in_memory_uint8(load_dataset(name, root, "test")), n)
+        return TwoViewBatchAugment(aug)(x.to(device), torch.Generator().manual_seed(seed))
+    val, tv = load_dataset(name, root, "val"), TwoViewTransform(aug)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        pairs = [tv(val[i][0]) for i in range(min(n or len(val), len(val)))]
+    return torch.stack([a for a, _ in pairs]).to(device), torch.stack([b for _, b in pairs]).to(device)

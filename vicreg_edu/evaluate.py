@@ -19,6 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .augment import eval_transform, make_augment_config
+from .data import IN_MEMORY_DATASETS, in_memory_uint8, load_dataset
+from .models import build_model
+
 
 def normalize_uint8(images: torch.Tensor, mean, std) -> torch.Tensor:
     """uint8 ``(N, 3, H, W)`` -> float ``(N, 3, H, W)`` normalised with per-channel ``mean``/``std`` (in [0, 1] units)."""
@@ -152,24 +156,74 @@ def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, test_
         return (clf(xte).argmax(1) == test_labels.long()).float().mean().item()
 
 
+def _first(data, n: int):
+    if isinstance(data, tuple):
+        return (data[0][:n], data[1][:n]) if n else data
+    return torch.utils.data.Subset(data, range(min(n, len(data)))) if n else data
+
+
+def load_eval_data(cfg):
+    """Frozen-feature evaluation data of a run's dataset: ``((train_x, train_y), (test_x, test_y), (mean, std))``.
+
+    In-memory datasets (Shapes, CIFAR) give uint8 tensors (normalised later with ``(mean, std)``);
+    image folders give datasets that yield ``(eval-transformed tensor, label)`` (labels ``None``).
+    ``cfg.train_size`` / ``cfg.test_size`` keep the first N images (0 = all).
+    """
+    aug = make_augment_config(cfg)
+    if cfg.dataset in IN_MEMORY_DATASETS:
+        train, test = (_first(in_memory_uint8(load_dataset(cfg.dataset, cfg.data_dir, split, download=cfg.download)), n)
+                       for split, n in (("train", cfg.train_size), ("test", cfg.test_size)))
+        return train, test, (aug.mean, aug.std)
+    tf = eval_transform(aug)
+    train = _first(load_dataset(cfg.dataset, cfg.data_dir, "train", transform=tf), cfg.train_size)
+    test = _first(load_dataset(cfg.dataset, cfg.data_dir, "val", transform=tf), cfg.test_size)
+    return (train, None), (test, None), (aug.mean, aug.std)
+
+
+def knn_comparison(model, cfg, device: torch.device, amp_dtype=None, eval_data=None) -> dict[str, float]:
+    """k-NN accuracy (k=20, T=0.07) of the model's backbone, of a randomly initialised backbone of
+    the same architecture, and (in-memory datasets) of raw normalised pixels.
+
+    ``eval_data``: the result of :func:`load_eval_data` if already loaded (else loaded here).
+    Returns ``{"trained": ..., "random_init": ..., "raw_pixels": ...}`` (accuracies in [0, 1]).
+    """
+    (xtr, ytr), (xte, yte), stats = eval_data or load_eval_data(cfg)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed + 12345)
+        random_model = build_model(cfg).to(device, next(model.parameters()).dtype).eval()
+    out = {}
+    for name, m in (("trained", model), ("random_init", random_model)):
+        was_training = m.training
+        m.eval()
+        ftr, ltr = extract_features(m.backbone, xtr, *stats, device=device, amp_dtype=amp_dtype)
+        fte, lte = extract_features(m.backbone, xte, *stats, device=device, amp_dtype=amp_dtype)
+        out[name] = knn_accuracy(ftr, ytr if ltr is None else ltr, fte, yte if lte is None else lte)
+        m.train(was_training)
+    if isinstance(xtr, torch.Tensor):
+        out["raw_pixels"] = knn_accuracy(normalize_uint8(xtr, *stats).flatten(1), ytr,
+                                         normalize_uint8(xte, *stats).flatten(1), yte)
+    return out
+
+
 def load_checkpoint_model(path: str | Path, device: str | torch.device = "cpu"):
     """Rebuild the trained :class:`~vicreg_edu.models.VICReg` and its :class:`~vicreg_edu.config.Config`
     from a trainer checkpoint. Returns ``(model in eval mode, config)``.
 
     Raises:
-        FileNotFoundError: no file at ``path``.
+        CheckpointNotFoundError (a ``FileNotFoundError``): no file at ``path``.
+        CheckpointError (a ``ValueError``): not a readable vicreg-edu checkpoint.
     """
-    from .config import Config
-    from .train import build_model
+    from .checkpoint import config_of, load_checkpoint
+    from .errors import CheckpointError
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}; train first with `vicreg-edu train` (it writes "
-                                "<out_dir>/checkpoint.pt)")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    cfg = Config(**ckpt["config"])
+    ckpt = load_checkpoint(path)
+    cfg = config_of(ckpt, path, device="auto")  # the training device may not exist here
     model = build_model(cfg)
-    model.load_state_dict({k[len("model."):]: v for k, v in ckpt["net"].items() if k.startswith("model.")})
+    try:
+        model.load_state_dict({k[len("model."):]: v for k, v in ckpt["net"].items() if k.startswith("model.")})
+    except (RuntimeError, AttributeError) as e:
+        raise CheckpointError(f"{path} is not a readable vicreg-edu checkpoint (its weights do not fit "
+                              f"{cfg.backbone} + expander {cfg.expander}: {str(e).splitlines()[0]})") from e
     return model.to(device).eval(), cfg
 
 
@@ -181,11 +235,9 @@ def evaluate_checkpoint(path: str | Path, method: str = "knn", device: str = "au
     accuracy of the trained backbone (``probe_kwargs`` go to :func:`linear_probe`).
 
     Raises:
-        FileNotFoundError: the checkpoint does not exist.
+        CheckpointNotFoundError / CheckpointError: the checkpoint is missing / unreadable.
         ValueError: unknown method.
     """
-    from .train import knn_comparison, load_eval_data
-
     if method not in ("knn", "linear"):
         raise ValueError(f"unknown evaluation method {method!r}; choose knn or linear")
     dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)

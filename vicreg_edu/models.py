@@ -240,3 +240,41 @@ class VICReg(nn.Module):
         y = self.backbone(x)  # (B, repr_dim)
         z = self.expander(y)  # (B, embed_dim)
         return y, z
+
+
+def build_model(cfg) -> VICReg:
+    """The VICReg model a :class:`~vicreg_edu.config.Config` names (``cfg.backbone``, ``cfg.expander``).
+
+    Random initialisation, nothing downloaded.
+
+    Example:
+        >>> from vicreg_edu.config import Config
+        >>> build_model(Config(backbone="small_cnn", expander="64-32")).embed_dim
+        32
+    """
+    return VICReg(backbone=cfg.backbone, expander=cfg.expander)
+
+
+class VICRegWithProbe(nn.Module):
+    """The VICReg model plus the online linear probe, wrapped together by DDP during training.
+
+    The probe sees *detached* representations of view a, so its cross-entropy never reaches the
+    encoder: it only reports, during training, how linearly separable the representations are.
+
+    Shapes: forward(x_a, x_b (B, 3, H, W)) -> (z_a, z_b (B, embed_dim), probe logits (B, num_classes)).
+
+    Example:
+        >>> net = VICRegWithProbe(VICReg("small_cnn", "64-32"), num_classes=10)
+        >>> [t.shape[1] for t in net(torch.zeros(2, 3, 32, 32), torch.zeros(2, 3, 32, 32))]
+        [32, 32, 10]
+    """
+
+    def __init__(self, model: VICReg, num_classes: int):
+        super().__init__()
+        self.model = model
+        self.probe = nn.Linear(model.repr_dim, num_classes)
+
+    def forward(self, x_a: torch.Tensor, x_b: torch.Tensor):
+        r_a, z_a = self.model(x_a)  # (B, repr_dim), (B, embed_dim)
+        _, z_b = self.model(x_b)
+        return z_a, z_b, self.probe(r_a.detach())

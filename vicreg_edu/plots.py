@@ -28,6 +28,7 @@ import seaborn as sns
 import torch
 
 from . import diagnostics as dg
+from .diagnostics import pca_2d  # noqa: F401 (computed in diagnostics; kept importable from here)
 
 __all__ = [
     "DIVERGING_CMAP",
@@ -205,7 +206,7 @@ def plot_spectrum(
         >>> ax = plot_spectrum(z_random, label="random init")
         >>> plot_spectrum(z_trained, ax=ax, label="after VICReg")
     """
-    s = dg._spectrum(z_or_singular_values, center=center).cpu().numpy()
+    s = dg.spectrum(z_or_singular_values, center=center).cpu().numpy()
     erank = dg.effective_rank(torch.from_numpy(s))
     ax = _new_ax(ax)
     idx = np.arange(1, len(s) + 1)
@@ -537,68 +538,6 @@ def plot_training_overview(metrics: Metrics, log_y: bool = False):
 # 2-D views of the embeddings
 
 
-def pca_2d(z) -> tuple[torch.Tensor, torch.Tensor]:
-    """Project embeddings on their first two principal components.
-
-    Exact, in float64, through the smaller of the D x D covariance and the N x N Gram matrix.
-    Signs are fixed (the largest-magnitude coordinate of each component is positive) so figures
-    are reproducible.
-
-    Args:
-        z: embeddings (N, D), N >= 2, D >= 2.
-    Returns:
-        (coords (N, 2) float64 on CPU, explained-variance ratio (2,)).
-
-    Example::
-
-        >>> xy, ratio = pca_2d(torch.randn(100, 8))
-    """
-    x = dg._check_embeddings(z, min_rows=2).cpu()
-    n, d = x.shape
-    if d < 2:
-        raise ValueError(f"a 2-D view needs embeddings with D >= 2, got shape {(n, d)}")
-    xc = dg._centre(x)
-    if d <= n:
-        evals, evecs = torch.linalg.eigh(xc.T @ xc)  # (D,), (D, D) increasing
-        coords = xc @ evecs[:, [-1, -2]]
-    else:
-        evals, evecs = torch.linalg.eigh(xc @ xc.T)  # (N,), (N, N): coords = U * s
-        coords = evecs[:, [-1, -2]] * evals[[-1, -2]].clamp_min(0).sqrt()
-    evals = evals.clamp_min(0)
-    total = evals.sum()
-    ratio = evals[[-1, -2]] / total if total > 0 else torch.zeros(2, dtype=torch.float64)
-    flip = torch.sign(coords.gather(0, coords.abs().argmax(0, keepdim=True)))
-    coords = coords * torch.where(flip == 0, torch.ones_like(flip), flip)
-    return coords, ratio
-
-
-def _embed_2d(z, method: str, seed: int):
-    if method == "pca":
-        coords, ratio = pca_2d(z)
-        return coords.numpy(), [f"PC {i + 1} ({100 * float(r):.1f}% of variance)"
-                                for i, r in enumerate(ratio)]
-    x = dg._check_embeddings(z, min_rows=2).cpu().numpy()
-    if method == "tsne":
-        try:
-            from sklearn.manifold import TSNE
-        except ImportError:
-            raise ImportError("method='tsne' needs scikit-learn, which is not installed "
-                              "(pip install scikit-learn); method='pca' needs nothing extra") from None
-        perplexity = min(30.0, max(1.0, (len(x) - 1) / 3))
-        coords = TSNE(n_components=2, init="pca", perplexity=perplexity,
-                      random_state=seed).fit_transform(x)
-        return coords, ["t-SNE 1", "t-SNE 2"]
-    if method == "umap":
-        try:
-            import umap
-        except ImportError:
-            raise ImportError("method='umap' needs umap-learn, which is not installed "
-                              "(pip install umap-learn); method='pca' needs nothing extra") from None
-        coords = umap.UMAP(n_components=2, random_state=seed).fit_transform(x)
-        return coords, ["UMAP 1", "UMAP 2"]
-    raise ValueError(f"method must be 'pca', 'tsne' or 'umap', got {method!r}")
-
-
 def plot_embedding_2d(
     z,
     labels=None,
@@ -639,7 +578,7 @@ def plot_embedding_2d(
         if labels.ndim != 1 or len(labels) != n:
             raise ValueError(f"labels must be 1-D with one label per row of z (N={n}), "
                              f"got shape {labels.shape}")
-    coords, axis_labels = _embed_2d(z, method, seed)
+    coords, axis_labels = dg.embed_2d(z, method, seed)
     ax = _new_ax(ax, figsize=(5.5, 5))
     hue = hue_order = None
     if labels is not None:

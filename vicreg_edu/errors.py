@@ -1,0 +1,40 @@
+"""Errors that are the user's to fix (a bad setting, missing data, an unreadable checkpoint).
+
+The command line (:mod:`vicreg_edu.cli`) prints these as one line, ``vicreg-edu: error: ...``,
+and exits with status 2; any other exception is a bug and keeps its traceback. Each class also
+derives from the built-in exception a Python caller would expect (``ValueError``,
+``FileNotFoundError``), so ``except ValueError`` keeps working in notebooks.
+
+Example:
+    >>> issubclass(ConfigError, ValueError) and issubclass(ConfigError, UserError)
+    True
+"""
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Base class: the message says what is wrong and how to fix it."""
+
+
+class ConfigError(UserError, ValueError):
+    """A config field has a bad type, value or name (the message names the field and its range)."""
+
+
+class DataError(UserError, ValueError):
+    """The data is unusable: an unreadable image file, an empty folder, too few images for a batch."""
+
+
+class DataNotFoundError(UserError, FileNotFoundError):
+    """The data folder (or a file in it) is not there; the message says how to get it."""
+
+
+class CheckpointError(UserError, ValueError):
+    """A checkpoint is missing, unreadable, not a vicreg-edu checkpoint, or from another recipe."""
+
+
+class CheckpointNotFoundError(UserError, FileNotFoundError):
+    """No checkpoint at the given path."""
+
+
+class TrainingDiverged(UserError, FloatingPointError):
+    """The loss became NaN/Inf; the message names the step, the last good checkpoint and fixes."""
