@@ -36,14 +36,15 @@ import matplotlib.pyplot as plt
 import torch
 
 from vicreg_edu import plots
-from vicreg_edu.augment import TwoViewBatchAugment
+from vicreg_edu.augment import TwoViewBatchAugment, make_augment_config
 from vicreg_edu.config import FAST, get_config
 from vicreg_edu.data import in_memory_uint8, load_dataset
 from vicreg_edu.diagnostics import (correlation_matrix, covariance_matrix, effective_rank, numerical_rank,
                                     per_dim_std)
 from vicreg_edu.evaluate import extract_features, load_checkpoint_model
 from vicreg_edu.loss import covariance_loss, invariance_loss, vicreg_loss
-from vicreg_edu.train import build_model, make_augment_config, train
+from vicreg_edu.models import build_model
+from vicreg_edu.train import train
 
 torch.manual_seed(0)
 print("fast mode:", FAST)
