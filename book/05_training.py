@@ -236,15 +236,15 @@ try:
         sizes = dict(expander="1024-1024-1024", warmup_epochs=2, epochs=2 if FAST else 20,
                      train_size=1024 if FAST else 0, test_size=512 if FAST else 0)
     else:  # a ResNet-18 step takes minutes on a laptop CPU: use the demo's small CNN and optimiser
-        sizes = dict(backbone="small_cnn", expander="512-512-512", optimizer="adamw", base_lr=1e-2,
-                     weight_decay=0.05, batch_size=128, warmup_epochs=1, epochs=2 if FAST else 4,
-                     train_size=1024 if FAST else 10000, test_size=512 if FAST else 2000)
+        sizes = {k: getattr(demo, k) for k in ("backbone", "expander", "optimizer", "base_lr", "weight_decay",
+                                               "batch_size", "warmup_epochs", "epochs")}
+        sizes.update(train_size=1024 if FAST else 10000, test_size=512 if FAST else 2000)
     sizes["data_dir"] = str(data_root)
 except FileNotFoundError as missing:
     print(missing)
     print("-> training the demo preset on the built-in Shapes data instead.")
     preset = "demo"
-    sizes = dict(epochs=2 if FAST else 4, train_size=2560 if FAST else 10000, test_size=1000 if FAST else 2000)
+    sizes = dict(epochs=2, train_size=2560, test_size=1000) if FAST else {}  # full size: the preset as it is
 cfg = get_config(preset, out_dir=str(run_dir), progress=True, knn_every=1, final_eval=True, seed=0, **sizes)
 print(f"preset {preset}: {cfg.backbone} + expander {cfg.expander}, {cfg.epochs} epochs on "
       f"{cfg.train_size or 'all'} images, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}")

@@ -65,9 +65,9 @@ if ckpt.is_file() and ckpt.with_name("metrics.jsonl").is_file():
     print(f"loaded chapter 5's model from {ckpt}")
 else:
     print(f"no checkpoint at {ckpt} (run chapter 5 first to reuse its model): training a small demo run")
-    result = train(get_config("demo", epochs=2 if FAST else 4, train_size=2560 if FAST else 6400,
-                              test_size=1000, knn_every=1, final_eval=False, out_dir="runs/ch06_demo",
-                              progress=True, seed=0))
+    sizes = dict(epochs=2, train_size=2560, test_size=1000) if FAST else {}  # full size: the preset as it is
+    result = train(get_config("demo", knn_every=1, final_eval=False, out_dir="runs/ch06_demo", progress=True,
+                              seed=0, **sizes))
     model, cfg, metrics_path = result.model, result.config, result.metrics_path
 print(f"{cfg.dataset}: {cfg.backbone} ({model.repr_dim}-d representation) + expander {cfg.expander} "
       f"({model.embed_dim}-d embedding), {cfg.epochs} epochs")

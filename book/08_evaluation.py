@@ -128,8 +128,8 @@ if ckpt_path.is_file():
     print(f"loaded {ckpt_path}")
 else:
     print(f"{ckpt_path} not found: training a demo model here")
-    cfg = get_config("demo", epochs=1 if FAST else 4, train_size=10_000, out_dir="runs/ch08_demo",
-                     knn_every=0, final_eval=False, progress=True)
+    sizes = dict(epochs=1) if FAST else {}  # full size: the preset as it is
+    cfg = get_config("demo", out_dir="runs/ch08_demo", knn_every=0, final_eval=False, progress=True, seed=0, **sizes)
     model = train(cfg).model
 model.eval()
 print(f"{cfg.backbone} + expander {cfg.expander} on {cfg.dataset}: {cfg.epochs} epochs, "
