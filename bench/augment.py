@@ -36,12 +36,14 @@ def main():
     pil = [Image.fromarray(a.permute(1, 2, 0).numpy()) for a in x]
 
     tv = TwoViewTransform(cfg)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for i in range(args.pil_images):
         tv(pil[i % len(pil)])
     pil_rate = args.pil_images / (time.perf_counter() - t)
-    print(f"preset={args.preset} size={args.size} batch={args.n} threads={torch.get_num_threads()}")
-    print(f"pil   (1 process)      {pil_rate:10.0f} images/s")
+    pil_cpu = (time.process_time() - c) / args.pil_images * 1e3
+    print(f"preset={args.preset} size={args.size} batch={args.n} threads={torch.get_num_threads()} "
+          f"(wall-clock rates; CPU ms per image pair = process CPU time, all threads)")
+    print(f"pil   (1 process)      {pil_rate:10.0f} images/s   {pil_cpu:8.3f} CPU ms/image")
 
     aug = TwoViewBatchAugment(cfg)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -52,14 +54,15 @@ def main():
             aug(xd, g)
         if dev == "cuda":
             torch.cuda.synchronize()
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         for _ in range(args.repeats):
             aug(xd, g)
         if dev == "cuda":
             torch.cuda.synchronize()
         rate = args.repeats * args.n / (time.perf_counter() - t)
+        cpu = (time.process_time() - c) / (args.repeats * args.n) * 1e3
         name = torch.cuda.get_device_name() if dev == "cuda" else "cpu"
-        print(f"batch ({name}) {rate:10.0f} images/s   ratio batch/pil = {rate / pil_rate:.1f}x")
+        print(f"batch ({name}) {rate:10.0f} images/s   {cpu:8.3f} CPU ms/image   ratio batch/pil = {rate / pil_rate:.1f}x")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,9 @@ Two implementations read the same config:
   device (GPU when there is one), with per-sample random parameters drawn on CPU from a
   ``torch.Generator``: the same distributions, vectorised (crop + resize + flip as one
   ``grid_sample``, the colour ops as in ``torchvision.transforms.functional``, blur as a
-  per-sample separable convolution). For in-memory datasets (Shapes, CIFAR) this removes the
+  per-sample separable convolution). Every random decision is turned into a plan on the CPU
+  (grids, factors, index sets), so the device never reports back to the host (no sync), and on a
+  GPU both views run as one batch. For in-memory datasets (Shapes, CIFAR) this removes the
   loader from the critical path. Differences from the PIL path, all small: no rounding to uint8
   between steps, torch's bicubic kernel (a = -0.75) instead of PIL's (a = -0.5), an exact
   Gaussian instead of PIL's box approximation, and no antialiasing when a crop is *larger* than
@@ -465,96 +467,176 @@ class BatchAugment:
         at a uniformly random integer position; if none fits, the centre crop with the ratio
         clamped to the allowed range.
         """
-        area = params["crop_area"].double() * (height * width)
-        ratio = params["crop_log_ratio"].double().exp()
-        w = torch.round(torch.sqrt(area * ratio))
-        h = torch.round(torch.sqrt(area / ratio))
-        ok = (w > 0) & (w <= width) & (h > 0) & (h <= height)  # (n, 10)
-        first = ok.double().argmax(dim=1, keepdim=True)  # index of the first fitting trial
-        w, h = w.gather(1, first)[:, 0], h.gather(1, first)[:, 0]
-        any_ok = ok.any(dim=1)
-        # fallback: torchvision's central crop, the whole image with its ratio clamped to crop_ratio
-        in_ratio = width / height
-        r_lo, r_hi = self.cfg.crop_ratio
-        if in_ratio < r_lo:
-            fw, fh = width, int(round(width / r_lo))
-        elif in_ratio > r_hi:
-            fw, fh = int(round(height * r_hi)), height
-        else:
-            fw, fh = width, height
-        w = torch.where(any_ok, w, torch.full_like(w, fw))
-        h = torch.where(any_ok, h, torch.full_like(h, fh))
-        pos = params["crop_pos"].double()
-        i = torch.floor(pos[:, 0] * (height - h + 1))
-        j = torch.floor(pos[:, 1] * (width - w + 1))
-        i = torch.where(any_ok, i, (height - h) // 2)
-        j = torch.where(any_ok, j, (width - w) // 2)
-        return torch.stack([i, j, h, w], 1).long()
+        return _crop_boxes(self.cfg, params, height, width)
 
     # -- application -----------------------------------------------------------
     def apply(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         """Augment x uint8 (B, 3, H, W) with the given params -> float32 (B, 3, size, size)."""
-        if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8:
-            raise TypeError(f"BatchAugment expects a uint8 tensor, got {getattr(x, 'dtype', type(x).__name__)}")
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected x of shape (B, 3, H, W), got {tuple(x.shape)}")
-        B, _, H, W = x.shape
-        bad = [k for k, v in params.items() if v.shape[0] != B]
-        if bad:
-            raise ValueError(f"params {bad} have a leading dimension != batch size {B}")
-        cfg, dev, S = self.cfg, x.device, self.cfg.size
-        xf = x.float().div_(255)
-        flip = params["flip"].to(dev)
-
-        # 1. crop + resize + flip: one grid_sample (or a plain flip when nothing is resampled)
-        if not cfg.crop and H == W == S:
-            out = torch.where(flip.view(-1, 1, 1, 1), xf.flip(-1), xf)
-        else:
-            if cfg.crop:
-                box = self.crop_boxes(params, H, W).to(dev).float()  # (B, 4): i, j, h, w
-            else:  # centre square, resized to S (as Resize(S) + CenterCrop(S) on a square crop)
-                side = min(H, W)
-                box = torch.tensor([(H - side) // 2, (W - side) // 2, side, side], device=dev).float().expand(B, 4)
-            t = (torch.arange(S, device=dev, dtype=torch.float32) + 0.5) / S  # output pixel centres
-            gx = 2 * (box[:, 1:2] + t * box[:, 3:4]) / W - 1  # (B, S) in grid_sample's [-1, 1]
-            gy = 2 * (box[:, 0:1] + t * box[:, 2:3]) / H - 1
-            gx = torch.where(flip.view(-1, 1), gx.flip(-1), gx)
-            grid = torch.stack([gx[:, None, :].expand(B, S, S), gy[:, :, None].expand(B, S, S)], -1)
-            out = F.grid_sample(xf, grid, mode=cfg.interpolation, padding_mode="border", align_corners=False)
-            out = out.clamp_(0, 1)
-
-        # 2. colour jitter, the 4 ops in a random order per image
-        strengths = (cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue)
-        if cfg.jitter_p > 0 and any(s > 0 for s in strengths):
-            on = params["jitter"].to(dev)
-            order = params["jitter_order"].to(dev)
-            factors = params["jitter_factors"].to(dev)
-            for step in range(4):
-                for op, fn in enumerate(_JITTER_OPS):
-                    if strengths[op] == 0:
-                        continue
-                    idx = torch.nonzero(on & (order[:, step] == op)).squeeze(1)
-                    if idx.numel():
-                        out[idx] = fn(out[idx], factors[idx, op])
-
-        # 3. grayscale, 4. blur, 5. solarize
-        if cfg.grayscale_p > 0:
-            out = torch.where(params["gray"].to(dev).view(-1, 1, 1, 1), _gray(out).expand_as(out), out)
-        if self.blur_p > 0:
-            idx = torch.nonzero(params["blur"].to(dev)).squeeze(1)
-            if idx.numel():
-                out[idx] = gaussian_blur(out[idx], params["blur_sigma"].to(dev)[idx], cfg.blur_sigma[1])
-        if self.solarize_p > 0:
-            sol = params["solarize"].to(dev).view(-1, 1, 1, 1) & (out >= 0.5)  # uint8 >= 128
-            out = torch.where(sol, 1 - out, out)
-
-        # 6. normalise
-        mean = torch.tensor(cfg.mean, device=dev).view(1, 3, 1, 1)
-        std = torch.tensor(cfg.std, device=dev).view(1, 3, 1, 1)
-        return (out - mean) / std
+        return _augment_views(self.cfg, x, [params])[0]
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.apply(x, self.sample(len(x), generator))
+
+
+def _augment_views(cfg: AugmentConfig, x: torch.Tensor, views: list[dict[str, torch.Tensor]]) -> list[torch.Tensor]:
+    """V views of x uint8 (B, 3, H, W), one params dict each -> V float32 (B, 3, size, size).
+
+    How it stays fast on a GPU: every random decision is read from ``params`` on the CPU, where
+    they were drawn, and turned into a plan (sampling grids, per-image factors, index sets) before
+    any device work. The plan goes to the device in one copy per dtype (pinned, non-blocking), so
+    the device never reports back (no sync), and the V views run as one batch of V*B images: one
+    ``grid_sample`` for crop + resize + flip of every view, then each colour-jitter step as one
+    blend on the images whose op is brightness, contrast or saturation (the three differ only in
+    what they blend with: black, the mean grey level, the grey image) plus hue on the others.
+    """
+    if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8:
+        raise TypeError(f"BatchAugment expects a uint8 tensor, got {getattr(x, 'dtype', type(x).__name__)}")
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"expected x of shape (B, 3, H, W), got {tuple(x.shape)}")
+    B, _, H, W = x.shape
+    for params in views:
+        bad = [k for k, v in params.items() if v.shape[0] != B]
+        if bad:
+            raise ValueError(f"params {bad} have a leading dimension != batch size {B}")
+    S, V, dev = cfg.size, len(views), x.device
+    plan = _to_device(_plan(cfg, views, H, W), dev)
+    xf = x.float().div_(255)
+
+    # 1. crop + resize + flip: one grid_sample for all views (their grids stacked along the height)
+    if "gx" in plan:
+        gx, gy = plan["gx"], plan["gy"]  # (B, V, S) each, in grid_sample's [-1, 1]
+        grid = torch.stack([gx[:, :, None, :].expand(B, V, S, S), gy[:, :, :, None].expand(B, V, S, S)], -1)
+        out = F.grid_sample(xf, grid.view(B, V * S, S, 2), mode=cfg.interpolation, padding_mode="border",
+                            align_corners=False)  # (B, 3, V*S, S)
+        out = torch.cat(out.split(S, dim=2)).clamp_(0, 1)  # (V*B, 3, S, S), view-major
+    else:  # nothing to resample: a flip
+        xv = xf.repeat(V, 1, 1, 1) if V > 1 else xf
+        out = torch.where(plan["flip"].view(-1, 1, 1, 1), xv.flip(-1), xv)
+
+    # 2. colour jitter, the 4 ops in a random order per image: per step one blend + hue
+    for step in range(4):
+        if f"blend_idx{step}" in plan:  # the images whose op at this step is b, c or s
+            idx = plan[f"blend_idx{step}"]
+            sub = out[idx]
+            y = 0.0  # brightness blends with black
+            if f"is_con{step}" in plan:  # contrast: with the mean grey level; saturation: with grey
+                g = _gray(sub)
+                y = torch.where(plan[f"is_sat{step}"].view(-1, 1, 1, 1), g,
+                                torch.where(plan[f"is_con{step}"].view(-1, 1, 1, 1),
+                                            g.mean(dim=(1, 2, 3), keepdim=True), y))
+            out[idx] = _blend(sub, y, plan[f"blend_f{step}"])
+        if f"hue_idx{step}" in plan:
+            idx = plan[f"hue_idx{step}"]
+            out[idx] = adjust_hue(out[idx], plan[f"hue_f{step}"])
+
+    # 3. grayscale, 4. blur, 5. solarize
+    if "gray" in plan:
+        out = torch.where(plan["gray"].view(-1, 1, 1, 1), _gray(out).expand_as(out), out)
+    if "blur_idx" in plan:
+        idx = plan["blur_idx"]
+        out[idx] = gaussian_blur(out[idx], plan["blur_sigma"], cfg.blur_sigma[1])
+    if "solarize" in plan:
+        sol = plan["solarize"].view(-1, 1, 1, 1) & (out >= 0.5)  # uint8 >= 128
+        out = torch.where(sol, 1 - out, out)
+
+    # 6. normalise
+    out = (out - plan["mean"].view(1, 3, 1, 1)) / plan["std"].view(1, 3, 1, 1)
+    return list(out.split(B))
+
+
+def _crop_boxes(cfg: AugmentConfig, params: dict[str, torch.Tensor], height: int, width: int) -> torch.Tensor:
+    """BatchAugment.crop_boxes for any config (torchvision's RandomResizedCrop rule, vectorised)."""
+    area = params["crop_area"].double() * (height * width)
+    ratio = params["crop_log_ratio"].double().exp()
+    w = torch.round(torch.sqrt(area * ratio))
+    h = torch.round(torch.sqrt(area / ratio))
+    ok = (w > 0) & (w <= width) & (h > 0) & (h <= height)  # (n, 10)
+    first = ok.double().argmax(dim=1, keepdim=True)  # index of the first fitting trial
+    w, h = w.gather(1, first)[:, 0], h.gather(1, first)[:, 0]
+    any_ok = ok.any(dim=1)
+    # fallback: torchvision's central crop, the whole image with its ratio clamped to crop_ratio
+    in_ratio = width / height
+    r_lo, r_hi = cfg.crop_ratio
+    if in_ratio < r_lo:
+        fw, fh = width, int(round(width / r_lo))
+    elif in_ratio > r_hi:
+        fw, fh = int(round(height * r_hi)), height
+    else:
+        fw, fh = width, height
+    w = torch.where(any_ok, w, torch.full_like(w, fw))
+    h = torch.where(any_ok, h, torch.full_like(h, fh))
+    pos = params["crop_pos"].double()
+    i = torch.floor(pos[:, 0] * (height - h + 1))
+    j = torch.floor(pos[:, 1] * (width - w + 1))
+    i = torch.where(any_ok, i, (height - h) // 2)
+    j = torch.where(any_ok, j, (width - w) // 2)
+    return torch.stack([i, j, h, w], 1).long()
+
+
+def _plan(cfg: AugmentConfig, views: list[dict[str, torch.Tensor]], H: int, W: int) -> dict[str, torch.Tensor]:
+    """Everything _augment_views needs from the random parameters, computed on the CPU.
+
+    Keys are present only when their op touches at least one image (so absent ops cost nothing).
+    Per-image entries cover the V*B images view-major (view 0's B images first).
+    """
+    B, S = len(views[0]["flip"]), cfg.size
+    p = {k: torch.cat([v[k].cpu() for v in views]) for k in views[0]}  # (V*B, ...)
+    plan = {"mean": torch.tensor(cfg.mean), "std": torch.tensor(cfg.std)}
+    if not cfg.crop and H == W == S:
+        plan["flip"] = p["flip"]
+    else:
+        if cfg.crop:
+            box = _crop_boxes(cfg, p, H, W).float()  # (V*B, 4): i, j, h, w
+        else:  # centre square, resized to S (as Resize(S) + CenterCrop(S) on a square crop)
+            side = min(H, W)
+            box = torch.tensor([(H - side) // 2, (W - side) // 2, side, side]).float().expand(len(p["flip"]), 4)
+        t = (torch.arange(S, dtype=torch.float32) + 0.5) / S  # output pixel centres
+        gx = 2 * (box[:, 1:2] + t * box[:, 3:4]) / W - 1  # (V*B, S)
+        gy = 2 * (box[:, 0:1] + t * box[:, 2:3]) / H - 1
+        gx = torch.where(p["flip"].view(-1, 1), gx.flip(-1), gx)
+        plan["gx"] = gx.view(len(views), B, S).transpose(0, 1).contiguous()  # (B, V, S)
+        plan["gy"] = gy.view(len(views), B, S).transpose(0, 1).contiguous()
+
+    strengths = torch.tensor([cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue])
+    for step in range(4):
+        op = p["jitter_order"][:, step]  # (V*B,) 0 brightness, 1 contrast, 2 saturation, 3 hue
+        active = p["jitter"] & (strengths[op] > 0)
+        blend = torch.nonzero(active & (op < 3))[:, 0]
+        if len(blend):
+            op_b = op[blend]
+            plan[f"blend_idx{step}"] = blend
+            plan[f"blend_f{step}"] = p["jitter_factors"][blend, op_b]
+            if (op_b > 0).any():
+                plan[f"is_con{step}"], plan[f"is_sat{step}"] = op_b == 1, op_b == 2
+        hue = torch.nonzero(active & (op == 3))[:, 0]
+        if len(hue):
+            plan[f"hue_idx{step}"], plan[f"hue_f{step}"] = hue, p["jitter_factors"][hue, 3]
+    if p["gray"].any():
+        plan["gray"] = p["gray"]
+    blur = torch.nonzero(p["blur"])[:, 0]
+    if len(blur):
+        plan["blur_idx"], plan["blur_sigma"] = blur, p["blur_sigma"][blur]
+    if p["solarize"].any():
+        plan["solarize"] = p["solarize"]
+    return plan
+
+
+def _to_device(tensors: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """CPU tensors -> device in one copy per dtype (pinned and non-blocking on CUDA)."""
+    if device.type == "cpu":
+        return tensors
+    keys_by_dtype: dict[torch.dtype, list[str]] = {}
+    for k, t in tensors.items():
+        keys_by_dtype.setdefault(t.dtype, []).append(k)
+    out = {}
+    for keys in keys_by_dtype.values():
+        flat = torch.cat([tensors[k].reshape(-1) for k in keys])
+        if device.type == "cuda":
+            flat = flat.pin_memory()
+        flat = flat.to(device, non_blocking=True)
+        for k, piece in zip(keys, flat.split([tensors[k].numel() for k in keys])):
+            out[k] = piece.view(tensors[k].shape)
+    return out
 
 
 class TwoViewBatchAugment:
@@ -580,7 +662,11 @@ class TwoViewBatchAugment:
         return self.view_a.sample(n, generator), self.view_b.sample(n, generator)
 
     def apply(self, x: torch.Tensor, params) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.view_a.apply(x, params[0]), self.view_b.apply(x, params[1])
+        """Both views of x uint8 (B, 3, H, W) from (params_a, params_b), as one batch of 2B images."""
+        if x.device.type == "cpu":  # one view at a time: smaller tensors stay in cache (~10% faster)
+            return _augment_views(self.cfg, x, [params[0]])[0], _augment_views(self.cfg, x, [params[1]])[0]
+        view_a, view_b = _augment_views(self.cfg, x, list(params))  # one batch: half the kernel launches
+        return view_a, view_b
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None):
         return self.apply(x, self.sample(len(x), generator))
