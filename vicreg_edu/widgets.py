@@ -338,11 +338,12 @@ class AblationExplorer:
         self.progress.value = fraction
         self.button.description = f"Training… {100 * fraction:.0f}%"
 
-    def run_live(self, button=None) -> Optional[dict]:
+    def run_live(self, button=None, *, wait: bool = False) -> Optional[dict]:
         """The button's callback: train the current setting; ignored while a run is going.
 
-        With ``background=True`` it returns at once (the thread is ``self.thread``); otherwise it
-        returns the run's summary (None when the press was ignored)."""
+        In the background (``background=True`` and not ``wait``) it returns None at once, the
+        thread being ``self.thread``; otherwise it trains in the caller and returns the run's
+        summary (None when the press was ignored or the run failed)."""
         with self._lock:
             if self._running:
                 return None
@@ -352,7 +353,7 @@ class AblationExplorer:
         self.button.description = "Training…"
         self.progress.value, self.progress.layout.visibility = 0.0, "visible"
         self.hint.value = f"Training <b>{_point_label(point)}</b> now ({self._sizes_text()})…"
-        if self.background:
+        if self.background and not wait:
             self.thread = threading.Thread(target=self._finish_run, args=(point,), daemon=True)
             self.thread.start()
             return None
