@@ -13,6 +13,7 @@ import sys
 
 import pytest
 import torch
+from PIL import Image
 from conftest import ROOT, _subprocess_env as subprocess_env, as_set_args
 
 from vicreg_edu import cli
@@ -45,6 +46,12 @@ def files(tmp_path_factory):
             (root / "corrupt" / split / cls).mkdir(parents=True)
             for i in range(4):
                 (root / "corrupt" / split / cls / f"{i}.png").write_bytes(b"\x89PNG but not really an image")
+    for cls in ("a", "b"):  # readable val images, unreadable train images: the error comes from a loader worker
+        for split in ("train", "val"):
+            (root / "corrupt_train" / split / cls).mkdir(parents=True)
+        for i in range(4):
+            Image.new("L", (20, 20), 60 * i).save(root / "corrupt_train" / "val" / cls / f"{i}.png")
+            (root / "corrupt_train" / "train" / cls / f"{i}.jpg").write_bytes(b"\xff\xd8 truncated")
     (root / "a_file").write_text("not a folder")
     return root
 
@@ -121,6 +128,10 @@ CASES = [  # (id, argv as a function of the bad files' folder and of tmp_path, r
     ("corrupt image file", lambda f, t: T("dataset=imagefolder", "augment=imagenet", f"data_dir={f / 'corrupt'}",
                                           "aug.size=16", "batch_size=4", "diag_size=4", f"out_dir={t}"),
      r"cannot read the image file .*corrupt/(train|val)/a/\d\.png"),
+    ("corrupt image in a loader worker", lambda f, t: T("dataset=imagefolder", "augment=imagenet",
+                                                        f"data_dir={f / 'corrupt_train'}", "aug.size=16", "batch_size=4",
+                                                        "diag_size=4", "num_workers=1", f"out_dir={t}"),
+     r"error: cannot read the image file .*corrupt_train/train/[ab]/\d\.jpg"),
     ("batch larger than the data", lambda f, t: T("train_size=100", "batch_size=128", f"out_dir={t}"),
      r"training set \(100 images\) is smaller than one batch \(batch_size=128\)"),
     # --- checkpoints ---

@@ -19,6 +19,7 @@ import argparse
 import importlib
 import json
 import os
+import re
 import sys
 
 from .config import PRESETS, Config, apply_overrides, check_device, get_config
@@ -159,8 +160,8 @@ def _wants_submit(argv: list[str]) -> bool:
 
 def _one_line(err: BaseException) -> str:
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    if any("Original Traceback" in line for line in lines):  # re-raised from a DataLoader worker
-        lines = lines[-1:]
+    if any("Original Traceback" in line for line in lines):  # re-raised from a DataLoader worker:
+        lines = [re.sub(r"^[\w.]+: ", "", lines[-1], count=1)]  # its last line, "module.Class: message"
     return " ".join(lines) or type(err).__name__
 
 
