@@ -36,10 +36,10 @@ from matplotlib.ticker import MaxNLocator
 
 from vicreg_edu.config import FAST, get_config
 from vicreg_edu.diagnostics import collapse_report
-from vicreg_edu.evaluate import normalize_uint8
+from vicreg_edu.evaluate import load_eval_data, normalize_uint8
 from vicreg_edu.loss import invariance_loss, vicreg_loss
 from vicreg_edu.plots import plot_spectrum
-from vicreg_edu.train import load_eval_data, train
+from vicreg_edu.train import train
 
 torch.manual_seed(0)
 print("fast mode:", FAST)
@@ -65,7 +65,7 @@ print("fast mode:", FAST)
 #
 # We train the book's demo encoder (a small CNN and a 512-512-512 expander, on the built-in
 # Shapes images) with `std_coeff=0` and `cov_coeff=0`: the loss is then $\lambda\, s$ with
-# $\lambda = 25$, nothing else. The run is short on purpose (a few CPU minutes). After every epoch
+# $\lambda = 25$, nothing else. The run is short on purpose (the cell prints its wall time). After every epoch
 # the trainer embeds a fixed held-out batch of view pairs and logs its collapse diagnostics
 # (`vicreg_edu.diagnostics.collapse_report`, keys prefixed `emb_`): the mean per-dimension
 # standard deviation, the fraction of "dead" dimensions (std below 0.01), the effective rank and
@@ -78,6 +78,7 @@ cfg_inv = get_config("demo", std_coeff=0.0, cov_coeff=0.0, epochs=epochs, train_
 print(f"loss = {cfg_inv.sim_coeff:g} s + {cfg_inv.std_coeff:g} v + {cfg_inv.cov_coeff:g} c; "
       f"{cfg_inv.epochs} epochs of {cfg_inv.train_size} images, batch {cfg_inv.batch_size}")
 result_inv = train(cfg_inv)
+print(f"trained in {result_inv.wall_time:.0f} s wall time")
 
 # %%
 inv_epochs = result_inv.epochs  # one dict per epoch
@@ -371,9 +372,46 @@ plt.show()
 # BATCH-SENTENCE
 
 # %% [markdown]
-# ## Exercise
+# ## Exercises
 #
-# **The contrastive loss of a collapsed batch.** A constant encoder embeds all $2n$ views of a
+# **1. Predict, then measure: is the covariance term enough?** The covariance term decorrelates
+# the dimensions, and that rules out dimensional collapse. Does it also rule out *complete*
+# collapse? Write your prediction first (`"collapse"` or `"no collapse"`), then write the config
+# of the run that answers it: the invariance-only run of this chapter (`cfg_inv`) plus the
+# covariance term with $\nu = 1$, still without the variance term. The hidden cell trains it (a
+# short run, as above), measures the spread of the embeddings and checks both answers.
+
+# %%
+my_prediction = None  # replace None with "collapse" or "no collapse"
+my_config = None  # replace None with cfg_inv.replace(...): s + c, no v
+
+
+# %% tags=["hide-input"]
+# Answer: c is a sum of squared covariances, so it shrinks like the 4th power of the scale:
+# shrinking every embedding lowers s AND c. Without v nothing resists, and the run collapses.
+solution_config = cfg_inv.replace(cov_coeff=1.0, out_dir="runs/ch01/exercise_s_plus_c")
+if my_config is None:
+    print("my_config: not answered yet (running the worked solution's config)")
+else:
+    assert my_config.std_coeff == 0 and my_config.cov_coeff > 0 and my_config.sim_coeff > 0, (
+        f"my_config is wrong: it has std_coeff={my_config.std_coeff}, cov_coeff={my_config.cov_coeff}, "
+        f"sim_coeff={my_config.sim_coeff}; the run needs s and c, and no v")
+result_ex = train(my_config or solution_config)
+std_first, std_last = result_ex.epochs[0]["emb_std_mean"], result_ex.epochs[-1]["emb_std_mean"]
+print(f"s + c, no v: mean std {std_first:.4f} after epoch 1 -> {std_last:.4f} after epoch "
+      f"{len(result_ex.epochs)} (full VICReg ended at {vicreg_epochs[-1]['emb_std_mean']:.4f})")
+measured = "collapse" if std_last < 0.5 * std_first and std_last < 0.25 * vicreg_epochs[-1]["emb_std_mean"] else "no collapse"
+assert measured == "collapse", "the worked solution expects s + c to collapse"
+if my_prediction is None:
+    print("my_prediction: not answered yet")
+else:
+    assert my_prediction == measured, f"my_prediction {my_prediction!r} is wrong: the run shows {measured!r}"
+    print(f"my_prediction {my_prediction!r}: right")
+print("Solution: cfg_inv.replace(cov_coeff=1.0) collapses: c shrinks like the 4th power of the scale, "
+      "so only the variance term holds the spread up")
+
+# %% [markdown]
+# **2. The contrastive loss of a collapsed batch.** A constant encoder embeds all $2n$ views of a
 # batch at the same point. Without running code, what is the NT-Xent loss of this batch, as a
 # function of $n$? Does it depend on the temperature $\tau$? Write your formula as a Python
 # function of `n` below; the hidden cell checks it for several batch sizes and temperatures.
@@ -393,5 +431,7 @@ for n_check in (2, 16, 256):
         got = nt_xent(collapsed, collapsed, temperature=tau).item()
         assert abs(got - expected) < 1e-4, f"n={n_check}, tau={tau}: {got} != {expected}"
     mine = my_collapsed_nt_xent(n_check)
-    assert mine is None or abs(mine - expected) < 1e-4, f"n={n_check}: expected {expected:.4f}, got {mine}"
-print("collapsed batch: NT-Xent = log(2n - 1), whatever the temperature")
+    if mine is not None:
+        assert abs(mine - expected) < 1e-4, f"my_collapsed_nt_xent is wrong: {mine} for n = {n_check}"
+print("my_collapsed_nt_xent: " + ("not answered yet" if my_collapsed_nt_xent(2) is None else "right"))
+print("Solution: collapsed batch: NT-Xent = log(2n - 1), whatever the temperature")

@@ -31,12 +31,13 @@ import copy
 import matplotlib.pyplot as plt
 import torch
 
-from vicreg_edu.augment import TwoViewBatchAugment
+from vicreg_edu.augment import TwoViewBatchAugment, make_augment_config
 from vicreg_edu.config import FAST, get_config
 from vicreg_edu.data import in_memory_uint8, load_dataset
 from vicreg_edu.loss import covariance_loss, invariance_loss, variance_loss
+from vicreg_edu.models import build_model
 from vicreg_edu.plots import pca_2d
-from vicreg_edu.train import build_model, make_augment_config, train
+from vicreg_edu.train import train
 
 torch.manual_seed(0)
 print("fast mode:", FAST)

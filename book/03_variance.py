@@ -34,13 +34,13 @@ import torch
 import torch.nn.functional as F
 
 from vicreg_edu import diagnostics, plots
-from vicreg_edu.augment import TwoViewBatchAugment
+from vicreg_edu.augment import TwoViewBatchAugment, make_augment_config
 from vicreg_edu.config import FAST, get_config
 from vicreg_edu.data import in_memory_uint8, load_dataset
-from vicreg_edu.evaluate import extract_features
+from vicreg_edu.evaluate import extract_features, load_eval_data
 from vicreg_edu.loss import invariance_loss, variance_loss, vicreg_loss
 from vicreg_edu.models import build_model
-from vicreg_edu.train import load_eval_data, make_augment_config, train
+from vicreg_edu.train import train
 
 torch.manual_seed(0)
 print("fast mode:", FAST)
@@ -395,13 +395,13 @@ steps = 40 if FAST else 100
 siamese = {"stop-gradient only": siamese_run(0.0, steps), "stop-gradient + 25 v": siamese_run(25.0, steps)}
 
 # %%
-fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
+fig, ax = plt.subplots(figsize=(9, 4), constrained_layout=True)
 for name, (_, spread) in siamese.items():
     ax.plot(range(1, steps + 1), spread, label=name)
 ax.axhline(cfg.gamma, color="0.5", linestyle="--", label=r"target $\gamma$")
 ax.set(yscale="log", xlabel="training step", ylabel="mean per-dimension std (log)",
        title="SimSiam-style training without a predictor, with and without v")
-ax.legend(loc="lower left")
+ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1))  # beside the axes, off the curves
 plt.show()
 
 # %% [markdown]

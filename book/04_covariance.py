@@ -34,11 +34,11 @@ import matplotlib.pyplot as plt
 import torch
 
 from vicreg_edu import diagnostics, plots
-from vicreg_edu.augment import TwoViewBatchAugment, shapes_augment
+from vicreg_edu.augment import TwoViewBatchAugment, make_augment_config
 from vicreg_edu.config import FAST, get_config
-from vicreg_edu.evaluate import extract_features
+from vicreg_edu.evaluate import extract_features, load_eval_data
 from vicreg_edu.loss import covariance_loss
-from vicreg_edu.train import load_eval_data, train
+from vicreg_edu.train import train
 
 torch.manual_seed(0)
 print("fast mode:", FAST)
@@ -216,7 +216,7 @@ results = {"inv + var": run(0.0, "inv_var"), "full VICReg": run(1.0, "full")}
 # %%
 cfg = results["full VICReg"].config
 _, (test_x, test_y), (mean, std) = load_eval_data(cfg)
-view_a, view_b = TwoViewBatchAugment(shapes_augment())(test_x, torch.Generator().manual_seed(0))
+view_a, view_b = TwoViewBatchAugment(make_augment_config(cfg))(test_x, torch.Generator().manual_seed(0))
 embeddings, views = {}, {}
 for name, result in results.items():
     embed = lambda x: result.model(x)[1]  # model(x) -> (representation, embedding)
