@@ -231,3 +231,15 @@ def test_torchrun_only_rank_0_prints():
     assert proc.returncode != 0
     assert proc.stderr.count("vicreg-edu: error: std_coeff=-5.0 is out of range") == 1, proc.stderr[-3000:]
     assert "vicreg_edu/" not in proc.stderr  # no frame of ours: torchrun's own summary only
+
+
+def test_ranks_other_than_0_print_nothing(monkeypatch, capsys):
+    """Under torchrun every rank parses the same arguments; only rank 0 reports (all exit 2)."""
+    monkeypatch.setenv("RANK", "1")
+    assert cli.train_main(["--set", "gamma=0"]) == 2
+    with pytest.raises(SystemExit) as exit_:
+        cli.train_main(["--no-such-flag"])
+    assert exit_.value.code == 2 and capsys.readouterr() == ("", "")
+    monkeypatch.setenv("RANK", "0")
+    assert cli.train_main(["--set", "gamma=0"]) == 2
+    assert capsys.readouterr().err == "vicreg-edu: error: gamma=0.0 is out of range: gamma must be a number > 0\n"
