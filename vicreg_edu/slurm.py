@@ -30,6 +30,7 @@ import os
 import shutil
 import socket
 import sys
+import time
 from pathlib import Path
 
 from .errors import UserError
@@ -44,7 +45,7 @@ class TrainingJob:
 
     Args:
         train_argv: arguments of ``vicreg-edu train`` (e.g. ``["--preset", "demo", "--set", "epochs=2"]``);
-            ``--resume auto`` is added, so a requeued job continues from its checkpoint.
+            ``--resume auto`` is added (every attempt), so a requeued job continues from its checkpoint.
         gpus_per_node: 0 hides the GPUs from the task (``CUDA_VISIBLE_DEVICES=""``), so ``device=auto``
             trains on the CPU with gloo; otherwise task ``LOCAL_RANK`` uses ``cuda:LOCAL_RANK`` with NCCL.
     """
@@ -56,6 +57,7 @@ class TrainingJob:
     def __call__(self) -> int:
         import submitit
 
+        t0 = time.time()
         env = submitit.JobEnvironment()
         if self.gpus_per_node == 0:
             os.environ["CUDA_VISIBLE_DEVICES"] = ""
@@ -73,6 +75,8 @@ class TrainingJob:
         from .train import main as train_main
 
         status = train_main(with_resume_auto(self.train_argv))
+        print(f"[vicreg-edu submit] task {dist_env.rank} done (status {status}): {time.process_time():.1f} s CPU, "
+              f"{time.time() - t0:.1f} s wall in this attempt", flush=True)
         if status:  # the trainer printed `vicreg-edu: error: ...` above; make SLURM/submitit see a failure
             raise RuntimeError(f"vicreg-edu train exited with status {status} (its error is in this task's log)")
         return status
@@ -201,6 +205,10 @@ def train_arguments(args: argparse.Namespace, world: int):
     parser = _TrainArgsParser(prog="vicreg-edu train", add_help=False)
     add_train_args(parser)
     parsed = parser.parse_args(argv)
+    if parsed.resume not in (None, "auto"):
+        raise SubmitError(f"--resume {parsed.resume}: a submitted job always resumes with --resume auto from "
+                          f"<out_dir>/checkpoint.pt (so a requeued job continues); to start from another "
+                          f"checkpoint, copy it there first")
     try:
         cfg = config_from_args(parsed)
     except (ValueError, TypeError, KeyError) as e:  # an unknown key or a bad value in --set
