@@ -363,12 +363,17 @@ def adjust_hue(x, h):
     f = hue * 6.0 - i
     i = i.long() % 6
     p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    table = torch.stack([  # (6 sectors, 3 channels, B, H, W)
-        torch.stack([v, t, p]), torch.stack([q, v, p]), torch.stack([p, v, t]),
-        torch.stack([p, q, v]), torch.stack([t, p, v]), torch.stack([v, p, q]),
-    ])
-    idx = i.unsqueeze(0).unsqueeze(0).expand(1, 3, *i.shape)
-    return table.gather(0, idx)[0].permute(1, 0, 2, 3).clamp_(0, 1)  # (B, 3, H, W)
+    sector = [i == k for k in range(5)]  # sector 5 is what is left
+
+    def pick(*by_sector):  # the value of each pixel's sector, (B, H, W)
+        out = by_sector[5]
+        for k in range(4, -1, -1):
+            out = torch.where(sector[k], by_sector[k], out)
+        return out
+
+    # sectors 0..5 of the hue circle: (r, g, b) = (v,t,p) (q,v,p) (p,v,t) (p,q,v) (t,p,v) (v,p,q)
+    rgb = [pick(v, q, p, p, t, v), pick(t, v, v, q, p, p), pick(p, p, t, v, v, q)]
+    return torch.stack(rgb, 1).clamp_(0, 1)  # (B, 3, H, W)
 
 
 _JITTER_OPS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)

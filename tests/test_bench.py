@@ -1,0 +1,67 @@
+"""bench/gpu_suite.py in its tiny CPU mode: a smoke test of the script, not a timing test.
+
+It runs every measurement of issue 15 end to end (the real trainer loop, the loss bench, the JPEG
+writer and both decode paths, compile and fp16 runs) with tiny sizes, and checks that the JSON
+names every measurement, marks the CPU fallbacks, and holds finite positive ratios.
+"""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SUITE = ROOT / "bench" / "gpu_suite.py"
+MEASUREMENTS = ("cifar_step", "imagenet_step", "jpeg_pipeline", "loss_vs_lightly", "compile_fp16")
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("suite") / "suite.json"
+    proc = subprocess.run([sys.executable, str(SUITE), "--tiny", "--out", str(out)], capture_output=True, text=True,
+                          timeout=900, cwd=ROOT)
+    assert out.exists(), proc.stdout[-2000:] + proc.stderr[-2000:]
+    return json.loads(out.read_text()), proc
+
+
+def test_tiny_suite_runs_every_measurement(tiny_report):
+    report, proc = tiny_report
+    assert report["tiny"] is True and list(report["measurements"]) == list(MEASUREMENTS)
+    for name, m in report["measurements"].items():
+        assert m["status"] == "ok", (name, m.get("error"), m.get("traceback"))
+    assert proc.returncode == 0
+    assert "RATIO" in proc.stdout and "TINY CPU dry run" in proc.stdout  # the printed table
+
+
+def test_tiny_suite_ratios_are_finite(tiny_report):
+    report, _ = tiny_report
+    for name, m in report["measurements"].items():
+        assert m["ratios"], name
+        for key, value in m["ratios"].items():
+            assert math.isfinite(value) and value > 0, (name, key, value)
+    for key, value in report["cross_ratios"].items():
+        assert math.isfinite(value) and value > 0, key
+    assert set(report["cross_ratios"]) == {"jpeg_device_path/imagenet_trainer_step",
+                                           "jpeg_pil_path/imagenet_trainer_step"}
+
+
+def test_tiny_suite_marks_cpu_fallbacks(tiny_report):
+    report, _ = tiny_report
+    m = report["measurements"]
+    if report["environment"]["device"] == "cpu":
+        assert any("decode_jpeg" in f for f in m["jpeg_pipeline"]["fallbacks"])
+        assert any("backend='eager'" in f for f in m["compile_fp16"]["fallbacks"])
+    assert m["jpeg_pipeline"]["results"]["mean_file_kb"] > 10  # real JPEG files were written and read
+    rows = m["cifar_step"]["results"]["rows"]
+    assert rows and all(r["trainer_images_per_s"] > 0 and r["limit_images_per_s"] > 0 for r in rows)
+    curves = m["compile_fp16"]["results"]["curves"]
+    assert set(curves) == {"eager", "eager_seed1", "compile", "fp16"}
+    assert all(len(c) >= 2 and all(math.isfinite(v) for v in c) for c in curves.values())
+
+
+def test_unknown_measurement_is_refused():
+    proc = subprocess.run([sys.executable, str(SUITE), "--only", "nope"], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode != 0 and "unknown measurement" in proc.stderr
