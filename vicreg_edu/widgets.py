@@ -31,7 +31,9 @@ import contextlib
 import io
 import json
 import tempfile
+import re
 import threading
+import time
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -52,7 +54,7 @@ DPI = 100
 
 
 # ----------------------------------------------------------------------------------------------
-# figures (matplotlib's Figure, not pyplot: safe to draw from the live run's thread)
+# figures (summary_figure: matplotlib's Figure, not pyplot, so the live run's thread can draw it)
 
 
 def figure_png(fig: Figure) -> bytes:
@@ -117,12 +119,15 @@ def plot_factor_grid(grid: dict, metrics: list[tuple[str, str]], title: str) -> 
 
     The baseline run is the filled marker; the shaded band spans the baseline repeated with
     every seed (the noise level). Loss terms are drawn on a log axis; every other row starts at
-    0, so no axis is truncated. The k-NN row also marks the random encoder (dashed)."""
+    0, so no axis is truncated. The k-NN row also marks the random encoder (dashed). A pyplot
+    figure: ``plt.show()`` displays it in a notebook."""
+    import matplotlib.pyplot as plt
+
     runs = {r["name"]: r for r in grid["runs"]}
     base = runs["baseline"]
     seed_runs = [base] + [r for r in grid["runs"] if r["factor"] == "seed"]
     factors = [*grid["factors"], "aug"]
-    fig = Figure(figsize=(13, 2.4 * len(metrics)), dpi=DPI, layout="constrained")
+    fig = plt.figure(figsize=(13, 2.4 * len(metrics)), dpi=DPI, layout="constrained")
     axes = fig.subplots(len(metrics), len(factors), sharey="row", squeeze=False)
     for col, factor in enumerate(factors):
         labels, picked = factor_runs(grid, factor)
@@ -147,8 +152,11 @@ def plot_factor_grid(grid: dict, metrics: list[tuple[str, str]], title: str) -> 
 
 
 def plot_loss_curves(named: dict[str, dict], title: str) -> Figure:
-    """The three loss terms during training (log axis), one line per run of ``{label: summary}``."""
-    fig = Figure(figsize=(13, 3.3), dpi=DPI, layout="constrained")
+    """The three loss terms during training (log axis), one line per run of ``{label: summary}``
+    (a pyplot figure: ``plt.show()`` displays it)."""
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(13, 3.3), dpi=DPI, layout="constrained")
     axes = fig.subplots(1, 3, sharex=True)
     for k, (ax, term) in enumerate(zip(axes, TERMS)):
         for label, r in named.items():
@@ -182,11 +190,12 @@ def train_point(point: dict, sizes: dict, out_dir: str | Path,
 
     ``sizes`` = ``epochs``, ``train_size``, ``test_size``, ``diag_size`` (e.g.
     :data:`vicreg_edu.experiments.SIZES`); ``progress(fraction)`` is called about twice a second.
-    The returned record has ``wall_time_s``."""
+    The returned record has ``wall_time_s`` and ``cpu_time_s`` (CPU time of this process during
+    the run, all its threads)."""
     from .train import train
 
     cfg = ex.config_for(point, **sizes, out_dir=str(out_dir), progress=False)
-    stop = threading.Event()
+    stop, cpu0 = threading.Event(), time.process_time()
     if progress is not None:
         metrics = Path(out_dir) / "metrics.jsonl"
         metrics.unlink(missing_ok=True)
@@ -197,7 +206,7 @@ def train_point(point: dict, sizes: dict, out_dir: str | Path,
         stop.set()
     if progress is not None:
         progress(1.0)
-    return summary
+    return {**summary, "cpu_time_s": round(time.process_time() - cpu0, 1)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -301,6 +310,11 @@ class AblationExplorer:
         finally:
             for control in self.controls:
                 control.observe(self.update, names="value")
+
+    @property
+    def hint_text(self) -> str:
+        """The hint line without its HTML tags."""
+        return re.sub(r"<[^>]+>", "", self.hint.value)
 
     # -- drawing
 
