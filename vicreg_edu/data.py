@@ -597,7 +597,8 @@ class InMemoryTwoViewLoader:
             pa, pb = aug.view_a.sample(self.batch_size, gen), aug.view_b.sample(self.batch_size, gen)
             pa, pb = ({k: v[self.rank::self.world] for k, v in p.items()} for p in (pa, pb))
             x = self.images[idx]
-            yield aug.view_a.apply(x, pa), aug.view_b.apply(x, pb), self.labels[idx]
+            view_a, view_b = aug.apply(x, (pa, pb))  # on a GPU the two views run as one batch
+            yield view_a, view_b, self.labels[idx]
 
 
 class DataLoaderTwoViews:
