@@ -144,10 +144,11 @@ def plot_factor_grid(grid: dict, metrics: list[tuple[str, str]], title: str) -> 
             log = key in ("invariance", "variance", "covariance")
             ax.set(xlabel=FACTOR_TITLES[factor] if row == len(metrics) - 1 else None,
                    ylabel=ylabel if col == 0 else None, yscale="log" if log else "linear")
-            if not log:
-                ax.set_ylim(bottom=0)
-    axes[0, 0].legend(loc="lower left", fontsize=8)
+    for row, (key, _) in enumerate(metrics):  # once every column is drawn (the row shares its y axis)
+        if key not in ("invariance", "variance", "covariance"):
+            axes[row, 0].set_ylim(0, 1.08 * max(r[key] for r in grid["runs"]))
     fig.suptitle(title)
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside upper right", fontsize=8, ncols=2)
     return fig
 
 
