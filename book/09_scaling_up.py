@@ -254,27 +254,40 @@ print(f"a checkpoint every {full.ckpt_every} steps = every {full.ckpt_every * st
 #     --set data_dir=/datasets/imagenet out_dir=/checkpoints/vicreg --resume auto
 # ```
 #
-# **SLURM through submitit** (`pip install -e '.[slurm]'`): `scripts/submit_slurm.py` asks SLURM
-# for the nodes, starts one task per GPU and runs the same `train` in each; everything after
-# `--` is the argument list of `vicreg-edu train`:
+# **SLURM through submitit** (`pip install 'vicreg-edu[slurm]'`): `vicreg-edu submit` (the module
+# `vicreg_edu.slurm`, so a pip install has it) asks SLURM for the nodes, starts one task per GPU
+# and runs the same `train` in each; everything after `--` is the argument list of
+# `vicreg-edu train`, checked before anything is submitted:
 #
 # ```bash
-# python scripts/submit_slurm.py --nodes 4 --gpus-per-node 8 --partition gpu --time 4320 \
-#     -- --preset imagenet-resnet50 --set data_dir=/datasets/imagenet out_dir=/checkpoints/vicreg
+# vicreg-edu submit --nodes 4 --gpus-per-node 8 --cpus-per-task 10 --partition gpu --time 4320 \
+#     -- --preset imagenet-resnet50 --set data_dir=/datasets/imagenet out_dir=/checkpoints/vicreg \
+#     batch_size=2048 ckpt_every=1000
 # ```
 #
-# The launcher reads the rank, world size and master address from submitit's environment and
-# exports them under the names `torchrun` uses, so the trainer cannot tell the difference. When
-# SLURM pre-empts the job or its time limit (`--time`, in minutes) runs out, submitit calls the
-# launcher's `checkpoint` method, which requeues the same job; the launcher always adds
-# `--resume auto`, so the requeued job continues from the last checkpoint.
+# It prints the job id, the log folder (`runs/slurm/<job id>/`, one log per task) and where the
+# checkpoint and metrics go. In each task the launcher reads the rank, world size and master
+# address from submitit's environment and exports them under the names `torchrun` uses, so the
+# trainer cannot tell the difference. The same command with CPU tasks tries a cluster (or a
+# SLURM on one machine, as in the test suite) without GPUs:
 #
-# These commands are not decoration: the next cell parses them with the real argument parsers of
-# `torchrun`, of `vicreg_edu.train` and of the SLURM launcher, so a renamed flag breaks the book.
+# ```bash
+# vicreg-edu submit --tasks-per-node 2 --gpus-per-node 0 -- --preset demo
+# ```
+#
+# **What you change for a GPU cluster**: `--gpus-per-node` (one task per GPU; the trainer then
+# takes `cuda:LOCAL_RANK` and NCCL instead of gloo, nothing else to set), `--nodes`, and your
+# site's `--partition`, `--account`, `--qos` or `--constraint` (e.g. `'a100|h100'`); `--mem` and
+# `--cpus-per-task` (data-loading workers) as your admins advise; `--setup 'module load cuda'`
+# for lines the job needs before it starts, and `--slurm-arg key=value` for any other sbatch
+# option. `out_dir` and `--log-dir` must be on a file system that every node sees.
+#
+# These commands are not decoration: the next cells parse them with the real argument parsers of
+# `torchrun`, of `vicreg_edu.train` and of `vicreg-edu submit`, so a renamed flag breaks the book.
 
 # %%
 from torch.distributed.run import parse_args as torchrun_parse_args
-from vicreg_edu.train import add_train_args, config_from_args
+from vicreg_edu.cli import add_train_args, config_from_args
 import argparse
 
 multi_node = ("torchrun --nnodes=4 --nproc_per_node=8 --rdzv_backend=c10d --rdzv_endpoint=$HEAD_NODE:29500 "
@@ -293,15 +306,21 @@ print(f"trainer:  preset epochs={cfg_big.epochs} batch={cfg_big.batch_size} -> "
 assert world == 32 and cfg_big.batch_size % world == 0 and cfg_big.resume == "auto"
 
 # %%
-slurm_script = Path("../scripts/submit_slurm.py") if Path.cwd().name == "book" else Path("scripts/submit_slurm.py")
-if slurm_script.is_file():
-    help_text = subprocess.run([sys.executable, str(slurm_script), "--help"], capture_output=True,
-                               text=True, check=True).stdout
-    flags = [f for f in ("--nodes", "--gpus-per-node", "--partition", "--time") if f in help_text]
-    print("scripts/submit_slurm.py accepts:", ", ".join(flags))
-    assert len(flags) == 4, help_text
-else:
-    print("scripts/submit_slurm.py is in the repository (git clone it to submit SLURM jobs)")
+from vicreg_edu import slurm  # parsing needs neither submitit nor SLURM; submitting needs both
+
+submit_cmd = ("vicreg-edu submit --nodes 4 --gpus-per-node 8 --cpus-per-task 10 --partition gpu --time 4320 "
+              "-- --preset imagenet-resnet50 --set data_dir=/datasets/imagenet out_dir=/checkpoints/vicreg "
+              "batch_size=2048 ckpt_every=1000")
+submit_args = slurm.build_parser().parse_args(shlex.split(submit_cmd)[2:])
+tasks_per_node, slurm_world = slurm.resources(submit_args)
+train_argv, cfg_slurm = slurm.train_arguments(submit_args, slurm_world)
+print(f"vicreg-edu submit: {submit_args.nodes} nodes x {tasks_per_node} tasks = {slurm_world} processes, "
+      f"{submit_args.gpus_per_node} GPUs per node (NCCL), partition {submit_args.partition}, "
+      f"{submit_args.time} min per job, USR2 {submit_args.signal_delay} s before the limit")
+print(f"each task runs:    vicreg-edu train {' '.join(slurm.with_resume_auto(train_argv))}")
+print(f"trainer:           batch {cfg_slurm.batch_size} -> {cfg_slurm.batch_size // slurm_world} images per GPU, "
+      f"checkpoint every {cfg_slurm.ckpt_every} steps in {cfg_slurm.out_dir}")
+assert slurm_world == world and cfg_slurm.batch_size // slurm_world == 64
 
 # %% [markdown]
 # ## Resuming after pre-emption
@@ -311,7 +330,7 @@ else:
 # for every restart, which is exactly what a requeued SLURM job or `torchrun --max-restarts=3`
 # (torchrun restarting crashed workers) needs. Three details make it safe:
 #
-# - **Atomic checkpoints.** `train.atomic_save` writes `checkpoint.pt.tmp`, flushes it to disk
+# - **Atomic checkpoints.** `checkpoint.atomic_save` writes `checkpoint.pt.tmp`, flushes it to disk
 #   (`fsync`), then renames it over `checkpoint.pt`. A rename is atomic on POSIX file systems, so a
 #   job killed at any instant leaves either the old checkpoint or the new one, never half a file.
 # - **Everything that determines the future is saved**: model and online-probe weights, both
@@ -324,6 +343,69 @@ else:
 #   Checkpoints are written at the end of every epoch and every `ckpt_every` steps, and never when
 #   the loss has become NaN, so a diverged run keeps its last good checkpoint.
 
+# %% [markdown]
+# ## Pre-emption on a real SLURM
+#
+# With `vicreg-edu submit`, a pre-empted or timed-out job goes through four hands. SLURM sends
+# `USR2` (submitit asks for it `--signal-delay` seconds before the time limit with
+# `#SBATCH --signal=USR2@120`; schedulers send it on pre-emption). submitit's handler on rank 0
+# calls the launcher's `TrainingJob.checkpoint`, which returns the same job with `--resume auto`;
+# submitit pickles it and runs `scontrol requeue`. SLURM stops all tasks and later starts the job
+# again under the same id, and the trainer continues from `<out_dir>/checkpoint.pt`, which it
+# writes atomically every `ckpt_every` steps and at every epoch end. So on a real cluster,
+# set `ckpt_every` to what you can afford to redo: at most that many steps are lost.
+#
+# This path is tested on a real SLURM, not a mock. `tests/test_slurm.py` (part of `make test`)
+# starts a single-node SLURM on the test machine (Debian 12's `slurm-wlm` 22.05 and `munge`, as
+# root, from a temporary `slurm.conf`: one node with the machine's 2 CPUs, `select/cons_tres`)
+# and submits the demo preset shrunk to 8 steps (256 images, batch 64 split over 2 gloo
+# processes, a checkpoint every step) twice, with
+#
+# ```bash
+# vicreg-edu submit --tasks-per-node 2 --gpus-per-node 0 -- --preset demo --out-dir run \
+#     --set train_size=256 test_size=128 batch_size=64 epochs=2 ckpt_every=1 ...
+# ```
+#
+# once straight through, once pre-empted: when the job has logged step 2, the test sends it the
+# same signal SLURM would (`scancel --signal=USR2 <job>`). Here is the log of task 0 of that
+# second job, from the run of 30 November 2026 on a shared 2-core CPU machine (job 2; its `.out`
+# and `.err` logs interleaved by time, paths shortened, the `Loading pickle`, `SIGCONT` and
+# PyTorch deprecation-warning lines left out):
+#
+# ```text
+# submitit INFO (2026-11-30 11:46:34,016) - Starting with JobEnvironment(job_id=2, hostname=vm, local_rank=0(2), node=0(1), global_rank=0(2))
+# [vicreg-edu submit] job 2 attempt 1 | task 0/2 (local 0) on vm | master vm:56427 | gloo (CPU) | OMP_NUM_THREADS=1
+# [vicreg-edu submit] no checkpoint yet: training starts at step 0
+# VICReg | small_cnn + expander 512-512-512 | shapes | world=2 device=cpu amp=None | batch 64 (32/proc) | 4 steps/epoch x 2 epochs | lr 0.0025 adamw
+# submitit INFO (2026-11-30 11:48:11,470) - Job has not timed out. Ran 1 minutes out of requested 4320 minutes.
+# submitit WARNING (2026-11-30 11:48:11,470) - Caught signal SIGUSR2 on vm: this job is preempted.
+# submitit INFO (2026-11-30 11:48:11,470) - Calling checkpoint method.
+# [vicreg-edu submit] USR2 received: requeueing; the next attempt resumes from the latest checkpoint (--resume auto)
+# submitit INFO (2026-11-30 11:48:11,525) - Requeued job 2 (30 remaining timeouts)
+# submitit INFO (2026-11-30 11:48:11,525) - Exiting gracefully after preemption/timeout.
+# submitit ERROR (2026-11-30 11:48:11,583) - Submitted job triggered an exception
+# slurmstepd-vm: error: *** STEP 2.0 ON vm CANCELLED AT 2026-11-30T11:48:11 DUE TO JOB REQUEUE ***
+# submitit WARNING (2026-11-30 11:48:11,648) - Bypassing signal SIGTERM
+# submitit INFO (2026-11-30 11:48:19,536) - Starting with JobEnvironment(job_id=2, hostname=vm, local_rank=0(2), node=0(1), global_rank=0(2))
+# [vicreg-edu submit] job 2 attempt 2 | task 0/2 (local 0) on vm | master vm:56427 | gloo (CPU) | OMP_NUM_THREADS=1
+# [vicreg-edu submit] resuming from .../preempted0/run/checkpoint.pt at step 1
+# VICReg | small_cnn + expander 512-512-512 | shapes | world=2 device=cpu amp=None | batch 64 (32/proc) | 4 steps/epoch x 2 epochs | lr 0.0025 adamw
+# [vicreg-edu submit] task 0 done (status 0): 34.7 s CPU, 154.7 s wall in this attempt
+# submitit INFO (2026-11-30 11:51:04,571) - Job completed successfully
+# ```
+#
+# How to read it. The signal reached rank 0 while it was writing the checkpoint of step 2; the
+# handler's exit interrupted that write (the `ERROR` line; the `.err` log shows `torch.save`
+# failing mid-file), and `checkpoint.pt` still held step 1, because a new checkpoint replaces
+# the old one by an atomic rename only once it is complete. SLURM cancelled the job step
+# "due to job requeue" (`scontrol show job 2` then says `Restarts=1`). A requeued job is held
+# for about two minutes before it may start again (`Reason=BeginTime`); the test lifts that hold
+# with `scontrol update JobId=2 StartTime=now`, hence the 8 seconds between the attempts. Attempt
+# 2 resumed at step 1, redid step 2, and ended at step 8 with a model state equal, all 41 tensors, to
+# those of the uninterrupted job (the test compares them with `torch.equal`: the largest
+# difference is exactly 0) and with the same optimiser state. Both jobs ran on the CPU with gloo
+# (the test machine has no GPU); on a GPU cluster the same path runs with NCCL.
+#
 # %% [markdown]
 # ## A smoke run of the very same script
 #
@@ -395,7 +477,7 @@ assert ckpt["step"] == 16 and steps == sorted(set(steps)) and steps[-1] == 16
 
 # %%
 from vicreg_edu.config import Config
-from vicreg_edu.train import check_resume_config
+from vicreg_edu.checkpoint import check_resume_config
 
 changed = Config(**ckpt["config"]).replace(base_lr=0.05)
 try:
@@ -528,7 +610,7 @@ rendezvous = ["--nnodes=4", "--nproc_per_node=8", "--rdzv_backend=c10d",
 print("# on each of the 4 nodes:")
 print(" ".join(["torchrun", *rendezvous, "-m", "vicreg_edu.train", *train_args]))
 print("# or through SLURM:")
-print(" ".join(["python scripts/submit_slurm.py --nodes 4 --gpus-per-node 8 --", *train_args[:-2]]))
+print(" ".join(["vicreg-edu submit --nodes 4 --gpus-per-node 8 --partition gpu --", *train_args[:-2]]))
 
 # %% [markdown]
 # ## Exercise
