@@ -168,3 +168,15 @@ def test_with_resume_auto_and_argument_checks():
         slurm.train_arguments(parser.parse_args(["--", "--resume", "other.pt"]), 1)
     argv, cfg = slurm.train_arguments(parser.parse_args(["--", "--set", "out_dir=rel/dir"]), 1)
     assert argv[-2:] == ["--out-dir", str(Path("rel/dir").resolve())] and cfg.out_dir == argv[-1]
+
+
+def test_skip_reason_names_what_is_missing(monkeypatch):
+    """Where SLURM cannot start, the tests skip with a reason that says what to do."""
+    import slurm_fixture
+
+    monkeypatch.setattr(slurm_fixture.os, "geteuid", lambda: 1000)
+    assert "needs root" in slurm_fixture.skip_reason()
+    monkeypatch.setattr(slurm_fixture.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(slurm_fixture, "_which", lambda name: None if name in ("munged", "slurmd") else "/bin/" + name)
+    reason = slurm_fixture.skip_reason()
+    assert "missing munged, slurmd" in reason and "scripts/system_deps.sh" in reason
