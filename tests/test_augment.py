@@ -495,3 +495,18 @@ def test_device_work_reads_nothing_back(images, case):
     assert a.device.type == b.device.type == "meta" and a.shape == b.shape == (16, 3, cfg.size, cfg.size)
     with pytest.raises((RuntimeError, NotImplementedError)):  # teeth: the frozen path reads back
         _FrozenBatchAugment(cfg, 0).apply(x.to("meta"), params[0])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_batch_on_gpu_makes_no_sync(images):
+    x = images[0].cuda()
+    aug = TwoViewBatchAugment(imagenet_augment(size=32))
+    params = aug.sample(len(x), torch.Generator().manual_seed(0))
+    aug.apply(x, params)  # warm-up (allocator, pinned-memory pool)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        a, b = aug.apply(x, params)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert a.shape == b.shape == (len(x), 3, 32, 32)

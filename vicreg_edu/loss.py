@@ -278,7 +278,7 @@ def covariance_loss(z: Tensor) -> Tensor:
       (tests/test_loss.py shows plain float32 off by 0.5% there). That decision reads one
       number back to the host; where that would be a device sync the caller can ask for none
       (``vicreg_loss(..., check_finite=False)`` on a GPU) and the Gram side is then computed
-      in float64 directly: as many flops as float32 on A100/H100-class GPUs, 2-3x the time on
+      in float64 directly: as many flops as float32 on A100/H100-class GPUs, up to 2.3x the time on
       a CPU (bench/README.md), much slower on GPUs with little float64 throughput.
     * sums of squares are taken row by row: torch's float32 CPU ``vector_norm`` over 1e7
       entries in one go is off by ~1e-2.
