@@ -160,6 +160,8 @@ def test_with_resume_auto_and_argument_checks():
     assert slurm.resources(args) == (2, 2) and args.slurm_args == [("exclusive", True), ("mail-type", "END")]
     with pytest.raises(slurm.SubmitError, match="one process per GPU"):
         slurm.resources(parser.parse_args(["--gpus-per-node", "2", "--tasks-per-node", "3"]))
+    with pytest.raises(slurm.SubmitError, match="--signal-delay 120 s is not shorter than --time 2 min"):
+        slurm.resources(parser.parse_args(["--time", "2"]))
     with pytest.raises(slurm.SubmitError, match="batch_size=6 must split into >= 2 images on each of the 4"):
         slurm.train_arguments(parser.parse_args(["--tasks-per-node", "4", "--", "--set", "batch_size=6"]), 4)
     with pytest.raises(slurm.SubmitError, match="bad trainer arguments.*invalid choice: 'nope'"):

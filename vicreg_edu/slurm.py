@@ -189,6 +189,9 @@ def resources(args: argparse.Namespace) -> tuple[int, int]:
         value = getattr(args, name)
         if value is not None and value < (0 if name == "max_requeues" else 1):
             raise SubmitError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    if args.signal_delay >= args.time * 60:
+        raise SubmitError(f"--signal-delay {args.signal_delay} s is not shorter than --time {args.time} min: SLURM "
+                          "would send USR2 at once and the job would requeue without training")
     return tasks, args.nodes * tasks
 
 
