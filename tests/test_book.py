@@ -3,12 +3,14 @@
 The chapters themselves are executed by nbval in the same test command
 (`pytest --nbval-lax ... tests book`); this file checks what nbval does not:
 pairs in sync, table of contents, badge and install cell, stored figures, short cells,
-a hidden-answer exercise, a warning-free site build, and that build opened in headless
+a hidden-answer exercise, no MyST role or directive in markdown (it shows raw outside the
+site), stored widget state for stored widget views, a warning-free site build, and that build opened in headless
 Chromium by scripts/check_site.py (skipped where Chromium is not installed).
 """
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 import subprocess
@@ -224,6 +226,42 @@ def test_markdown_has_no_myst_roles_or_directives(name):
         f"JupyterLab, Colab and GitHub. Cite with a markdown link (book/CHAPTERS.md, \"Citations\"): "
         f"`.venv/bin/python scripts/cite_to_links.py book/{name}.py`, then `jupytext --sync` the pair"
     )
+
+
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+CHAPTERS_WITH_WIDGETS = ["07_ablations"]  # chapters whose stored page must show live controls
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_stored_widget_views_have_their_state(name):
+    """A stored widget view renders without a kernel (site, nbviewer, JupyterLab before running)
+    only if the notebook's metadata holds the state of its model (scripts/execute_chapters.py)."""
+    if not (BOOK / f"{name}.ipynb").exists():
+        pytest.skip("no .ipynb (test_pair_exists fails)")
+    nb = read_ipynb(name)
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    views = [o["data"][WIDGET_VIEW]["model_id"] for c in nb.cells if c.cell_type == "code"
+             for o in c.get("outputs", []) if WIDGET_VIEW in o.get("data", {})]
+    hint = (f"store it with `.venv/bin/python scripts/execute_chapters.py book/{name}.py` "
+            "(book/CHAPTERS.md, \"Storing the outputs\")")
+    if name in CHAPTERS_WITH_WIDGETS:
+        assert views, f"book/{name}.ipynb stores no widget view (the explorer's output); {hint}"
+    missing = [v for v in views if v not in state]
+    assert not missing, f"book/{name}.ipynb: widget views {missing} have no stored state in its metadata; {hint}"
+
+
+def test_chapter_7_stores_the_explorer_with_its_figure():
+    """The explorer's stored state: sliders, switches, the button, and the default point's figure."""
+    nb = read_ipynb("07_ablations")
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    models = [m["model_name"] for m in state.values()]
+    for needed in ("SelectionSliderModel", "CheckboxModel", "ButtonModel", "ImageModel", "VBoxModel"):
+        assert needed in models, f"chapter 7's stored widget state has no {needed} (models: {sorted(set(models))})"
+    images = [m for m in state.values() if m["model_name"] == "ImageModel"]
+    pngs = [b for m in images for b in m.get("buffers", []) if b.get("path") == ["value"]
+            and base64.b64decode(b["data"])[:4] == b"\x89PNG"]
+    assert pngs, "chapter 7's stored Image widget holds no PNG: the page would show the controls without a figure"
 
 
 @pytest.fixture(scope="module")
