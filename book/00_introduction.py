@@ -30,8 +30,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from vicreg_edu.augment import TwoViewTransform, cifar_augment, shapes_augment
-from vicreg_edu.config import FAST
+from vicreg_edu.augment import TwoViewTransform, cifar_augment, make_augment_config
+from vicreg_edu.config import FAST, get_config
 from vicreg_edu.data import Shapes, load_dataset
 from vicreg_edu.loss import variance_loss, vicreg_loss
 
@@ -124,6 +124,8 @@ plt.show()
 # augmentations of one image, following the official VICReg recipe scaled down to 32 pixels:
 # random resized crop, horizontal flip, colour jitter, grayscale and, rarely, solarisation (the
 # ImageNet recipe also blurs, and treats the two views asymmetrically; chapter 5 has the details).
+# The book's demo keeps the crops mild (each crop covers 80 to 100 % of the image, printed
+# below), so that the shape stays in the view.
 
 # %%
 shapes = Shapes(split="train", n=256 if FAST else 2000, seed=0)
@@ -152,7 +154,10 @@ def show_view_pairs(dataset, cfg, n=8, seed=0, title=""):
     return fig
 
 
-show_view_pairs(shapes, shapes_augment(), title="Shapes: each column is one image and its two views")
+demo_augment = make_augment_config(get_config("demo"))  # the augmentations the book's demo trains with
+print(f"crop scale {demo_augment.crop_scale}, colour jitter p = {demo_augment.jitter_p}, "
+      f"grayscale p = {demo_augment.grayscale_p}, solarise p = {demo_augment.solarize_p}")
+show_view_pairs(shapes, demo_augment, title="Shapes: each column is one image and its two views")
 plt.show()
 
 # %% [markdown]

@@ -181,15 +181,16 @@ with torch.no_grad():
 #
 # Chapter 1 trained the demo encoder with $s$ alone (`std_coeff=0`, `cov_coeff=0`) and watched
 # the embeddings collapse. Here we train the same two short runs (invariance only, and the full
-# VICReg loss for comparison) and look at the *pairs*: do the two views of an image really come
-# together?
+# VICReg loss with the demo preset's coefficients for comparison) and look at the *pairs*: do the
+# two views of an image really come together?
 
 # %%
-epochs, train_size = (3, 1280) if FAST else (6, 2560)  # 10 or 20 steps of 128 images per epoch
+epochs, train_size = (3, 1280) if FAST else (6, 2560)  # 20 or 40 steps of 64 images per epoch
 cfg_inv = get_config("demo", std_coeff=0.0, cov_coeff=0.0, epochs=epochs, train_size=train_size,
                      out_dir="runs/ch02/invariance_only", knn_every=0, final_eval=False, progress=False)
 result_inv = train(cfg_inv)
-result_vicreg = train(cfg_inv.replace(std_coeff=25.0, cov_coeff=1.0, out_dir="runs/ch02/vicreg"))
+result_vicreg = train(cfg_inv.replace(std_coeff=cfg.std_coeff, cov_coeff=cfg.cov_coeff,  # the demo's mu, nu
+                                     out_dir="runs/ch02/vicreg"))
 for name, result in [("invariance only", result_inv), ("full VICReg", result_vicreg)]:
     print(f"{name:>16}: s per epoch", " ".join(f"{r['emb_alignment_mse']:.1e}" for r in result.epochs))
 

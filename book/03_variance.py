@@ -224,12 +224,14 @@ assert torch.isclose(terms.variance, (v_a + v_b) / 2)
 # ## Experiment: invariance + variance
 #
 # Now train the demo model (a small CNN and a 512-512-512 expander on the built-in Shapes data)
-# with $\lambda = \mu = 25$ and **no covariance term** (`cov_coeff=0.0`). The variance term
+# with the demo preset's $\lambda$ and $\mu$ (printed below) and **no covariance term**
+# (`cov_coeff=0.0`). The variance term
 # should stop the complete collapse of chapters 1 and 2. Does it give useful embeddings?
 
 # %%
 cfg = get_config("demo", cov_coeff=0.0, epochs=2 if FAST else 3, train_size=2048 if FAST else 0,
                  out_dir="runs/ch03_inv_var", progress=False, final_eval=False, tensorboard=False)
+print(f"loss = {cfg.sim_coeff:g} s + {cfg.std_coeff:g} v + {cfg.cov_coeff:g} c")
 result = train(cfg)
 print(f"trained in {result.wall_time:.0f} s")
 
@@ -257,15 +259,18 @@ print(f"embedding dimension: {result.epochs[-1]['emb_dim']}")
 # network could only rescale the dimension, the two forces would balance at
 #
 # $$ \sigma^\star = \min\Bigl(\gamma,\ \frac{\mu}{4\lambda(1-\rho)}\Bigr)
-#    = \min\Bigl(1,\ \frac{1}{4(1-\rho)}\Bigr) \text{ for } \lambda = \mu , $$
+#    = \min\Bigl(1,\ \frac{1}{4(1-\rho)}\Bigr) \text{ for } \lambda = \mu, \ \gamma = 1 , $$
 #
-# so with $\lambda = \mu$ the standard deviation reaches $\gamma = 1$ only once the views agree
-# well ($\rho \ge 3/4$); below that it should settle *inside* the hinge, at
-# $\mu / (4\lambda(1-\rho))$. The epoch records hold what we need for a rough check: the
-# invariance on the held-out pairs, $s \approx 2\sigma^2(1-\rho)$, gives
-# $1 - \rho \approx s / (2\sigma^2)$. A prediction that lands on the clamp $\gamma$ tests little
-# (any spread at or above $\gamma$ "agrees"), so we also train a second run with a five times
-# smaller variance weight, $\mu = 5$, where the balance point should lie well below $\gamma$.
+# so with the paper's $\lambda = \mu$ the standard deviation reaches $\gamma = 1$ only once the
+# views agree well ($\rho \ge 3/4$); below that it should settle *inside* the hinge, at
+# $\mu / (4\lambda(1-\rho))$. The demo preset's $\lambda = 10$, $\mu = 50$ give
+# $\mu / (4\lambda) = 1.25$: the balance lies at or above $\gamma$ whatever the agreement, so
+# its spread should reach $\gamma$ (a reason why the preset's heavier variance weight works on
+# Shapes). The epoch records hold what we need for a rough check: the invariance on the
+# held-out pairs, $s \approx 2\sigma^2(1-\rho)$, gives $1 - \rho \approx s / (2\sigma^2)$. A
+# prediction that lands on the clamp $\gamma$ tests little (any spread at or above $\gamma$
+# "agrees"), so we also train a second run with a ten times smaller variance weight,
+# $\mu = 5$, where the balance point should lie well below $\gamma$.
 
 # %%
 def balance(result):
@@ -350,10 +355,12 @@ assert report.effective_rank < 0.25 * z.shape[1], "expected dimensional collapse
 # %% [markdown]
 # ## The variance term as a plug-in
 #
-# The variance term does not need the rest of VICReg. The paper shows this by adding it to
-# BYOL and SimSiam ([Bardes et al., 2022](https://arxiv.org/abs/2105.04906)): those methods avoid collapse with architectural
-# tricks (a predictor on one branch, a stop-gradient, and for BYOL a momentum encoder), and
-# without their predictor they collapse; with the variance term added they no longer need it.
+# The variance term does not need the rest of VICReg. The paper
+# ([Bardes et al., 2022](https://arxiv.org/abs/2105.04906)) adds it to BYOL and SimSiam, which
+# avoid collapse with architectural tricks (a predictor on one branch, a stop-gradient, and for
+# BYOL a momentum encoder), and reports that it stabilises their training and improves their
+# results, and that with it they no longer collapse once part of that machinery, the predictor,
+# is removed.
 # A small version of that experiment: a **SimSiam-style** method with a stop-gradient but **no
 # predictor and no momentum encoder**, each view pulled towards the other, detached, view,
 #
@@ -374,16 +381,16 @@ def siamese_run(std_coeff, steps, seed=0):
     torch.manual_seed(seed)
     model = build_model(cfg)
     augment = TwoViewBatchAugment(make_augment_config(cfg))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     g = torch.Generator().manual_seed(seed)
     spread = []
     for _ in range(steps):
-        batch = train_images[torch.randint(len(train_images), (128,), generator=g)]
+        batch = train_images[torch.randint(len(train_images), (cfg.batch_size,), generator=g)]
         view_a, view_b = augment(batch, generator=g)
-        z_a, z_b = model(view_a)[1], model(view_b)[1]  # (128, 512) each
+        z_a, z_b = model(view_a)[1], model(view_b)[1]  # (batch, 512) each
         s = (invariance_loss(z_a, z_b.detach()) + invariance_loss(z_b, z_a.detach())) / 2
         v = (variance_loss(z_a) + variance_loss(z_b)) / 2
-        loss = 25 * s + std_coeff * v  # lambda = 25 as in VICReg
+        loss = cfg.sim_coeff * s + std_coeff * v  # the demo's lambda
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -391,8 +398,9 @@ def siamese_run(std_coeff, steps, seed=0):
     return model, spread
 
 
-steps = 40 if FAST else 100
-siamese = {"stop-gradient only": siamese_run(0.0, steps), "stop-gradient + 25 v": siamese_run(25.0, steps)}
+steps = 60 if FAST else 200
+siamese = {"stop-gradient only": siamese_run(0.0, steps),
+           f"stop-gradient + {cfg.std_coeff:g} v": siamese_run(cfg.std_coeff, steps)}
 
 # %%
 fig, ax = plt.subplots(figsize=(9, 4), constrained_layout=True)

@@ -77,8 +77,9 @@ print("fast mode:", FAST)
 # $n \times d$ entries). Each term's gradient with respect to one embedding coordinate then
 # carries the same $1/d$, so the balance $\lambda : \mu : \nu$ between the three forces acting on
 # a dimension does not depend on the width of the expander through this factor, and one set of
-# coefficients can serve many widths (the library's presets use 25/25/1 from the demo's
-# $d = 512$ to the ImageNet recipe's $d = 8192$). Without it, $c$ would grow like $d^2$ and swamp
+# coefficients can serve many widths (the paper's 25/25/1 is used from the library's CIFAR
+# presets to the ImageNet recipe's $d = 8192$; the demo's 10/50/1 comes from a search on Shapes).
+# Without it, $c$ would grow like $d^2$ and swamp
 # the other two terms as the expander widens.
 #
 # What the $1/d$ does *not* remove: $r_j$ is a sum over $d - 1$ partners, so when correlations do

@@ -145,7 +145,8 @@ plt.show()
 # ## Trained side by side on Shapes
 #
 # A small version of the comparison: the demo model trained for the same number of steps with
-# the same optimiser, once with the VICReg loss and once with a LeJEPA-style loss, the squared
+# the same optimiser (the demo preset's), once with the VICReg loss (the preset's coefficients)
+# and once with a LeJEPA-style loss, the squared
 # distance between the two views pulled towards their mean plus SIGReg on each view,
 # $(1 - \lambda)\, s/4 + \lambda\, [\mathrm{SIGReg}(Z) + \mathrm{SIGReg}(Z')]/2$ with LeJEPA's
 # default $\lambda = 0.05$. (LeJEPA proper uses many views per image and a ViT; this keeps the book's
@@ -161,20 +162,20 @@ augment_cfg = make_augment_config(cfg)
 
 def two_view_loss(kind, z_a, z_b, generator):
     """The VICReg loss, or LeJEPA-style (1 - 0.05) s/4 + 0.05 SIGReg on each view."""
-    if kind == "VICReg":
-        return vicreg_loss(z_a, z_b).loss
+    if kind == "VICReg":  # with the demo preset's coefficients
+        return vicreg_loss(z_a, z_b, cfg.sim_coeff, cfg.std_coeff, cfg.cov_coeff).loss
     regulariser = (sigreg(z_a, generator=generator) + sigreg(z_b, generator=generator)) / 2
     return 0.95 * invariance_loss(z_a, z_b) / 4 + 0.05 * regulariser
 
 
 def train_with(kind, steps, seed=0):
-    """A plain training loop (AdamW, batch 128) of the demo model with one of the two losses."""
+    """A plain training loop of the demo model (the preset's AdamW and batch size), one of the two losses."""
     torch.manual_seed(seed)
     model, augment = build_model(cfg), TwoViewBatchAugment(augment_cfg)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     g = torch.Generator().manual_seed(seed)
     for _ in range(steps):
-        view_a, view_b = augment(train_x[torch.randint(len(train_x), (128,), generator=g)], generator=g)
+        view_a, view_b = augment(train_x[torch.randint(len(train_x), (cfg.batch_size,), generator=g)], generator=g)
         loss = two_view_loss(kind, model(view_a)[1], model(view_b)[1], g)
         optimizer.zero_grad()
         loss.backward()
@@ -182,7 +183,7 @@ def train_with(kind, steps, seed=0):
     return model.eval()
 
 
-steps = 40 if FAST else 200
+steps = 60 if FAST else 300
 models = {kind: train_with(kind, steps) for kind in ("VICReg", "SIGReg (LeJEPA-style)")}
 
 # %%
@@ -195,7 +196,7 @@ for name, model in {"random init": build_model(cfg).eval(), **models}.items():
     report = collapse_report(z_test)
     results[name] = (knn_accuracy(f_train, train_y[:bank], f_test, test_y), report.std_mean,
                      report.effective_rank)
-print(f"{steps} steps of 128 images each")
+print(f"{steps} steps of {cfg.batch_size} images each")
 print(f"{'':>22} {'k-NN':>6} {'embedding std':>14} {'effective rank':>15}")
 for name, (acc, std_mean, rank) in results.items():
     print(f"{name:>22} {acc:>6.3f} {std_mean:>14.3f} {rank:>15.1f}")
