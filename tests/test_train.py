@@ -165,7 +165,7 @@ def test_demo_fast_mode_learns(tmp_path):
     a run that learns nothing (chance is 0.10) fails.
     """
     cfg = get_config("demo", fast=True, out_dir=str(tmp_path), progress=False, tensorboard=False)
-    assert (cfg.epochs, cfg.train_size, cfg.test_size) == (4, 0, 0)
+    assert (cfg.epochs, cfg.batch_size, cfg.train_size, cfg.test_size) == (3, 64, 0, 0)
     result = T.train(cfg)
     final = result.final
     print(final)
