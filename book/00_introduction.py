@@ -161,8 +161,10 @@ show_view_pairs(shapes, demo_augment, title="Shapes: each column is one image an
 plt.show()
 
 # %% [markdown]
-# Each column is one training example. The two views of a column can differ in position, scale,
-# colour and brightness, yet they show the same shape: the invariance term will pull their
+# Each column is one training example. The two views of a column can be mirrored, slightly
+# rescaled, recoloured, brightened or turned gray, yet they show the same shape (in the first
+# column's second view the gray crescent nearly disappears into the background: augmentations
+# can also destroy information, which is why the demo keeps them mild): the invariance term will pull their
 # embeddings together. Two columns of the same class (say, two circles) are *not* paired: nothing
 # in the loss says they belong together, and still a good encoder will place them close.
 
