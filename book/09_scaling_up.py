@@ -406,6 +406,15 @@ assert slurm_world == world and cfg_slurm.batch_size // slurm_world == 64
 # difference is exactly 0) and with the same optimiser state. Both jobs ran on the CPU with gloo
 # (the test machine has no GPU); on a GPU cluster the same path runs with NCCL.
 #
+# A real time limit goes the same way. Run once by hand on the same machine and day (not part of
+# the tests), a longer demo job submitted with `--time 3 --signal-delay 60` got `USR2` from SLURM
+# itself two minutes into each attempt; submitit logged `this job is timed-out` and requeued it
+# (`29 remaining timeouts`; the second time, the stopping job step killed submitit's own
+# `scontrol requeue` before it returned, so the log shows an exception, but SLURM had requeued
+# the job), and the third attempt resumed at step 2. The machine was so busy that the first
+# attempt spent its whole two minutes starting up: size `--time` and `--signal-delay` so that an
+# attempt gets past its start-up and its first checkpoint.
+#
 # %% [markdown]
 # ## A smoke run of the very same script
 #
