@@ -350,8 +350,9 @@ class AblationExplorer:
         return train_point(point, self.live_sizes, out_dir, progress)
 
     def _set_progress(self, fraction: float) -> None:
-        self.progress.value = fraction
-        self.button.description = f"Training… {100 * fraction:.0f}%"
+        if self._running:  # the metrics watcher may report once more after the run has ended
+            self.progress.value = fraction
+            self.button.description = f"Training… {100 * fraction:.0f}%"
 
     def run_live(self, button=None, *, wait: bool = False) -> Optional[dict]:
         """The button's callback: train the current setting; ignored while a run is going.
@@ -379,27 +380,33 @@ class AblationExplorer:
         return f"{s['epochs']} epochs x {s['train_size']} images"
 
     def _finish_run(self, point: dict) -> Optional[dict]:
-        summary, error = None, None
+        """Train, draw the result, then hand the controls back (a move made meanwhile is applied last)."""
+        summary, problem = None, ""
         try:
             summary = self.run_fn(point, self._set_progress)
         except Exception as e:  # shown in the panel: a thread's exception would otherwise vanish
-            error = e
+            problem = f"The live run failed: {type(e).__name__}: {e}"
+        if summary is not None:
+            try:  # still "running" while drawing, so a move made now waits for the result
+                with self._lock:
+                    self.live_results[self.key(point)] = summary
+                self.draw(summary, f"live run: {_point_label(point)} ({self._sizes_text()}, "
+                                   f"{summary['wall_time_s']:.0f} s)")
+                self.log.value += (f"<div>live run {_point_label(point)}: k-NN {summary['knn']:.3f}, embedding std "
+                                   f"{summary['emb_std_mean']:.3f}, effective rank "
+                                   f"{summary['emb_effective_rank']:.1f}, {summary['wall_time_s']:.0f} s</div>")
+            except Exception as e:
+                problem = f"Drawing the result failed: {type(e).__name__}: {e}"
         with self._lock:
             self._running, moved = False, self._moved_during_run
-            if summary is not None:
-                self.live_results[self.key(point)] = summary
         self.button.disabled, self.button.icon, self.button.description = False, "play", "Run it live"
         self.progress.layout.visibility = "hidden"
-        if error is not None:
-            self.hint.value = f"The live run failed: {type(error).__name__}: {error}"
+        if problem:
+            self.hint.value = problem
             return None
-        title = f"live run: {_point_label(point)} ({self._sizes_text()}, {summary['wall_time_s']:.0f} s)"
-        self.draw(summary, title)
-        self.log.value += (f"<div>live run {_point_label(point)}: k-NN {summary['knn']:.3f}, embedding std "
-                           f"{summary['emb_std_mean']:.3f}, effective rank {summary['emb_effective_rank']:.1f}, "
-                           f"{summary['wall_time_s']:.0f} s</div>")
-        if moved and self.key(self.current_point()) != self.key(point):
-            self._show_point(self.current_point())  # the move made during the run, applied now
+        now = self.current_point()
+        if moved and self.key(now) != self.key(point):
+            self._show_point(now)  # the move made during the run, applied now
         return summary
 
     # -- display
