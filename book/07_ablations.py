@@ -69,8 +69,8 @@ print("fast mode:", FAST)
 # %% [markdown]
 # ## The precomputed grid
 #
-# Training is the expensive part, so the grid was run once, by
-# `python -m vicreg_edu.experiments grid`, and ships with the library:
+# Training is the expensive part, so the grid was run once (the command is printed below; in the
+# library it is `python -m vicreg_edu.experiments grid`), and it ships with the library:
 # `load_results("ablation_grid")` reads it after a plain `pip install`. Each run is the `demo`
 # preset for a few epochs, changing **one factor at a time** around the default point, plus the
 # baseline repeated with two other seeds to show how much a number moves by chance. The
@@ -127,12 +127,12 @@ plt.show()
 #   $\nu = 0$ the spread is fine (the variance hinge still holds each dimension up) but the
 #   effective rank is a handful of dimensions: every dimension says almost the same thing.
 # - **$\lambda$.** At $\lambda = 0$ nothing asks the two views to agree: the embeddings are spread
-#   out and of high rank, yet the $k$-NN accuracy is at chance. Spread without invariance is
-#   noise. A $\lambda$ above the default squeezes the embeddings (lower std, lower rank): what
+#   out and of high rank, yet the $k$-NN accuracy is near chance, below the random encoder's.
+#   Spread without invariance is noise. A $\lambda$ above the default squeezes the embeddings (lower std, lower rank): what
 #   matters is the balance of $\lambda$ against $\mu$ and $\nu$, not their size.
 # - **$\gamma$.** Almost nothing moves (the exercise explains why).
-# - **Augmentations.** Switching colour jitter off costs the most, down to the random
-#   encoder's accuracy: on Shapes colour is the strongest nuisance (every image has random
+# - **Augmentations.** Switching colour jitter off costs the most, below the random encoder's
+#   accuracy: on Shapes colour is the strongest nuisance (every image has random
 #   foreground and background colours), and without jitter the two views share their colours,
 #   so agreeing on colour is mostly enough. Grayscale and solarisation are within the seed band.
 #   Switching the crop or the flip off *raises* the accuracy of these short runs: here, removing
@@ -255,11 +255,11 @@ assert 0 <= live["knn"] <= 1 and explorer.hint.value == ""
 
 # %% [markdown]
 # Invariance alone collapses like the $\mu = 0$ grid run: the std bar has almost vanished, the
-# variance term climbs towards 1 and the $k$-NN accuracy is at the random encoder's. The
+# variance term climbs towards 1 and the $k$-NN accuracy is at or below the random encoder's. The
 # covariance term could not have saved it anyway: a constant embedding has no covariance to
 # penalise. The wall and CPU times printed above were measured on the machine that executed this
-# notebook (for the stored page: a 2-core CPU shared with other jobs, so the wall time is several
-# times the CPU time); yours will differ. (In fast mode
+# notebook (for the stored page: a 2-core CPU shared with other jobs, so the wall time is well
+# above the CPU time); yours will differ. (In fast mode
 # the live run is a few steps long, which is enough to see the std fall but not to finish
 # collapsing.)
 
@@ -326,6 +326,9 @@ def weighted_shares(run):
 
 # %% tags=["hide-input"]
 # Answer: weight each term by the run's own coefficient; the sum must give back the recorded loss.
+# In these short runs mu*v carries most of the loss in every run but mu = 0: the embeddings' stds
+# stay below gamma (exercise 1), so every dimension's hinge is active and most of the optimiser's
+# effort goes into spreading the embeddings; lambda*s and nu*c are small corrections on top.
 def weighted_shares_solution(run):
     p = run["point"]
     parts = [p["sim_coeff"] * run["invariance"], p["std_coeff"] * run["variance"], p["cov_coeff"] * run["covariance"]]
