@@ -269,7 +269,8 @@ assert 0 <= live["knn"] <= 1 and explorer.hint.value == ""
 # The explorer, back at the default point. In a running notebook (JupyterLab, Colab), move a
 # slider or untick a switch and the figure follows; press the button to train the setting you
 # chose. On a page without a kernel (the site, nbviewer) the controls and the figure of the
-# default point are shown from the state stored in the notebook, but they do not respond.
+# default point are shown from the state stored in the notebook, but they do not respond;
+# JupyterLab shows a one-line text in their place until the cells have run.
 
 # %%
 explorer.set_point(grid["default_point"])
