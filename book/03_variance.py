@@ -229,7 +229,7 @@ assert torch.isclose(terms.variance, (v_a + v_b) / 2)
 # should stop the complete collapse of chapters 1 and 2. Does it give useful embeddings?
 
 # %%
-cfg = get_config("demo", cov_coeff=0.0, epochs=2 if FAST else 3, train_size=2048 if FAST else 0,
+cfg = get_config("demo", cov_coeff=0.0, epochs=2, train_size=2048 if FAST else 3072,
                  out_dir="runs/ch03_inv_var", progress=False, final_eval=False, tensorboard=False)
 print(f"loss = {cfg.sim_coeff:g} s + {cfg.std_coeff:g} v + {cfg.cov_coeff:g} c")
 result = train(cfg)
@@ -288,7 +288,12 @@ for r in (result, result_mu5):
     print(f"{r.config.std_coeff:>4g} {one_minus_rho:>8.3f} {predicted:>14.2f} {measured:>13.2f}")
 
 # %% [markdown]
-# BALANCE-SENTENCE
+# The first row is the demo's $\mu$, whose prediction sits at the clamp $\gamma$; the second,
+# $\mu = 5$, predicts a spread well inside the hinge. The crude model (one number per run, a
+# network that can do more than rescale) passes the test if the measured spread follows the
+# prediction in *both* rows, in particular if the $\mu = 5$ run settles well below $\gamma$
+# instead of climbing to it. Chapter 4 shows that the covariance term adds a third force to this
+# balance.
 
 # %% [markdown]
 # The numbers already tell the story; let us look at the embeddings of the test images
@@ -398,7 +403,7 @@ def siamese_run(std_coeff, steps, seed=0):
     return model, spread
 
 
-steps = 60 if FAST else 200
+steps = 60 if FAST else 100
 siamese = {"stop-gradient only": siamese_run(0.0, steps),
            f"stop-gradient + {cfg.std_coeff:g} v": siamese_run(cfg.std_coeff, steps)}
 
@@ -413,7 +418,11 @@ ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1))  # beside the axes, off th
 plt.show()
 
 # %% [markdown]
-# PLUGIN-SENTENCE
+# Without the variance term nothing in the loss resists the shortcut of chapter 2: the stop-
+# gradient only stops the gradient through one branch at a time, each branch still pulls itself
+# towards the other, and the spread falls step after step (note the logarithmic axis). With
+# $\mu\,v$ added the hinge holds the spread up near $\gamma$: the variance term does the job that
+# SimSiam's predictor does, without a predictor or a momentum encoder.
 
 # %% [markdown]
 # ## What the BatchNorm in the expander does
@@ -444,7 +453,13 @@ for name, (model, _) in siamese.items():
           f" {z.std(0).mean():>14.4f}")
 
 # %% [markdown]
-# BN-SENTENCE
+# Compare the columns. BatchNorm keeps the last hidden layer spread out in both models, whether
+# or not they collapsed, so a healthy hidden layer says nothing about the embedding; the
+# embedding's spread, the output of the one layer without BatchNorm after it, is what separates
+# the collapsed model from the other. (The weight norm shows *how* that layer collapses: if it
+# barely differs between the two models, the layer did not shrink but turned its rows away from
+# the directions in which the hidden layer varies.) BatchNorm standardises what goes *into* the
+# last layer; only the variance term acts on what comes out of it.
 
 # %% [markdown]
 # ## Exercises
