@@ -115,8 +115,10 @@ plt.show()
 # %% [markdown]
 # Two panels, two kinds of collapse. The effective rank (left) would fall towards a handful of
 # directions under dimensional collapse; the mean per-dimension standard deviation (right, with
-# the target $\gamma$ dashed) would fall to 0 under complete collapse. Here both stay well away
-# from those floors. TODO-NUMBERS In the table,
+# the target $\gamma$ dashed) would fall to 0 under complete collapse. Read both against the
+# table "Healthy run or collapse" at the end of this chapter: the std should approach $\gamma$
+# (the variance hinge $v$ is inactive once it does), and the effective rank should stay high. In
+# the printed table above,
 # `probe` is the online linear probe trained on the side during pre-training (on detached
 # representations, so it never influences the encoder), and `k-NN` the evaluation of chapter 5
 # on the epochs where the trainer ran it (`knn_every`; the last epoch's is chapter 5's final
@@ -243,7 +245,7 @@ for name, x in [("z trained", z_trained), ("z random", z_random), ("y trained", 
 # such as ReLU units that never fire in a random network, and says little about quality. The
 # effective rank weighs each direction by its share of the spectrum and is the number to watch.
 # Read it against the dimension and against the random network, and follow its trend over
-# training (the left curve of the collapse plot above). A short run like this one need not beat
+# training (the left panel of the collapse plot above). A short run like this one need not beat
 # the random network's effective rank: the variance it spreads into the tail counts for little
 # next to the head. Chapter 7 shows what removing the covariance term does to it.
 
@@ -265,8 +267,8 @@ plt.show()
 
 # %% [markdown]
 # Two principal components keep only part of the picture (the axis labels give their share of
-# the variance), and with a modest encoder the classes overlap heavily: the $k$-NN of chapter 5,
-# which uses all the dimensions, is the proper measure. What the picture does show is the
+# the variance), and classes can overlap there even when they separate in all dimensions: the
+# $k$-NN of chapter 5, which uses all the dimensions, is the proper measure. What the picture does show is the
 # *largest* direction of variation, and it need not be about classes. On Shapes, a third of the
 # images have a noisy background, and no augmentation of the Shapes recipe removes noise, so the
 # invariance term has no reason to discard it. The next cell correlates the first principal
@@ -281,9 +283,9 @@ for name, y in [("trained", y_trained), ("random init", y_random)]:
     print(f"{name:>12}: correlation of PC 1 with background texture {torch.corrcoef(torch.stack([pc1, texture.double()]))[0, 1]:+.2f}")
 
 # %% [markdown]
-# A correlation near $\pm 1$ means the first principal component is, in effect, a texture
-# detector, and a split of the trained panel into groups that mix all colours is then noisy
-# versus clean backgrounds. The encoder keeps what the augmentations did *not* vary, class or
+# A correlation near $\pm 1$ would mean the first principal component is, in effect, a texture
+# detector (a split of the trained panel into groups that mix all colours would then be noisy
+# versus clean backgrounds); a correlation near 0 means the largest direction is something else. The encoder keeps what the augmentations did *not* vary, class or
 # not; it learns to ignore only what they change (chapter 7 switches augmentations on and off).
 #
 # A non-linear map such as t-SNE ([van der Maaten and Hinton, 2008](https://jmlr.org/papers/v9/vandermaaten08a.html)) separates clusters more visibly
@@ -348,7 +350,11 @@ for name, r in readings.items():
 # %% [markdown]
 # Read the table row by row:
 #
-# - **trained model**: TODO-NUMBERS
+# - **trained model**: the reference row. Compare its $v$ with 0 (healthy: every dimension
+#   reaches $\gamma$) and with its collapse value 0.99, its std with $\gamma$, and its
+#   $s / 2\overline{\operatorname{Var}}$ with 1 (well below 1: the two views of an image are much
+#   closer than two different images). A $v$ still far from 0 means the run has not finished
+#   spreading its dimensions: not collapsed, but not yet the healthy column of the table below.
 # - **shrunk**: $c$ and $s$ drop by factors of $10^{8}$ and $10^{4}$ and look superb, the
 #   effective rank (a scale-free number) does not move, but $v$ jumps to about 0.99 and the std
 #   to almost 0: this is the collapse of issue #14, and only the scale-aware numbers see it.
