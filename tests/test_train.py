@@ -160,9 +160,11 @@ def test_demo_fast_mode_learns(tmp_path):
     Fast mode trains 3 epochs (468 steps of 64) on the 10,000 Shapes images; k-NN on the 2,000
     test images. Old preset (batch 128, 25/25/1, 4 epochs): seed 0 -> trained 0.228, random init
     0.117, raw pixels 0.141; seed 1 -> 0.251, 0.120, 0.141; seed 0 after the loss and trainer
-    refactors: 0.2145, 0.1165, 0.1405. New preset (recipe search,
-    vicreg_edu/results/recipe_search.json): being measured. Asserted: at least +0.06 over the random encoder and +0.04
-    over raw pixels, about half the observed gaps and 5 standard errors of a k-NN accuracy on
+    refactors: 0.2145, 0.1165, 0.1405. New preset (batch 64,
+    10/50/1, 3 epochs; 30 Nov 2026, 1 thread, shared machine): seed 0 -> 0.288, 0.1165, 0.1405
+    (embedding std 0.70); seed 1 -> 0.304, 0.120, 0.1405 (std 0.70); 87-101 CPU-s a run at load
+    5.5. Asserted: at least +0.06 over the random encoder and +0.04 over raw pixels, well under
+    the observed gaps (+0.17, +0.15) and 5 standard errors of a k-NN accuracy on
     2,000 test images (sqrt(0.2 * 0.8 / 2000) = 0.009), so a seed change does not flip it while
     a run that learns nothing (chance is 0.10) fails.
     """
@@ -176,7 +178,7 @@ def test_demo_fast_mode_learns(tmp_path):
     assert final["trained"] > final["raw_pixels"] + 0.04, final
     epochs = [r for r in map(json.loads, result.metrics_path.read_text().splitlines()) if r["kind"] == "epoch"]
     assert len(epochs) == cfg.epochs and all(math.isfinite(r["emb_effective_rank"]) for r in epochs)
-    assert epochs[-1]["emb_std_mean"] > 0.2  # measured 0.34-0.35: not collapsed (an invariance-only run goes to ~0)
+    assert epochs[-1]["emb_std_mean"] > 0.35  # measured 0.70 (seeds 0, 1): not collapsed (invariance-only goes to ~0)
 
 
 def test_eval_cli_on_a_checkpoint(tmp_path, capsys):
