@@ -77,7 +77,8 @@ def test_one_tiny_run_gives_a_complete_record(tmp_path):
     record = ag.run_one(("no_jitter_p", {**ag.DEFAULT_POINT, "aug_off": ["jitter_p"]}, sizes, str(tmp_path)))
     assert record["name"] == "no_jitter_p" and record["factor"] == "jitter_p"
     assert set(METRICS) <= set(record) and all(math.isfinite(record[k]) for k in METRICS)
-    assert record["curve"][-1][0] == 2  # 256 images / batch 128 = 2 steps
+    batch = ag.config_for(ag.DEFAULT_POINT, **sizes).batch_size
+    assert record["curve"][-1][0] == 256 // batch  # one epoch of 256 images
     assert (tmp_path / "no_jitter_p" / "metrics.jsonl").is_file()
     with pytest.raises(ValueError, match="final_eval"):
         ag.summarize(type("R", (), {"final": {}, "epochs": [], "history": []})())
