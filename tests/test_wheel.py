@@ -28,6 +28,11 @@ def chapter_imports() -> tuple[set[str], set[str], set[str]]:
     third, modules, results = set(), set(), set()
     for path in CHAPTERS:
         tree = ast.parse(path.read_text())
+        optional = set()  # load_results calls inside `try: ... except FileNotFoundError:` (the chapter falls back)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Try) and any(ast.unparse(h.type or ast.Name("")).endswith("FileNotFoundError")
+                                                 for h in node.handlers):
+                optional |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
         for node in ast.walk(tree):
             names = []
             if isinstance(node, ast.Import):
@@ -41,7 +46,7 @@ def chapter_imports() -> tuple[set[str], set[str], set[str]]:
                 elif top not in sys.stdlib_module_names:
                     third.add(top)
             if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "load_results":
-                if node.args and isinstance(node.args[0], ast.Constant):
+                if node.args and isinstance(node.args[0], ast.Constant) and id(node) not in optional:
                     results.add(node.args[0].value)
     return third, modules, results
 
