@@ -72,7 +72,10 @@ print("fast mode:", FAST)
 # Training is the expensive part, so the grid was run once (the command is printed below; in the
 # library it is `python -m vicreg_edu.experiments grid`), and it ships with the library:
 # `load_results("ablation_grid")` reads it after a plain `pip install`. Each run is the `demo`
-# preset for a few epochs, changing **one factor at a time** around the default point, plus the
+# preset of the book's first edition (batch 128, the Shapes crops of scale 0.2-1, the paper's
+# 25/25/1; `experiments.GRID_RECIPE` pins it, and the settings printed below record it), not
+# today's demo preset of chapter 5 (batch 64, crops 0.8-1, 10/50/1), whose grid has not been
+# recomputed yet. It trains for a few epochs, changing **one factor at a time** around the default point, plus the
 # baseline repeated with two other seeds to show how much a number moves by chance. The
 # "Run it live" button below trains through the same `config_for` and `summarize` as the grid,
 # so live runs and grid runs are comparable. Each run records the final $k$-NN accuracy of the

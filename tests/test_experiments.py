@@ -66,6 +66,10 @@ def test_shipped_json_matches_the_grid_definition():
         "`OMP_NUM_THREADS=1 python -m vicreg_edu.experiments grid --workers 2`")
     assert data["factors"] == ag.FACTORS and data["default_point"] == ag.DEFAULT_POINT
     assert {k: data["settings"][k] for k in ag.SIZES} == ag.SIZES
+    cfg = ag.config_for(ag.DEFAULT_POINT, **ag.SIZES)  # a live run reproduces the shipped grid's recipe
+    assert {k: data["settings"][k] for k in ("batch_size", "optimizer", "base_lr", "weight_decay", "expander")} == \
+        {k: getattr(cfg, k) for k in ("batch_size", "optimizer", "base_lr", "weight_decay", "expander")}
+    assert cfg.aug == ag.GRID_RECIPE["aug"] and data["command"]
     for run in data["runs"]:
         assert all(math.isfinite(run[k]) for k in METRICS), run["name"]
         assert 0 <= run["knn"] <= 1 and len(run["curve"]) >= 2
