@@ -2,7 +2,9 @@
 
 One module per concept: ``loss`` (the objective), ``augment`` (two views), ``data`` (datasets and
 loaders), ``models`` (backbones, expander), ``train`` (the trainer), ``evaluate`` (k-NN, linear
-probe), ``diagnostics`` (collapse measures), ``plots`` (figures), ``config`` (presets), ``cli``.
+probe), ``diagnostics`` (collapse measures), ``plots`` (figures), ``config`` (presets), ``cli``,
+``checkpoint``, ``errors``, ``distributed``, ``optim``, ``slurm``, ``experiments``, ``baselines``,
+``widgets``.
 
 Example:
     >>> import torch
