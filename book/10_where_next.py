@@ -213,10 +213,13 @@ plt.show()
 # %% [markdown]
 # Compare each trained row with the random-init row (whose embedding spread is tiny only because
 # a fresh network's BatchNorm has no running statistics yet, in evaluation mode). Both losses
-# keep the embeddings spread out, VICReg's through its variance hinge, SIGReg's through the
-# Gaussian target, which fixes every projection's variance at 1; the $k$-NN column says which
-# backbone learned more in these few steps. With so short a run, on a small CNN and two views,
-# this is a comparison of the two regularisers at equal cost, not a verdict on the methods.
+# keep the embeddings spread out (std 0.62 and 0.85), VICReg's through its variance hinge,
+# SIGReg's through the Gaussian target, which asks every projection for unit variance. In these
+# 120 steps the VICReg backbone ends above the random network (k-NN 0.139 against 0.119) while
+# the SIGReg-style one has barely moved (0.121), and its embedding uses fewer directions
+# (effective rank 46 against 162). With so short a run, a small CNN and two views (LeJEPA uses
+# many views and long schedules), this compares the two regularisers at equal cost on Shapes;
+# it is not a verdict on the methods.
 
 # %% [markdown]
 # ## Exercise
