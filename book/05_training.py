@@ -385,8 +385,10 @@ for key, acc in result.final.items():
 # (two circles of different colours and positions are far apart in pixel space), so raw pixels
 # and a random network sit only a few points above chance; the augmentations taught the encoder
 # to ignore colour and position. This run is short: 3 of the preset's 20 epochs of a
-# 0.1 M-parameter CNN on a CPU; chapter 8 adds a linear probe and a supervised network with the
-# same backbone for comparison. For scale: on CIFAR-10, solo-learn's VICReg recipe,
+# 0.1 M-parameter CNN on a CPU. The whole preset (`make demo`, 20 epochs) goes further: the
+# recipe search's run of it, precomputed and stored in `load_results("recipe_search")`, reached
+# 59.4% $k$-NN with v = 0.20 and an effective rank of 206 (random encoder: 57). Chapter 8 adds a
+# linear probe and a supervised network with the same backbone for comparison. For scale: on CIFAR-10, solo-learn's VICReg recipe,
 # which the `cifar10` preset follows closely, reports 92.07% linear accuracy after 1000 epochs
 # of a ResNet-18 ([Turrisi da Costa et al., 2022](https://jmlr.org/papers/v23/21-1155.html)).
 
