@@ -197,16 +197,20 @@ plt.show()
 # Compare the bars of each method from left to right. Both baselines sit at or a little above
 # chance; the trained backbone is clearly above them, and more so with the linear probe than with
 # $k$-NN (a linear layer can weight the useful dimensions, the cosine vote cannot). The expander
-# output, although it is what the loss was computed on, scores below the backbone output that
-# feeds it: clearly with the linear probe; with $k$-NN the gap is smaller, and after a very short
-# run it can go either way. The next cell checks the directions that hold from run to run.
+# output is what the loss was computed on; whether it scores below the backbone output that
+# feeds it depends on the run: an earlier, longer-cropped recipe of this chapter measured a clear
+# gap with the linear probe, while after the short run stored here the two can be close or even
+# swapped (the next cell prints the difference). The cell checks only the directions that hold
+# from run to run.
 
 # %%
 trained = results["trained backbone $y$"]
 for metric in ("k-NN (k=20, T=0.07)", "linear probe"):
     assert trained[metric] > results["random encoder"][metric], metric
 assert trained["linear probe"] > results["raw pixels"]["linear probe"]
-assert trained["linear probe"] > results["trained expander $z$"]["linear probe"]
+for metric in ("k-NN (k=20, T=0.07)", "linear probe"):
+    gap = trained[metric] - results["trained expander $z$"][metric]
+    print(f"{metric}: backbone y minus expander z = {100 * gap:+.1f} points")
 
 # %% [markdown]
 # ## Why the backbone and not the expander?
@@ -226,10 +230,11 @@ assert trained["linear probe"] > results["trained expander $z$"]["linear probe"]
 # backbone (chapter 9) is paid only during pre-training.
 #
 # On Shapes the class (the shape) is exactly what the augmentations leave intact, so one might
-# expect the expander to lose little by discarding the nuisances. Read the size of the gap in the
-# bars above rather than trusting that expectation: a drop of a fifth or more of the accuracy (as
-# an earlier run of this chapter measured, 33% to 26% with the linear probe) is not modest, and
-# it is the reason to keep the backbone.
+# expect the expander to lose little by discarding the nuisances. Read the gap printed above
+# rather than trusting that expectation. An earlier run of this chapter (the first edition's
+# recipe) measured a drop of a fifth of the accuracy, 33% to 26% with the linear probe, which is
+# not modest; the short run stored here may show a small gap or none. On ImageNet the gap is
+# large and well documented (the references above), and it is the reason to keep the backbone.
 
 # %% [markdown]
 # ## The effect of $k$
@@ -357,6 +362,16 @@ plt.show()
 # ImageNet's labels) fine-tune the whole network; here only a linear layer on frozen features
 # is trained, a harder setting for the self-supervised side.
 #
+# **Read the stored numbers with care.** The run stored here used the *live, reduced* fallback
+# (printed above): each supervised network trained for only 200 steps, about 1.3 epochs, so the
+# "supervised" column and the dashed line are far below what the same backbone reaches with the
+# demo's full budget, and the 100% row does *not* say that VICReg beats supervised training; it
+# says that 200 supervised steps are too few. The full-budget table comes from
+# `python -m vicreg_edu.baselines`, which stores `vicreg_edu/results/baselines.json` and which
+# this cell then reads instead; it has not been computed for this edition yet. The 1% row is
+# the robust one: with 100 labelled images, the frozen VICReg features beat a network trained
+# from scratch on them.
+#
 # The linear-probe column is cheap, so the next cell recomputes it on *this* chapter's encoder,
 # with class-balanced subsets of the training images loaded above (next to the table's value):
 
@@ -376,7 +391,7 @@ for r in rows:
 # shapes at 32 pixels vs 1000 ImageNet classes at 224), different encoders (a small CNN vs
 # ResNet-50), minutes on a CPU vs days on 32 GPUs, and a cheaper linear probe (features computed
 # once, no augmentation). What the measured half shows is the *direction*: the trained encoder
-# beats a random one and raw pixels, and the backbone beats the expander.
+# beats a random one and raw pixels.
 
 # %%
 measured = [("measured here", cfg.dataset, cfg.backbone, f"VICReg, {cfg.epochs} epoch(s)" if name.startswith("trained")
