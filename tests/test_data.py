@@ -32,6 +32,30 @@ def test_shapes_deterministic_for_a_seed():
     assert not np.array_equal(a, Shapes("train", n=120, seed=3).data)  # disjoint streams
 
 
+def _texture(data: np.ndarray) -> np.ndarray:
+    """Mean absolute difference of horizontally adjacent pixels: high only for noisy backgrounds."""
+    return np.abs(np.diff(data.astype(np.float32) / 255, axis=2)).mean(axis=(1, 2, 3))
+
+
+def test_shapes_backgrounds_switch():
+    """Noisy backgrounds are off by default; with them on, only the would-be noisy images change."""
+    default, every = Shapes("test", n=300, seed=2), Shapes("test", n=300, seed=2, backgrounds=D.BACKGROUNDS)
+    assert default.backgrounds == ("flat", "gradient") and every.backgrounds == D.BACKGROUNDS
+    assert default.targets == every.targets
+    changed = np.any(default.data != every.data, axis=(1, 2, 3))
+    assert 0.2 < changed.mean() < 0.5  # about a third of the images were drawn noisy
+    tex_default, tex_every = _texture(default.data), _texture(every.data)
+    assert tex_every[changed].min() > tex_default.max() * 0.5  # the changed ones are the textured ones
+    assert tex_every[changed].mean() > 3 * tex_default.mean()
+    flat = Shapes("test", n=300, seed=2, backgrounds=("flat",))
+    assert np.array_equal(flat.data[changed], default.data[changed])  # would-be noisy: flat in both
+    assert np.any(flat.data[~changed] != default.data[~changed])  # the gradients are gone too
+    with pytest.raises(ValueError, match="backgrounds must be a non-empty subset"):
+        Shapes("test", n=10, backgrounds=("striped",))
+    with pytest.raises(ValueError, match="backgrounds must be a non-empty subset"):
+        Shapes("test", n=10, backgrounds=())
+
+
 @pytest.mark.parametrize("n", [200, 205])
 def test_shapes_balanced_and_well_formed(n):
     ds = Shapes("train", n=n, seed=1)

@@ -180,26 +180,30 @@ def load_eval_data(cfg):
     return (train, None), (test, None), (aug.mean, aug.std)
 
 
-def knn_comparison(model, cfg, device: torch.device, amp_dtype=None, eval_data=None) -> dict[str, float]:
+def knn_comparison(model, cfg, device: torch.device, amp_dtype=None, eval_data=None,
+                   baselines: bool = True) -> dict[str, float]:
     """k-NN accuracy (k=20, T=0.07) of the model's backbone, of a randomly initialised backbone of
     the same architecture, and (in-memory datasets) of raw normalised pixels.
 
     ``eval_data``: the result of :func:`load_eval_data` if already loaded (else loaded here).
+    ``baselines=False``: the trained backbone only (the trainer's mid-run k-NN).
     Returns ``{"trained": ..., "random_init": ..., "raw_pixels": ...}`` (accuracies in [0, 1]).
     """
     (xtr, ytr), (xte, yte), stats = eval_data or load_eval_data(cfg)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed + 12345)
-        random_model = build_model(cfg).to(device, next(model.parameters()).dtype).eval()
+    models = [("trained", model)]
+    if baselines:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed + 12345)
+            models.append(("random_init", build_model(cfg).to(device, next(model.parameters()).dtype).eval()))
     out = {}
-    for name, m in (("trained", model), ("random_init", random_model)):
+    for name, m in models:
         was_training = m.training
         m.eval()
         ftr, ltr = extract_features(m.backbone, xtr, *stats, device=device, amp_dtype=amp_dtype)
         fte, lte = extract_features(m.backbone, xte, *stats, device=device, amp_dtype=amp_dtype)
         out[name] = knn_accuracy(ftr, ytr if ltr is None else ltr, fte, yte if lte is None else lte)
         m.train(was_training)
-    if isinstance(xtr, torch.Tensor):
+    if baselines and isinstance(xtr, torch.Tensor):
         out["raw_pixels"] = knn_accuracy(normalize_uint8(xtr, *stats).flatten(1), ytr,
                                          normalize_uint8(xte, *stats).flatten(1), yte)
     return out

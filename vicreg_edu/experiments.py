@@ -25,6 +25,7 @@ Command line (from the repository root; results go to ``vicreg_edu/results/``)::
     python -m vicreg_edu.experiments search --stage screen --epochs 4
     python -m vicreg_edu.experiments search --stage confirm --epochs 16 --seeds 0 1 --only base
     python -m vicreg_edu.experiments search --list              # the candidate recipes
+    python -m vicreg_edu.experiments long --epochs 30           # the demo preset, 3x longer (chapter 5)
 
 Every run is seeded (``Config.seed``), so the same settings and thread count give the same
 numbers; only the wall and CPU times change between two executions (and the wall time depends
@@ -102,11 +103,12 @@ BASELINE_SEEDS = [1, 2]
 AUG_OFF = {"crop": False, "flip_p": 0.0, "jitter_p": 0.0, "grayscale_p": 0.0, "solarize_p": (0.0, 0.0)}
 # Sizes of one grid run (each about 40-60 s on one busy CPU core).
 SIZES = {"epochs": 3, "train_size": 5000, "test_size": 1000, "diag_size": 512}
-# The recipe around which the shipped grid was computed: the first edition's demo preset (batch
-# 128, the Shapes augmentation recipe as it is, crops 0.2-1), not today's demo preset (batch 64,
-# crops 0.8-1, see ``config._demo``). Pinned here so that a live run (chapter 7's button) is
-# comparable with the shipped runs; the grid JSON's "settings" record the same values (tested).
-GRID_RECIPE = {"batch_size": 128, "aug": {}}
+# The recipe around the grid's loss factors: today's demo preset (chapter 5) for everything but the
+# coefficients, i.e. its batch size and augmentation overrides (crops 0.8-1). Read from the preset,
+# so a change of the preset makes the shipped grid stale (tests/test_experiments.py checks that
+# the JSON's "settings" match) instead of silently mixing two recipes in chapter 7.
+_DEMO = get_config("demo", fast=False)
+GRID_RECIPE = {"batch_size": _DEMO.batch_size, "aug": dict(_DEMO.aug)}
 
 
 def grid_points() -> list[tuple[str, dict]]:
@@ -453,7 +455,7 @@ def run_recipe(name: str, recipe: dict, *, epochs: int, seed: int = 0, stage: st
     ``linear=False``), ``variance`` / ``invariance`` / ``covariance`` (last logged, unweighted),
     ``emb_std_mean``, ``emb_effective_rank`` and ``emb_effective_rank_random`` (embeddings of
     augmented test images, trained vs random encoder), ``online_probe_acc``, ``curve``
-    (``[[step, s, v, c], ...]``), ``knn_curve``, ``wall_time_s``, ``cpu_time_s`` (training and
+    (``[[step, s, v, c], ...]``), ``wall_time_s``, ``cpu_time_s`` (training and
     evaluation, all threads of this process), ``load_avg`` (1-min load average at the start: other
     jobs on the machine inflate the wall time, not the CPU time).
     """
@@ -530,6 +532,41 @@ def search_main(args: argparse.Namespace) -> int:
     return 0
 
 
+# ==============================================================================================
+# 3. A longer run of the demo preset (chapter 5: where the curves go after the demo's 10 epochs)
+
+
+def long_run_main(args: argparse.Namespace) -> int:
+    """``python -m vicreg_edu.experiments long``: the demo preset for ``--epochs`` epochs (its
+    schedule stretched to them), k-NN every ``--knn-every`` epochs; writes the per-epoch records
+    (k-NN, embedding std, effective rank, online probe), the loss terms at every logged step and
+    the final k-NN baselines to ``vicreg_edu/results/demo_long.json``."""
+    from .train import train
+
+    t0, cpu0, load0 = time.time(), time.process_time(), os.getloadavg()[0]
+    cfg = get_config("demo", fast=False, epochs=args.epochs, knn_every=args.knn_every, seed=args.seed,
+                     progress=False, tensorboard=False, out_dir=f"runs/demo_long-e{args.epochs}")
+    result = train(cfg)
+    keep = ("epoch", "step", "knn_acc", "emb_std_mean", "emb_effective_rank", "online_probe_acc")
+    data = {
+        "what": f"the demo preset trained for {args.epochs} epochs instead of {get_config('demo', fast=False).epochs} "
+                "(learning-rate schedule stretched to the longer run), vicreg_edu/experiments.py",
+        "command": "OMP_NUM_THREADS=1 python -m vicreg_edu.experiments long " + " ".join(args.argv),
+        "config": {k: v for k, v in cfg.to_dict().items() if k in (
+            "backbone", "expander", "epochs", "batch_size", "optimizer", "base_lr", "weight_decay",
+            "sim_coeff", "std_coeff", "cov_coeff", "aug", "seed", "knn_every")},
+        "final": {k: _r(v) for k, v in result.final.items()},
+        "epochs": [{k: (_r(r[k]) if isinstance(r[k], float) else r[k]) for k in keep if k in r} for r in result.epochs],
+        "curve": [[h["step"]] + [_r(h[k]) for k in ("invariance", "variance", "covariance")] for h in result.history],
+        "steps_per_epoch": result.history[-1]["step"] // args.epochs,
+        "machine": {**_machine(), "load_avg_at_start": round(load0, 2)},
+        "wall_time_s": round(time.time() - t0, 1), "cpu_time_s": round(time.process_time() - cpu0, 1),
+    }
+    _write_json(args.out, data)
+    print(f"wrote {args.out}: k-NN {data['final']}, {data['wall_time_s']:.0f} s wall, {data['cpu_time_s']:.0f} CPU-s")
+    return 0
+
+
 def _write_json(path: Path, data: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -559,9 +596,14 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--only", nargs="*", metavar="NAME", help="run only these candidates")
     s.add_argument("--no-linear", action="store_true", help="skip the linear probe (saves ~5 CPU-s a run)")
     s.add_argument("--list", action="store_true", help="print the candidates and exit")
+    lr_ = sub.add_parser("long", help="a longer run of the demo preset (chapter 5)")
+    lr_.add_argument("--out", type=Path, default=RESULTS_DIR / "demo_long.json")
+    lr_.add_argument("--epochs", type=int, default=30)
+    lr_.add_argument("--knn-every", type=int, default=2)
+    lr_.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     args.argv = argv[1:]
-    return grid_main(args) if args.command == "grid" else search_main(args)
+    return {"grid": grid_main, "search": search_main, "long": long_run_main}[args.command](args)
 
 
 if __name__ == "__main__":

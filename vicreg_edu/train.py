@@ -108,13 +108,13 @@ class Run:
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        """A batch of views in the run's dtype (and channels-last memory on CUDA)."""
+        """A batch of views in the run's dtype and memory format (channels-last unless switched off)."""
         x = x.to(self.dtype)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     @property
     def channels_last(self) -> bool:
-        return self.device.type == "cuda" and self.cfg.channels_last
+        return self.cfg.channels_last
 
 
 def _amp_dtype(cfg: Config, device: torch.device):
@@ -338,7 +338,8 @@ def end_of_epoch(run: Run, state: State, epoch: int, probe_counts: tuple[torch.T
         record.update(collapse_record(run, state.net.model, diag_views))
         if cfg.knn_every and (epoch + 1) % cfg.knn_every == 0 and state.step < run.stop_at:
             run.eval_data = run.eval_data or load_eval_data(cfg)
-            record["knn_acc"] = knn_comparison(state.net.model, cfg, run.device, run.amp_dtype, run.eval_data)["trained"]
+            record["knn_acc"] = knn_comparison(state.net.model, cfg, run.device, run.amp_dtype, run.eval_data,
+                                               baselines=False)["trained"]
     log(record)
     if log.bar is not None:
         last = log.last
