@@ -455,7 +455,9 @@ assert ckpt["step"] == 12
 
 # %% [markdown]
 # The first line printed by the trainer is the one to check on a cluster: `world=2` processes,
-# a global batch of 64 split into 32 per process, and the learning rate after linear scaling.
+# a global batch of 64 split into 32 per process (`batch_size=64` in the command replaces the demo
+# preset's 128, so the 512 images make 8 steps an epoch), and the learning rate after linear
+# scaling, $0.01 \times 64 / 256 = 0.0025$.
 # The epoch lines show the loss and its three terms (invariance $s$, variance $v$, covariance
 # $c$), the online linear probe's accuracy and the embedding's effective rank (chapter 6); the
 # second one reports the interrupted epoch at step 12. The checkpoint holds one random-number
