@@ -139,3 +139,31 @@ def test_shipped_recipe_search_explains_the_demo_preset():
                and r["epochs"] == demo.epochs]
     assert confirm, "recipe_search.json has no full-budget run of the demo preset as it is now"
     assert all(r["linear_probe"] is not None for r in confirm)
+
+
+def test_shipped_long_run_is_the_demo_preset_for_longer():
+    """demo_long.json (chapter 5): the demo preset with only epochs and knn_every changed, complete curves."""
+    data = ag.load_results("demo_long")
+    demo = ag.get_config("demo", fast=False).to_dict()
+    cfg = data["config"]
+    assert cfg["epochs"] > demo["epochs"], "the long run must be longer than the demo"
+    assert cfg.get("train_size", 0) == 0 and cfg.get("test_size", 0) == 0  # all images
+    for key, value in cfg.items():
+        if key not in ("epochs", "knn_every", "train_size", "test_size"):
+            assert json.loads(json.dumps(demo[key])) == value, f"demo_long.json is stale ({key}): rerun experiments long"
+    epochs = data["epochs"]
+    assert [r["epoch"] for r in epochs] == list(range(1, cfg["epochs"] + 1))
+    knn = [r["knn_acc"] for r in epochs if "knn_acc" in r]
+    assert len(knn) >= cfg["epochs"] // cfg["knn_every"] - 1 and all(0 <= a <= 1 for a in knn)
+    assert data["curve"][-1][0] == data["steps_per_epoch"] * cfg["epochs"]
+    assert set(data["final"]) == {"trained", "random_init", "raw_pixels"}
+
+
+def test_long_run_command_writes_a_complete_file(tmp_path):
+    out = tmp_path / "long.json"
+    assert ag.main(["long", "--epochs", "2", "--knn-every", "1", "--train-size", "256", "--test-size", "128",
+                    "--out", str(out), "--out-dir", str(tmp_path / "run")]) == 0
+    data = json.loads(out.read_text())
+    assert [r["epoch"] for r in data["epochs"]] == [1, 2] and data["config"]["epochs"] == 2
+    assert "knn_acc" in data["epochs"][0] and data["curve"][-1][0] == 2 * data["steps_per_epoch"]
+    assert set(data["final"]) == {"trained", "random_init", "raw_pixels"}
