@@ -1,6 +1,8 @@
 """vicreg_edu.baselines: class-balanced nested label subsets, the supervised recipe, the label-efficiency rows."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -38,3 +40,22 @@ def test_label_efficiency_rows(monkeypatch):
     assert [r["n_labels"] for r in rows] == [10, 200]
     assert all(0 <= r["linear_probe"] <= 1 and 0 <= r["supervised"] <= 1 for r in rows)
     assert B.label_efficiency(None, fractions=(0.05,), supervised_steps=1)[0]["linear_probe"] is None
+
+
+def test_shipped_baselines_match_the_demo_preset():
+    """baselines.json (chapter 8) was computed with the demo preset as it is now, and is complete."""
+    import math
+
+    from vicreg_edu.config import get_config
+    from vicreg_edu.experiments import load_results
+
+    data = load_results("baselines")
+    demo = json.loads(json.dumps(get_config("demo", fast=False).to_dict()))
+    for key, value in data["config"].items():
+        assert demo[key] == value, f"baselines.json is stale ({key}): rerun python -m vicreg_edu.baselines"
+    assert data["supervised_ceiling"]["steps"] == demo["epochs"] * (10_000 // demo["batch_size"])
+    rows = data["label_efficiency"]
+    assert [r["fraction"] for r in rows] == [0.01, 0.1, 1.0] and [r["n_labels"] for r in rows] == [100, 1000, 10_000]
+    for r in rows:
+        assert 0 <= r["linear_probe"] <= 1 and 0 <= r["supervised"] <= 1 and math.isfinite(r["supervised_cpu_s"])
+    assert rows[-1]["supervised"] == data["supervised_ceiling"]["test_acc"]  # same run, same seed and budget
