@@ -30,6 +30,7 @@ except ImportError:  # Colab: install the library from the repository, once
 
 # %%
 import importlib.util
+import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -52,25 +53,45 @@ print("fast mode:", FAST)
 # %% [markdown]
 # ## A trained model to look at
 #
-# Chapter 5 trained the `demo` preset and left its checkpoint in `runs/ch05_demo/`. If it is
-# there, we load it (`load_checkpoint_model` rebuilds the model from the configuration stored in
-# the checkpoint); otherwise this notebook trains a small run of its own, so it also works on its
-# own.
+# Chapter 5 trained the `demo` preset (10 epochs on Shapes, the default data of flat and gradient
+# backgrounds) and left its checkpoint in `runs/ch05_demo/`. If it is there and is a run of
+# today's demo recipe, at least as long as the one this chapter would train, we load it
+# (`load_checkpoint_model` rebuilds the model from the configuration stored in the checkpoint).
+# Otherwise the chapter uses a run of the same preset stored in `runs/ch06_demo/` (an earlier
+# execution of this chapter leaves one there), or trains one, so it also works on its own. A
+# checkpoint of an older recipe or a shorter run is skipped with a message.
 
 # %%
-ckpt = Path("runs/ch05_demo/checkpoint.pt")
-if ckpt.is_file() and ckpt.with_name("metrics.jsonl").is_file():
-    model, cfg = load_checkpoint_model(ckpt)
-    metrics_path = ckpt.with_name("metrics.jsonl")
-    print(f"loaded chapter 5's model from {ckpt}")
+sizes = dict(epochs=2, train_size=2560, test_size=1000) if FAST else {}  # full size: the preset as it is
+own = get_config("demo", knn_every=1, final_eval=False, out_dir="runs/ch06_demo" + ("_fast" if FAST else ""),
+                 progress=True, seed=0, **sizes)
+RECIPE = ("dataset", "augment", "aug", "backbone", "expander", "sim_coeff", "std_coeff", "cov_coeff",
+          "batch_size", "optimizer", "base_lr", "weight_decay", "warmup_epochs")
+
+
+def reusable(c):
+    """Is a stored run's config c today's demo recipe, trained at least as long, on at least as many images?"""
+    same_recipe = all(json.dumps(getattr(c, key)) == json.dumps(getattr(own, key)) for key in RECIPE)
+    images = lambda size: size or float("inf")  # train_size 0 = the whole split
+    return same_recipe and c.epochs >= own.epochs and images(c.train_size) >= images(own.train_size)
+
+
+for ckpt in (Path("runs/ch05_demo/checkpoint.pt"), Path(own.out_dir, "checkpoint.pt")):
+    if ckpt.is_file() and ckpt.with_name("metrics.jsonl").is_file():
+        model, cfg = load_checkpoint_model(ckpt)
+        if reusable(cfg):
+            metrics_path = ckpt.with_name("metrics.jsonl")
+            print(f"loaded the demo run stored in {ckpt.parent}/")
+            break
+        print(f"{ckpt}: another recipe or a shorter run ({cfg.epochs} epochs, weights "
+              f"{cfg.sim_coeff:g}/{cfg.std_coeff:g}/{cfg.cov_coeff:g}, batch {cfg.batch_size}): not used")
 else:
-    print(f"no checkpoint at {ckpt} (run chapter 5 first to reuse its model): training a small demo run")
-    sizes = dict(epochs=2, train_size=2560, test_size=1000) if FAST else {}  # full size: the preset as it is
-    result = train(get_config("demo", knn_every=1, final_eval=False, out_dir="runs/ch06_demo", progress=True,
-                              seed=0, **sizes))
+    print("no stored run of today's demo preset (run chapter 5 first to reuse its model): training one here")
+    result = train(own)
     model, cfg, metrics_path = result.model, result.config, result.metrics_path
 print(f"{cfg.dataset}: {cfg.backbone} ({model.repr_dim}-d representation) + expander {cfg.expander} "
-      f"({model.embed_dim}-d embedding), {cfg.epochs} epochs")
+      f"({model.embed_dim}-d embedding), weights {cfg.sim_coeff:g}/{cfg.std_coeff:g}/{cfg.cov_coeff:g}, "
+      f"batch {cfg.batch_size}, {cfg.epochs} epochs")
 
 # %% [markdown]
 # ## The trainer's collapse report, epoch by epoch
@@ -117,12 +138,13 @@ plt.show()
 # directions under dimensional collapse; the mean per-dimension standard deviation (right, with
 # the target $\gamma$ dashed) would fall to 0 under complete collapse. Read both against the
 # table "Healthy run or collapse" at the end of this chapter: the std should approach $\gamma$
-# (the variance hinge $v$ is inactive once it does), and the effective rank should stay high. In
-# the printed table above,
+# (the variance hinge $v$ is inactive once it does), and the effective rank should stay high.
+# In this run the std climbs steadily towards $\gamma$ and the effective rank, after a dip in the
+# second epoch, climbs too and levels off: no sign of either collapse. In the printed table above,
 # `probe` is the online linear probe trained on the side during pre-training (on detached
 # representations, so it never influences the encoder), and `k-NN` the evaluation of chapter 5
-# on the epochs where the trainer ran it (`knn_every`; the last epoch's is chapter 5's final
-# evaluation).
+# on the epochs where the trainer ran it (`knn_every`; a `-` where it did not, such as the last
+# epoch of a run whose final evaluation happened elsewhere or was switched off).
 
 # %% [markdown]
 # ## Representations and embeddings of test images
@@ -227,8 +249,10 @@ for ax, (what, trained, rand) in zip(axes, [("embedding z", z_trained, z_random)
 plt.show()
 
 # %% [markdown]
-# Each dashed line is an effective rank, in the colour of its spectrum. Compare the trained and
-# random curves in two places: the head (the first few dozen directions, which hold most of the
+# Each dashed line is an effective rank, in the colour of its spectrum. The trained curves lie
+# above the random ones almost everywhere, and the random embedding's spectrum drops off a cliff
+# near index 300 (directions with no variance at all) where the trained one does not. Compare the
+# trained and random curves in two places: the head (the first few dozen directions, which hold most of the
 # variance and so decide the effective rank) and the tail (how many directions carry any variance
 # at all). The numbers, with the numerical rank (the count of singular values above a tolerance)
 # for contrast:
@@ -245,16 +269,20 @@ for name, x in [("z trained", z_trained), ("z random", z_random), ("y trained", 
 # such as ReLU units that never fire in a random network, and says little about quality. The
 # effective rank weighs each direction by its share of the spectrum and is the number to watch.
 # Read it against the dimension and against the random network, and follow its trend over
-# training (the left panel of the collapse plot above). A short run like this one need not beat
-# the random network's effective rank: the variance it spreads into the tail counts for little
-# next to the head. Chapter 7 shows what removing the covariance term does to it.
+# training (the left panel of the collapse plot above). Here the trained network's effective rank
+# is well above the random one's, for the embedding $z$ and for the representation $y$: training
+# spread the variance over more directions. Chapter 7 shows what removing the covariance term
+# does to it.
 
 # %% [markdown]
 # ### A 2-D picture, coloured by class
 #
 # Labels were never used in training, but they tell us whether the geometry the encoder learned
 # matches the classes. The simplest picture projects the representations on their first two
-# principal components (`plot_embedding_2d(..., method="pca")`, exact and dependency-free):
+# principal components (`plot_embedding_2d(..., method="pca")`, exact and dependency-free). In
+# the trained panel, every class spreads over the whole width of PC 1 while the classes sort
+# themselves along PC 2 (rings at the top, circles and squares at the bottom); in the random panel
+# the colours are mixed everywhere:
 
 # %%
 m = 600 if FAST else 1000
@@ -269,31 +297,81 @@ plt.show()
 # Two principal components keep only part of the picture (the axis labels give their share of
 # the variance), and classes can overlap there even when they separate in all dimensions: the
 # $k$-NN of chapter 5, which uses all the dimensions, is the proper measure. What the picture does show is the
-# *largest* direction of variation, and it need not be about classes. On Shapes, a third of the
-# images have a noisy background, and no augmentation of the Shapes recipe removes noise, so the
-# invariance term has no reason to discard it. The next cell correlates the first principal
-# component with the images' high-frequency content (the mean absolute difference of
-# neighbouring pixels):
+# *largest* direction of variation, and it need not be about classes. Which image property does
+# it follow? The candidates are the nuisances of Shapes (chapter 0): the shape's position, its
+# size, the colours, and the background, flat or a linear gradient. The next cell measures four
+# of them on the images themselves: it fits a plane (per colour channel) to the border pixels,
+# which is the background when the shape stays off the border, marks the pixels far from that
+# plane as the shape, and reads the shape's vertical and horizontal position (its centre, in
+# pixels from the top and from the left), its area and the background's colour change across the
+# image (the slope of the plane: about 0 for a flat background, large for a gradient). Then it
+# correlates the first two principal components with each, and gives the share of each
+# component's variance that the class explains (between-class variance over total variance: 1
+# if the component only separates classes, 0 if every class spreads the same way along it):
 
 # %%
-img = images.float() / 255
-texture = (img[..., 1:] - img[..., :-1]).abs().mean(dim=(1, 2, 3))  # (n,) high-frequency content
+img = images.float() / 255  # (n, 3, 32, 32)
+rows, cols = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+border = (rows == 0) | (rows == 31) | (cols == 0) | (cols == 31)
+plane = torch.stack([torch.ones(32, 32), cols / 31 - 0.5, rows / 31 - 0.5], -1)  # (32, 32, 3): 1, x, y
+coef = img[..., border] @ torch.linalg.pinv(plane[border]).T  # (n, 3, 3): per channel, a + b x + c y
+background = (coef @ plane.reshape(-1, 3).T).reshape(img.shape)  # the fitted background
+shape_px = ((img - background).norm(dim=1) > 0.2).double()  # (n, 32, 32): 1 on the shape
+weight = shape_px / shape_px.sum((1, 2), keepdim=True).clamp(min=1)
+nuisances = {"vertical position": (weight * rows).sum((1, 2)), "horizontal position": (weight * cols).sum((1, 2)),
+             "shape area": shape_px.sum((1, 2)), "background gradient": coef[..., 1:].norm(dim=(1, 2)).double()}
+
+
+def class_share(pc):
+    """Share of pc's variance (n,) explained by the class: between-class variance / total variance."""
+    k = len(test_set.classes)
+    means = torch.zeros(k, dtype=pc.dtype).index_add_(0, labels, pc) / torch.bincount(labels, minlength=k)
+    return float(((means[labels] - pc.mean()) ** 2).sum() / ((pc - pc.mean()) ** 2).sum())
+
+
+pc_reading = {}
+print(f"{'':>21} " + " ".join(f"{name:>19}" for name in nuisances) + f" {'class share':>11}")
 for name, y in [("trained", y_trained), ("random init", y_random)]:
-    pc1 = plots.pca_2d(y)[0][:, 0]
-    print(f"{name:>12}: correlation of PC 1 with background texture {torch.corrcoef(torch.stack([pc1, texture.double()]))[0, 1]:+.2f}")
+    coords, ratio = plots.pca_2d(y)
+    for j in range(2):
+        pc = coords[:, j]
+        corr = {key: float(torch.corrcoef(torch.stack([pc, value]))[0, 1]) for key, value in nuisances.items()}
+        pc_reading[name, j + 1] = dict(corr, share=class_share(pc), variance=float(ratio[j]))
+        print(f"{name:>12} PC {j + 1} ({ratio[j]:.0%}) " + " ".join(f"{c:+19.2f}" for c in corr.values())
+              + f" {class_share(pc):11.2f}")
+print(f"checks of the measures: {(nuisances['background gradient'] > 0.3).double().mean():.0%} of the images have a "
+      f"background gradient above 0.3 (a third are drawn with a gradient); the shape covers a median of "
+      f"{nuisances['shape area'].median():.0f} of 1024 pixels")
+top = pc_reading["trained", 1]
+strongest = max(nuisances, key=lambda key: abs(top[key]))
+print(f"trained PC 1: strongest correlation with the {strongest} ({top[strongest]:+.2f}), class share "
+      f"{top['share']:.2f}; trained PC 2: class share {pc_reading['trained', 2]['share']:.2f}")
 
 # %% [markdown]
-# A correlation near $\pm 1$ would mean the first principal component is, in effect, a texture
-# detector (a split of the trained panel into groups that mix all colours would then be noisy
-# versus clean backgrounds); a correlation near 0 means the largest direction is something else.
-# Here the trained encoder's is -0.86 (the random network's +0.18): its largest direction is,
-# for the most part, background texture. The encoder keeps what the augmentations did *not*
-# vary, class or not, and no augmentation of the demo blurs or adds noise; it learns to ignore
-# only what they change (chapter 7 switches augmentations on and off). The recipe search behind
-# the demo preset measured the same thing on neighbours: 99% of a noisy-background test image's
-# 20 nearest neighbours also have a noisy background, one reason the demo's k-NN stays below a
-# supervised network's.
+# Read the trained rows first (the last printed line sums them up). The trained encoder's PC 1
+# follows the vertical position of the shape, with a correlation close to $\pm 1$ (the sign of a
+# principal component is arbitrary), and carries almost no class information: the largest
+# direction it learned says where the shape sits, top to bottom, whatever the shape. The classes
+# are in PC 2, whose class share is well above PC 1's. The horizontal position, the area and the
+# background gradient correlate only weakly with either. Why the vertical position and not the
+# horizontal one? The demo's augmentations flip images left-right, which moves the shape sideways
+# between the two views, and its crops (80-100 % of the image) shift it by a few pixels only:
+# nothing moves it up or down, so the two views agree on it and the invariance term has no reason
+# to discard it. The encoder keeps what the augmentations did *not* vary, class or not, and learns
+# to ignore only what they change (chapter 7 switches augmentations on and off). The random
+# network's components follow none of the four measures closely, nor the class.
 #
+# The first edition of Shapes had a third background kind, noisy, which no augmentation removes
+# either; a short run learned it as a feature (98.7 % of a noisy test image's 20 nearest
+# neighbours were noisy too) and lost about 8 points of $k$-NN accuracy, so the default data now
+# draws flat and gradient backgrounds only (`Shapes(backgrounds=data.BACKGROUNDS)` brings the
+# noisy ones back; numbers in `load_results("recipe_search")`).
+
+# %%
+assert abs(top["vertical position"]) > 0.7 and strongest == "vertical position", top  # the story told above
+assert top["share"] < 0.2 < pc_reading["trained", 2]["share"], (top, pc_reading["trained", 2])
+
+# %% [markdown]
 # A non-linear map such as t-SNE ([van der Maaten and Hinton, 2008](https://jmlr.org/papers/v9/vandermaaten08a.html)) separates clusters more visibly
 # (at the price of distorting distances). It needs scikit-learn, which the book does not
 # require; the next cell draws it only where scikit-learn is installed.
@@ -361,6 +439,8 @@ for name, r in readings.items():
 #   $s / 2\overline{\operatorname{Var}}$ with 1 (well below 1: the two views of an image are much
 #   closer than two different images). A $v$ still far from 0 means the run has not finished
 #   spreading its dimensions: not collapsed, but not yet the healthy column of the table below.
+#   This run's $v$ is about 0.12, its std close to $\gamma$ and its ratio about 0.15: healthy,
+#   with a little spreading left to do.
 # - **shrunk**: $c$ and $s$ drop by factors of $10^{8}$ and $10^{4}$ and look superb, the
 #   effective rank (a scale-free number) does not move, but $v$ jumps to about 0.99 and the std
 #   to almost 0: this is the collapse of issue #14, and only the scale-aware numbers see it.
@@ -394,6 +474,13 @@ for name, r in readings.items():
 # of the official code saw it grow from 2.6 to 6.5 over 20 epochs of a good run (vicreg#14).
 # Chapter 1 shows a complete collapse (invariance alone), chapters 3, 4 and 7 a dimensional one
 # (no covariance term).
+#
+# This chapter's run reads as healthy on every row: in the per-epoch table at the top, the std
+# climbs towards $\gamma$ with no dead dimension, $c(Z)$ stays roughly flat and far from 0, $s$
+# stays small but not 0, and the effective rank ends higher than where it started and above the
+# random network's (the spectra above); the pitfall table gives $v$ near 0.12 and
+# $s / 2\overline{\operatorname{Var}}$ near 0.15, and the $k$-NN accuracy climbs epoch after
+# epoch (chapter 5 compares it with a random encoder and raw pixels).
 
 # %%
 assert readings["shrunk x0.01"]["c"] < 1e-6 * readings["trained model"]["c"]
@@ -455,6 +542,10 @@ z_low_a, z_low_b = project(z_a), project(z_b)
 
 # %% tags=["hide-input"]
 # Answer: a worked solution, checked against the library on the trained and the collapsed embeddings.
+# Reading: the effective rank (3) names the dimensional collapse. The projection also takes most
+# of every dimension's variance away, so here v rises and the std falls too, and c and s shrink;
+# in a real run with an active variance term the dimensions keep their spread while moving
+# together, and only the effective rank (and a cliff in the spectrum) gives it away.
 def effective_rank_solution(z):
     s = torch.linalg.svdvals((z - z.mean(0)).double())
     p = s / s.sum()
