@@ -64,24 +64,29 @@ print("fast mode:", FAST)
 # The paper's augmentations follow BYOL ([Grill et al., 2020](https://arxiv.org/abs/2006.07733)),
 # whose ablations, like SimCLR's ([Chen et al., 2020](https://arxiv.org/abs/2002.05709)), single
 # out random crops and colour jitter as the augmentations that matter most. On Shapes the
-# nuisances are position, size, rotation and colour, so we will see which switches hurt here.
+# nuisances are position, size, rotation, colour and the background (flat or a gradient), so
+# we will see which switches hurt here.
 
 # %% [markdown]
 # ## The precomputed grid
 #
 # Training is the expensive part, so the grid was run once (the command is printed below; in the
 # library it is `python -m vicreg_edu.experiments grid`), and it ships with the library:
-# `load_results("ablation_grid")` reads it after a plain `pip install`. Each run is the `demo`
-# preset of the book's first edition (batch 128, the Shapes crops of scale 0.2-1, the paper's
-# 25/25/1; `experiments.GRID_RECIPE` pins it, and the settings printed below record it), not
-# today's demo preset of chapter 5 (batch 64, crops 0.8-1, 10/50/1), whose grid has not been
-# recomputed yet. It trains for a few epochs, changing **one factor at a time** around the default point, plus the
-# baseline repeated with two other seeds to show how much a number moves by chance. The
-# "Run it live" button below trains through the same `config_for` and `summarize` as the grid,
-# so live runs and grid runs are comparable. Each run records the final $k$-NN accuracy of the
-# trained backbone, the effective rank and the mean per-dimension standard deviation of the
-# embeddings on held-out images, and the three loss terms. The next cell prints the settings and
-# what the grid cost, measured on the machine that ran it.
+# `load_results("ablation_grid")` reads it after a plain `pip install`. Its default point is the
+# paper's coefficients $\lambda/\mu/\nu = 25/25/1$, $\gamma = 1$; everything else is today's
+# `demo` preset of chapter 5 (batch 128, AdamW, the Shapes augmentations with crops of scale
+# 0.8-1, the Shapes data without noisy backgrounds): `experiments.GRID_RECIPE` reads the batch
+# size and the augmentation overrides from the preset, and the settings printed below record
+# them. The grid centres on the paper's weights, not on the demo's 25/50/0.5, so that its
+# columns read as the paper's ablations (the $\mu$ column includes the demo's $\mu = 50$, with
+# $\nu = 1$ instead of its 0.5). Each run is short (the epochs and image counts are in the settings) and changes
+# **one factor at a time** around the default point; the baseline is repeated with two other
+# seeds to show how much a number moves by chance. The "Run it live" button below trains through
+# the same `config_for` and `summarize` as the grid, so live runs and grid runs are comparable.
+# Each run records the final $k$-NN accuracy of the trained backbone, the effective rank and the
+# mean per-dimension standard deviation of the embeddings on held-out images, and the three loss
+# terms. The next cell prints the settings and what the grid cost, measured on the machine that
+# ran it.
 
 # %%
 grid = load_results("ablation_grid")
@@ -125,24 +130,25 @@ plt.show()
 #   shape of the tiny noise that is left, which points in all directions. The backbone's
 #   effective rank (last row) does drop. Collapse is read from the spread (std, dead dimensions)
 #   first, the rank second. $\mu = 5$ is not enough either in these short runs (the std stays
-#   small), while a larger $\mu$ than the default spreads the embeddings faster, which helps.
+#   small), while a larger $\mu$ than the default spreads the embeddings faster, which helps a
+#   little (just above the band: the demo preset of chapter 5 uses $\mu = 50$).
 # - **$\nu$.** The effective rank of the embeddings grows with $\nu$ over the whole range. At
 #   $\nu = 0$ the spread is fine (the variance hinge still holds each dimension up) but the
 #   effective rank is a handful of dimensions: every dimension says almost the same thing.
 # - **$\lambda$.** At $\lambda = 0$ nothing asks the two views to agree: the embeddings are spread
-#   out and of high rank, yet the $k$-NN accuracy is near chance, below the random encoder's.
+#   out and of high rank, yet the $k$-NN accuracy is near chance, barely above the random encoder's.
 #   Spread without invariance is noise. A $\lambda$ above the default squeezes the embeddings (lower std, lower rank): what
 #   matters is the balance of $\lambda$ against $\mu$ and $\nu$, not their size.
 # - **$\gamma$.** Almost nothing moves (the exercise explains why).
-# - **Augmentations.** Switching colour jitter off costs the most, below the random encoder's
-#   accuracy: on Shapes colour is the strongest nuisance (every image has random
+# - **Augmentations.** Switching colour jitter off costs the most, down to near the random
+#   encoder's accuracy: on Shapes colour is the strongest nuisance (every image has random
 #   foreground and background colours), and without jitter the two views share their colours,
-#   so agreeing on colour is mostly enough. Grayscale and solarisation are within the seed band.
-#   Switching the crop or the flip off *raises* the accuracy of these short runs: here, removing
-#   those augmentations helps rather than hurts. The literature's finding that random crops (with
-#   colour distortion) matter most ([Chen et al., 2020](https://arxiv.org/abs/2002.05709)) comes
-#   from long ImageNet runs; whether longer runs on Shapes would reverse the order, this grid of
-#   short runs cannot tell.
+#   so agreeing on colour is mostly enough. Switching grayscale or solarisation off also costs
+#   clearly more than the seed band: both are colour changes too. Switching the crop or the flip
+#   off *raises* the accuracy of these short runs: removing those augmentations helps rather than
+#   hurts here. The literature's finding that random crops (with colour distortion) matter most
+#   ([Chen et al., 2020](https://arxiv.org/abs/2002.05709)) comes from long ImageNet runs; whether
+#   longer runs on Shapes would reverse the order, this grid of short runs cannot tell.
 
 # %%
 wd.plot_factor_grid(grid, [("invariance", "invariance $s$ (log)"), ("variance", "variance $v$ (log)"),
@@ -258,11 +264,11 @@ assert 0 <= live["knn"] <= 1 and explorer.hint.value == ""
 
 # %% [markdown]
 # Invariance alone collapses like the $\mu = 0$ grid run: the std bar has almost vanished, the
-# variance term climbs towards 1 and the $k$-NN accuracy is at or below the random encoder's. The
+# variance term climbs towards 1 and the $k$-NN accuracy is at the random encoder's level. The
 # covariance term could not have saved it anyway: a constant embedding has no covariance to
 # penalise. The wall and CPU times printed above were measured on the machine that executed this
-# notebook (for the stored page: a 2-core CPU shared with other jobs, so the wall time is well
-# above the CPU time); yours will differ. (In fast mode
+# notebook (for the stored page: an idle 2-core CPU, where two threads make the CPU time exceed
+# the wall time); yours will differ. (In fast mode
 # the live run is a few steps long, which is enough to see the std fall but not to finish
 # collapsing.)
 
