@@ -176,9 +176,9 @@ def test_bad_input_is_one_clean_line(name, argv, message, files, tmp_path, capsy
 
 
 def test_resume_with_another_recipe_is_one_clean_line(trained, tmp_path, capsys):
-    code, _, err = run(T("max_steps=4", "cov_coeff=0.5", f"out_dir={tmp_path}") + ["--resume", trained], capsys)
+    code, _, err = run(T("max_steps=4", "cov_coeff=2.0", f"out_dir={tmp_path}") + ["--resume", trained], capsys)
     assert code == 2 and "Traceback" not in err
-    assert re.search(r"^vicreg-edu: error: cannot resume: .*cov_coeff: checkpoint 1.0 vs now 0.5", err), err
+    assert re.search(r"^vicreg-edu: error: cannot resume: .*cov_coeff: checkpoint 0.5 vs now 2.0", err), err
 
 
 def test_real_bugs_still_raise(monkeypatch, capsys):
