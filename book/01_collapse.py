@@ -73,7 +73,7 @@ print("fast mode:", FAST)
 # the invariance term itself (`alignment_mse`).
 
 # %%
-epochs, train_size = (3, 1280) if FAST else (4, 1920)  # 20 or 30 steps of 64 images per epoch
+epochs, train_size = (3, 1280) if FAST else (4, 1920)  # 10 or 15 steps of 128 images per epoch
 cfg_inv = get_config("demo", std_coeff=0.0, cov_coeff=0.0, epochs=epochs, train_size=train_size,
                      out_dir="runs/ch01/invariance_only", knn_every=0, final_eval=False, progress=False)
 print(f"loss = {cfg_inv.sim_coeff:g} s + {cfg_inv.std_coeff:g} v + {cfg_inv.cov_coeff:g} c; "
@@ -94,9 +94,9 @@ for r in inv_epochs:
 # embeddings together.
 #
 # For comparison we train the same network, on the same images, for the same number of steps,
-# with the full VICReg loss and the demo preset's coefficients ($\lambda = 10$, $\mu = 50$,
-# $\nu = 1$, the preset's choice from a recipe search on Shapes; the paper uses 25, 25, 1). Only the two
-# coefficients of $v$ and $c$ change.
+# with the full VICReg loss and the demo preset's coefficients ($\lambda = 25$, $\mu = 50$,
+# $\nu = 0.5$, printed below: the preset's choice from a recipe search on Shapes; the paper uses
+# 25, 25, 1). Only the two coefficients of $v$ and $c$ change.
 
 # %%
 demo = get_config("demo")
@@ -148,7 +148,7 @@ plt.show()
 # embeddings, not its size: it is scale-free. As the invariance-only run collapses, its effective
 # rank does not fall, and it can even rise: what remains of the spread is a tiny jitter spread
 # over many directions, and a small round cloud has a high effective rank (here it climbs from
-# about 84 to 150; this panel's axis does not start at 0). So **read complete
+# about 40 to 78; this panel's axis does not start at 0). So **read complete
 # collapse on the standard deviation** (and the dead fraction), never on the effective rank;
 # chapter 6 collects, in one table, what a healthy run, complete collapse and dimensional
 # collapse look like on each diagnostic. The numbers below check this on the run you just trained.
@@ -378,9 +378,9 @@ plt.show()
 # %% [markdown]
 # Read the trained line against the random-init line. In these short runs the batch of 32
 # images, far smaller than the embedding width $d = 512$, trains without collapsing (its mean
-# std is as high as at batch 256) and ends above the random network (0.139 against 0.111), while
-# the batch of 256 ends where it started (0.114): at equal epochs it took 8 times fewer steps,
-# 28 in all. So what this small experiment shows is that VICReg works with a batch far smaller
+# std is as high as at batch 256) and ends above the random network (0.138 against 0.115), while
+# the batch of 256 ends at the random network's level (0.112): at equal epochs it took 8 times
+# fewer steps, 28 in all. So what this small experiment shows is that VICReg works with a batch far smaller
 # than its width and needs no large batch to avoid collapse; it does not show that larger
 # batches never help (at this length, steps matter more than batch size), and differences of a
 # point or two are within what a change of seed does.
