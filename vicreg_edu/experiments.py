@@ -557,7 +557,7 @@ def long_run_main(args: argparse.Namespace) -> int:
     result = train(cfg)
     keep = ("epoch", "step", "knn_acc", "emb_std_mean", "emb_effective_rank", "online_probe_acc")
     data = {
-        "what": f"the demo preset trained for {args.epochs} epochs instead of {get_config('demo', fast=False).epochs} "
+        "what": f"the demo preset trained for {args.epochs} epochs instead of {_DEMO.epochs} "
                 "(learning-rate schedule stretched to the longer run), vicreg_edu/experiments.py",
         "command": "OMP_NUM_THREADS=1 python -m vicreg_edu.experiments long " + " ".join(args.argv),
         "config": {k: v for k, v in cfg.to_dict().items() if k in (
