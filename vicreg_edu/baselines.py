@@ -224,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         "what": "supervised ceiling and label efficiency on Shapes (vicreg_edu/baselines.py)",
         "command": "python -m vicreg_edu.baselines " + " ".join(sys.argv[1:] if argv is None else argv),
         "config": {k: v for k, v in cfg.to_dict().items() if k in (
-            "backbone", "expander", "epochs", "batch_size", "optimizer", "base_lr", "weight_decay", "aug", "seed")},
+            "backbone", "expander", "epochs", "batch_size", "optimizer", "base_lr", "weight_decay", "warmup_epochs",
+            "end_lr_ratio", "sim_coeff", "std_coeff", "cov_coeff", "aug", "seed")},
         "vicreg": {"knn": _r(result.final["trained"]), "knn_random_init": _r(result.final["random_init"]),
                    "knn_raw_pixels": _r(result.final["raw_pixels"]), "cpu_time_s": round(vicreg_cpu, 1)},
         "supervised_ceiling": {k: (_r(v) if isinstance(v, float) else v) for k, v in ceiling.items()},
