@@ -293,11 +293,12 @@ for r in (result, result_mu5):
 
 # %% [markdown]
 # The first row is the demo's $\mu$: its prediction lands on the clamp $\gamma$, and the measured
-# spread sits a little below it (0.91 in the stored run). That row tests little: the spread
-# overshot $\gamma$ in the first epoch (the epoch table above: 1.36 after it), and above $\gamma$
-# the hinge does not push at all, only the invariance term pulls the spread back down; two epochs
-# are not enough for it to settle. The second row is the test. With $\mu = 5$ the model predicts a balance far inside the
-# hinge, 0.08, and the run settles there (measured 0.08 in the stored run) instead of climbing to
+# spread sits on it (1.01 in the stored run). That row tests little: the spread overshot
+# $\gamma$ in the first epoch (the epoch table above: 1.94 after it), and above $\gamma$ the hinge
+# does not push at all, only the invariance term pulls the spread back down; whether it stops at
+# $\gamma$ or keeps falling, two epochs cannot tell. The second row is the test. With $\mu = 5$
+# the model predicts a balance far inside the
+# hinge, 0.08, and the run settles there (measured 0.09 in the stored run) instead of climbing to
 # $\gamma$: a crude model (one number per run, a network that can do more than rescale), but it
 # predicts where the spread stops. Chapter 4 shows that the covariance term adds a third force
 # to this balance.
@@ -332,11 +333,13 @@ plt.show()
 
 # %% [markdown]
 # Left: every dimension has a clearly non-zero standard deviation, none is dead. Complete
-# collapse is gone (whether the standard deviations reach $\gamma = 1$ depends on how long the
-# run is, as the previous section showed). Right: the correlation matrix is anything but
+# collapse is gone (in this run the standard deviations cluster around $\gamma = 1$, mean 0.998
+# in the printout above; how close they get depends on how long the run is, as the previous
+# section showed). Right: the correlation matrix is anything but
 # diagonal. Red and blue off the diagonal mean that two dimensions move together (or against each
-# other) from image to image; in this run nearly every entry is close to $+1$ or $-1$ (the one
-# pale row and column is a dimension that escaped), so up to sign and scale the dimensions are
+# other) from image to image; in this run nearly every entry is close to $+1$ or $-1$ (99% of the
+# pairs above 0.5 in size; the pale rows and columns are the few dimensions that partly escaped),
+# so up to sign and scale the dimensions are
 # copies of one another: the 512 numbers say nearly the same thing.
 
 # %% [markdown]
