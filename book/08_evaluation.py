@@ -119,9 +119,10 @@ assert knn_accuracy(train_f, train_y, query, query_y, k=5, temperature=100.0) ==
 #
 # Chapter 5 trains the `demo` preset and leaves its checkpoint in `runs/ch05_demo/`. If it is
 # there, we load it with `evaluate.load_checkpoint_model`, which rebuilds the model from the
-# configuration stored in the checkpoint. If it is missing, unfinished, or was trained with
-# another recipe than today's `demo` preset (an older checkpoint: other loss weights, batch
-# size or learning-rate schedule), this chapter trains its own demo run (or reloads the one it trained before, in
+# configuration stored in the checkpoint. If it is missing, unfinished, shorter than the preset
+# (chapter 5's fast mode trains 3 of its 10 epochs), or was trained with another recipe than
+# today's `demo` preset (an older checkpoint: other loss weights, batch size or learning-rate
+# schedule), this chapter trains its own demo run (or reloads the one it trained before, in
 # `runs/ch08_demo/`), so it also runs on its own. The next cell prints which it did.
 
 # %%
@@ -133,13 +134,15 @@ preset = get_config("demo", **own_sizes)
 
 
 def finished_demo_run(path, epochs=None):
-    """(model, config) of a finished checkpoint trained with today's demo recipe, else None (prints why)."""
+    """(model, config) of a finished checkpoint of today's demo recipe, at least as long as the preset
+    (exactly `epochs` long if given), else None (prints why)."""
     if not path.is_file():
         print(f"{path}: not found")
         return None
     model, cfg = load_checkpoint_model(path)
     other = {k: getattr(cfg, k) for k in RECIPE if getattr(cfg, k) != getattr(preset, k)}
-    finished = load_checkpoint(path)["epoch"] >= cfg.epochs and cfg.epochs == (epochs or cfg.epochs)
+    finished = (load_checkpoint(path)["epoch"] >= cfg.epochs >= preset.epochs
+                and cfg.epochs == (epochs or cfg.epochs))
     if other or not finished:
         print(f"{path}: not used ({f'another recipe: {other}' if other else 'another length, or unfinished'})")
         return None
