@@ -409,9 +409,9 @@ assert report["emb_std_min"] > 0.01 and report["emb_effective_rank"] > 5, "the e
 # %% [markdown]
 # In this run $v$ fell from 0.52 to 0.11, the embedding's mean std reached 0.94 (against
 # $\gamma = 1$) and its effective rank 90.7, above the random encoder's 57 in the table at the
-# top of the chapter: neither kind of collapse. $c$ rose from 5.0 to 15.3, as announced. The last
-# line of the first block is the learning rate: at step 20 it is still warming up, and at the end
-# it is 0.0056, the 0.75 times the peak of 0.0075 that the schedule decays to.
+# top of the chapter: neither kind of collapse. $c$ rose from 5.0 to 15.3, as announced. The
+# `lr` line is the learning rate: at step 20 it is still warming up, and at the end it is 0.0056,
+# 0.75 times the peak of 0.0075, where the schedule stops decaying.
 
 # %% [markdown]
 # ## Did it learn anything? $k$-NN against two baselines
@@ -535,8 +535,8 @@ print(f"this chapter's run after {cfg.epochs} epochs: k-NN {result.final['traine
 # live run ends 3 points higher (0.710 against 0.676, printed above); by then its learning rate
 # has come down to 0.75 times the peak, while the longer run's is still about 0.95 times it. The
 # longer run keeps improving: its $k$-NN accuracy is 0.839 at epoch 20 and 0.901 after 30 epochs,
-# against 0.114 for a random encoder and 0.141 for raw pixels, while $v$ settles below 0.1 (0.078
-# at the last logged step), the embedding's std reaches $\gamma = 1$ (1.00) and its effective
+# against 0.114 for a random encoder and 0.141 for raw pixels, while $v$ stays below 0.1 from
+# epoch 14 on (0.078 at the last logged step), the embedding's std reaches $\gamma = 1$ (1.00) and its effective
 # rank climbs to 129. So the demo's three minutes reach the 0.70 the preset was aimed at, and
 # they stop far from where VICReg gets on this data: three times the training adds another 19
 # points.
