@@ -274,7 +274,7 @@ assert 0 <= live["knn"] <= 1 and explorer.hint.value == ""
 # variance term climbs towards 1 and the $k$-NN accuracy is at the random encoder's level. The
 # covariance term could not have saved it anyway: a constant embedding has no covariance to
 # penalise. The wall and CPU times printed above were measured on the machine that executed this
-# notebook (for the stored page: a 2-core CPU shared with other jobs, load average about 4,
+# notebook (for the stored page: a 2-core CPU with a load average of about 2,
 # where two threads make the CPU time exceed the wall time); yours will differ. (In fast mode
 # the live run is a few steps long, which is enough to see the std fall but not to finish
 # collapsing.)
