@@ -452,7 +452,7 @@ for key, acc in result.final.items():
 # (two circles of different colours and positions are far apart in pixel space), so raw pixels
 # and a random network sit only a few points above chance. The trained encoder gives the right
 # label to 71.0% of the test images, against 11.4% for the random encoder and 14.1% for raw
-# pixels, after 124 s of training (the next cell prints it; measured on the machine that stored
+# pixels, after 97 s of training (the next cell prints it; measured on the machine that stored
 # this page, a 2-core CPU with a load average of about 2). That is what the `demo` preset was chosen for: a $k$-NN
 # accuracy of at least 0.70 within three minutes on two CPU cores, with the variance term at most
 # 0.2 and an effective rank above a random encoder's. This run meets all of it: 0.710, $v = 0.110$,

@@ -38,7 +38,7 @@ import torch
 
 from vicreg_edu import plots
 from vicreg_edu.augment import TwoViewBatchAugment, make_augment_config
-from vicreg_edu.config import FAST, get_config
+from vicreg_edu.config import FAST, TRAJECTORY_KEYS, get_config
 from vicreg_edu.data import in_memory_uint8, load_dataset
 from vicreg_edu.diagnostics import (correlation_matrix, covariance_matrix, effective_rank, numerical_rank,
                                     per_dim_std)
@@ -65,8 +65,7 @@ print("fast mode:", FAST)
 sizes = dict(epochs=2, train_size=1280, test_size=1000) if FAST else {}  # full size: the preset as it is
 own = get_config("demo", knn_every=1, final_eval=False, out_dir="runs/ch06_demo" + ("_fast" if FAST else ""),
                  progress=True, seed=0, **sizes)
-RECIPE = ("dataset", "augment", "aug", "backbone", "expander", "sim_coeff", "std_coeff", "cov_coeff",
-          "batch_size", "optimizer", "base_lr", "weight_decay", "warmup_epochs", "end_lr_ratio")
+RECIPE = [k for k in TRAJECTORY_KEYS if k not in ("epochs", "train_size", "seed")]  # the resume rule's keys but length and seed
 
 
 def reusable(c):

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from vicreg_edu.baselines import balanced_subset, label_efficiency
 from vicreg_edu.checkpoint import load_checkpoint
-from vicreg_edu.config import FAST, get_config
+from vicreg_edu.config import FAST, TRAJECTORY_KEYS, get_config
 from vicreg_edu.evaluate import (extract_features, knn_accuracy, linear_probe, load_checkpoint_model,
                                  load_eval_data, normalize_uint8)
 from vicreg_edu.experiments import load_results
@@ -126,8 +126,7 @@ assert knn_accuracy(train_f, train_y, query, query_y, k=5, temperature=100.0) ==
 # `runs/ch08_demo/`), so it also runs on its own. The next cell prints which it did.
 
 # %%
-RECIPE = ("dataset", "backbone", "expander", "batch_size", "sim_coeff", "std_coeff", "cov_coeff", "aug",
-          "optimizer", "base_lr", "weight_decay", "warmup_epochs", "end_lr_ratio")
+RECIPE = [k for k in TRAJECTORY_KEYS if k not in ("epochs", "train_size", "seed")]  # the resume rule's keys but length and seed
 own_sizes = dict(epochs=1) if FAST else {}  # our own run; full size: the preset as it is
 own_dir = Path("runs/ch08_demo_fast" if FAST else "runs/ch08_demo")
 preset = get_config("demo", **own_sizes)
