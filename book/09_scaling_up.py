@@ -643,7 +643,8 @@ print(" ".join(["vicreg-edu submit --nodes 4 --gpus-per-node 8 --partition gpu -
 my_peak_lr = None  # replace None with your peak learning rate (a number)
 my_warmup_steps = None  # replace None with your number of warm-up steps (an integer)
 
-# %% tags=["hide-input"]
+# %% cellView="form" collapsed=true jupyter={"outputs_hidden": true, "source_hidden": true} mystnb={"code_prompt_hide": "Hide solution", "code_prompt_show": "Show solution"} tags=["solution", "hide-cell"]
+# @title Solution (run this cell to check your answer; open it to read the worked answer)
 # Answer: global batch = 16 GPUs x 64 = 1024, so lr = 0.2 * 1024 / 256 = 0.8.
 # Steps per epoch = 1281167 // 1024 = 1251, so the warm-up lasts 10 * 1251 = 12510 steps.
 cfg16 = get_config("imagenet-resnet50", fast=False, batch_size=16 * 64)
