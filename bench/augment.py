@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from vicreg_edu.augment import TwoViewBatchAugment, TwoViewTransform, cifar_augment, imagenet_augment, shapes_augment
+from vicreg_edu.augment import TwoViewBatchAugment, TwoViewTransform
+from vicreg_edu.views import cifar_augment, imagenet_augment, shapes_augment
 from vicreg_edu.data import Shapes, in_memory_uint8
 
 

@@ -259,7 +259,8 @@ def m_jpeg_pipeline(tiny: bool, tmp: str) -> dict:
     from torch.utils.data import DataLoader
     from torchvision.io import decode_jpeg
 
-    from vicreg_edu.augment import TwoViewBatchAugment, TwoViewTransform, imagenet_augment
+    from vicreg_edu.augment import TwoViewBatchAugment, TwoViewTransform
+    from vicreg_edu.views import imagenet_augment
     from vicreg_edu.data import TwoViewDataset, read_image
 
     device = _device()

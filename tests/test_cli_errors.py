@@ -192,11 +192,11 @@ def test_real_bugs_still_raise(monkeypatch, capsys):
         cli.main(T())
 
 
-def test_submit_without_slurm_module_is_a_clean_error(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "vicreg_edu.slurm", None)  # as if slurm.py were absent
-    code, _, err = run(["submit", "--help"], capsys)
+def test_submit_without_submitit_is_a_clean_error(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "submitit", None)  # as if submitit were not installed
+    code, _, err = run(["submit", "--", "--preset", "demo"], capsys)
     assert code == 2 and "Traceback" not in err
-    assert re.search(r"^vicreg-edu: error: `vicreg-edu submit` is not available", err), err
+    assert re.search(r"^vicreg-edu: error: submitit is not installed: pip install 'vicreg-edu\[slurm\]'", err), err
 
 
 def test_help_lists_commands(capsys):
@@ -226,7 +226,7 @@ def test_console_entry_point_and_debug_flag():
 
 
 def test_torchrun_only_rank_0_prints():
-    base = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "vicreg_edu.train"]
+    base = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "vicreg_edu", "train"]
     proc = _proc(base + ["--set", "std_coeff=-5"])
     assert proc.returncode != 0
     assert proc.stderr.count("vicreg-edu: error: std_coeff=-5.0 is out of range") == 1, proc.stderr[-3000:]
@@ -236,10 +236,10 @@ def test_torchrun_only_rank_0_prints():
 def test_ranks_other_than_0_print_nothing(monkeypatch, capsys):
     """Under torchrun every rank parses the same arguments; only rank 0 reports (all exit 2)."""
     monkeypatch.setenv("RANK", "1")
-    assert cli.train_main(["--set", "gamma=0"]) == 2
+    assert cli.main(["train", "--set", "gamma=0"]) == 2
     with pytest.raises(SystemExit) as exit_:
-        cli.train_main(["--no-such-flag"])
+        cli.main(["train", "--no-such-flag"])
     assert exit_.value.code == 2 and capsys.readouterr() == ("", "")
     monkeypatch.setenv("RANK", "0")
-    assert cli.train_main(["--set", "gamma=0"]) == 2
+    assert cli.main(["train", "--set", "gamma=0"]) == 2
     assert capsys.readouterr().err == "vicreg-edu: error: gamma=0.0 is out of range: gamma must be a number > 0\n"

@@ -10,13 +10,12 @@ import torch.distributed as dist
 from PIL import Image
 from torch.utils.data import DistributedSampler
 
-from vicreg_edu import augment
 from vicreg_edu import data as D
-from vicreg_edu.augment import (SHAPES_MEAN, SHAPES_STD, TwoViewBatchAugment, TwoViewTransform, cifar_augment,
-                                shapes_augment)
-from vicreg_edu.data import (DATASET_STATS, DataLoaderTwoViews, InMemoryTwoViewLoader, Shapes, TwoViewDataset,
+from vicreg_edu.augment import TwoViewBatchAugment, TwoViewTransform
+from vicreg_edu.data import (DataLoaderTwoViews, InMemoryTwoViewLoader, Shapes, TwoViewDataset,
                              in_memory_uint8, load_dataset, make_loader, make_two_view_loader)
 from vicreg_edu.errors import DataError
+from vicreg_edu.views import DATASET_STATS, SHAPES_MEAN, SHAPES_STD, cifar_augment, shapes_augment
 
 
 # -----------------------------------------------------------------------------
@@ -79,7 +78,6 @@ def test_shapes_default_sizes_and_stats():
     mean, std = DATASET_STATS["shapes"]
     assert np.allclose(x.mean(0), mean, atol=0.01) and np.allclose(x.std(0), std, atol=0.01)
     assert (mean, std) == (SHAPES_MEAN, SHAPES_STD)
-    assert DATASET_STATS is augment.DATASET_STATS  # one table, in augment.py
 
 
 def _knn(train_x, train_y, test_x, test_y, k=20, t=0.07):
@@ -338,7 +336,7 @@ def test_loader_errors_name_the_problem():
     aug = TwoViewBatchAugment(shapes_augment())
     with pytest.raises(DataError, match=r"training set \(40 images\) is smaller than one batch \(batch_size=64\)"):
         InMemoryTwoViewLoader(x, y, aug, 64)
-    with pytest.raises(DataError, match="not divisible by the world size 3"):
+    with pytest.raises(ValueError, match="not divisible by the world size 3"):
         InMemoryTwoViewLoader(x, y, aug, 16, rank=0, world=3)
 
 

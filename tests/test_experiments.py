@@ -12,7 +12,7 @@ import math
 import pytest
 
 from vicreg_edu import experiments as ag
-from vicreg_edu.augment import shapes_augment
+from vicreg_edu.views import shapes_augment
 
 
 def make_augment_config(cfg):

@@ -26,7 +26,7 @@ import pytest
 import torch
 
 from slurm_fixture import LocalSlurm, skip_reason
-from vicreg_edu import slurm
+from vicreg_edu import cli, slurm
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -49,7 +49,7 @@ def cluster(tmp_path_factory):
 def submit(cluster: LocalSlurm, folder: Path, *options: str) -> tuple[str, Path, Path]:
     """``vicreg-edu submit`` 2 CPU tasks of the recipe; return (job id, out_dir, log folder)."""
     out_dir, logs = folder / "run", folder / "logs"
-    cmd = [sys.executable, "-m", "vicreg_edu.cli", "submit", "--tasks-per-node", "2", "--gpus-per-node", "0",
+    cmd = [sys.executable, "-m", "vicreg_edu", "submit", "--tasks-per-node", "2", "--gpus-per-node", "0",
            "--log-dir", f"{logs}/%j", *options, "--", "--preset", "demo", "--out-dir", str(out_dir), "--set", *RECIPE]
     env = {**cluster.env, "VICREG_EDU_FAST": "1", "PYTHONPATH": str(ROOT)}  # the job imports this checkout
     proc = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, timeout=300)
@@ -149,27 +149,31 @@ def test_preempted_job_requeues_and_resumes_exactly(cluster, straight, tmp_path_
     assert steps == list(range(1, TOTAL_STEPS + 1)), "metrics after resume must not repeat or skip steps"
 
 
-def test_with_resume_auto_and_argument_checks():
+def test_argument_checks(capsys):
     """No cluster needed: the pieces of the launcher that run before sbatch."""
-    assert slurm.with_resume_auto(["--preset", "demo", "--resume", "x.pt", "--epochs", "2"]) == \
-        ["--preset", "demo", "--epochs", "2", "--resume", "auto"]
-    parser = slurm.build_parser()
-    args = parser.parse_args(["--nodes", "2", "--gpus-per-node", "4", "--", "--preset", "demo"])
+    parser = cli.build_parser()
+
+    def parse(*argv):
+        return parser.parse_args(["submit", *argv])
+
+    args = parse("--nodes", "2", "--gpus-per-node", "4", "--", "--preset", "demo")
     assert slurm.resources(args) == (4, 8)
-    args = parser.parse_args(["--tasks-per-node", "2", "--slurm-arg", "exclusive", "--slurm-arg", "mail-type=END"])
+    args = parse("--tasks-per-node", "2", "--slurm-arg", "exclusive", "--slurm-arg", "mail-type=END")
     assert slurm.resources(args) == (2, 2) and args.slurm_args == [("exclusive", True), ("mail-type", "END")]
     with pytest.raises(slurm.SubmitError, match="one process per GPU"):
-        slurm.resources(parser.parse_args(["--gpus-per-node", "2", "--tasks-per-node", "3"]))
+        slurm.resources(parse("--gpus-per-node", "2", "--tasks-per-node", "3"))
     with pytest.raises(slurm.SubmitError, match="--signal-delay 120 s is not shorter than --time 2 min"):
-        slurm.resources(parser.parse_args(["--time", "2"]))
-    with pytest.raises(slurm.SubmitError, match="batch_size=6 must split into >= 2 images on each of the 4"):
-        slurm.train_arguments(parser.parse_args(["--tasks-per-node", "4", "--", "--set", "batch_size=6"]), 4)
+        slurm.resources(parse("--time", "2"))
     with pytest.raises(slurm.SubmitError, match="bad trainer arguments.*invalid choice: 'nope'"):
-        slurm.train_arguments(parser.parse_args(["--", "--preset", "nope"]), 1)
+        cli.submit_config(parse("--", "--preset", "nope"))
     with pytest.raises(slurm.SubmitError, match="always resumes with --resume auto"):
-        slurm.train_arguments(parser.parse_args(["--", "--resume", "other.pt"]), 1)
-    argv, cfg = slurm.train_arguments(parser.parse_args(["--", "--set", "out_dir=rel/dir"]), 1)
-    assert argv[-2:] == ["--out-dir", str(Path("rel/dir").resolve())] and cfg.out_dir == argv[-1]
+        slurm.job_config(cli.submit_config(parse("--", "--resume", "other.pt")))
+    cfg = slurm.job_config(cli.submit_config(parse("--", "--set", "out_dir=rel/dir")))
+    assert cfg.out_dir == str(Path("rel/dir").resolve()) and cfg.resume == "auto"
+    # what the user meets: one line and status 2, before anything reaches sbatch
+    assert cli.main(["submit", "--tasks-per-node", "4", "--", "--set", "batch_size=6"]) == 2
+    assert capsys.readouterr().err == ("vicreg-edu: error: batch_size=6 is not divisible by the world size 4 into "
+                                       "batches of at least 2 images (variance): try batch_size=8\n")
 
 
 def test_skip_reason_names_what_is_missing(monkeypatch):

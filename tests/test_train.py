@@ -19,9 +19,9 @@ from vicreg_edu.models import VICRegWithProbe, build_model
 
 
 def torchrun(*args, timeout=300):
-    """``torchrun --standalone --nproc_per_node=2 -m vicreg_edu.train ARGS`` (gloo on CPU); must succeed."""
+    """``torchrun --standalone --nproc_per_node=2 -m vicreg_edu train ARGS`` (gloo on CPU); must succeed."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
-           "vicreg_edu.train", *args]
+           "vicreg_edu", "train", *args]
     proc = subprocess.run(cmd, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "world=2" in proc.stdout
@@ -94,7 +94,7 @@ def test_resume_with_other_recipe_is_refused(tmp_path):
 
 
 def test_sigkill_mid_epoch_leaves_a_readable_checkpoint(tmp_path):
-    cmd = [sys.executable, "-m", "vicreg_edu.train", "--preset", "demo", "--set",
+    cmd = [sys.executable, "-m", "vicreg_edu", "train", "--preset", "demo", "--set",
            *as_set_args(epochs=200, ckpt_every=1, out_dir=tmp_path)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ckpt = tmp_path / "checkpoint.pt"

@@ -146,7 +146,7 @@ def train_supervised(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_t
 def supervised_ceiling(cfg, seed: int = 0) -> dict:
     """The same backbone as ``cfg`` trained supervised on all Shapes labels with ``cfg``'s budget
     (``cfg.epochs`` epochs of ``cfg.batch_size``; AdamW 3e-3, flips only); see :func:`train_supervised`."""
-    from .augment import SHAPES_MEAN, SHAPES_STD
+    from .views import SHAPES_MEAN, SHAPES_STD
 
     (x, y), (xt, yt) = shapes_tensors("train"), shapes_tensors("test")
     if cfg.train_size:
@@ -174,7 +174,7 @@ def label_efficiency(encoder: nn.Module | None, fractions=(0.01, 0.1, 1.0), *, s
         one dict per fraction: ``fraction``, ``n_labels``, ``linear_probe`` (None without an
         encoder), ``supervised`` (test accuracy), ``supervised_cpu_s``.
     """
-    from .augment import SHAPES_MEAN, SHAPES_STD
+    from .views import SHAPES_MEAN, SHAPES_STD
 
     (x, y), (xt, yt) = shapes_tensors("train"), shapes_tensors("test")
     if encoder is not None:

@@ -7,7 +7,9 @@
     vicreg-edu submit --nodes 4 --gpus-per-node 8 -- --preset imagenet-resnet50   # SLURM (submitit)
     vicreg-edu presets --show imagenet-resnet50         # every knob of a preset
 
-For several processes use ``torchrun ... -m vicreg_edu.train`` (same arguments as ``train``).
+``python -m vicreg_edu ...`` is the same command; several processes: ``torchrun ... -m vicreg_edu train ...``.
+This module is the only one that parses arguments: ``submit`` hands :mod:`vicreg_edu.slurm` the
+options and a validated :class:`~vicreg_edu.config.Config`.
 
 Errors you can fix (a bad setting, missing or unreadable data, a missing or foreign checkpoint)
 print one line, ``vicreg-edu: error: ...``, and exit with status 2; ``--debug`` (or
@@ -16,14 +18,14 @@ print one line, ``vicreg-edu: error: ...``, and exit with status 2; ``--debug`` 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
-import re
 import sys
 
 from .config import PRESETS, Config, apply_overrides, check_device, get_config
-from .errors import UserError
+from . import slurm
+from .errors import UserError, one_line
+from .slurm import SubmitError
 
 PROG = "vicreg-edu"
 
@@ -54,11 +56,11 @@ def _presets_help() -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-# train: shared by `vicreg-edu train` and `python -m vicreg_edu.train`
+# train
 
 
 def add_train_args(parser: argparse.ArgumentParser) -> None:
-    """Arguments shared by ``vicreg-edu train`` and ``python -m vicreg_edu.train``."""
+    """The arguments of ``vicreg-edu train`` (also those after ``--`` of ``vicreg-edu submit``)."""
     parser.add_argument("--preset", default="demo", choices=sorted(PRESETS),
                         help="named configuration (default: demo). See vicreg_edu/config.py.")
     parser.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
@@ -83,29 +85,76 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return cfg.replace(**{k: v for k, v in shortcuts.items() if v is not None})
 
 
-def run_from_args(args: argparse.Namespace):
-    """Train from parsed arguments, print the final k-NN table on rank 0, tear the process group down."""
-    from . import distributed as D
-    from .train import format_final, train
-
-    try:
-        result = train(config_from_args(args))
-        if D.is_main_process() and result.final:
-            print(format_final(result))
-        return result
-    finally:
-        D.cleanup()
+# ----------------------------------------------------------------------------------------------
+# submit
 
 
-def train_main(argv: list[str] | None = None) -> int:
-    """``python -m vicreg_edu.train`` (one process or under torchrun)."""
-    from . import train as train_module
+def _key_value(text: str) -> tuple[str, str | bool]:
+    key, sep, value = text.partition("=")
+    if not key or key.startswith("-"):
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (an sbatch option without its dashes, e.g. "
+                                         f"mail-type=END) or KEY alone for a flag; got {text!r}")
+    return key, (value if sep else True)
 
-    parser = _Parser(prog="python -m vicreg_edu.train", description=train_module.__doc__,
-                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_presets_help())
+
+class _TrainArgsParser(argparse.ArgumentParser):
+    """Parses the trainer's arguments at submission; a mistake is a :class:`SubmitError`, not a usage dump."""
+
+    def error(self, message: str):
+        raise SubmitError(f"bad trainer arguments after `--`: {message} (see `vicreg-edu train --help`)")
+
+
+def add_submit_args(parser: argparse.ArgumentParser) -> None:
+    """The options of ``vicreg-edu submit`` (the trainer's arguments follow a ``--``)."""
+    g = parser.add_argument_group("resources")
+    g.add_argument("--nodes", type=int, default=1, help="number of nodes (default 1)")
+    g.add_argument("--gpus-per-node", type=int, default=0,
+                   help="GPUs per node (default 0: CPU tasks with gloo; >0: one task per GPU, NCCL)")
+    g.add_argument("--tasks-per-node", type=int, default=None,
+                   help="processes per node (default: --gpus-per-node, or 1 without GPUs)")
+    g.add_argument("--cpus-per-task", type=int, default=None,
+                   help="CPU cores per task, e.g. 10 for data loading on a GPU node (default: SLURM's, 1)")
+    g.add_argument("--mem", default=None, help="memory per node in SLURM syntax, e.g. 64G (default: SLURM's)")
+    g.add_argument("--time", type=int, default=4320,
+                   help="time limit of each job in minutes (default 4320 = 3 days); jobs requeue at the limit")
+    s = parser.add_argument_group("scheduling")
+    s.add_argument("--partition", default=None, help="SLURM partition (default: the cluster's default)")
+    s.add_argument("--account", default=None, help="SLURM account to charge")
+    s.add_argument("--qos", default=None, help="SLURM quality of service")
+    s.add_argument("--constraint", default=None, help="node features, e.g. 'a100|h100'")
+    s.add_argument("--job-name", default="vicreg", help="SLURM job name (default vicreg)")
+    s.add_argument("--slurm-arg", dest="slurm_args", action="append", type=_key_value, default=[],
+                   metavar="KEY=VALUE", help="any other sbatch option, repeatable: --slurm-arg exclusive "
+                   "--slurm-arg mail-type=END --slurm-arg reservation=big")
+    s.add_argument("--setup", action="append", default=[], metavar="CMD",
+                   help="shell line run before the tasks start, repeatable (e.g. 'module load cuda/12.4')")
+    r = parser.add_argument_group("pre-emption and logs")
+    r.add_argument("--signal-delay", type=int, default=120,
+                   help="seconds before the time limit at which SLURM sends USR2 (checkpoint + requeue; default 120)")
+    r.add_argument("--max-requeues", type=int, default=30,
+                   help="requeues after time limits before giving up (pre-emptions do not count; default 30)")
+    r.add_argument("--log-dir", default="runs/slurm/%j",
+                   help="submitit folder for the sbatch script, pickles and per-task logs; %%j = job id "
+                        "(default runs/slurm/%%j)")
+    parser.add_argument("train_args", nargs=argparse.REMAINDER, metavar="-- TRAIN_ARGS",
+                        help="arguments of `vicreg-edu train`, after a `--`")
+
+
+def submit_config(args: argparse.Namespace) -> Config:
+    """The validated :class:`Config` of the trainer's arguments after ``--`` of ``vicreg-edu submit``.
+
+    Raises:
+        SubmitError: an unknown option, preset or key, or a bad value.
+    """
+    argv = list(args.train_args)
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    parser = _TrainArgsParser(prog="vicreg-edu train", add_help=False)
     add_train_args(parser)
-    args = parser.parse_args(argv)
-    return _guarded(lambda: run_from_args(args), args)
+    try:
+        return config_from_args(parser.parse_args(argv))
+    except (ValueError, TypeError, KeyError) as e:  # an unknown key or a bad value in --set
+        raise SubmitError(f"bad trainer arguments after `--`: {e}") from e
 
 
 # ----------------------------------------------------------------------------------------------
@@ -122,9 +171,8 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def build_parser(with_submit_args: bool = False) -> argparse.ArgumentParser:
-    """The ``vicreg-edu`` parser. The ``submit`` arguments come from :mod:`vicreg_edu.slurm`, imported
-    only when ``submit`` is the command (``with_submit_args``), so other commands never need it."""
+def build_parser() -> argparse.ArgumentParser:
+    """The ``vicreg-edu`` parser (also ``python -m vicreg_edu`` and ``torchrun -m vicreg_edu``)."""
     parser = _Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                      epilog=_presets_help())
     sub = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,submit,presets}")
@@ -144,25 +192,12 @@ def build_parser(with_submit_args: bool = False) -> argparse.ArgumentParser:
     p_submit = sub.add_parser("submit", help="submit `train` to SLURM through submitit (pip install "
                                              "'vicreg-edu[slurm]'); `vicreg-edu submit --help` for its options")
     _add_debug(p_submit)
-    if with_submit_args:
-        importlib.import_module("vicreg_edu.slurm").add_submit_args(p_submit)
+    add_submit_args(p_submit)
 
     p_presets = sub.add_parser("presets", help="list the presets, or print every field of one")
     p_presets.add_argument("--show", metavar="PRESET", choices=sorted(PRESETS), help="print this preset as JSON")
     _add_debug(p_presets)
     return parser
-
-
-def _wants_submit(argv: list[str]) -> bool:
-    commands = [a for a in argv if not a.startswith("-")]
-    return bool(commands) and commands[0] == "submit"
-
-
-def _one_line(err: BaseException) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    if any("Original Traceback" in line for line in lines):  # re-raised from a DataLoader worker:
-        lines = [re.sub(r"^[\w.]+: ", "", lines[-1], count=1)]  # its last line, "module.Class: message"
-    return " ".join(lines) or type(err).__name__
 
 
 def _guarded(job, args: argparse.Namespace | None = None) -> int:
@@ -174,15 +209,9 @@ def _guarded(job, args: argparse.Namespace | None = None) -> int:
         if debug:
             raise
         if _rank() == 0:
-            print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr, flush=True)
+            print(f"{PROG}: error: {one_line(e)}", file=sys.stderr, flush=True)
         return 2
     return status if isinstance(status, int) and not isinstance(status, bool) and status != 0 else 0
-
-
-def _missing_slurm(e: ModuleNotFoundError) -> UserError:
-    if e.name == "submitit":
-        return UserError("`vicreg-edu submit` needs submitit: pip install 'vicreg-edu[slurm]' (or pip install submitit)")
-    return UserError(f"`vicreg-edu submit` is not available in this installation ({e})")
 
 
 def _run_eval(args: argparse.Namespace) -> None:
@@ -196,29 +225,23 @@ def _run_eval(args: argparse.Namespace) -> None:
         print(f"{args.method} accuracy, {name:<12s} {acc * 100:6.2f}%")
 
 
+def _run_train(args: argparse.Namespace) -> None:
+    from .train import train_and_report
+
+    train_and_report(config_from_args(args))
+
+
 def _run_submit(args: argparse.Namespace) -> int:
-    slurm = importlib.import_module("vicreg_edu.slurm")
-    try:
-        return slurm.submit_from_args(args)
-    except ModuleNotFoundError as e:
-        if e.name != "submitit":
-            raise
-        raise _missing_slurm(e) from e
+    slurm.submit(args, submit_config(args))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``vicreg-edu``; returns the exit status (0, or 2 for an error you can fix)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    try:
-        parser = build_parser(with_submit_args=_wants_submit(argv))
-    except ModuleNotFoundError as e:  # vicreg_edu.slurm (or what it needs) is missing
-        if e.name not in ("vicreg_edu.slurm", "submitit") or "--debug" in argv:
-            raise
-        print(f"{PROG}: error: {_missing_slurm(e)}", file=sys.stderr)
-        return 2
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.command == "train":
-        return _guarded(lambda: run_from_args(args), args)
+        return _guarded(lambda: _run_train(args), args)
     if args.command == "eval":
         return _guarded(lambda: _run_eval(args), args)
     if args.command == "submit":

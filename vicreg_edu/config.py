@@ -1,6 +1,6 @@
 """Every knob of a VICReg run in one dataclass, and the named presets.
 
-The CLI (``vicreg-edu train --preset demo --set epochs=5``), ``python -m vicreg_edu.train``
+The CLI (``vicreg-edu train --preset demo --set epochs=5``), ``python -m vicreg_edu train``
 and the notebooks (``get_config("demo", epochs=5)``) all build their configuration here.
 
 Presets
@@ -24,6 +24,14 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .errors import ConfigError
+from .views import make_augment_config
+
+DATASETS = ("shapes", "cifar10", "cifar100", "imagefolder", "imagenet")
+"""Names of ``Config.dataset``: the built-in Shapes, torchvision's CIFAR sets, image folders (ImageNet)."""
+IN_MEMORY_DATASETS = ("shapes", "cifar10", "cifar100")
+"""Small-image datasets held as one uint8 tensor and augmented on the device (see ``data``)."""
+BACKBONES = ("small_cnn", "resnet18_cifar", "resnet18", "resnet50")
+"""Names of ``Config.backbone`` (built by ``models.build_backbone``)."""
 
 FAST: bool = os.environ.get("VICREG_EDU_FAST", "0").lower() not in ("", "0", "false", "no")
 """True when the environment asks for the CI-sized version of every run (``VICREG_EDU_FAST=1``)."""
@@ -261,6 +269,19 @@ def _check_number(cfg: Config, name: str) -> None:
         object.__setattr__(cfg, name, float(value))
 
 
+def check_batch_split(batch_size: int, world: int) -> None:
+    """The global batch must split into equal shares of at least 2 images (the variance needs 2).
+
+    >>> check_batch_split(64, 3)
+    Traceback (most recent call last):
+    ...
+    vicreg_edu.errors.ConfigError: batch_size=64 is not divisible by the world size 3 into batches of at least 2 images (variance): try batch_size=63
+    """
+    if batch_size % world or batch_size // world < 2:
+        raise ConfigError(f"batch_size={batch_size} is not divisible by the world size {world} into batches of "
+                          f"at least 2 images (variance): try batch_size={max(batch_size // world, 2) * world}")
+
+
 def check_device(device: str) -> None:
     """Check that ``device`` (auto, cpu, cuda, cuda:N) exists on this machine.
 
@@ -292,10 +313,6 @@ def validate(cfg: Config) -> None:
     Raises:
         ConfigError: the first bad field, with its value and what it accepts.
     """
-    from .augment import make_augment_config
-    from .data import DATASETS
-    from .models import BACKBONES, parse_expander_spec
-
     for f in fields(cfg):  # types of the non-numeric fields
         value, default = getattr(cfg, f.name), f.default
         if isinstance(value, os.PathLike) and f.name in ("data_dir", "out_dir", "resume"):
@@ -329,6 +346,41 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"expander={cfg.expander!r}: {e}") from None
     make_augment_config(cfg)  # augment name and aug overrides (ConfigError naming them)
     check_device(cfg.device)
+
+
+def parse_expander_spec(spec: str) -> list[int]:
+    """Parse an expander spec like the official ``--mlp 8192-8192-8192`` into layer widths.
+
+    Args:
+        spec: positive integers joined by ``-``, e.g. ``"8192-8192-8192"`` or ``"512"``.
+
+    Returns:
+        list of widths, e.g. ``[8192, 8192, 8192]``; the last is the embedding dimension.
+
+    Raises:
+        TypeError: spec is not a str.
+        ValueError: empty spec, a part that is not an integer, or a width < 1.
+
+    Example:
+        >>> parse_expander_spec("2048-2048")
+        [2048, 2048]
+    """
+    if not isinstance(spec, str):
+        raise TypeError(f"expander spec must be a str like '8192-8192-8192', got {type(spec).__name__}")
+    if spec.strip() == "":
+        raise ValueError("expander spec is empty; expected widths joined by '-', e.g. '8192-8192-8192'")
+    widths = []
+    for part in spec.strip().split("-"):
+        part = part.strip()
+        if not part.isdigit():
+            raise ValueError(
+                f"bad expander spec {spec!r}: {part!r} is not a positive integer; "
+                "expected widths joined by '-', e.g. '8192-8192-8192'"
+            )
+        if int(part) < 1:
+            raise ValueError(f"bad expander spec {spec!r}: widths must be >= 1, got {int(part)}")
+        widths.append(int(part))
+    return widths
 
 
 def check_keys(overrides: dict[str, Any]) -> None:

@@ -84,12 +84,12 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from . import distributed as D
-from .augment import DATASET_STATS, AugmentConfig, TwoViewBatchAugment, TwoViewTransform  # noqa: F401 (stats re-exported)
+from .augment import TwoViewBatchAugment, TwoViewTransform
+from .config import IN_MEMORY_DATASETS, check_batch_split
 from .errors import DataError, DataNotFoundError
+from .views import AugmentConfig
 
 DEFAULT_ROOT = Path("data")
-IN_MEMORY_DATASETS = ("shapes", "cifar10", "cifar100")  # small images: one uint8 tensor, augmented on the device
-DATASETS = IN_MEMORY_DATASETS + ("imagefolder", "imagenet")
 
 # -----------------------------------------------------------------------------
 # Shapes: signed distance functions in the shape's unit frame (p: (..., 2) array of x, y)
@@ -442,7 +442,8 @@ class TwoViewDataset(Dataset):
         two_view_transform: callable image -> (view_a, view_b), e.g. ``augment.TwoViewTransform``.
 
     Example:
-        >>> from vicreg_edu.augment import TwoViewTransform, shapes_augment
+        >>> from vicreg_edu.augment import TwoViewTransform
+        >>> from vicreg_edu.views import shapes_augment
         >>> ds = TwoViewDataset(Shapes("test", n=10), TwoViewTransform(shapes_augment()))
         >>> (a, b), y = ds[0]
         >>> a.shape
@@ -564,11 +565,7 @@ class ShardSampler(Sampler):
 
 
 def _check_batches(steps: int, n: int, batch_size: int, world: int) -> None:
-    if batch_size % world:
-        raise DataError(f"batch_size={batch_size} is not divisible by the world size {world}: each process needs "
-                        f"batch_size / world_size images (try {max(batch_size // world, 1) * world})")
-    if batch_size // world < 2:
-        raise DataError(f"each process needs at least 2 images per batch (variance), got {batch_size // world}")
+    check_batch_split(batch_size, world)
     if steps == 0:
         raise DataError(f"the training set ({n} images) is smaller than one batch (batch_size={batch_size}); "
                         "lower batch_size")
@@ -588,7 +585,7 @@ class InMemoryTwoViewLoader:
         rank, world: this process and the number of processes (default: from torch.distributed).
 
     Example:
-        >>> from vicreg_edu.augment import shapes_augment
+        >>> from vicreg_edu.views import shapes_augment
         >>> x, y = in_memory_uint8(Shapes("test", n=64))
         >>> loader = InMemoryTwoViewLoader(x, y, TwoViewBatchAugment(shapes_augment()), batch_size=16)
         >>> loader.set_epoch(0); a, b, labels = next(iter(loader)); len(loader), a.shape
@@ -636,7 +633,7 @@ class DataLoaderTwoViews:
             ``seed + rank``.
 
     Example:
-        >>> from vicreg_edu.augment import shapes_augment
+        >>> from vicreg_edu.views import shapes_augment
         >>> loader = DataLoaderTwoViews(Shapes("test", n=32), TwoViewTransform(shapes_augment()), batch_size=8)
         >>> loader.set_epoch(0); a, b, labels = next(iter(loader)); len(loader), a.shape
         (4, torch.Size([8, 3, 32, 32]))
@@ -687,7 +684,7 @@ def make_two_view_loader(name: str, root, aug: AugmentConfig, batch_size: int, *
     ``num_classes``). ``batch_size`` is global; ``train_size`` keeps the first N images (0 = all).
 
     Example:
-        >>> from vicreg_edu.augment import shapes_augment
+        >>> from vicreg_edu.views import shapes_augment
         >>> loader = make_two_view_loader("shapes", None, shapes_augment(), 128, train_size=512)
         >>> len(loader), loader.num_classes
         (4, 10)

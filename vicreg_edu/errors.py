@@ -11,6 +11,8 @@ Example:
 """
 from __future__ import annotations
 
+import re
+
 
 class UserError(Exception):
     """Base class: the message says what is wrong and how to fix it."""
@@ -38,3 +40,18 @@ class CheckpointNotFoundError(UserError, FileNotFoundError):
 
 class TrainingDiverged(UserError, FloatingPointError):
     """The loss became NaN/Inf; the message names the step, the last good checkpoint and fixes."""
+
+
+def one_line(err: BaseException) -> str:
+    """The message of ``err`` as one line (what ``vicreg-edu: error: ...`` prints).
+
+    An error re-raised from a DataLoader worker carries the worker's traceback; its last line
+    (``module.Class: message``) is kept, without the class name.
+
+    >>> one_line(ConfigError("gamma=-1 is out of range:\n gamma must be > 0"))
+    'gamma=-1 is out of range: gamma must be > 0'
+    """
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if any("Original Traceback" in line for line in lines):
+        lines = [re.sub(r"^[\w.]+: ", "", lines[-1], count=1)]
+    return " ".join(lines) or type(err).__name__

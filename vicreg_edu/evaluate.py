@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .augment import eval_transform, make_augment_config
+from .augment import eval_transform
+from .views import make_augment_config
 from .data import IN_MEMORY_DATASETS, in_memory_uint8, load_dataset
 from .models import build_model
 

@@ -25,7 +25,8 @@ import torch
 import torch.nn as nn
 import torchvision
 
-BACKBONES = ("small_cnn", "resnet18_cifar", "resnet18", "resnet50")
+from .config import BACKBONES, parse_expander_spec
+
 
 
 # -----------------------------------------------------------------------------
@@ -135,41 +136,6 @@ def build_backbone(name: str) -> tuple[nn.Module, int]:
 
 # -----------------------------------------------------------------------------
 # Expander
-
-
-def parse_expander_spec(spec: str) -> list[int]:
-    """Parse an expander spec like the official ``--mlp 8192-8192-8192`` into layer widths.
-
-    Args:
-        spec: positive integers joined by ``-``, e.g. ``"8192-8192-8192"`` or ``"512"``.
-
-    Returns:
-        list of widths, e.g. ``[8192, 8192, 8192]``; the last is the embedding dimension.
-
-    Raises:
-        TypeError: spec is not a str.
-        ValueError: empty spec, a part that is not an integer, or a width < 1.
-
-    Example:
-        >>> parse_expander_spec("2048-2048")
-        [2048, 2048]
-    """
-    if not isinstance(spec, str):
-        raise TypeError(f"expander spec must be a str like '8192-8192-8192', got {type(spec).__name__}")
-    if spec.strip() == "":
-        raise ValueError("expander spec is empty; expected widths joined by '-', e.g. '8192-8192-8192'")
-    widths = []
-    for part in spec.strip().split("-"):
-        part = part.strip()
-        if not part.isdigit():
-            raise ValueError(
-                f"bad expander spec {spec!r}: {part!r} is not a positive integer; "
-                "expected widths joined by '-', e.g. '8192-8192-8192'"
-            )
-        if int(part) < 1:
-            raise ValueError(f"bad expander spec {spec!r}: widths must be >= 1, got {int(part)}")
-        widths.append(int(part))
-    return widths
 
 
 def build_expander(in_dim: int, spec: str) -> nn.Sequential:

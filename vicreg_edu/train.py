@@ -3,16 +3,16 @@
 One process (CPU or one GPU)::
 
     vicreg-edu train --preset demo                        # built-in data, minutes on a laptop
-    python -m vicreg_edu.train --preset cifar10 --set data_dir=~/data download=true
+    python -m vicreg_edu train --preset cifar10 --set data_dir=~/data download=true
 
 Several processes on one node (DDP; NCCL on GPUs, gloo on CPUs)::
 
-    torchrun --nproc_per_node=8 -m vicreg_edu.train --preset imagenet-resnet50 --set data_dir=/imagenet
+    torchrun --nproc_per_node=8 -m vicreg_edu train --preset imagenet-resnet50 --set data_dir=/imagenet
 
 Several nodes (run on every node; torchrun's c10d rendezvous connects them)::
 
     torchrun --nnodes=4 --nproc_per_node=8 --rdzv_backend=c10d --rdzv_endpoint=$HEAD:29500 \\
-        --rdzv_id=vicreg -m vicreg_edu.train --preset imagenet-resnet50 --set data_dir=/imagenet
+        --rdzv_id=vicreg -m vicreg_edu train --preset imagenet-resnet50 --set data_dir=/imagenet
 
 SLURM: ``vicreg-edu submit`` submits the same ``train`` through submitit.
 
@@ -21,14 +21,13 @@ resume), then runs :func:`train_one_epoch` (each step: two views -> forward -> `
 (+ online probe) -> backward -> step -> log) and :func:`end_of_epoch` (collapse report, k-NN,
 checkpoint) for every epoch, then the final k-NN evaluation. The pieces live in the module of
 their concept: models in ``models``, views in ``augment``, batches in ``data``, checkpoints in
-``checkpoint``, evaluation in ``evaluate``, processes in ``distributed``, arguments in ``cli``.
+``checkpoint``, evaluation in ``evaluate``, processes in ``distributed``; arguments are parsed in ``cli``.
 """
 from __future__ import annotations
 
 import json
 import math
 import random
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,10 +38,9 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from . import distributed as D
-from .augment import make_augment_config
-from .checkpoint import (atomic_save, check_resume_config, find_checkpoint, load_checkpoint,  # noqa: F401
-                         restore_training_state, rng_state, training_state)
-from .config import Config
+from .checkpoint import (atomic_save, check_resume_config, find_checkpoint, load_checkpoint, restore_training_state,
+                         rng_state, training_state)
+from .config import Config, check_batch_split
 from .data import diagnostic_views, make_two_view_loader
 from .diagnostics import collapse_report
 from .errors import ConfigError, TrainingDiverged
@@ -50,15 +48,7 @@ from .evaluate import knn_comparison, load_eval_data
 from .loss import vicreg_loss
 from .models import VICReg, VICRegWithProbe, build_model
 from .optim import build_optimizer, learning_rate
-
-# Names that used to live here and that the chapters import from ``vicreg_edu.train``; they are
-# re-exported unchanged. Their homes: build_model, VICRegWithProbe -> models; make_augment_config
-# -> augment; load_eval_data, knn_comparison -> evaluate; atomic_save, find_checkpoint,
-# check_resume_config -> checkpoint; add_train_args, config_from_args, run_from_args -> cli.
-__all__ = ["TrainResult", "train", "train_one_epoch", "end_of_epoch", "format_final", "main",
-           "build_model", "VICRegWithProbe", "make_augment_config", "load_eval_data", "knn_comparison",
-           "check_resume_config", "add_train_args", "config_from_args"]
-
+from .views import make_augment_config
 
 @dataclass
 class TrainResult:
@@ -139,9 +129,7 @@ def setup(cfg: Config) -> Run:
     """Start the process group (under torchrun), pick the device and precision, seed every RNG."""
     device = D.setup(cfg.device)
     rank, world = D.get_rank(), D.get_world_size()
-    if cfg.batch_size % world or cfg.batch_size // world < 2:
-        raise ConfigError(f"batch_size={cfg.batch_size} is not divisible by the world size {world} into "
-                          f"batches of at least 2 images (variance): try {max(cfg.batch_size // world, 2) * world}")
+    check_batch_split(cfg.batch_size, world)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
     torch.manual_seed(cfg.seed)
@@ -418,20 +406,15 @@ def format_final(result: TrainResult) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m vicreg_edu.train`` (and under torchrun): the ``train`` arguments of :mod:`vicreg_edu.cli`."""
-    from .cli import train_main
+def train_and_report(cfg: Config) -> TrainResult:
+    """:func:`train`, then the k-NN table on rank 0, then the process group torn down.
 
-    return train_main(argv)
-
-
-def __getattr__(name: str):  # the argument helpers moved to cli.py (imported lazily: cli imports train)
-    if name in ("add_train_args", "config_from_args", "run_from_args"):
-        from . import cli
-
-        return getattr(cli, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    What ``vicreg-edu train`` (also under ``torchrun``) and a SLURM job (``vicreg-edu submit``) run.
+    """
+    try:
+        result = train(cfg)
+        if D.is_main_process() and result.final:
+            print(format_final(result))
+        return result
+    finally:
+        D.cleanup()
