@@ -301,10 +301,14 @@ plt.show()
 # %% [markdown]
 # ## Exercise
 #
-# Every chapter ends with an exercise; the answer is in a hidden cell below it (click
-# "Show code cell source" on the site to see it). The cell checks your answer: it says "not
-# answered yet" while your variable is still `None`, stops with an error saying what is wrong if
-# your answer is wrong, and prints the worked solution.
+# Every chapter ends with an exercise; the answer is in a hidden cell below it. On the site,
+# click "Show solution" to open it (its code and its output). In JupyterLab the cell shows one
+# collapsed line, `# @title Solution ...`: click the "..." (or the blue bar at its left) to
+# open the code, and the "..." below it to open its output. In Colab, click "Show code"; Colab
+# hides only the code, so clear the stored outputs first (Edit > Clear all outputs) if you want
+# to try without seeing the answer. Run the cell to check your answer: it says "not answered
+# yet" while your variable is still `None`, stops with an error saying what is wrong if your
+# answer is wrong, and prints the worked solution.
 #
 # **The price of collapse.** In the collapsed batch above every embedding is the same vector.
 # Without running any code, what is the value of the variance term $v(Z)$ for it, with
@@ -315,7 +319,8 @@ plt.show()
 my_collapsed = None  # replace None with your value for the collapsed batch
 my_half_std = None  # replace None with your value for std 0.5
 
-# %% tags=["hide-input"]
+# %% cellView="form" collapsed=true jupyter={"outputs_hidden": true, "source_hidden": true} mystnb={"code_prompt_hide": "Hide solution", "code_prompt_show": "Show solution"} tags=["solution", "hide-cell"]
+# @title Solution (run this cell to check your answer; open it to read the worked answer)
 # Answer: every dimension has Var = 0, so S = sqrt(0 + eps) = 0.01 and v = 1 - 0.01 = 0.99.
 # With std 0.5 (Var = 0.25): v = 1 - sqrt(0.25 + 1e-4) ≈ 0.4999.
 expected_collapsed = 1 - (0 + 1e-4) ** 0.5

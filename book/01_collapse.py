@@ -403,7 +403,8 @@ my_prediction = None  # replace None with "collapse" or "no collapse"
 my_config = None  # replace None with cfg_inv.replace(...): s + c, no v
 
 
-# %% tags=["hide-input"]
+# %% cellView="form" collapsed=true jupyter={"outputs_hidden": true, "source_hidden": true} mystnb={"code_prompt_hide": "Hide solution", "code_prompt_show": "Show solution"} tags=["solution", "hide-cell"]
+# @title Solution (run this cell to check your answer; open it to read the worked answer)
 # Answer: c is a sum of squared covariances, so it shrinks like the 4th power of the scale:
 # shrinking every embedding lowers s AND c. Without v nothing resists, and the run collapses.
 solution_config = cfg_inv.replace(cov_coeff=1.0, out_dir="runs/ch01/exercise_s_plus_c")
@@ -438,7 +439,8 @@ def my_collapsed_nt_xent(n):
     return None  # replace None with your formula, e.g. math.log(...)
 
 
-# %% tags=["hide-input"]
+# %% cellView="form" collapsed=true jupyter={"outputs_hidden": true, "source_hidden": true} mystnb={"code_prompt_hide": "Hide solution", "code_prompt_show": "Show solution"} tags=["solution", "hide-cell"]
+# @title Solution (run this cell to check your answer; open it to read the worked answer)
 # Answer: all 2n - 1 candidates of a view have the same similarity (1 / tau), so the softmax is
 # uniform and the partner gets probability 1 / (2n - 1): the loss is log(2n - 1), for every tau.
 for n_check in (2, 16, 256):

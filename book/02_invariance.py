@@ -352,7 +352,8 @@ def my_s_paper(z_a, z_b):
 my_lambda_prime = None  # replace None with your value for d = 8192
 
 
-# %% tags=["hide-input"]
+# %% cellView="form" collapsed=true jupyter={"outputs_hidden": true, "source_hidden": true} mystnb={"code_prompt_hide": "Hide solution", "code_prompt_show": "Show solution"} tags=["solution", "hide-cell"]
+# @title Solution (run this cell to check your answer; open it to read the worked answer)
 # Answer: s_paper = (z_a - z_b).pow(2).sum(dim=1).mean() = d * s, so lambda' = 25 / d = 25 / 8192.
 width, lam = 8192, 25.0
 solution_s_paper = lambda a, b: (a - b).pow(2).sum(dim=1).mean()  # the worked solution

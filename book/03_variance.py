@@ -486,7 +486,8 @@ def my_variance_loss(z, gamma=1.0, eps=1e-4):
     return None  # replace None with your implementation (a 0-dim tensor)
 
 
-# %% tags=["hide-input"]
+# %% cellView="form" collapsed=true jupyter={"outputs_hidden": true, "source_hidden": true} mystnb={"code_prompt_hide": "Hide solution", "code_prompt_show": "Show solution"} tags=["solution", "hide-cell"]
+# @title Solution (run this cell to check your answer; open it to read the worked answer)
 # Answer: F.relu(gamma - torch.sqrt(z.var(dim=0) + eps)).mean()  (z.var is unbiased by default)
 def solution_variance_loss(z, gamma=1.0, eps=1e-4):
     return F.relu(gamma - torch.sqrt(z.var(dim=0) + eps)).mean()
@@ -522,7 +523,8 @@ print("Solution: F.relu(gamma - torch.sqrt(z.var(dim=0) + eps)).mean()")
 my_std_hinge = None  # replace None with your value for v (the std hinge)
 my_variance_hinge = None  # replace None with your value for the variance hinge
 
-# %% tags=["hide-input"]
+# %% cellView="form" collapsed=true jupyter={"outputs_hidden": true, "source_hidden": true} mystnb={"code_prompt_hide": "Hide solution", "code_prompt_show": "Show solution"} tags=["solution", "hide-cell"]
+# @title Solution (run this cell to check your answer; open it to read the worked answer)
 # Answer: ||grad S|| = sigma / (sqrt(n-1) * sqrt(sigma^2 + eps)) and ||grad Var|| = 2 sigma / sqrt(n-1)
 # (the hinges are active since sigma < 1, so the gradients of v and of 1 - Var have these norms).
 n_ex, sigma, eps = 128, 0.1, 1e-4

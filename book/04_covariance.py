@@ -420,7 +420,8 @@ def my_covariance_loss(z):
     return None  # replace None with your implementation (a 0-dim tensor)
 
 
-# %% tags=["hide-input"]
+# %% cellView="form" collapsed=true jupyter={"outputs_hidden": true, "source_hidden": true} mystnb={"code_prompt_hide": "Hide solution", "code_prompt_show": "Show solution"} tags=["solution", "hide-cell"]
+# @title Solution (run this cell to check your answer; open it to read the worked answer)
 # Answer: centre, C = z.T @ z / (n - 1), then (C**2 off the diagonal).sum() / d
 def solution_covariance_loss(z):
     n, d = z.shape
@@ -457,7 +458,8 @@ print("Solution: z = z - z.mean(0); C = z.T @ z / (n - 1); (C.square().sum() - C
 # %%
 my_c = None  # replace None with your value of c(Z) for d = 512, sigma = 0.5
 
-# %% tags=["hide-input"]
+# %% cellView="form" collapsed=true jupyter={"outputs_hidden": true, "source_hidden": true} mystnb={"code_prompt_hide": "Hide solution", "code_prompt_show": "Show solution"} tags=["solution", "hide-cell"]
+# @title Solution (run this cell to check your answer; open it to read the worked answer)
 # Answer: every entry of C equals sigma^2, so the off-diagonal sum is d (d - 1) sigma^4 and
 # c = (d - 1) sigma^4 = 511 / 16 = 31.9375. It grows with d: redundancy is never cheap.
 d_ex, sigma = 512, 0.5

@@ -554,7 +554,8 @@ print(f"this chapter's run after {cfg.epochs} epochs: k-NN {result.final['traine
 # %%
 my_count = None  # replace None with your formula, e.g. 2048 * 8192 + ...
 
-# %% tags=["hide-input"]
+# %% cellView="form" collapsed=true jupyter={"outputs_hidden": true, "source_hidden": true} mystnb={"code_prompt_hide": "Hide solution", "code_prompt_show": "Show solution"} tags=["solution", "hide-cell"]
+# @title Solution (run this cell to check your answer; open it to read the worked answer)
 # Answer: two blocks of Linear (w + b) + BatchNorm (scale + shift), then a bias-free Linear.
 expected = (2048 * 8192 + 8192 + 2 * 8192) + (8192 * 8192 + 8192 + 2 * 8192) + 8192 * 8192
 assert expected == n_params(official_expander), (expected, n_params(official_expander))
@@ -585,7 +586,8 @@ print(f"the run above: crop_scale={aug.crop_scale}; at step {half['step']} (epoc
 my_prediction = None  # replace None with "higher" or "lower"
 my_knn = None  # replace None with the k-NN accuracy of your run (a number between 0 and 1)
 
-# %% tags=["hide-input"]
+# %% cellView="form" collapsed=true jupyter={"outputs_hidden": true, "source_hidden": true} mystnb={"code_prompt_hide": "Hide solution", "code_prompt_show": "Show solution"} tags=["solution", "hide-cell"]
+# @title Solution (run this cell to check your answer; open it to read the worked answer)
 # Answer: the worked solution runs the experiment.
 wide = train(cfg.replace(aug={**cfg.aug, "crop_scale": (0.08, 1.0)}, max_steps=half["step"], knn_every=0,
                          out_dir=str(run_dir) + "_crop008", progress=False, tensorboard=False))
@@ -603,8 +605,11 @@ else:
 print(f"worked solution: at step {half['step']}, k-NN {100 * wide.final['trained']:.1f}% with crop_scale (0.08, 1) "
       f"vs {100 * half['knn_acc']:.1f}% with {aug.crop_scale}: {measured}")
 
-# %% [markdown]
-# Why the crop scale matters so much here: Shapes images are 32 pixels wide, and a crop of 8% of
+# %% [markdown] tags=["solution"]
+# <details>
+# <summary>After the solution: why the crop scale matters so much here</summary>
+#
+# Shapes images are 32 pixels wide, and a crop of 8% of
 # the area is about 9 x 9 pixels. It can miss the shape or keep a piece of its outline that no
 # longer tells a circle from a square, and the invariance term then asks two views with different
 # content to agree. On ImageNet, large objects survive such crops and the same crops teach
@@ -612,3 +617,5 @@ print(f"worked solution: at step {half['step']}, k-NN {100 * wide.final['trained
 # at a short budget (`load_results("recipe_search")`, screening stage: 3 epochs on the first
 # edition's data, crops of 50-100% gave 0.241 $k$-NN against 0.307 for 80-100%); the worked
 # solution above prints what this run measured.
+#
+# </details>

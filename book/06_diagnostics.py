@@ -527,7 +527,8 @@ assert readings["constant vector"]["erank"] == 0.0
 my_c_factor = None  # replace None with your factor for c (a number)
 my_s_factor = None  # replace None with your factor for s (a number)
 
-# %% tags=["hide-input"]
+# %% cellView="form" collapsed=true jupyter={"outputs_hidden": true, "source_hidden": true} mystnb={"code_prompt_hide": "Hide solution", "code_prompt_show": "Show solution"} tags=["solution", "hide-cell"]
+# @title Solution (run this cell to check your answer; open it to read the worked answer)
 # Answer: C(aZ) = a^2 C(Z), and c sums squared entries of C: factor a^4 = 1e-4.
 # s is a mean of squared differences: factor a^2 = 1e-2.
 a = 0.1
@@ -568,7 +569,8 @@ def project(z):
 
 z_low_a, z_low_b = project(z_a), project(z_b)
 
-# %% tags=["hide-input"]
+# %% cellView="form" collapsed=true jupyter={"outputs_hidden": true, "source_hidden": true} mystnb={"code_prompt_hide": "Hide solution", "code_prompt_show": "Show solution"} tags=["solution", "hide-cell"]
+# @title Solution (run this cell to check your answer; open it to read the worked answer)
 # Answer: a worked solution, checked against the library on the trained and the collapsed embeddings.
 # Reading: the effective rank (3) names the dimensional collapse. The projection also takes most
 # of every dimension's variance away, so here v rises and the std falls too, and c and s shrink;

@@ -305,7 +305,8 @@ explorer
 # %%
 my_prediction = None  # replace None with your value of v for the gamma = 2 run
 
-# %% tags=["hide-input"]
+# %% cellView="form" collapsed=true jupyter={"outputs_hidden": true, "source_hidden": true} mystnb={"code_prompt_hide": "Hide solution", "code_prompt_show": "Show solution"} tags=["solution", "hide-cell"]
+# @title Solution (run this cell to check your answer; open it to read the worked answer)
 # Answer: the baseline's embeddings never reach std 1 in these short runs, so for every dimension
 # gamma - S > 0 for gamma = 1 and gamma = 2 alike: the hinge is in its linear part, its gradient
 # (-1/d per dimension) does not depend on gamma, and both runs take exactly the same steps. Only
@@ -341,7 +342,8 @@ def weighted_shares(run):
     return None  # replace with your code
 
 
-# %% tags=["hide-input"]
+# %% cellView="form" collapsed=true jupyter={"outputs_hidden": true, "source_hidden": true} mystnb={"code_prompt_hide": "Hide solution", "code_prompt_show": "Show solution"} tags=["solution", "hide-cell"]
+# @title Solution (run this cell to check your answer; open it to read the worked answer)
 # Answer: weight each term by the run's own coefficient; the sum must give back the recorded loss.
 # In these short runs mu*v carries most of the loss in almost every run: the embeddings' stds
 # stay below gamma (exercise 1), so every dimension's hinge is active and most of the optimiser's

@@ -472,7 +472,8 @@ table
 # %%
 my_n = None  # replace None with your answer (an integer)
 
-# %% tags=["hide-input"]
+# %% cellView="form" collapsed=true jupyter={"outputs_hidden": true, "source_hidden": true} mystnb={"code_prompt_hide": "Hide solution", "code_prompt_show": "Show solution"} tags=["solution", "hide-cell"]
+# @title Solution (run this cell to check your answer; open it to read the worked answer)
 # Answer: the far class wins when n * exp(0.5 / T) > exp(0.9 / T), i.e. n > exp(0.4 / 0.07) ≈ 303.2,
 # so n = 304. knn_accuracy agrees: with 303 far images the near one still wins, with 304 it loses.
 expected_n = math.floor(math.exp(0.4 / 0.07)) + 1
@@ -507,7 +508,8 @@ def my_knn_predict(train_f, train_y, test_f, k=20, T=0.07):
     return None  # replace with your implementation
 
 
-# %% tags=["hide-input"]
+# %% cellView="form" collapsed=true jupyter={"outputs_hidden": true, "source_hidden": true} mystnb={"code_prompt_hide": "Hide solution", "code_prompt_show": "Show solution"} tags=["solution", "hide-cell"]
+# @title Solution (run this cell to check your answer; open it to read the worked answer)
 # Answer: a worked solution, checked against the library.
 def knn_predict_solution(train_f, train_y, test_f, k=20, T=0.07):
     sims = F.normalize(test_f, dim=1) @ F.normalize(train_f, dim=1).T  # (M, N) cosine similarities

@@ -256,7 +256,8 @@ plt.show()
 my_z = None  # replace None with a (512, 64) tensor
 
 
-# %% tags=["hide-input"]
+# %% cellView="form" collapsed=true jupyter={"outputs_hidden": true, "source_hidden": true} mystnb={"code_prompt_hide": "Hide solution", "code_prompt_show": "Show solution"} tags=["solution", "hide-cell"]
+# @title Solution (run this cell to check your answer; open it to read the worked answer)
 # Answer: a scale mixture. Gaussian directions times one random size per embedding, 0.2 or
 # sqrt(2 - 0.2^2): unit variance, no correlation, but every projection is heavy-tailed.
 g_sol = torch.Generator().manual_seed(3)

@@ -3,7 +3,8 @@
 The chapters themselves are executed by nbval in the same test command
 (`pytest --nbval-lax ... tests book`); this file checks what nbval does not:
 pairs in sync, table of contents, badge and install cell, stored figures, short cells,
-a hidden-answer exercise, no MyST role or directive in markdown (it shows raw outside the
+a hidden-answer exercise whose solution cells hide code and output on the site, in JupyterLab
+and in Colab, no MyST role or directive in markdown (it shows raw outside the
 site), stored widget state for stored widget views, a warning-free site build, and that build opened in headless
 Chromium by scripts/check_site.py (skipped where Chromium is not installed).
 """
@@ -177,12 +178,111 @@ def test_has_exercise_with_hidden_assert(name):
         pytest.skip("no .py (test_pair_exists fails)")
     answers = [
         c for c in jupytext.read(BOOK / f"{name}.py").cells
-        if c.cell_type == "code" and {"solution", "hide-input"} & set(c.metadata.get("tags", [])) and "assert" in c.source
+        if c.cell_type == "code" and SOLUTION_TAG in c.metadata.get("tags", []) and "assert" in c.source
     ]
     assert answers, (
-        f"book/{name}: no exercise answer, i.e. a code cell tagged hide-input "
-        f"(`# %% tags=[\"hide-input\"]`) that checks the answer with an assert"
+        f"book/{name}: no exercise answer, i.e. a code cell tagged {SOLUTION_TAG!r} "
+        f"(hidden as test_solutions_are_hidden says) that checks the answer with an assert"
     )
+
+
+# How the book marks and hides an exercise's solution (book/intro.md tells the reader how to open it).
+# A code cell tagged `solution` must be hidden, input and output behind one toggle, everywhere:
+# - the site (myst-nb): the tag `hide-cell` (one <details> over code and output; `hide-input` and
+#   `hide-output` would make two toggles, and `hide-input` alone leaves the output showing), its
+#   toggle labelled by the cell's `mystnb.code_prompt_show`;
+# - JupyterLab / Notebook 7: `jupyter.source_hidden` hides the code (the collapsed cell then shows
+#   its first line, so that line must be the neutral title below, never the answer), and
+#   `collapsed` hides the outputs (Lab reads only `collapsed` for outputs, see
+#   jupyterlab/jupyterlab packages/cells/src/widget.ts loadCollapseState); the nbformat key
+#   `jupyter.outputs_hidden` is set too;
+# - Colab: `cellView: "form"` shows only the `# @title` line and a "Show code" button.
+# A markdown cell tagged `solution` (a discussion that gives the answer away) is folded with a
+# <details> element, which the site, JupyterLab, Colab and GitHub all render closed.
+SOLUTION_TAG = "solution"
+SOLUTION_TITLE = "# @title Solution"
+SOLUTION_PROMPTS = {"code_prompt_show": "Show solution", "code_prompt_hide": "Hide solution"}
+# What a solution looks like by its content, so that an untagged one fails too.
+LOOKS_LIKE_SOLUTION_CODE = re.compile(
+    r"^\s*#\s*(@title\s+)?(answer|solution)\b|worked solution|print\(f?[\"']solution", re.I | re.M)
+LOOKS_LIKE_SOLUTION_MARKDOWN = re.compile(r"solution above", re.I)
+
+
+def solution_problems(cell) -> list[str]:
+    """Why a cell that is (or looks like) a solution would show its answer; empty when hidden."""
+    meta, tags = cell.get("metadata", {}), cell.get("metadata", {}).get("tags", [])
+    looks = (LOOKS_LIKE_SOLUTION_CODE if cell.cell_type == "code" else LOOKS_LIKE_SOLUTION_MARKDOWN).search(cell.source)
+    if SOLUTION_TAG not in tags:
+        return [f"looks like a solution ({looks.group(0)!r}) but lacks the tag {SOLUTION_TAG!r}"] if looks else []
+    if cell.cell_type == "markdown":
+        src = cell.source.strip()
+        ok = src.startswith("<details>") and src.endswith("</details>") and "<summary>" in src.split("\n\n")[0]
+        return [] if ok else ["a markdown solution must be folded: <details>, <summary>...</summary>, "
+                              "a blank line, the text, </details>"]
+    problems = []
+    if "hide-cell" not in tags:
+        problems.append("lacks the tag 'hide-cell' (the site's one toggle over code and output)")
+    if {"hide-input", "hide-output"} & set(tags):
+        problems.append("has hide-input/hide-output besides hide-cell (two toggles, or the output showing)")
+    jupyter = meta.get("jupyter", {})
+    if jupyter.get("source_hidden") is not True:
+        problems.append("lacks jupyter.source_hidden = true (JupyterLab shows the code)")
+    if jupyter.get("outputs_hidden") is not True:
+        problems.append("lacks jupyter.outputs_hidden = true")
+    if meta.get("collapsed") is not True:
+        problems.append("lacks collapsed = true (JupyterLab shows the output)")
+    if meta.get("cellView") != "form":
+        problems.append('lacks cellView = "form" (Colab shows the code)')
+    if {k: meta.get("mystnb", {}).get(k) for k in SOLUTION_PROMPTS} != SOLUTION_PROMPTS:
+        problems.append(f"lacks mystnb = {SOLUTION_PROMPTS} (the site's toggle would not say 'Show solution')")
+    first = cell.source.split("\n", 1)[0]
+    if not first.startswith(SOLUTION_TITLE) or "answer:" in first.lower():
+        problems.append(f"its first line (what collapsed JupyterLab and Colab show) must be {SOLUTION_TITLE!r} "
+                        f"and no answer, not {first[:80]!r}")
+    return problems
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_solutions_are_hidden(name):
+    """Every solution cell hides its code and its output on the site, in JupyterLab and in Colab,
+    in the .ipynb and in the .py (where jupytext.toml must keep these metadata)."""
+    if not ((BOOK / f"{name}.py").exists() and (BOOK / f"{name}.ipynb").exists()):
+        pytest.skip("pair incomplete (test_pair_exists fails)")
+    for half, nb in ((".ipynb", read_ipynb(name)), (".py", jupytext.read(BOOK / f"{name}.py"))):
+        found = [f"cell {i} ({c.source.splitlines()[0][:60] if c.source else ''!r}): {p}"
+                 for i, c in enumerate(nb.cells) for p in solution_problems(c)]
+        assert not found, (
+            f"book/{name}{half}: solution cells that show their answer:\n  " + "\n  ".join(found)
+            + f"\nA solution code cell starts with `# %% cellView=\"form\" collapsed=true jupyter={{\"outputs_hidden\": "
+            f"true, \"source_hidden\": true}} mystnb={{...Show solution...}} tags=[\"solution\", \"hide-cell\"]` and "
+            f"its first line is `{SOLUTION_TITLE} ...`; then `.venv/bin/jupytext --sync book/{name}.ipynb`"
+        )
+        assert any(SOLUTION_TAG in c.metadata.get("tags", []) for c in nb.cells), (
+            f"book/{name}{half}: no cell tagged {SOLUTION_TAG!r}")
+
+
+def test_solution_check_catches_visible_solutions():
+    """The check itself: an untagged '# Answer' cell, a hide-input-only solution, a solution without
+    Lab/Colab metadata and an unfolded markdown solution all fail; a hidden one passes."""
+    hidden_meta = {"tags": [SOLUTION_TAG, "hide-cell"], "jupyter": {"source_hidden": True, "outputs_hidden": True},
+                   "collapsed": True, "cellView": "form", "mystnb": dict(SOLUTION_PROMPTS)}
+    good = nbformat.v4.new_code_cell(f"{SOLUTION_TITLE} (run it)\n# Answer: 42\nassert 6 * 7 == 42", metadata=hidden_meta)
+    assert solution_problems(good) == []
+    bad = [
+        nbformat.v4.new_code_cell("# Answer: 42\nassert 6 * 7 == 42"),
+        nbformat.v4.new_code_cell("x = 1\nprint(f\"Solution: {x}\")"),
+        nbformat.v4.new_code_cell(good.source, metadata={"tags": [SOLUTION_TAG, "hide-input"]}),
+        nbformat.v4.new_code_cell(good.source, metadata={**hidden_meta, "tags": [SOLUTION_TAG, "hide-cell", "hide-input"]}),
+        nbformat.v4.new_code_cell(good.source, metadata={k: v for k, v in hidden_meta.items() if k != "collapsed"}),
+        nbformat.v4.new_code_cell(good.source, metadata={k: v for k, v in hidden_meta.items() if k != "cellView"}),
+        nbformat.v4.new_code_cell("# Answer: 42\nassert 6 * 7 == 42", metadata=hidden_meta),
+        nbformat.v4.new_markdown_cell("The worked solution above shows why.", metadata={"tags": [SOLUTION_TAG]}),
+        nbformat.v4.new_markdown_cell("The solution above prints 42."),
+    ]
+    for cell in bad:
+        assert solution_problems(cell), cell
+    folded = "<details>\n<summary>After the solution</summary>\n\nIt is 42.\n\n</details>"
+    assert solution_problems(nbformat.v4.new_markdown_cell(folded, metadata={"tags": [SOLUTION_TAG]})) == []
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
@@ -307,3 +407,25 @@ def test_site_in_headless_chromium(built_site, tmp_path):
         pytest.skip(f"the browser check cannot run here: {report.strip().splitlines()[-1]}")
     assert check.returncode == 0, f"scripts/check_site.py failed:\n{report}"
     assert len(list((tmp_path / "screenshots").glob("*.png"))) >= 2, report
+
+
+@pytest.mark.slow
+def test_site_hides_solutions(built_site):
+    """On the built pages, every solution cell's code and output sit inside one closed <details>
+    labelled "Show solution", and every folded markdown solution is a closed <details> too."""
+    bs4 = pytest.importorskip("bs4")
+    html, proc = built_site
+    if proc.returncode != 0:
+        pytest.skip("the site did not build (test_site_builds_without_warnings fails)")
+    for name in CHAPTERS:
+        page = bs4.BeautifulSoup((html / "book" / f"{name}.html").read_text(), "html.parser")
+        cells = page.select(f"div.cell.tag_{SOLUTION_TAG}")
+        assert cells, f"book/{name}.html: no solution cell (div.cell.tag_{SOLUTION_TAG})"
+        for cell in cells:
+            details = cell.find("details", recursive=False)
+            assert details is not None and not details.has_attr("open"), f"book/{name}.html: a solution not in a closed <details>"
+            assert details.summary and "Show solution" in details.summary.get_text(), f"book/{name}.html: toggle not 'Show solution'"
+            shown = [d for d in cell.select(".cell_input, .cell_output") if details not in d.parents]
+            assert not shown, f"book/{name}.html: solution code or output outside the toggle"
+        for summary in page.find_all("summary", string=re.compile(r"^\s*After the solution")):
+            assert not summary.parent.has_attr("open"), f"book/{name}.html: a folded solution paragraph is open"
