@@ -47,7 +47,7 @@ def test_shipped_baselines_match_the_demo_preset():
     import math
 
     from vicreg_edu.config import get_config
-    from vicreg_edu.experiments import load_results
+    from vicreg_edu.results import load_results
 
     data = load_results("baselines")
     demo = json.loads(json.dumps(get_config("demo", fast=False).to_dict()))

@@ -15,7 +15,6 @@ import torch  # noqa: E402
 from vicreg_edu import diagnostics as dg  # noqa: E402
 from vicreg_edu.plots import (  # noqa: E402
     pca_2d,
-    plot_collapse_curves,
     plot_collapse_panels,
     plot_embedding_2d,
     plot_heatmap_pair,
@@ -234,22 +233,6 @@ def test_training_curves_errors(tmp_path):
         read_metrics(bad)
     with pytest.raises(TypeError, match="metrics"):
         plot_training_curves(42)
-
-
-def test_collapse_curves_from_epoch_records():
-    recs = fake_metrics()
-    ax = plot_collapse_curves(recs)
-    rank_line = ax.lines[0]
-    np.testing.assert_allclose(rank_line.get_xdata(), [0, 1, 2])
-    np.testing.assert_allclose(rank_line.get_ydata(), [10.0, 15.0, 20.0])
-    right = ax.right_ax
-    std_line = right.lines[0]
-    np.testing.assert_allclose(std_line.get_ydata(), [0.3, 0.5, 0.7])
-    assert list(right.lines[1].get_ydata()) == [1.0, 1.0]  # gamma
-    assert list(ax.lines[1].get_ydata()) == [64, 64]  # embedding dim ceiling
-    assert text_of(ax) == ["effective rank", "embedding dim = 64", "mean per-dim std", "gamma = 1"]
-    with pytest.raises(ValueError, match="emb_effective_rank"):
-        plot_collapse_curves([r for r in recs if r["kind"] == "step"])
 
 
 def test_collapse_panels_separate_axes_integer_epochs():

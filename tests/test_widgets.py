@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from vicreg_edu.experiments import load_results  # noqa: E402
+from vicreg_edu.results import load_results  # noqa: E402
 from vicreg_edu.widgets import AblationExplorer  # noqa: E402
 
 PNG = b"\x89PNG"

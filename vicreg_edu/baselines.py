@@ -28,21 +28,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Shapes
+from .data import Shapes, in_memory_uint8
 from .evaluate import extract_features, linear_probe, normalize_uint8
-from .models import build_backbone
+from .results import RESULTS_DIR, machine_info, rounded, write_results
+from .views import SHAPES_MEAN, SHAPES_STD
+from .models import build_backbone, evaluating
 
 
 def shapes_tensors(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """A Shapes split as uint8 images ``(N, 3, 32, 32)`` and int64 labels ``(N,)``.
-
-    Example:
-        >>> x, y = shapes_tensors("test")
-        >>> x.shape, x.dtype, y.shape
-        (torch.Size([2000, 3, 32, 32]), torch.uint8, torch.Size([2000]))
-    """
-    ds = Shapes(split)
-    return torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.as_tensor(ds.targets)
+    """A whole Shapes split as uint8 images ``(N, 3, 32, 32)`` and int64 labels ``(N,)``."""
+    return in_memory_uint8(Shapes(split))
 
 
 def balanced_subset(labels: torch.Tensor, fraction: float, seed: int = 0) -> torch.Tensor:
@@ -146,8 +141,6 @@ def train_supervised(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_t
 def supervised_ceiling(cfg, seed: int = 0) -> dict:
     """The same backbone as ``cfg`` trained supervised on all Shapes labels with ``cfg``'s budget
     (``cfg.epochs`` epochs of ``cfg.batch_size``; AdamW 3e-3, flips only); see :func:`train_supervised`."""
-    from .views import SHAPES_MEAN, SHAPES_STD
-
     (x, y), (xt, yt) = shapes_tensors("train"), shapes_tensors("test")
     if cfg.train_size:
         x, y = x[:cfg.train_size], y[:cfg.train_size]
@@ -174,15 +167,11 @@ def label_efficiency(encoder: nn.Module | None, fractions=(0.01, 0.1, 1.0), *, s
         one dict per fraction: ``fraction``, ``n_labels``, ``linear_probe`` (None without an
         encoder), ``supervised`` (test accuracy), ``supervised_cpu_s``.
     """
-    from .views import SHAPES_MEAN, SHAPES_STD
-
     (x, y), (xt, yt) = shapes_tensors("train"), shapes_tensors("test")
     if encoder is not None:
-        was_training = encoder.training
-        encoder.eval()
-        ftr, _ = extract_features(encoder, x, SHAPES_MEAN, SHAPES_STD)
-        fte, _ = extract_features(encoder, xt, SHAPES_MEAN, SHAPES_STD)
-        encoder.train(was_training)
+        with evaluating(encoder):
+            ftr, _ = extract_features(encoder, x, SHAPES_MEAN, SHAPES_STD)
+            fte, _ = extract_features(encoder, xt, SHAPES_MEAN, SHAPES_STD)
     rows = []
     for frac in fractions:
         idx = balanced_subset(y, frac, seed)
@@ -201,7 +190,6 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m vicreg_edu.baselines``: train the demo preset, then the supervised ceiling and the
     label-efficiency table; write them to ``vicreg_edu/results/baselines.json``."""
     from .config import get_config
-    from .experiments import RESULTS_DIR, _machine, _r
     from .train import train
 
     parser = argparse.ArgumentParser(prog="python -m vicreg_edu.baselines", description=__doc__,
@@ -226,22 +214,21 @@ def main(argv: list[str] | None = None) -> int:
         "config": {k: v for k, v in cfg.to_dict().items() if k in (
             "backbone", "expander", "epochs", "batch_size", "optimizer", "base_lr", "weight_decay", "warmup_epochs",
             "end_lr_ratio", "sim_coeff", "std_coeff", "cov_coeff", "aug", "seed")},
-        "vicreg": {"knn": _r(result.final["trained"]), "knn_random_init": _r(result.final["random_init"]),
-                   "knn_raw_pixels": _r(result.final["raw_pixels"]), "cpu_time_s": round(vicreg_cpu, 1)},
-        "supervised_ceiling": {k: (_r(v) if isinstance(v, float) else v) for k, v in ceiling.items()},
+        "vicreg": {"knn": rounded(result.final["trained"]), "knn_random_init": rounded(result.final["random_init"]),
+                   "knn_raw_pixels": rounded(result.final["raw_pixels"]), "cpu_time_s": round(vicreg_cpu, 1)},
+        "supervised_ceiling": {k: (rounded(v) if isinstance(v, float) else v) for k, v in ceiling.items()},
         "supervised_recipe": "same backbone + Linear head, AdamW lr 3e-3 wd 0.05, warm-up then cosine, "
                              "horizontal flips only, same epochs and batch as the VICReg run",
-        "label_efficiency": [{k: (_r(v) if isinstance(v, float) and k != "fraction" else v) for k, v in row.items()}
+        "label_efficiency": [{k: (rounded(v) if isinstance(v, float) and k != "fraction" else v) for k, v in row.items()}
                              for row in table],
         "label_efficiency_protocol": "class-balanced nested subsets of the 10,000 training labels; linear probe "
                                      "(evaluate.linear_probe, 100 epochs, standardised frozen backbone features) vs "
                                      f"the supervised recipe from scratch for {steps} steps on the same images; "
                                      "test accuracy on the 2,000 test images",
-        "machine": {**_machine(), "load_avg_at_start": round(load0, 2)},
+        "machine": {**machine_info(), "load_avg_at_start": round(load0, 2)},
         "wall_time_s": round(time.time() - t0, 1), "cpu_time_s": round(time.process_time() - cpu0, 1),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(data, indent=1) + "\n")
+    write_results(args.out, data)
     print(json.dumps({k: data[k] for k in ("vicreg", "supervised_ceiling", "label_efficiency")}, indent=1))
     return 0
 

@@ -143,33 +143,10 @@ TRAJECTORY_KEYS = (
 def _demo() -> Config:
     """Built-in Shapes data, small CNN, AdamW: a real VICReg run in about three minutes on 2 CPU cores.
 
-    Chosen by the recipe search in ``vicreg_edu/experiments.py`` (every run with its k-NN, linear
-    probe, final v, std, effective ranks and CPU time: ``load_results("recipe_search")``), at the
-    budget the demo can afford: 10 epochs of batch 128, about 16 s an epoch on 2 idle cores.
-    What the search found at that budget (one seed, 1 thread per run):
-
-    - the coefficients: lambda/mu/nu = 25/50/0.5 instead of the paper's 25/25/1 keeps the k-NN
-      accuracy (0.534 vs 0.528 on the first edition's data) and brings the variance term down from
-      0.46 to 0.12 (embedding std 0.90 vs 0.55 against gamma = 1): with the paper's weights a short
-      run stops short of gamma, held back by the covariance term. lambda 10 (0.474) or nu 1 with
-      mu 50 (0.509) lose accuracy;
-    - AdamW, 1 warm-up epoch, base lr 1.5e-2 (lr 0.0075 at batch 128) and a cosine that decays
-      only to 0.75 x the peak (``end_lr_ratio=0.75``): ten epochs are too few to spend half of them
-      at a small learning rate. Stage "schedule2" of the search, seed 0 / 1: this preset 0.712 /
-      0.733 (linear 0.740 / 0.751); no decay at all (ratio 1) 0.707 / 0.722; the official decay to
-      0.001 x with base lr 1e-2 0.615 / 0.658; ratio 0.5 0.677, ratio 0.75 with base lr 1e-2 0.684 /
-      0.708; weight decay 0.01 or 0.1 instead of 0.05 (seed 0): 0.661 / 0.697. With the full
-      decay, base lr 5e-3 (0.474) and 2e-2 (0.511) were worse than 1e-2; batch 256 at lr 0.01 did
-      not learn;
-    - mild crops (scale 0.8-1) keep the shape in the view; stronger invariances all lost at this
-      budget: rotation by up to 180 degrees 0.446, pixel noise on half the views 0.310;
-    - the data: Shapes without noisy backgrounds (``data.Shapes`` docstring) 0.609 vs 0.528;
-    - not adopted yet: no horizontal flips (``aug.flip_p=0``, stage "followup") gave 0.779 / 0.728,
-      +3 points on average but one seed below the preset: to be confirmed on more seeds.
-
-    Every figure above is a 1-thread run of the search; ``make demo`` (2 threads) is measured in
-    the README. Longer runs go further (``vicreg-edu train --epochs 30``,
-    ``load_results("demo_long")``, chapter 5).
+    10 epochs of batch 128; coefficients lambda/mu/nu = 25/50/0.5; AdamW at base lr 1.5e-2 with
+    1 warm-up epoch and a cosine that decays only to 0.75 x the peak; mild crops (scale 0.8-1).
+    Chosen by the recipe search (``scripts/recipe_search.py``; every run:
+    ``load_results("recipe_search")``; what it found: ``vicreg_edu/results/README.md``).
     AdamW rather than LARS: LARS's trust ratio (eta = 0.001) limits each step's relative change of
     a weight matrix to about lr x 0.001, which suits ImageNet's 500k steps, not a demo's 780.
     """

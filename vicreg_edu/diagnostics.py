@@ -52,8 +52,6 @@ __all__ = [
     "alignment",
     "CollapseReport",
     "collapse_report",
-    "pca_2d",
-    "embed_2d",
 ]
 
 RANKME_EPS = 1e-7  # the epsilon of RankMe (Garrido et al. 2023, eq. 1)
@@ -541,72 +539,3 @@ def collapse_report(
 
 # -----------------------------------------------------------------------------
 # 2-D views of the embeddings (plots.plot_embedding_2d draws them)
-
-
-def pca_2d(z) -> tuple[torch.Tensor, torch.Tensor]:
-    """Project embeddings on their first two principal components.
-
-    Exact, in float64, through the smaller of the D x D covariance and the N x N Gram matrix.
-    Signs are fixed (the largest-magnitude coordinate of each component is positive) so figures
-    are reproducible.
-
-    Args:
-        z: embeddings (N, D), N >= 2, D >= 2.
-    Returns:
-        (coords (N, 2) float64 on CPU, explained-variance ratio (2,)).
-
-    Example::
-
-        >>> xy, ratio = pca_2d(torch.randn(100, 8))
-    """
-    x = _check_embeddings(z, min_rows=2).cpu()
-    n, d = x.shape
-    if d < 2:
-        raise ValueError(f"a 2-D view needs embeddings with D >= 2, got shape {(n, d)}")
-    xc = _centre(x)
-    if d <= n:
-        evals, evecs = torch.linalg.eigh(xc.T @ xc)  # (D,), (D, D) increasing
-        coords = xc @ evecs[:, [-1, -2]]
-    else:
-        evals, evecs = torch.linalg.eigh(xc @ xc.T)  # (N,), (N, N): coords = U * s
-        coords = evecs[:, [-1, -2]] * evals[[-1, -2]].clamp_min(0).sqrt()
-    evals = evals.clamp_min(0)
-    total = evals.sum()
-    ratio = evals[[-1, -2]] / total if total > 0 else torch.zeros(2, dtype=torch.float64)
-    flip = torch.sign(coords.gather(0, coords.abs().argmax(0, keepdim=True)))
-    coords = coords * torch.where(flip == 0, torch.ones_like(flip), flip)
-    return coords, ratio
-
-
-def embed_2d(z, method: str = "pca", seed: int = 0) -> tuple[np.ndarray, list[str]]:
-    """2-D coordinates of embeddings (N, D) and the names of the two axes.
-
-    ``method="pca"`` (exact, :func:`pca_2d`; axes name the share of variance), ``"tsne"``
-    (scikit-learn) or ``"umap"`` (umap-learn), the latter two only if installed (otherwise an
-    ImportError says what to install).
-
-    Returns:
-        (coords (N, 2) numpy array, [x-axis name, y-axis name]).
-    """
-    if method == "pca":
-        coords, ratio = pca_2d(z)
-        return coords.numpy(), [f"PC {i + 1} ({100 * float(r):.1f}% of variance)" for i, r in enumerate(ratio)]
-    x = _check_embeddings(z, min_rows=2).cpu().numpy()
-    if method == "tsne":
-        try:
-            from sklearn.manifold import TSNE
-        except ImportError:
-            raise ImportError("method='tsne' needs scikit-learn, which is not installed "
-                              "(pip install scikit-learn); method='pca' needs nothing extra") from None
-        perplexity = min(30.0, max(1.0, (len(x) - 1) / 3))
-        coords = TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(x)
-        return coords, ["t-SNE 1", "t-SNE 2"]
-    if method == "umap":
-        try:
-            import umap
-        except ImportError:
-            raise ImportError("method='umap' needs umap-learn, which is not installed "
-                              "(pip install umap-learn); method='pca' needs nothing extra") from None
-        coords = umap.UMAP(n_components=2, random_state=seed).fit_transform(x)
-        return coords, ["UMAP 1", "UMAP 2"]
-    raise ValueError(f"method must be 'pca', 'tsne' or 'umap', got {method!r}")

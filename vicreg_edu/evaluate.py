@@ -22,7 +22,7 @@ from torch import nn
 from .augment import eval_transform
 from .views import make_augment_config
 from .data import IN_MEMORY_DATASETS, in_memory_uint8, load_dataset
-from .models import build_model
+from .models import build_model, evaluating, random_twin
 
 
 def normalize_uint8(images: torch.Tensor, mean, std) -> torch.Tensor:
@@ -193,17 +193,13 @@ def knn_comparison(model, cfg, device: torch.device, amp_dtype=None, eval_data=N
     (xtr, ytr), (xte, yte), stats = eval_data or load_eval_data(cfg)
     models = [("trained", model)]
     if baselines:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed + 12345)
-            models.append(("random_init", build_model(cfg).to(device, next(model.parameters()).dtype).eval()))
+        models.append(("random_init", random_twin(cfg).to(device, next(model.parameters()).dtype)))
     out = {}
     for name, m in models:
-        was_training = m.training
-        m.eval()
-        ftr, ltr = extract_features(m.backbone, xtr, *stats, device=device, amp_dtype=amp_dtype)
-        fte, lte = extract_features(m.backbone, xte, *stats, device=device, amp_dtype=amp_dtype)
+        with evaluating(m):
+            ftr, ltr = extract_features(m.backbone, xtr, *stats, device=device, amp_dtype=amp_dtype)
+            fte, lte = extract_features(m.backbone, xte, *stats, device=device, amp_dtype=amp_dtype)
         out[name] = knn_accuracy(ftr, ytr if ltr is None else ltr, fte, yte if lte is None else lte)
-        m.train(was_training)
     if baselines and isinstance(xtr, torch.Tensor):
         out["raw_pixels"] = knn_accuracy(normalize_uint8(xtr, *stats).flatten(1), ytr,
                                          normalize_uint8(xte, *stats).flatten(1), yte)

@@ -21,6 +21,8 @@ The torchvision ResNets are built with ``weights=None`` (nothing is downloaded) 
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn as nn
 import torchvision
@@ -244,3 +246,42 @@ class VICRegWithProbe(nn.Module):
         r_a, z_a = self.model(x_a)  # (B, repr_dim), (B, embed_dim)
         _, z_b = self.model(x_b)
         return z_a, z_b, self.probe(r_a.detach())
+
+
+RANDOM_TWIN_SEED_OFFSET = 12345
+"""A randomly initialised baseline of a run with seed ``s`` is built under seed ``s + 12345``."""
+
+
+def random_twin(cfg) -> VICReg:
+    """A randomly initialised :class:`VICReg` of ``cfg``'s architecture: the baseline every
+    evaluation prints next to the trained encoder (seeded ``cfg.seed + 12345``; global RNG untouched).
+
+    Example:
+        >>> from vicreg_edu.config import Config
+        >>> a, b = random_twin(Config(expander="64")), random_twin(Config(expander="64"))
+        >>> torch.equal(a.expander[0].weight, b.expander[0].weight)
+        True
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed + RANDOM_TWIN_SEED_OFFSET)
+        return build_model(cfg)
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module):
+    """``with evaluating(model):`` runs the block in ``eval()`` mode, then restores the model's mode.
+
+    Example:
+        >>> net = nn.BatchNorm1d(4)
+        >>> with evaluating(net):
+        ...     net.training
+        False
+        >>> net.training
+        True
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

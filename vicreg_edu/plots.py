@@ -28,7 +28,6 @@ import seaborn as sns
 import torch
 
 from . import diagnostics as dg
-from .diagnostics import pca_2d  # noqa: F401 (computed in diagnostics; kept importable from here)
 
 __all__ = [
     "DIVERGING_CMAP",
@@ -38,10 +37,10 @@ __all__ = [
     "plot_spectrum",
     "plot_std_histogram",
     "plot_training_curves",
-    "plot_collapse_curves",
     "plot_collapse_panels",
     "plot_training_overview",
     "pca_2d",
+    "embed_2d",
     "plot_embedding_2d",
 ]
 
@@ -388,65 +387,6 @@ def plot_training_curves(
     return ax
 
 
-def plot_collapse_curves(
-    metrics: Metrics,
-    ax=None,
-    gamma: Optional[float] = 1.0,
-    title: Optional[str] = None,
-):
-    """Effective rank (left axis) and mean per-dimension std (right axis) per epoch.
-
-    Reads the epoch records' ``emb_effective_rank`` and ``emb_std_mean`` (the trainer logs
-    ``diagnostics.collapse_report`` with keys prefixed "emb_"). If ``emb_dim`` is logged, the
-    embedding dimension is drawn as the ceiling of the effective rank; ``gamma`` is drawn as the
-    target of the mean std. A rank that falls while the std stays up is dimensional collapse;
-    a std that falls towards 0 is complete collapse, whatever the rank does: the effective rank
-    is scale-free, so the tiny leftover jitter of a collapsed cloud can even read as high-rank
-    (chapter 1 shows an invariance-only run whose rank rises while its std drops 30x).
-
-    Args:
-        metrics: path to metrics.jsonl, or a list of record dicts.
-        ax: Axes for the effective rank, or None; the std goes on ``ax.twinx()``.
-        gamma: variance target to mark on the std axis, or None.
-        title: None for a default.
-    Returns:
-        the effective-rank Axes (the twin holding the std is ``ax.right_ax``).
-
-    Example::
-
-        >>> ax = plot_collapse_curves("runs/demo/metrics.jsonl")
-    """
-    recs = _records(metrics, "epoch", "epoch")
-    recs = [r for r in recs if r.get("emb_effective_rank") is not None]
-    if not recs:
-        raise ValueError("no epoch records with 'emb_effective_rank' in metrics (expected lines "
-                         'like {"kind": "epoch", "epoch": 0, "emb_effective_rank": ...})')
-    ax = _new_ax(ax)
-    xs = _values(recs, "epoch")
-    handles = ax.plot(xs, _values(recs, "emb_effective_rank"), color="C0", marker="o",
-                      label="effective rank")
-    dims = _values(recs, "emb_dim")
-    if not np.isnan(dims).all():
-        handles.append(ax.axhline(np.nanmax(dims), color="C0", linestyle=":",
-                                  label=f"embedding dim = {int(np.nanmax(dims))}"))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("effective rank (RankMe)", color="C0")
-    ax.set_ylim(bottom=0)
-    right = ax.twinx()
-    ax.right_ax = right
-    std = _values(recs, "emb_std_mean")
-    if not np.isnan(std).all():
-        handles += right.plot(xs, std, color="C1", marker="s", label="mean per-dim std")
-    if gamma is not None:
-        handles.append(right.axhline(gamma, color="C1", linestyle="--", label=f"gamma = {gamma:g}"))
-    right.set_ylabel("mean per-dimension std", color="C1")
-    top = np.nanmax(np.append(std, gamma if gamma is not None else np.nan))
-    right.set_ylim(0, 1.25 * top if np.isfinite(top) and top > 0 else 1.0)
-    ax.legend(handles=handles, loc="best")
-    ax.set_title(title or "Collapse diagnostics per epoch")
-    return ax
-
-
 def plot_collapse_panels(
     metrics: Metrics,
     axes=None,
@@ -455,7 +395,7 @@ def plot_collapse_panels(
 ):
     """Effective rank and mean per-dimension std per epoch, in two separate panels.
 
-    The same data as :func:`plot_collapse_curves`, without a twin y-axis: each quantity gets its
+    Effective rank and mean per-dimension std per epoch, without a twin y-axis: each quantity gets its
     own panel and its own scale (the effective rank of a 512-d embedding sits far below 512, so a
     shared axis with the dimension squashes it). Epoch ticks are integers. A std that falls
     towards 0 is complete collapse, whatever the rank does (the effective rank is scale-free); a
@@ -538,6 +478,79 @@ def plot_training_overview(metrics: Metrics, log_y: bool = False):
 # 2-D views of the embeddings
 
 
+# ---------------------------------------------------------------------------------------------
+# 2-D views of embeddings
+
+
+def pca_2d(z) -> tuple[torch.Tensor, torch.Tensor]:
+    """Project embeddings on their first two principal components.
+
+    Exact, in float64, through the smaller of the D x D covariance and the N x N Gram matrix.
+    Signs are fixed (the largest-magnitude coordinate of each component is positive) so figures
+    are reproducible.
+
+    Args:
+        z: embeddings (N, D), N >= 2, D >= 2.
+    Returns:
+        (coords (N, 2) float64 on CPU, explained-variance ratio (2,)).
+
+    Example::
+
+        >>> xy, ratio = pca_2d(torch.randn(100, 8))
+    """
+    x = dg._check_embeddings(z, min_rows=2).cpu()
+    n, d = x.shape
+    if d < 2:
+        raise ValueError(f"a 2-D view needs embeddings with D >= 2, got shape {(n, d)}")
+    xc = dg._centre(x)
+    if d <= n:
+        evals, evecs = torch.linalg.eigh(xc.T @ xc)  # (D,), (D, D) increasing
+        coords = xc @ evecs[:, [-1, -2]]
+    else:
+        evals, evecs = torch.linalg.eigh(xc @ xc.T)  # (N,), (N, N): coords = U * s
+        coords = evecs[:, [-1, -2]] * evals[[-1, -2]].clamp_min(0).sqrt()
+    evals = evals.clamp_min(0)
+    total = evals.sum()
+    ratio = evals[[-1, -2]] / total if total > 0 else torch.zeros(2, dtype=torch.float64)
+    flip = torch.sign(coords.gather(0, coords.abs().argmax(0, keepdim=True)))
+    coords = coords * torch.where(flip == 0, torch.ones_like(flip), flip)
+    return coords, ratio
+
+
+def embed_2d(z, method: str = "pca", seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    """2-D coordinates of embeddings (N, D) and the names of the two axes.
+
+    ``method="pca"`` (exact, :func:`pca_2d`; axes name the share of variance), ``"tsne"``
+    (scikit-learn) or ``"umap"`` (umap-learn), the latter two only if installed (otherwise an
+    ImportError says what to install).
+
+    Returns:
+        (coords (N, 2) numpy array, [x-axis name, y-axis name]).
+    """
+    if method == "pca":
+        coords, ratio = pca_2d(z)
+        return coords.numpy(), [f"PC {i + 1} ({100 * float(r):.1f}% of variance)" for i, r in enumerate(ratio)]
+    x = dg._check_embeddings(z, min_rows=2).cpu().numpy()
+    if method == "tsne":
+        try:
+            from sklearn.manifold import TSNE
+        except ImportError:
+            raise ImportError("method='tsne' needs scikit-learn, which is not installed "
+                              "(pip install scikit-learn); method='pca' needs nothing extra") from None
+        perplexity = min(30.0, max(1.0, (len(x) - 1) / 3))
+        coords = TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(x)
+        return coords, ["t-SNE 1", "t-SNE 2"]
+    if method == "umap":
+        try:
+            import umap
+        except ImportError:
+            raise ImportError("method='umap' needs umap-learn, which is not installed "
+                              "(pip install umap-learn); method='pca' needs nothing extra") from None
+        coords = umap.UMAP(n_components=2, random_state=seed).fit_transform(x)
+        return coords, ["UMAP 1", "UMAP 2"]
+    raise ValueError(f"method must be 'pca', 'tsne' or 'umap', got {method!r}")
+
+
 def plot_embedding_2d(
     z,
     labels=None,
@@ -578,7 +591,7 @@ def plot_embedding_2d(
         if labels.ndim != 1 or len(labels) != n:
             raise ValueError(f"labels must be 1-D with one label per row of z (N={n}), "
                              f"got shape {labels.shape}")
-    coords, axis_labels = dg.embed_2d(z, method, seed)
+    coords, axis_labels = embed_2d(z, method, seed)
     ax = _new_ax(ax, figsize=(5.5, 5))
     hue = hue_order = None
     if labels is not None:

@@ -21,7 +21,7 @@ How it behaves (tested in ``tests/test_widgets.py``):
 
 Example (in a notebook)::
 
-    >>> from vicreg_edu.experiments import load_results
+    >>> from vicreg_edu.results import load_results
     >>> explorer = AblationExplorer(load_results("ablation_grid"))   # doctest: +SKIP
     >>> explorer                                                      # doctest: +SKIP
 """

@@ -1,1 +1,62 @@
-"""Precomputed results shipped with the package (JSON), read with ``vicreg_edu.experiments.load_results``."""
+"""Result files shipped with the package: read them, write them, stamp them with the machine.
+
+The book's chapters read measured runs (the ablation grid, the baselines, the long demo run, the
+recipe search) with :func:`load_results` after a plain ``pip install`` instead of retraining;
+the commands that make them write with :func:`write_results` into ``vicreg_edu/results/``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+RESULTS_PACKAGE = "vicreg_edu.results"
+RESULTS_DIR = Path(__file__).resolve().parent  # where the commands write (a source checkout)
+
+
+def load_results(name: str) -> dict:
+    """Load a shipped results file ``vicreg_edu/results/<name>.json`` (works from an installed wheel).
+
+    Args:
+        name: ``"ablation_grid"``, ``"recipe_search"``, ... (the file name without ``.json``).
+
+    Raises:
+        FileNotFoundError: no such results file; the message lists the available ones.
+
+    Example:
+        >>> grid = load_results("ablation_grid")
+        >>> grid["runs"][0]["name"]
+        'baseline'
+    """
+    folder = resources.files(RESULTS_PACKAGE)
+    path = folder / f"{name}.json"
+    if not path.is_file():
+        have = sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
+        raise FileNotFoundError(f"no results file {name!r} in {RESULTS_PACKAGE}; available: {have}")
+    return json.loads(path.read_text())
+
+
+def write_results(path: str | Path, data: dict) -> None:
+    """Write ``data`` as indented JSON to ``path`` (folders created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def rounded(x: float, digits: int = 4) -> float:
+    """``x`` to ``digits`` significant digits (small, stable JSON).
+
+    >>> rounded(0.123456)
+    0.1235
+    """
+    return float(f"{x:.{digits}g}")
+
+
+def machine_info() -> dict:
+    """torch version, threads, cores, Python and platform: stored next to every measured run."""
+    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_cores": os.cpu_count(),
+            "python": platform.python_version(), "platform": platform.machine()}
