@@ -11,10 +11,9 @@ import torchvision.transforms as T
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from vicreg_edu.augment import (AugmentConfig, BatchAugment, TwoViewBatchAugment, TwoViewTransform, adjust_brightness,
-                                adjust_contrast, adjust_hue, adjust_saturation, cifar_augment, eval_batch,
+from vicreg_edu.augment import (_CROP_TRIALS, AugmentConfig, BatchAugment, TwoViewBatchAugment, TwoViewTransform, _blend, _gray,
+                                adjust_hue, cifar_augment,
                                 eval_transform, gaussian_blur, imagenet_augment, shapes_augment)
-from vicreg_edu.augment import _identity_params
 from vicreg_edu.data import Shapes, in_memory_uint8
 
 
@@ -108,6 +107,22 @@ def test_batch_views_differ_shapes_and_reproducible(images):
     assert not torch.equal(a, a3)
 
 
+
+
+def _identity_params(n: int) -> dict[str, torch.Tensor]:
+    """Parameters that switch every random op off (used by eval_batch)."""
+    z = torch.zeros(n, dtype=torch.bool)
+    return {"crop_area": torch.ones(n, _CROP_TRIALS), "crop_log_ratio": torch.zeros(n, _CROP_TRIALS),
+            "crop_pos": torch.zeros(n, 2), "flip": z, "jitter": z, "jitter_order": torch.arange(4).repeat(n, 1),
+            "jitter_factors": torch.tensor([1.0, 1.0, 1.0, 0.0]).repeat(n, 1), "gray": z, "blur": z,
+            "blur_sigma": torch.ones(n), "solarize": z}
+
+
+def eval_batch(x, cfg):
+    """The batched path with every random op off (crop off: resize + centre crop), normalised."""
+    return BatchAugment(dataclasses.replace(cfg, crop=False), 0).apply(x, _identity_params(len(x)))
+
+
 def test_batch_switches_off_views_identical_up_to_flip(images):
     x, _ = images
     cfg = _no_randomness(cifar_augment)
@@ -179,10 +194,14 @@ def test_colour_ops_match_torchvision():
     x = torch.rand(6, 3, 8, 8, generator=g)
     f = torch.linspace(0.6, 1.4, 6)
     h = torch.linspace(-0.1, 0.1, 6)
-    for ours, theirs, fac in [(adjust_brightness, TF.adjust_brightness, f), (adjust_contrast, TF.adjust_contrast, f),
-                              (adjust_saturation, TF.adjust_saturation, f), (adjust_hue, TF.adjust_hue, h)]:
+    # brightness, contrast and saturation are one blend each in the batched path (as _augment_views does)
+    ours = {"brightness": lambda x, f: _blend(x, torch.zeros_like(x), f),
+            "contrast": lambda x, f: _blend(x, _gray(x).mean(dim=(1, 2, 3), keepdim=True), f),
+            "saturation": lambda x, f: _blend(x, _gray(x), f), "hue": adjust_hue}
+    for name, theirs, fac in [("brightness", TF.adjust_brightness, f), ("contrast", TF.adjust_contrast, f),
+                              ("saturation", TF.adjust_saturation, f), ("hue", TF.adjust_hue, h)]:
         ref = torch.stack([theirs(x[i], fac[i].item()) for i in range(6)])
-        assert torch.allclose(ours(x.clone(), fac), ref, atol=1e-5), ours.__name__
+        assert torch.allclose(ours[name](x.clone(), fac), ref, atol=1e-5), name
 
 
 def test_gaussian_blur_matches_torchvision_inside():

@@ -38,7 +38,6 @@ Two implementations read the same config:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
@@ -167,21 +166,6 @@ def _blend(x: torch.Tensor, y: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     return (f * x + (1 - f) * y).clamp_(0, 1)
 
 
-def adjust_brightness(x, f):
-    """x (B, 3, H, W) in [0, 1] times f (B,), clamped (torchvision ``adjust_brightness``)."""
-    return _blend(x, torch.zeros_like(x), f)
-
-
-def adjust_contrast(x, f):
-    """Blend with each image's mean grey level (torchvision ``adjust_contrast``)."""
-    return _blend(x, _gray(x).mean(dim=(1, 2, 3), keepdim=True), f)
-
-
-def adjust_saturation(x, f):
-    """Blend with the image's grey version (torchvision ``adjust_saturation``)."""
-    return _blend(x, _gray(x), f)
-
-
 def adjust_hue(x, h):
     """Rotate the hue by h (B,) turns in HSV space (torchvision ``adjust_hue``)."""
     r, g, b = x.unbind(1)
@@ -211,9 +195,6 @@ def adjust_hue(x, h):
     # sectors 0..5 of the hue circle: (r, g, b) = (v,t,p) (q,v,p) (p,v,t) (p,q,v) (t,p,v) (v,p,q)
     rgb = [pick(v, q, p, p, t, v), pick(t, v, v, q, p, p), pick(p, p, t, v, v, q)]
     return torch.stack(rgb, 1).clamp_(0, 1)  # (B, 3, H, W)
-
-
-_JITTER_OPS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
 
 
 def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, sigma_max: float) -> torch.Tensor:
@@ -512,24 +493,3 @@ class TwoViewBatchAugment:
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None):
         return self.apply(x, self.sample(len(x), generator))
-
-
-def eval_batch(x: torch.Tensor, cfg: AugmentConfig) -> torch.Tensor:
-    """Deterministic evaluation view of a uint8 batch: centre square resized to ``size``, normalised.
-
-    Shapes: uint8 (B, 3, H, W) -> float32 (B, 3, size, size), on x's device.
-
-    Example:
-        >>> eval_batch(torch.zeros(2, 3, 32, 32, dtype=torch.uint8), cifar_augment()).shape
-        torch.Size([2, 3, 32, 32])
-    """
-    return BatchAugment(dataclasses.replace(cfg, crop=False), 0).apply(x, _identity_params(len(x)))
-
-
-def _identity_params(n: int) -> dict[str, torch.Tensor]:
-    """Parameters that switch every random op off (used by eval_batch)."""
-    z = torch.zeros(n, dtype=torch.bool)
-    return {"crop_area": torch.ones(n, _CROP_TRIALS), "crop_log_ratio": torch.zeros(n, _CROP_TRIALS),
-            "crop_pos": torch.zeros(n, 2), "flip": z, "jitter": z, "jitter_order": torch.arange(4).repeat(n, 1),
-            "jitter_factors": torch.tensor([1.0, 1.0, 1.0, 0.0]).repeat(n, 1), "gray": z, "blur": z,
-            "blur_sigma": torch.ones(n), "solarize": z}
