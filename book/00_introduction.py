@@ -30,10 +30,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from vicreg_edu.augment import TwoViewTransform, cifar_augment, make_augment_config
-from vicreg_edu.config import FAST, get_config
-from vicreg_edu.data import Shapes, load_dataset
-from vicreg_edu.loss import variance_loss, vicreg_loss
+from vicreg_edu import (
+    FAST, Shapes, TwoViewTransform, get_config, load_dataset, make_augment_config, variance_loss,
+    vicreg_loss)
+from vicreg_edu.views import cifar_augment
 
 torch.manual_seed(0)
 print("fast mode:", FAST)

@@ -34,12 +34,9 @@ import torch
 import torch.nn.functional as F
 from matplotlib.ticker import MaxNLocator
 
-from vicreg_edu.config import FAST, get_config
-from vicreg_edu.diagnostics import collapse_report
-from vicreg_edu.evaluate import load_eval_data, normalize_uint8
-from vicreg_edu.loss import invariance_loss, vicreg_loss
+from vicreg_edu import FAST, collapse_report, get_config, invariance_loss, load_eval_data, train, vicreg_loss
+from vicreg_edu.evaluate import normalize_uint8
 from vicreg_edu.plots import plot_spectrum
-from vicreg_edu.train import train
 
 torch.manual_seed(0)
 print("fast mode:", FAST)
@@ -173,8 +170,8 @@ assert rank_ratio > 2 * std_ratio, "the effective rank should fall much less tha
 # encoders and draw both spectra on one logarithmic axis, without normalising them.
 
 # %%
-_, (test_images, _), (mean, std) = load_eval_data(cfg_inv)
-images = normalize_uint8(test_images[:512], mean, std)  # (512, 3, 32, 32)
+eval_data = load_eval_data(cfg_inv)
+images = normalize_uint8(eval_data.test_x[:512], eval_data.mean, eval_data.std)  # (512, 3, 32, 32)
 with torch.no_grad():
     z_inv = result_inv.model(images)[1]  # forward returns (representation, embedding)
     z_vicreg = result_vicreg.model(images)[1]

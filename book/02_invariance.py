@@ -31,13 +31,10 @@ import copy
 import matplotlib.pyplot as plt
 import torch
 
-from vicreg_edu.augment import TwoViewBatchAugment, make_augment_config
-from vicreg_edu.config import FAST, get_config
-from vicreg_edu.data import Shapes, in_memory_uint8, load_dataset
-from vicreg_edu.loss import covariance_loss, invariance_loss, variance_loss
-from vicreg_edu.models import build_model
+from vicreg_edu import (
+    FAST, Shapes, TwoViewBatchAugment, build_model, covariance_loss, get_config, in_memory_uint8,
+    invariance_loss, load_dataset, make_augment_config, train, variance_loss)
 from vicreg_edu.plots import pca_2d
-from vicreg_edu.train import train
 
 torch.manual_seed(0)
 print("fast mode:", FAST)

@@ -34,13 +34,9 @@ import torch
 import torch.nn.functional as F
 
 from vicreg_edu import diagnostics, plots
-from vicreg_edu.augment import TwoViewBatchAugment, make_augment_config
-from vicreg_edu.config import FAST, get_config
-from vicreg_edu.data import in_memory_uint8, load_dataset
-from vicreg_edu.evaluate import extract_features, load_eval_data
-from vicreg_edu.loss import invariance_loss, variance_loss, vicreg_loss
-from vicreg_edu.models import build_model
-from vicreg_edu.train import train
+from vicreg_edu import (
+    FAST, TwoViewBatchAugment, build_model, extract_features, get_config, in_memory_uint8, invariance_loss,
+    load_dataset, load_eval_data, make_augment_config, train, variance_loss, vicreg_loss)
 
 torch.manual_seed(0)
 print("fast mode:", FAST)
@@ -309,8 +305,9 @@ for r in (result, result_mu5):
 # `model(x)` returns the representation and the embedding, and we keep the embedding.
 
 # %%
-_, (test_x, test_y), (mean, std) = load_eval_data(cfg)
-z, _ = extract_features(lambda x: result.model(x)[1], test_x, mean, std)  # (N, 512)
+eval_data = load_eval_data(cfg)
+test_x, test_y = eval_data.test_x, eval_data.test_y
+z = extract_features(lambda x: result.model(x)[1], test_x, eval_data.mean, eval_data.std)  # (N, 512)
 report = diagnostics.collapse_report(z)
 corr = diagnostics.correlation_matrix(z)
 off_diagonal = corr[~torch.eye(len(corr), dtype=torch.bool)].abs()

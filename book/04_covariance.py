@@ -34,12 +34,9 @@ import matplotlib.pyplot as plt
 import torch
 
 from vicreg_edu import diagnostics, plots
-from vicreg_edu.augment import TwoViewBatchAugment, make_augment_config
-from vicreg_edu.config import FAST, Config, get_config
-from vicreg_edu.evaluate import extract_features, load_eval_data
-from vicreg_edu.experiments import load_results
-from vicreg_edu.loss import covariance_loss
-from vicreg_edu.train import train
+from vicreg_edu import (
+    Config, FAST, TwoViewBatchAugment, covariance_loss, extract_features, get_config, load_eval_data,
+    load_results, make_augment_config, train)
 
 torch.manual_seed(0)
 print("fast mode:", FAST)
@@ -222,12 +219,13 @@ results = {"inv + var": run(0.0, "inv_var"), "full VICReg": run(demo.cov_coeff, 
 
 # %%
 cfg = results["full VICReg"].config
-_, (test_x, test_y), (mean, std) = load_eval_data(cfg)
+eval_data = load_eval_data(cfg)
+test_x, test_y, mean, std = eval_data.test_x, eval_data.test_y, eval_data.mean, eval_data.std
 view_a, view_b = TwoViewBatchAugment(make_augment_config(cfg))(test_x, torch.Generator().manual_seed(0))
 embeddings, views = {}, {}
 for name, result in results.items():
     embed = lambda x: result.model(x)[1]  # model(x) -> (representation, embedding)
-    embeddings[name], _ = extract_features(embed, test_x, mean, std)
+    embeddings[name] = extract_features(embed, test_x, mean, std)
     with torch.no_grad():
         views[name] = (embed(view_a), embed(view_b))
 

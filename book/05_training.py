@@ -34,14 +34,13 @@ import matplotlib.pyplot as plt
 import torch
 
 from vicreg_edu import plots
-from vicreg_edu.augment import TwoViewBatchAugment, TwoViewTransform, make_augment_config, shapes_augment
-from vicreg_edu.config import FAST, Config, get_config
-from vicreg_edu.data import Shapes, load_dataset, make_two_view_loader
-from vicreg_edu.experiments import load_results
-from vicreg_edu.loss import vicreg_loss
-from vicreg_edu.models import build_backbone, build_expander, build_model
+from vicreg_edu import (
+    Config, FAST, Shapes, TwoViewBatchAugment, TwoViewTransform, build_model, format_final, get_config,
+    load_dataset, load_results, make_augment_config, train, vicreg_loss)
+from vicreg_edu.data import make_two_view_loader
+from vicreg_edu.models import build_backbone, build_expander
 from vicreg_edu.optim import build_optimizer
-from vicreg_edu.train import format_final, train
+from vicreg_edu.views import shapes_augment
 
 torch.manual_seed(0)
 print("fast mode:", FAST)

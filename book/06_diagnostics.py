@@ -37,15 +37,12 @@ import matplotlib.pyplot as plt
 import torch
 
 from vicreg_edu import plots
-from vicreg_edu.augment import TwoViewBatchAugment, make_augment_config
-from vicreg_edu.config import FAST, TRAJECTORY_KEYS, get_config
-from vicreg_edu.data import in_memory_uint8, load_dataset
-from vicreg_edu.diagnostics import (correlation_matrix, covariance_matrix, effective_rank, numerical_rank,
-                                    per_dim_std)
-from vicreg_edu.evaluate import extract_features, load_checkpoint_model
-from vicreg_edu.loss import covariance_loss, invariance_loss, vicreg_loss
-from vicreg_edu.models import build_model
-from vicreg_edu.train import train
+from vicreg_edu import (
+    FAST, TwoViewBatchAugment, build_model, covariance_loss, effective_rank, extract_features, get_config,
+    in_memory_uint8, invariance_loss, load_checkpoint_model, load_dataset, make_augment_config, train,
+    vicreg_loss)
+from vicreg_edu.config import TRAJECTORY_KEYS
+from vicreg_edu.diagnostics import correlation_matrix, covariance_matrix, numerical_rank, per_dim_std
 
 torch.manual_seed(0)
 print("fast mode:", FAST)
@@ -166,7 +163,7 @@ random_model = build_model(cfg).eval()
 @torch.no_grad()
 def represent_and_embed(m):
     """Representations y (n, repr_dim) and embeddings z (n, embed_dim) of the test images."""
-    y, _ = extract_features(m.backbone, images, aug_cfg.mean, aug_cfg.std)
+    y = extract_features(m.backbone, images, aug_cfg.mean, aug_cfg.std)
     return y, m.expander(y)
 
 

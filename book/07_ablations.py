@@ -37,9 +37,7 @@ import torch
 from IPython.display import Image, display
 
 from vicreg_edu import widgets as wd
-from vicreg_edu.config import FAST
-from vicreg_edu.experiments import load_results
-from vicreg_edu.loss import variance_loss
+from vicreg_edu import FAST, load_results, variance_loss
 
 print("fast mode:", FAST)
 

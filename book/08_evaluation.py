@@ -36,14 +36,13 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from vicreg_edu import (
+    FAST, build_model, extract_features, get_config, knn_accuracy, linear_probe, load_checkpoint_model,
+    load_eval_data, load_results, train)
 from vicreg_edu.baselines import balanced_subset, label_efficiency
 from vicreg_edu.checkpoint import load_checkpoint
-from vicreg_edu.config import FAST, TRAJECTORY_KEYS, get_config
-from vicreg_edu.evaluate import (extract_features, knn_accuracy, linear_probe, load_checkpoint_model,
-                                 load_eval_data, normalize_uint8)
-from vicreg_edu.experiments import load_results
-from vicreg_edu.models import build_model
-from vicreg_edu.train import train
+from vicreg_edu.config import TRAJECTORY_KEYS
+from vicreg_edu.evaluate import normalize_uint8
 
 torch.manual_seed(0)
 print("fast mode:", FAST)
@@ -165,19 +164,20 @@ print(f"{cfg.backbone} + expander {cfg.expander} on {cfg.dataset}: {cfg.epochs} 
 # %% [markdown]
 # The evaluation uses the labelled training images (the same images pre-training saw, now with
 # their labels) to fit the probe or serve as neighbours, and the test split to measure accuracy.
-# `load_eval_data` returns them as uint8 tensors plus the normalisation statistics;
+# `load_eval_data` returns them as uint8 tensors plus the normalisation statistics (an `EvalData`);
 # `extract_features` runs a frozen encoder over them without gradients.
 
 # %%
 n_train, n_test = (5000, 1000) if FAST else (10_000, 2000)
-(x_train, y_train), (x_test, y_test), stats = load_eval_data(cfg.replace(train_size=n_train, test_size=n_test))
+data = load_eval_data(cfg.replace(train_size=n_train, test_size=n_test))
+(x_train, y_train, x_test, y_test), stats = (data.train_x, data.train_y, data.test_x, data.test_y), (data.mean, data.std)
 print("train:", tuple(x_train.shape), x_train.dtype, "| test:", tuple(x_test.shape))
 
 
 def frozen(encoder):
     """(train features, test features) of a frozen encoder, each (N, D) float32."""
-    f_train, _ = extract_features(encoder, x_train, *stats)
-    f_test, _ = extract_features(encoder, x_test, *stats)
+    f_train = extract_features(encoder, x_train, *stats)
+    f_test = extract_features(encoder, x_test, *stats)
     return f_train, f_test
 
 

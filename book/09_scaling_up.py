@@ -42,8 +42,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from vicreg_edu.config import FAST, get_config
-from vicreg_edu.models import VICReg
+from vicreg_edu import Config, FAST, VICReg, covariance_loss, get_config, variance_loss
+from vicreg_edu.checkpoint import check_resume_config
+from vicreg_edu.cli import add_train_args, config_from_args
 from vicreg_edu.optim import learning_rate
 
 print("fast mode:", FAST)
@@ -132,7 +133,6 @@ print(f"{'lr (peak)':>14s} = {full.lr:g}   # base_lr * batch_size / 256")
 # processes: `tests/test_loss_distributed.py`.)
 
 # %%
-from vicreg_edu.loss import covariance_loss, variance_loss
 
 torch.manual_seed(0)
 W, n_per_rank = 4, 16
@@ -287,7 +287,6 @@ print(f"a checkpoint every {full.ckpt_every} steps = every {full.ckpt_every * st
 
 # %%
 from torch.distributed.run import parse_args as torchrun_parse_args
-from vicreg_edu.cli import add_train_args, config_from_args
 import argparse
 
 multi_node = ("torchrun --nnodes=4 --nproc_per_node=8 --rdzv_backend=c10d --rdzv_endpoint=$HEAD_NODE:29500 "
@@ -489,8 +488,6 @@ assert ckpt["step"] == 16 and steps == sorted(set(steps)) and steps[-1] == 16
 # right after loading a checkpoint:
 
 # %%
-from vicreg_edu.config import Config
-from vicreg_edu.checkpoint import check_resume_config
 
 changed = Config(**ckpt["config"]).replace(base_lr=0.05)
 try:

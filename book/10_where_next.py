@@ -32,13 +32,10 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.ticker import FuncFormatter
 
-from vicreg_edu.augment import TwoViewBatchAugment, make_augment_config
-from vicreg_edu.config import FAST, get_config
-from vicreg_edu.data import in_memory_uint8, load_dataset
-from vicreg_edu.diagnostics import collapse_report
-from vicreg_edu.evaluate import extract_features, knn_accuracy
-from vicreg_edu.loss import covariance_loss, invariance_loss, variance_loss, vicreg_loss
-from vicreg_edu.models import build_model
+from vicreg_edu import (
+    FAST, TwoViewBatchAugment, build_model, collapse_report, covariance_loss, extract_features, get_config,
+    in_memory_uint8, invariance_loss, knn_accuracy, load_dataset, make_augment_config, variance_loss,
+    vicreg_loss)
 from vicreg_edu.optim import learning_rate
 
 torch.manual_seed(0)
@@ -201,9 +198,9 @@ models = {kind: train_with(kind, steps) for kind in ("VICReg", "SIGReg (LeJEPA-s
 bank = 2000 if FAST else 5000  # training images in the k-NN memory bank
 results = {}
 for name, model in {"random init": build_model(cfg).eval(), **models}.items():
-    f_train, _ = extract_features(model.backbone, train_x[:bank], augment_cfg.mean, augment_cfg.std)
-    f_test, _ = extract_features(model.backbone, test_x, augment_cfg.mean, augment_cfg.std)
-    z_test, _ = extract_features(lambda x: model(x)[1], test_x, augment_cfg.mean, augment_cfg.std)
+    f_train = extract_features(model.backbone, train_x[:bank], augment_cfg.mean, augment_cfg.std)
+    f_test = extract_features(model.backbone, test_x, augment_cfg.mean, augment_cfg.std)
+    z_test = extract_features(lambda x: model(x)[1], test_x, augment_cfg.mean, augment_cfg.std)
     report = collapse_report(z_test)
     results[name] = (knn_accuracy(f_train, train_y[:bank], f_test, test_y), report.std_mean,
                      report.effective_rank)

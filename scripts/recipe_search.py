@@ -176,8 +176,8 @@ def probe_accuracy(model, cfg, epochs: int = 100, seed: int = 0) -> float:
     if cfg.train_size:
         xtr, ytr = xtr[:cfg.train_size], ytr[:cfg.train_size]
     with evaluating(model):
-        ftr, _ = extract_features(model.backbone, xtr, aug_cfg.mean, aug_cfg.std)
-        fte, _ = extract_features(model.backbone, xte, aug_cfg.mean, aug_cfg.std)
+        ftr = extract_features(model.backbone, xtr, aug_cfg.mean, aug_cfg.std)
+        fte = extract_features(model.backbone, xte, aug_cfg.mean, aug_cfg.std)
     return linear_probe(ftr, ytr, fte, yte, epochs=epochs, seed=seed)
 
 

@@ -132,7 +132,7 @@ def train_supervised(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_t
                 seen += len(yb)
             step += 1
     net.eval()
-    feats_logits, _ = extract_features(net, x_test, mean, std)
+    feats_logits = extract_features(net, x_test, mean, std)
     test_acc = (feats_logits.argmax(1) == y_test).float().mean().item()
     return {"test_acc": test_acc, "train_acc": correct / max(seen, 1), "steps": steps, "n_labels": len(x),
             "cpu_time_s": time.process_time() - cpu0, "wall_time_s": time.time() - t0}
@@ -170,8 +170,8 @@ def label_efficiency(encoder: nn.Module | None, fractions=(0.01, 0.1, 1.0), *, s
     (x, y), (xt, yt) = shapes_tensors("train"), shapes_tensors("test")
     if encoder is not None:
         with evaluating(encoder):
-            ftr, _ = extract_features(encoder, x, SHAPES_MEAN, SHAPES_STD)
-            fte, _ = extract_features(encoder, xt, SHAPES_MEAN, SHAPES_STD)
+            ftr = extract_features(encoder, x, SHAPES_MEAN, SHAPES_STD)
+            fte = extract_features(encoder, xt, SHAPES_MEAN, SHAPES_STD)
     rows = []
     for frac in fractions:
         idx = balanced_subset(y, frac, seed)

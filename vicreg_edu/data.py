@@ -667,7 +667,7 @@ class DataLoaderTwoViews:
                    y.to(self.device, non_blocking=True))
 
 
-def _first(data, n: int):
+def first_items(data, n: int):
     """The first n items of (images, labels) tensors or of a dataset (n = 0: all)."""
     if isinstance(data, tuple):
         return (data[0][:n], data[1][:n]) if n else data
@@ -690,11 +690,11 @@ def make_two_view_loader(name: str, root, aug: AugmentConfig, batch_size: int, *
         (4, 10)
     """
     if name in IN_MEMORY_DATASETS:
-        images, labels = _first(in_memory_uint8(load_dataset(name, root, "train", download=download)), train_size)
+        images, labels = first_items(in_memory_uint8(load_dataset(name, root, "train", download=download)), train_size)
         device = torch.device(device)
         return InMemoryTwoViewLoader(images.to(device), labels.to(device), TwoViewBatchAugment(aug), batch_size,
                                      seed=seed, rank=rank, world=world)
-    base = _first(load_dataset(name, root, "train"), train_size)
+    base = first_items(load_dataset(name, root, "train"), train_size)
     return DataLoaderTwoViews(base, TwoViewTransform(aug), batch_size, seed=seed, num_workers=num_workers,
                               device=device, rank=rank, world=world)
 
@@ -707,7 +707,7 @@ def diagnostic_views(name: str, root, aug: AugmentConfig, n: int, seed: int = 0,
     Shapes: two float32 tensors (n, 3, size, size) on ``device``.
     """
     if name in IN_MEMORY_DATASETS:
-        x, _ = _first(in_memory_uint8(load_dataset(name, root, "test")), n)
+        x, _ = first_items(in_memory_uint8(load_dataset(name, root, "test")), n)
         return TwoViewBatchAugment(aug)(x.to(device), torch.Generator().manual_seed(seed))
     val, tv = load_dataset(name, root, "val"), TwoViewTransform(aug)
     with torch.random.fork_rng(devices=[]):

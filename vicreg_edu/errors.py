@@ -43,7 +43,7 @@ class TrainingDiverged(UserError, FloatingPointError):
 
 
 def one_line(err: BaseException) -> str:
-    """The message of ``err`` as one line (what ``vicreg-edu: error: ...`` prints).
+    r"""The message of ``err`` as one line (what ``vicreg-edu: error: ...`` prints).
 
     An error re-raised from a DataLoader worker carries the worker's traceback; its last line
     (``module.Class: message``) is kept, without the class name.

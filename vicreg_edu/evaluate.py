@@ -12,8 +12,9 @@ features (the backbone output, not the expander output: paper Sec. 4 and Table 1
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +22,8 @@ from torch import nn
 
 from .augment import eval_transform
 from .views import make_augment_config
-from .data import IN_MEMORY_DATASETS, in_memory_uint8, load_dataset
+from .config import IN_MEMORY_DATASETS
+from .data import first_items, in_memory_uint8, load_dataset
 from .models import build_model, evaluating, random_twin
 
 
@@ -32,53 +34,62 @@ def normalize_uint8(images: torch.Tensor, mean, std) -> torch.Tensor:
     return (images.float() / 255.0 - m) / s
 
 
+def _device_and_dtype(encoder, device):
+    params = list(getattr(encoder, "parameters", lambda: [])())
+    if device is None:
+        device = params[0].device if params else torch.device("cpu")
+    dtype = params[0].dtype if params and params[0].is_floating_point() else torch.float32
+    return torch.device(device), dtype
+
+
 @torch.no_grad()
-def extract_features(encoder: Callable[[torch.Tensor], torch.Tensor], data, mean=None, std=None,
+def extract_features(encoder: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, mean, std,
                      batch_size: int = 512, device: torch.device | str | None = None,
-                     amp_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Run ``encoder`` over a dataset without gradients; return ``(features (N, D) float32 on CPU, labels)``.
+                     amp_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Features of uint8 images, without gradients: ``(N, 3, H, W)`` uint8 -> ``(N, D)`` float32 on CPU.
 
     Args:
         encoder: maps a normalised batch ``(B, 3, H, W)`` to features ``(B, D)`` (e.g. ``model.backbone``).
-            Put it in ``eval()`` mode first.
-        data: either a uint8 tensor ``(N, 3, H, W)`` (normalised here with ``mean``/``std``; labels
-            returned as None) or a map-style dataset / DataLoader of ``(image tensor, label)``.
+            Put it in ``eval()`` mode first (``with models.evaluating(model):``).
+        images: uint8 tensor ``(N, 3, H, W)``, normalised here batch by batch with ``mean``/``std``
+            (per channel, in [0, 1] units).
         device: where to run the encoder (default: the encoder's parameters' device, else CPU).
+
+    Images on disk (a dataset of ``(tensor, label)``): :func:`extract_dataset_features`.
 
     Example:
         >>> enc = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 8))
-        >>> f, _ = extract_features(enc, torch.zeros(10, 3, 4, 4, dtype=torch.uint8), (0.5,) * 3, (0.5,) * 3)
-        >>> f.shape
+        >>> extract_features(enc, torch.zeros(10, 3, 4, 4, dtype=torch.uint8), (0.5,) * 3, (0.5,) * 3).shape
         torch.Size([10, 8])
     """
-    if device is None:
-        params = list(getattr(encoder, "parameters", lambda: [])())
-        device = params[0].device if params else torch.device("cpu")
-    device = torch.device(device)
-    params = list(getattr(encoder, "parameters", lambda: [])())
-    dtype = params[0].dtype if params and params[0].is_floating_point() else torch.float32
-    feats, labels = [], []
-    autocast = torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
-    if isinstance(data, torch.Tensor):
-        if data.dtype != torch.uint8 or data.dim() != 4:
-            raise ValueError(f"expected a uint8 image tensor (N, 3, H, W), got {data.dtype} {tuple(data.shape)}")
-        if mean is None or std is None:
-            raise ValueError("uint8 images need the dataset's mean and std for normalisation")
-        for i in range(0, len(data), batch_size):
-            x = normalize_uint8(data[i:i + batch_size].to(device, non_blocking=True), mean, std).to(dtype)
-            with autocast:
-                feats.append(encoder(x).float().cpu())
-        return torch.cat(feats), None
-    loader = data if isinstance(data, torch.utils.data.DataLoader) else torch.utils.data.DataLoader(
-        data, batch_size=batch_size, shuffle=False, num_workers=0)
-    for x, y in loader:
-        with autocast:
-            feats.append(encoder(x.to(device, dtype, non_blocking=True)).float().cpu())
-        labels.append(torch.as_tensor(y))
-    return torch.cat(feats), torch.cat(labels)
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4:
+        what = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"expected a uint8 image tensor (N, 3, H, W), got {what} "
+                         "(a dataset of (image, label): use extract_dataset_features)")
+    device, dtype = _device_and_dtype(encoder, device)
+    feats = []
+    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        for i in range(0, len(images), batch_size):
+            x = normalize_uint8(images[i:i + batch_size].to(device, non_blocking=True), mean, std).to(dtype)
+            feats.append(encoder(x).float().cpu())
+    return torch.cat(feats)
 
 
 @torch.no_grad()
+def extract_dataset_features(encoder: Callable[[torch.Tensor], torch.Tensor], dataset, batch_size: int = 256,
+                             device: torch.device | str | None = None, amp_dtype: torch.dtype | None = None,
+                             num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features and labels of a dataset of ``(normalised image (3, H, W), label)``: ``((N, D), (N,))`` on CPU."""
+    device, dtype = _device_and_dtype(encoder, device)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    feats, labels = [], []
+    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        for x, y in loader:
+            feats.append(encoder(x.to(device, dtype, non_blocking=True)).float().cpu())
+            labels.append(torch.as_tensor(y))
+    return torch.cat(feats), torch.cat(labels)
+
+
 def knn_accuracy(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
                  test_labels: torch.Tensor, k: int = 20, temperature: float = 0.07,
                  num_classes: int | None = None, chunk_size: int = 1024) -> float:
@@ -157,28 +168,53 @@ def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, test_
         return (clf(xte).argmax(1) == test_labels.long()).float().mean().item()
 
 
-def _first(data, n: int):
-    if isinstance(data, tuple):
-        return (data[0][:n], data[1][:n]) if n else data
-    return torch.utils.data.Subset(data, range(min(n, len(data)))) if n else data
+@dataclass
+class EvalData:
+    """Frozen-feature evaluation data of a run's dataset: the k-NN bank (train) and the test split.
+
+    In-memory datasets (Shapes, CIFAR): ``train_x`` / ``test_x`` uint8 tensors ``(N, 3, H, W)`` and
+    ``train_y`` / ``test_y`` int64 labels ``(N,)``. Image folders: ``train_x`` / ``test_x`` datasets
+    of ``(eval-transformed image, label)`` and labels None. ``mean`` / ``std``: the normalisation
+    (per channel, [0, 1] units); ``source``: where the test images come from.
+    """
+
+    train_x: Any
+    train_y: torch.Tensor | None
+    test_x: Any
+    test_y: torch.Tensor | None
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    source: str = "test split"
+
+    def features(self, encoder, split: str, device=None, amp_dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(features (N, D), labels (N,))`` of ``split`` ("train" or "test") through ``encoder``."""
+        x, y = (self.train_x, self.train_y) if split == "train" else (self.test_x, self.test_y)
+        if isinstance(x, torch.Tensor):
+            return extract_features(encoder, x, self.mean, self.std, device=device, amp_dtype=amp_dtype), y
+        return extract_dataset_features(encoder, x, device=device, amp_dtype=amp_dtype)
 
 
-def load_eval_data(cfg):
-    """Frozen-feature evaluation data of a run's dataset: ``((train_x, train_y), (test_x, test_y), (mean, std))``.
+def load_eval_data(cfg) -> EvalData:
+    """The :class:`EvalData` of a run's dataset; ``cfg.train_size`` / ``cfg.test_size`` keep the
+    first N images (0 = all).
 
-    In-memory datasets (Shapes, CIFAR) give uint8 tensors (normalised later with ``(mean, std)``);
-    image folders give datasets that yield ``(eval-transformed tensor, label)`` (labels ``None``).
-    ``cfg.train_size`` / ``cfg.test_size`` keep the first N images (0 = all).
+    Example:
+        >>> from vicreg_edu.config import get_config
+        >>> data = load_eval_data(get_config("demo", train_size=100, test_size=50, fast=False))
+        >>> data.train_x.shape, data.test_y.shape
+        (torch.Size([100, 3, 32, 32]), torch.Size([50]))
     """
     aug = make_augment_config(cfg)
     if cfg.dataset in IN_MEMORY_DATASETS:
-        train, test = (_first(in_memory_uint8(load_dataset(cfg.dataset, cfg.data_dir, split, download=cfg.download)), n)
-                       for split, n in (("train", cfg.train_size), ("test", cfg.test_size)))
-        return train, test, (aug.mean, aug.std)
+        (trx, try_), (tex, tey) = (
+            in_memory_uint8(load_dataset(cfg.dataset, cfg.data_dir, split, download=cfg.download))
+            for split in ("train", "test"))
+        n_tr, n_te = cfg.train_size or len(trx), cfg.test_size or len(tex)
+        return EvalData(trx[:n_tr], try_[:n_tr], tex[:n_te], tey[:n_te], aug.mean, aug.std)
     tf = eval_transform(aug)
-    train = _first(load_dataset(cfg.dataset, cfg.data_dir, "train", transform=tf), cfg.train_size)
-    test = _first(load_dataset(cfg.dataset, cfg.data_dir, "val", transform=tf), cfg.test_size)
-    return (train, None), (test, None), (aug.mean, aug.std)
+    train = first_items(load_dataset(cfg.dataset, cfg.data_dir, "train", transform=tf), cfg.train_size)
+    test = first_items(load_dataset(cfg.dataset, cfg.data_dir, "val", transform=tf), cfg.test_size)
+    return EvalData(train, None, test, None, aug.mean, aug.std, source="val/")
 
 
 def knn_comparison(model, cfg, device: torch.device, amp_dtype=None, eval_data=None,
@@ -190,19 +226,19 @@ def knn_comparison(model, cfg, device: torch.device, amp_dtype=None, eval_data=N
     ``baselines=False``: the trained backbone only (the trainer's mid-run k-NN).
     Returns ``{"trained": ..., "random_init": ..., "raw_pixels": ...}`` (accuracies in [0, 1]).
     """
-    (xtr, ytr), (xte, yte), stats = eval_data or load_eval_data(cfg)
+    data = eval_data or load_eval_data(cfg)
     models = [("trained", model)]
     if baselines:
         models.append(("random_init", random_twin(cfg).to(device, next(model.parameters()).dtype)))
     out = {}
     for name, m in models:
         with evaluating(m):
-            ftr, ltr = extract_features(m.backbone, xtr, *stats, device=device, amp_dtype=amp_dtype)
-            fte, lte = extract_features(m.backbone, xte, *stats, device=device, amp_dtype=amp_dtype)
-        out[name] = knn_accuracy(ftr, ytr if ltr is None else ltr, fte, yte if lte is None else lte)
-    if baselines and isinstance(xtr, torch.Tensor):
-        out["raw_pixels"] = knn_accuracy(normalize_uint8(xtr, *stats).flatten(1), ytr,
-                                         normalize_uint8(xte, *stats).flatten(1), yte)
+            ftr, ytr = data.features(m.backbone, "train", device, amp_dtype)
+            fte, yte = data.features(m.backbone, "test", device, amp_dtype)
+        out[name] = knn_accuracy(ftr, ytr, fte, yte)
+    if baselines and isinstance(data.train_x, torch.Tensor):
+        out["raw_pixels"] = knn_accuracy(normalize_uint8(data.train_x, data.mean, data.std).flatten(1), data.train_y,
+                                         normalize_uint8(data.test_x, data.mean, data.std).flatten(1), data.test_y)
     return out
 
 
@@ -246,7 +282,5 @@ def evaluate_checkpoint(path: str | Path, method: str = "knn", device: str = "au
     data = load_eval_data(cfg)
     if method == "knn":
         return knn_comparison(model, cfg, dev, eval_data=data)
-    (xtr, ytr), (xte, yte), stats = data
-    ftr, ltr = extract_features(model.backbone, xtr, *stats, device=dev)
-    fte, lte = extract_features(model.backbone, xte, *stats, device=dev)
-    return {"trained": linear_probe(ftr, ytr if ltr is None else ltr, fte, yte if lte is None else lte, **probe_kwargs)}
+    (ftr, ytr), (fte, yte) = data.features(model.backbone, "train", dev), data.features(model.backbone, "test", dev)
+    return {"trained": linear_probe(ftr, ytr, fte, yte, **probe_kwargs)}
