@@ -11,9 +11,9 @@ import torchvision.transforms as T
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from vicreg_edu.augment import (_CROP_TRIALS, AugmentConfig, BatchAugment, TwoViewBatchAugment, TwoViewTransform, _blend, _gray,
-                                adjust_hue, cifar_augment,
-                                eval_transform, gaussian_blur, imagenet_augment, shapes_augment)
+from vicreg_edu.augment import (_CROP_TRIALS, BatchAugment, TwoViewBatchAugment, TwoViewTransform, _blend,
+                                _gray, adjust_hue, eval_transform, gaussian_blur)
+from vicreg_edu.views import AugmentConfig, cifar_augment, imagenet_augment, shapes_augment
 from vicreg_edu.data import Shapes, in_memory_uint8
 
 

@@ -2,7 +2,7 @@
 
 A Colab user installs the library (``pip install git+...``) and opens one notebook in an empty
 folder: no repository around it. So the chapters may only use what the wheel ships (modules and
-the precomputed results read by ``vicreg_edu.experiments.load_results``) and packages that
+the precomputed results read by ``vicreg_edu.results.load_results``) and packages that
 ``pip install`` brings (the wheel's ``Requires-Dist``, extras excluded).
 """
 from __future__ import annotations

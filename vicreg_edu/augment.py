@@ -46,8 +46,6 @@ import torchvision.transforms as T
 from PIL import Image, ImageFilter, ImageOps
 
 from .views import AugmentConfig
-# the chapters still import these four from here; their home is views
-from .views import cifar_augment, imagenet_augment, make_augment_config, shapes_augment  # noqa: F401
 
 _CROP_TRIALS = 10  # as torchvision's RandomResizedCrop.get_params
 

@@ -30,7 +30,6 @@ import torch
 
 from .config import get_config
 from .results import RESULTS_DIR, machine_info, rounded, write_results
-from .results import load_results  # noqa: F401 (the chapters still import it from here)
 
 # ==============================================================================================
 # 1. Ablation grid (chapter 7)
