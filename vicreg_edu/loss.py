@@ -102,26 +102,14 @@ def vicreg_loss_reference(z_a, z_b, lam=25.0, mu=25.0, nu=1.0, gamma=1.0, eps=1e
 # the loss the trainer calls: same numbers, Gram side when N < D, checks, distributed
 
 
-def vicreg_loss(
-    z_a: Tensor,
-    z_b: Tensor,
-    sim_coeff: float = 25.0,
-    std_coeff: float = 25.0,
-    cov_coeff: float = 1.0,
-    gamma: float = 1.0,
-    eps: float = 1e-4,
-    check_finite: bool = True,
-) -> VICRegTerms:
-    """The VICReg loss of paper Eq. (6), as the official implementation computes it.
+def vicreg_loss(z_a: Tensor, z_b: Tensor, sim_coeff: float = 25.0, std_coeff: float = 25.0, cov_coeff: float = 1.0,
+                gamma: float = 1.0, eps: float = 1e-4, check_finite: bool = True) -> VICRegTerms:
+    """The VICReg loss of paper Eq. (6): ``lambda s + mu (v_a + v_b) / 2 + nu (c_a + c_b)``.
 
-    loss = sim_coeff * s(z_a, z_b) + std_coeff * (v(z_a) + v(z_b)) / 2
-           + cov_coeff * (c(z_a) + c(z_b))
-
-    (lambda, mu, nu in the paper = sim_coeff, std_coeff, cov_coeff.) The same numbers as
-    :func:`vicreg_loss_reference`, computed without a (D, D) matrix when N < D (see
-    :func:`covariance_loss`). When torch.distributed is initialised, s uses this rank's batch
-    and v, c the batch gathered from all ranks (see :func:`gather_with_grad`); the mean over
-    ranks of ``loss`` is then the single-process loss. Computed in float32 (float64 stays
+    The numbers of :func:`vicreg_loss_reference` (lambda, mu, nu = sim_coeff, std_coeff,
+    cov_coeff), computed without a (D, D) matrix when N < D. Under torch.distributed, s uses
+    this rank's batch and v, c the batch gathered from all ranks (:func:`gather_with_grad`), so
+    the mean over ranks of ``loss`` is the single-process loss. In float32 (float64 stays
     float64), also inside an autocast region.
 
     Args:
@@ -129,15 +117,10 @@ def vicreg_loss(
             the same image.
         sim_coeff, std_coeff, cov_coeff: weights lambda, mu, nu (paper: 25, 25, 1).
         gamma, eps: target std and the epsilon of the variance term.
-        check_finite: raise a ValueError on NaN/Inf input (default). This reads one number
-            back to the host, a device sync on a GPU. With ``False`` NaN/Inf propagate into the
-            returned terms, and on a GPU the loss makes no host sync at all (a training loop
-            then checks ``torch.isfinite(terms.loss)`` at its logging steps). One consequence:
-            on the Gram side (N < D, float32) the loss cannot look at the data to decide whether
-            float32 cancellation needs a float64 recomputation (see :func:`covariance_loss`),
-            so it computes that side in float64 on a GPU. On CPU, where reading a value costs no
-            sync, the decision is still made from the data. Under ``torch.compile`` use
-            ``check_finite=False``.
+        check_finite: raise a ValueError on NaN/Inf input (default; one read back to the host,
+            a device sync on a GPU). With ``False`` NaN/Inf propagate into the terms and on a
+            GPU the loss reads nothing back to the host (its Gram side then runs in float64,
+            see :class:`_SecondMoments`). Under ``torch.compile`` use ``check_finite=False``.
     Returns:
         VICRegTerms(loss, invariance, variance, covariance), 0-dim tensors; only ``loss`` is
         weighted, ``variance`` is (v_a + v_b)/2 and ``covariance`` is c_a + c_b.
@@ -148,8 +131,6 @@ def vicreg_loss(
     Example:
         >>> z_a, z_b = torch.randn(32, 16), torch.randn(32, 16)
         >>> terms = vicreg_loss(z_a, z_b)
-        >>> sorted(terms._asdict())
-        ['covariance', 'invariance', 'loss', 'variance']
         >>> torch.allclose(terms.loss, vicreg_loss_reference(z_a, z_b).loss)
         True
     """
@@ -157,19 +138,25 @@ def vicreg_loss(
     _check_pair(z_a, z_b, min_batch=1 if distributed else 2)
     z_a, z_b = _as_float32(z_a), _as_float32(z_b)
 
-    s = _invariance(z_a, z_b)  # local mean, before the gather (as the official code)
-    z_a, z_b = gather_with_grad(z_a), gather_with_grad(z_b)  # (N_global, D)
+    # invariance s, Eq. (5): mean squared distance, on this rank's batch (before the gather, as
+    # the official code)
+    s = _invariance(z_a, z_b)
+
+    z_a, z_b = gather_with_grad(z_a), gather_with_grad(z_b)  # (N_global, D): v and c see every rank
     if distributed:  # global checks, so that every rank raises together
         _check_pair(z_a, z_b)
     if check_finite:
         _check_finite(z_a=z_a, z_b=z_b)
-
     host_reads = check_finite or _host_reads_are_free(z_a)
-    var_a, c_a = _second_moments(z_a, host_reads)  # (D,), scalar: one centring, one matmul
-    var_b, c_b = _second_moments(z_b, host_reads)
+    var_a, c_a = _variance_and_covariance(z_a, host_reads)  # Var(Z[:, j]) (D,) and c(Z)
+    var_b, c_b = _variance_and_covariance(z_b, host_reads)
+
+    # variance v, Eq. (1)-(2): hinge on each dimension's std, mean of the two branches
     v = (_hinge(var_a, gamma, eps) + _hinge(var_b, gamma, eps)) / 2
+    # covariance c, Eq. (3)-(4): squared off-diagonal covariances over D, summed over the branches
     c = c_a + c_b
-    loss = sim_coeff * s + std_coeff * v + cov_coeff * c
+
+    loss = sim_coeff * s + std_coeff * v + cov_coeff * c  # Eq. (6)
     return VICRegTerms(loss, s, v, c)
 
 
@@ -262,29 +249,8 @@ def covariance_loss(z: Tensor) -> Tensor:
 
     c(Z) = sum_{j != k} C[j, k]**2 / D,  C = (Z - mean)^T (Z - mean) / (N - 1)   # (D, D)
 
-    How it is computed (X is the centred (N, D) batch):
-    * off-diagonal energy = ||C||_F^2 - sum_j C[j, j]^2: no index mask, no copy of C.
-    * ||X^T X||_F = ||X X^T||_F: both squared equal sum_i sigma_i^4 over the singular values
-      of X (the two matrices share their non-zero eigenvalues sigma_i^2). So when N < D we
-      form the (N, N) Gram matrix X X^T (N*N*D flops, N*N memory) instead of the (D, D)
-      covariance (N*D*D flops, D*D memory); the diagonal C[j, j] = ||X[:, j]||^2 / (N-1)
-      costs only N*D.
-    * when N >= D we form C once and zero its diagonal in place, so the off-diagonal sum is
-      taken directly (no subtraction).
-    * accuracy: the N < D subtraction loses digits when the off-diagonal energy is tiny next
-      to the diagonal one (e.g. one dimension with 1000x the std of the others, or a few
-      orthogonal live dimensions among many dead ones). If the float32 difference is below
-      10% of the diagonal part, the term and its gradient are recomputed in float64
-      (tests/test_loss.py shows plain float32 off by 0.5% there). That decision reads one
-      number back to the host; where that would be a device sync the caller can ask for none
-      (``vicreg_loss(..., check_finite=False)`` on a GPU) and the Gram side is then computed
-      in float64 directly: as many flops as float32 on A100/H100-class GPUs, up to 2.3x the time on
-      a CPU (bench/README.md), much slower on GPUs with little float64 throughput.
-    * sums of squares are taken row by row: torch's float32 CPU ``vector_norm`` over 1e7
-      entries in one go is off by ~1e-2.
-    * X X^T is symmetric, so only 3 of its 4 half-blocks are multiplied (25% fewer flops).
-    * the backward pass is written out (4 (X X^T X - X diag(X^T X)) / ((N-1)^2 D)), one matmul
-      instead of autograd's two; vicreg_loss reads the variances off the same diagonal.
+    Computed without the (D, D) matrix when N < D (through the (N, N) Gram matrix, which has
+    the same Frobenius norm); how and how accurately: :class:`_SecondMoments`.
 
     Args:
         z: (N, D) embeddings, N >= 2.
@@ -300,7 +266,7 @@ def covariance_loss(z: Tensor) -> Tensor:
     """
     _check_embedding(z, "z")
     _check_finite(z=z)
-    return _second_moments(z, host_reads=True)[1]
+    return _variance_and_covariance(z, host_reads=True)[1]
 
 
 # ----------------------------------------------------------------------------
@@ -388,8 +354,8 @@ def _hinge(var: Tensor, gamma: float, eps: float) -> Tensor:
     return F.relu(gamma - torch.sqrt(var + eps)).mean()
 
 
-def _second_moments(z: Tensor, host_reads: bool) -> tuple[Tensor, Tensor]:
-    """((D,) unbiased per-dimension variance, c(Z)) of an (N, D) batch, from one centring.
+def _variance_and_covariance(z: Tensor, host_reads: bool) -> tuple[Tensor, Tensor]:
+    """((D,) unbiased per-dimension variance, c(Z)) of an (N, D) batch, from one centring and one matmul.
 
     host_reads=False: no value is read back to the host (the Gram side runs in float64).
     """
@@ -419,6 +385,25 @@ class _SecondMoments(torch.autograd.Function):
         dL/dX = 4 g_E (X X^T X - X diag(q)) + 2 X diag(g_q)       # = 4 g_E X C_off + ...
     One matmul (autograd would do two). Every column of dL/dX sums to zero because 1^T X = 0,
     so it is unchanged by the backward of the centring: dL/dZ = dL/dX.
+
+    How it is computed:
+
+    * E = ||X^T X||_F^2 - sum_j q_j^2: no index mask, no copy of the matrix.
+    * ||X^T X||_F = ||X X^T||_F (both squared equal sum_i sigma_i^4 over the singular values of
+      X). So when N < D the (N, N) Gram matrix X X^T is formed (N*N*D flops, N*N memory)
+      instead of the (D, D) one (N*D*D flops, D*D memory); q costs only N*D. X X^T is
+      symmetric: 3 of its 4 half-blocks are multiplied (25% fewer flops).
+    * when N >= D, X^T X is formed once and its diagonal zeroed in place (no subtraction).
+    * accuracy: the N < D subtraction loses digits when the off-diagonal energy is tiny next
+      to the diagonal one (one dimension with 1000x the std of the others, or a few orthogonal
+      live dimensions among many dead ones). If the float32 difference is below 10% of the
+      diagonal part, E and its gradient are recomputed in float64 (tests/test_loss.py shows
+      plain float32 off by 0.5% there). That decision reads one number back to the host;
+      without host reads (``host_reads=False``, a GPU with ``check_finite=False``) the Gram
+      side runs in float64 directly: as many flops as float32 on A100/H100-class GPUs, up to
+      2.3x the time on a CPU (bench/README.md), much slower on GPUs with little float64 rate.
+    * sums of squares are taken row by row: torch's float32 CPU ``vector_norm`` over 1e7
+      entries in one go is off by ~1e-2.
     """
 
     @staticmethod
