@@ -175,19 +175,22 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``vicreg-edu`` parser (also ``python -m vicreg_edu`` and ``torchrun -m vicreg_edu``)."""
     parser = _Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                      epilog=_presets_help())
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,submit,presets}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,export,submit,presets}")
 
     p_train = sub.add_parser("train", help="pre-train VICReg (then k-NN: trained vs random encoder vs raw pixels)",
                              formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_presets_help())
     add_train_args(p_train)
 
-    p_eval = sub.add_parser("eval", help="evaluate a checkpoint's frozen backbone with k-NN or a linear probe")
-    p_eval.add_argument("--checkpoint", required=True, help="path to a checkpoint.pt written by `train`")
-    p_eval.add_argument("--method", choices=["knn", "linear"], default="knn",
-                        help="knn: weighted k-NN (k=20, cosine, T=0.07); linear: linear probe on frozen features")
-    p_eval.add_argument("--epochs", type=_positive_int, default=100, help="linear probe epochs (default 100)")
-    p_eval.add_argument("--device", default="auto", help="auto (GPU if available), cpu, cuda or cuda:N")
-    _add_debug(p_eval)
+    p_eval = sub.add_parser("eval", help="evaluate a frozen backbone: quick k-NN / linear probe (--method), or "
+                                         "the paper's protocol (--protocol linear|semi, also under torchrun)",
+                            description=_EVAL_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_eval_args(p_eval)
+
+    p_export = sub.add_parser("export", help="write a checkpoint's backbone as a torchvision ResNet state dict "
+                                             "(the official resnet50.pth layout, no fc)")
+    p_export.add_argument("--checkpoint", required=True, help="a checkpoint.pt written by `train` (resnet18/resnet50)")
+    p_export.add_argument("--out", required=True, help="the file to write, e.g. resnet50.pth")
+    _add_debug(p_export)
 
     p_submit = sub.add_parser("submit", help="submit `train` to SLURM through submitit (pip install "
                                              "'vicreg-edu[slurm]'); `vicreg-edu submit --help` for its options")
@@ -214,15 +217,102 @@ def _guarded(job, args: argparse.Namespace | None = None) -> int:
     return status if isinstance(status, int) and not isinstance(status, bool) and status != 0 else 0
 
 
+_EVAL_DESCRIPTION = """\
+Without --protocol: the quick evaluation of a trainer checkpoint on its own dataset (k-NN, or a
+linear probe on precomputed features, one process).
+
+With --protocol: the paper's evaluation (official evaluate.py; vicreg_edu/linear_eval.py) on an
+image folder, one process or under torchrun, checkpointed every epoch, printing top-1 / top-5:
+
+  vicreg-edu eval --protocol linear --data-dir /imagenet --checkpoint runs/x/checkpoint.pt
+  vicreg-edu eval --protocol linear --data-dir /imagenet --weights resnet50.pth    # official weights: 73.2 %
+  vicreg-edu eval --protocol semi --percent 1 --subset 1percent.txt --data-dir /imagenet --weights resnet50.pth
+  torchrun --nproc_per_node=8 -m vicreg_edu eval --protocol linear ... --resume auto
+
+Defaults: linear 100 epochs, batch 256, --lr-head 0.02, --weight-decay 1e-6; semi 20 epochs,
+--weight-decay 0, --lr-backbone/--lr-head 0.03/0.08 (1 %) or 0.01/0.1 (10 %). The subset lists are
+SimCLR's imagenet_subsets/{1,10}percent.txt (github.com/google-research/simclr).
+"""
+_PROTOCOL_ONLY = ("percent", "subset", "weights", "data_dir", "batch_size", "lr_head", "lr_backbone", "weight_decay",
+                  "crop_size", "resize_size", "workers", "seed", "max_epochs", "log_every", "out_dir", "resume")
+
+
+def _add_eval_args(p: argparse.ArgumentParser) -> None:
+    """Arguments of ``vicreg-edu eval``: the quick evaluation, and the protocol's (all default None)."""
+    p.add_argument("--checkpoint", help="a checkpoint.pt written by `train`")
+    p.add_argument("--method", choices=["knn", "linear"], default="knn",
+                   help="without --protocol: knn: weighted k-NN (k=20, cosine, T=0.07); linear: linear probe on "
+                        "precomputed frozen features")
+    p.add_argument("--epochs", type=_positive_int, help="training epochs (default 100; --protocol semi: 20)")
+    p.add_argument("--device", default="auto", help="auto (GPU if available), cpu, cuda or cuda:N")
+    g = p.add_argument_group("the paper's protocol")
+    g.add_argument("--protocol", choices=["linear", "semi"],
+                   help="linear: frozen backbone + linear head; semi: fine-tune all on a 1 %% / 10 %% subset")
+    g.add_argument("--percent", type=int, metavar="{1,10}", help="semi: which subset (sets the official lrs)")
+    g.add_argument("--subset", metavar="FILE", help="semi: SimCLR-format list, one training image file name a line")
+    g.add_argument("--weights", metavar="FILE", help="instead of --checkpoint: a torchvision-layout ResNet state "
+                                                     "dict (the official resnet50.pth, or `vicreg-edu export`'s)")
+    g.add_argument("--backbone", choices=["resnet18", "resnet50"], default="resnet50",
+                   help="architecture of --weights (default resnet50)")
+    g.add_argument("--data-dir", metavar="ROOT", help="folder with train/<class>/ and val/<class>/ "
+                                                      "(default: the checkpoint's training folder)")
+    g.add_argument("--batch-size", type=_positive_int, help="global batch, split over the processes (default 256)")
+    g.add_argument("--lr-head", "--lr-classifier", dest="lr_head", type=float, help="the head's learning rate")
+    g.add_argument("--lr-backbone", type=float, help="the backbone's learning rate (semi)")
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--crop-size", type=_positive_int, help="train crop and val centre crop (default 224)")
+    g.add_argument("--resize-size", type=_positive_int, help="val resize before the centre crop (default 256)")
+    g.add_argument("--workers", type=int, help="DataLoader workers per process (default 8)")
+    g.add_argument("--seed", type=int, help="head initialisation, batch order and views (default 0)")
+    g.add_argument("--max-epochs", type=int, help="stop after N epochs of this call (go on with --resume auto)")
+    g.add_argument("--log-every", type=_positive_int, help="print the loss every N steps (default 100)")
+    g.add_argument("--out-dir", help="for eval_checkpoint.pt and eval_results.json "
+                                     "(default: <folder of the input>/eval_<protocol>[<percent>])")
+    g.add_argument("--resume", help="'auto' (out-dir's eval_checkpoint.pt if it is there) or a checkpoint path")
+    _add_debug(p)
+
+
+def _run_protocol(args: argparse.Namespace) -> None:
+    from . import distributed as D
+    from .linear_eval import evaluate_protocol, format_result, protocol_config
+
+    keys = ("epochs", "batch_size", "lr_head", "lr_backbone", "weight_decay", "crop_size", "resize_size", "workers",
+            "seed", "max_epochs", "log_every", "subset")
+    try:
+        cfg = protocol_config(args.protocol, args.percent, **{k: getattr(args, k) for k in keys})
+        result = evaluate_protocol(cfg, args.checkpoint, args.weights, args.backbone, args.data_dir, args.out_dir,
+                                   args.resume or "", args.device)
+        if D.is_main_process():
+            print(format_result(result), flush=True)
+    finally:
+        D.cleanup()
+
+
 def _run_eval(args: argparse.Namespace) -> None:
     from .evaluate import evaluate_checkpoint
 
     if args.device != "auto":
         check_device(args.device)
-    kwargs = {"epochs": args.epochs} if args.method == "linear" else {}
+    if args.protocol:
+        return _run_protocol(args)
+    extra = ["--" + k.replace("_", "-") for k in _PROTOCOL_ONLY if getattr(args, k) is not None]
+    if extra:
+        raise UserError(f"{', '.join(extra)}: only with --protocol linear|semi (the paper's evaluation)")
+    if args.checkpoint is None:
+        raise UserError("eval needs --checkpoint, a checkpoint.pt written by `vicreg-edu train`")
+    kwargs = {"epochs": args.epochs or 100} if args.method == "linear" else {}
     results = evaluate_checkpoint(args.checkpoint, args.method, args.device, **kwargs)
     for name, acc in results.items():
         print(f"{args.method} accuracy, {name:<12s} {acc * 100:6.2f}%")
+
+
+def _run_export(args: argparse.Namespace) -> None:
+    from .export import export_backbone
+
+    path = export_backbone(args.checkpoint, args.out)
+    print(f"wrote {path}: the backbone as a torchvision ResNet state dict without fc (the official resnet50.pth "
+          f"layout). Evaluate it: vicreg-edu eval --protocol linear --weights {path} --data-dir ROOT "
+          "(add --backbone resnet18 for a ResNet-18)")
 
 
 def _run_train(args: argparse.Namespace) -> None:
@@ -244,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
         return _guarded(lambda: _run_train(args), args)
     if args.command == "eval":
         return _guarded(lambda: _run_eval(args), args)
+    if args.command == "export":
+        return _guarded(lambda: _run_export(args), args)
     if args.command == "submit":
         return _guarded(lambda: _run_submit(args), args)
     print(json.dumps(get_config(args.show).to_dict(), indent=2) if args.show else _presets_help())
