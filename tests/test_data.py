@@ -313,8 +313,9 @@ def test_loaders_share_one_interface(kind):
     assert not all(torch.equal(u, v) for u, v in zip(labels, [y for _, _, y in _epoch(loader, 1)]))
     tail = _epoch(loader, 0, start=3)
     assert len(tail) == 2 and all(torch.equal(t[2], f[2]) for t, f in zip(tail, first[3:]))
-    if kind == "in_memory":  # the views are a function of (seed, epoch, step): resuming sees the same views
-        assert all(torch.equal(t[0], f[0]) and torch.equal(t[1], f[1]) for t, f in zip(tail, first[3:]))
+    # the views are a function of (seed, epoch, step) in memory, of (seed, epoch, sample) on the
+    # DataLoader path: resuming sees the same views
+    assert all(torch.equal(t[0], f[0]) and torch.equal(t[1], f[1]) for t, f in zip(tail, first[3:]))
 
 
 def test_in_memory_ranks_see_the_views_of_the_global_batch():

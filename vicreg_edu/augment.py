@@ -85,10 +85,14 @@ def _resize_and_center(cfg: AugmentConfig, resize: int) -> list:
     return [T.Resize(resize, interpolation=_interp(cfg)), T.CenterCrop(cfg.size)]
 
 
-def view_transform(cfg: AugmentConfig, view: int) -> T.Compose:
+def view_transform(cfg: AugmentConfig, view: int, normalize: bool = True) -> T.Compose:
     """The torchvision pipeline PIL image -> Tensor (3, size, size) for one view (0 = a, 1 = b).
 
+    ``normalize=False`` ends with the uint8 pixels (``PILToTensor``) instead of ``ToTensor`` +
+    ``Normalize``: the same image, 4x smaller; ``(x / 255 - mean) / std`` gives the normalised one.
+
     Example:
+        >>> from vicreg_edu.views import cifar_augment
         >>> view_transform(cifar_augment(), 0)(Image.new("RGB", (32, 32))).shape
         torch.Size([3, 32, 32])
     """
@@ -102,28 +106,33 @@ def view_transform(cfg: AugmentConfig, view: int) -> T.Compose:
         T.RandomGrayscale(p=cfg.grayscale_p),
         _RandomGaussianBlur(cfg.blur_p[view], cfg.blur_sigma),
         _RandomSolarize(cfg.solarize_p[view]),
-        T.ToTensor(),
-        T.Normalize(cfg.mean, cfg.std),
     ]
+    ops += [T.ToTensor(), T.Normalize(cfg.mean, cfg.std)] if normalize else [T.PILToTensor()]
     return T.Compose(ops)
 
 
 class TwoViewTransform:
     """PIL image -> (view_a, view_b), two independent draws of the recipe (PIL / torchvision path).
 
-    Shapes: PIL image (any size) -> two float tensors (3, size, size), normalised.
+    Shapes: PIL image (any size) -> two float tensors (3, size, size), normalised; with
+    ``normalize=False`` two uint8 tensors (3, size, size), the pixels before normalisation.
+
+    Every random draw comes from torch's global RNG. ``data.TwoViewDataset`` seeds it per sample
+    from ``(seed, epoch, index)`` (and restores it after), so on the DataLoader path a sample's
+    views do not depend on the worker, the number of workers or where an epoch was resumed.
 
     Example:
+        >>> from vicreg_edu.views import cifar_augment
         >>> a, b = TwoViewTransform(cifar_augment())(Image.new("RGB", (32, 32), "red"))
         >>> a.shape, b.shape
         (torch.Size([3, 32, 32]), torch.Size([3, 32, 32]))
     """
 
-    def __init__(self, cfg: AugmentConfig):
+    def __init__(self, cfg: AugmentConfig, *, normalize: bool = True):
         if not isinstance(cfg, AugmentConfig):
             raise TypeError(f"cfg must be an AugmentConfig, got {type(cfg).__name__}")
-        self.cfg = cfg
-        self.view_a, self.view_b = view_transform(cfg, 0), view_transform(cfg, 1)
+        self.cfg, self.normalize = cfg, normalize
+        self.view_a, self.view_b = view_transform(cfg, 0, normalize), view_transform(cfg, 1, normalize)
 
     def __call__(self, img: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
         if not isinstance(img, Image.Image):
