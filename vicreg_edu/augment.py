@@ -152,6 +152,7 @@ def eval_transform(cfg: AugmentConfig) -> T.Compose:
     ImageNet Resize(256) / CenterCrop(224)); small images are resized to ``size`` directly.
 
     Example:
+        >>> from vicreg_edu.views import cifar_augment
         >>> eval_transform(cifar_augment())(Image.new("RGB", (32, 32))).shape
         torch.Size([3, 32, 32])
     """
@@ -237,6 +238,7 @@ class BatchAugment:
     Shapes: x uint8 (B, 3, H, W) -> float32 (B, 3, size, size), normalised.
 
     Example:
+        >>> from vicreg_edu.views import cifar_augment
         >>> aug = BatchAugment(cifar_augment(), view=0)
         >>> x = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
         >>> aug(x, torch.Generator().manual_seed(0)).shape
@@ -477,6 +479,7 @@ class TwoViewBatchAugment:
     Shapes: x uint8 (B, 3, H, W) -> two float32 (B, 3, size, size).
 
     Example:
+        >>> from vicreg_edu.views import cifar_augment
         >>> aug = TwoViewBatchAugment(cifar_augment())
         >>> a, b = aug(torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.Generator().manual_seed(0))
         >>> a.shape == b.shape == (4, 3, 32, 32)

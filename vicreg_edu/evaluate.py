@@ -23,7 +23,7 @@ from torch import nn
 from .augment import eval_transform
 from .views import make_augment_config
 from .config import IN_MEMORY_DATASETS
-from .data import first_items, in_memory_uint8, load_dataset
+from .data import eval_splits, first_items, in_memory_uint8, load_dataset
 from .models import build_model, evaluating, random_twin
 
 
@@ -211,10 +211,9 @@ def load_eval_data(cfg) -> EvalData:
             for split in ("train", "test"))
         n_tr, n_te = cfg.train_size or len(trx), cfg.test_size or len(tex)
         return EvalData(trx[:n_tr], try_[:n_tr], tex[:n_te], tey[:n_te], aug.mean, aug.std)
-    tf = eval_transform(aug)
-    train = first_items(load_dataset(cfg.dataset, cfg.data_dir, "train", transform=tf), cfg.train_size)
-    test = first_items(load_dataset(cfg.dataset, cfg.data_dir, "val", transform=tf), cfg.test_size)
-    return EvalData(train, None, test, None, aug.mean, aug.std, source="val/")
+    bank, queries, source = eval_splits(cfg.dataset, cfg.data_dir, transform=eval_transform(aug))  # val/ or a slice
+    return EvalData(first_items(bank, cfg.train_size), None, first_items(queries, cfg.test_size), None,
+                    aug.mean, aug.std, source=source)
 
 
 def knn_comparison(model, cfg, device: torch.device, amp_dtype=None, eval_data=None,
