@@ -90,3 +90,78 @@ def test_build_optimizer_excludes_1d_from_decay():
     with pytest.raises(ValueError, match="unknown optimizer 'adam'"):
         build_optimizer(model, "adam", 0.0)
     assert math.isclose(get_config("demo", fast=False, batch_size=512, base_lr=0.3).lr, 0.6)
+
+
+def _solo_learn_lars(params, grads_per_step, lrs, weight_decay, momentum, eta, clip_lr, eps=1e-8):
+    """solo-learn's LARS.step, transcribed from solo/utils/lars.py (vturrisi/solo-learn at commit
+    9187ea39c2c3f43c455ab06664d2b019a9802954) with exclude_bias_n_norm=True, dampening 0, no Nesterov."""
+    params = [p.clone() for p in params]
+    bufs = [None] * len(params)
+    for grads, lr in zip(grads_per_step, lrs):
+        for i, (p, g) in enumerate(zip(params, grads)):
+            d_p = g.clone()
+            p_norm, g_norm = torch.norm(p), torch.norm(g)
+            if p.ndim != 1:  # exclude_bias_n_norm: 1-D parameters get neither decay nor scaling
+                if p_norm != 0 and g_norm != 0:
+                    lars_lr = p_norm / (g_norm + p_norm * weight_decay + eps) * eta
+                    if clip_lr:
+                        lars_lr = min(lars_lr / lr, 1)
+                    d_p = d_p.add(p, alpha=weight_decay)
+                    d_p *= lars_lr
+            if bufs[i] is None:
+                bufs[i] = d_p.clone()
+            else:
+                bufs[i].mul_(momentum).add_(d_p)
+            p.add_(bufs[i], alpha=-lr)
+    return params
+
+
+def test_lars_clip_is_solo_learns_clip_lr():
+    """clip=True steps like solo-learn's clip_lr (weight decay 0, where the trust denominators agree),
+    through a warm-up step at lr 0, with layers on both sides of the cap."""
+    torch.manual_seed(0)
+    shapes, scales = [(8, 4), (16, 8), (5,)], [30.0, 0.01, 1.0]  # big and small ||w|| / ||g||
+    init = [torch.randn(s) * c for s, c in zip(shapes, scales)]
+    grads = [[torch.randn(s) for s in shapes] for _ in range(4)]
+    lrs = [0.0, 0.3, 0.2, 0.05]
+    eta = 0.02
+    # the test means something only if the cap bites for one layer and not for the other
+    ratios = [eta * w.norm() / g.norm() for w, g in zip(init[:2], grads[1][:2])]
+    assert ratios[0] > lrs[1] > ratios[1]
+    params = [nn.Parameter(w.clone()) for w in init]
+    opt = LARS(params, lr=0.0, weight_decay=0.0, momentum=0.9, eta=eta, clip=True)
+    for step_grads, lr in zip(grads, lrs):
+        for p, g in zip(params, step_grads):
+            p.grad = g.clone()
+        opt.param_groups[0]["lr"] = lr
+        opt.step()
+    expected = _solo_learn_lars(init, grads, lrs, 0.0, 0.9, eta, clip_lr=True)
+    for p, e in zip(params, expected):
+        torch.testing.assert_close(p.detach(), e, rtol=1e-5, atol=1e-6)
+    # and without the clip, solo-learn's LARS is ours again (weight decay 0)
+    params = [nn.Parameter(w.clone()) for w in init]
+    opt = LARS(params, lr=0.0, weight_decay=0.0, momentum=0.9, eta=eta)
+    for step_grads, lr in zip(grads, lrs):
+        for p, g in zip(params, step_grads):
+            p.grad = g.clone()
+        opt.param_groups[0]["lr"] = lr
+        opt.step()
+    for p, e in zip(params, _solo_learn_lars(init, grads, lrs, 0.0, 0.9, eta, clip_lr=False)):
+        torch.testing.assert_close(p.detach(), e, rtol=1e-5, atol=1e-6)
+
+
+def test_lars_clip_with_weight_decay_by_hand_and_from_config():
+    torch.manual_seed(1)
+    w = nn.Parameter(torch.randn(6, 3) * 10)
+    g = torch.randn(6, 3) * 0.1
+    w0 = w.detach().clone()
+    opt = LARS([w], lr=0.5, weight_decay=0.1, momentum=0.9, eta=0.02, clip=True)
+    w.grad = g.clone()
+    opt.step()
+    d = g + 0.1 * w0
+    factor = min(0.02 * w0.norm() / d.norm() / 0.5, 1.0)  # our denominator: ||g + wd * w||
+    torch.testing.assert_close(w.detach(), w0 - 0.5 * factor * d)
+    cfg = get_config("cifar10", fast=False)
+    built = build_optimizer(nn.Linear(3, 4), cfg.optimizer, cfg.weight_decay, cfg.momentum, cfg.lars_eta, cfg.lars_clip)
+    assert isinstance(built, LARS) and built.param_groups[0]["clip"] and built.param_groups[0]["eta"] == 0.02
+    assert not build_optimizer(nn.Linear(3, 4), "lars", 1e-6).param_groups[0]["clip"]  # official: off

@@ -6,8 +6,13 @@ and the notebooks (``get_config("demo", epochs=5)``) all build their configurati
 Presets
 -------
 ``demo``               built-in Shapes dataset, small CNN, CPU-friendly: learns in minutes on 2 cores.
-``cifar10``/``cifar100`` ResNet-18 with the CIFAR stem, expander 2048-2048-2048, LARS, batch 256.
-``imagenet-resnet50``  the paper's recipe (ResNet-50, expander 8192-8192-8192, batch 2048, LARS).
+``cifar10``/``cifar100`` solo-learn's CIFAR recipe: ResNet-18 (CIFAR stem), 2048x3, LARS (clipped), batch 256.
+``imagenet-resnet50``  the paper's 1000-epoch run (ResNet-50, expander 8192-8192-8192, batch 2048,
+                       LARS, base lr 0.2; 4 nodes x 8 GPUs, 64 images per GPU).
+``imagenet-resnet50-100ep`` the official 100-epoch launch (batch 512, base lr 0.3; 1 node x 8 GPUs).
+
+Fewer GPUs: :func:`paper_base_lr` (the paper's small-batch learning rates) and
+``vicreg_edu.memory.launch_plan`` (the command that fits a number and size of GPUs).
 
 Fast mode
 ---------
@@ -24,7 +29,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .errors import ConfigError
-from .views import make_augment_config
+from .views import DATASET_STATS, make_augment_config
 
 DATASETS = ("shapes", "cifar10", "cifar100", "imagefolder", "imagenet")
 """Names of ``Config.dataset``: the built-in Shapes, torchvision's CIFAR sets, image folders (ImageNet)."""
@@ -87,6 +92,7 @@ class Config:
     weight_decay: float = 1e-6
     momentum: float = 0.9
     lars_eta: float = 0.001
+    lars_clip: bool = False  # solo-learn clip_lr: per-layer lr min(eta * trust, lr) (optim.LARS)
     warmup_epochs: float = 10.0  # linear warm-up, then cosine decay per step
     end_lr_ratio: float = 0.001  # final lr = end_lr_ratio * peak lr (official: 0.001)
     probe_lr: float = 1e-3  # online linear probe (AdamW) on detached representations
@@ -100,6 +106,7 @@ class Config:
     compile: bool = False  # torch.compile the model
     dtype: str = "float32"  # parameters and activations: float32 | float64 (float64: exactness tests)
     sync_bn: bool = True  # synchronise BatchNorm statistics across processes
+    memory_check: bool = True  # CUDA: stop if the step needs more memory than is free (memory.preflight); false: warn
 
     # --- logging and checkpoints ------------------------------------------------------------
     out_dir: str = "runs/demo"
@@ -136,7 +143,7 @@ class Config:
 TRAJECTORY_KEYS = (
     "dataset", "train_size", "augment", "aug", "backbone", "expander", "sim_coeff", "std_coeff",
     "cov_coeff", "gamma", "eps", "epochs", "batch_size", "optimizer", "base_lr", "weight_decay",
-    "momentum", "lars_eta", "warmup_epochs", "end_lr_ratio", "probe_lr", "seed", "dtype",
+    "momentum", "lars_eta", "lars_clip", "warmup_epochs", "end_lr_ratio", "probe_lr", "seed", "dtype",
 )
 
 
@@ -158,29 +165,97 @@ def _demo() -> Config:
     )
 
 
-def _cifar(dataset: str) -> Config:
-    """ResNet-18 (CIFAR stem), expander 2048x3, LARS, batch 256, crop scale (0.2, 1), no blur.
+# solo-learn's VICReg CIFAR recipe, as read (tests/test_presets.py holds _cifar against it)
+SOLO_LEARN_CIFAR = ("vturrisi/solo-learn, scripts/pretrain/cifar/vicreg.yaml at commit "
+                    "9187ea39c2c3f43c455ab06664d2b019a9802954 (2026-04-22)")
 
-    Close to solo-learn's VICReg CIFAR recipe (vturrisi/solo-learn,
-    ``scripts/pretrain/cifar/vicreg.yaml``: LARS lr 0.3, weight decay 1e-4, batch 256, projector
-    2048-2048-2048, 1000 epochs, 92.07% CIFAR-10 / 68.54% CIFAR-100 linear). We keep the official
-    loss coefficients 25/25/1 and 10 warm-up epochs.
+
+def _cifar(dataset: str) -> Config:
+    """solo-learn's VICReg CIFAR recipe: 92.07% CIFAR-10 / 68.54% CIFAR-100 linear (its README).
+
+    From ``scripts/pretrain/cifar/vicreg.yaml`` (:data:`SOLO_LEARN_CIFAR`) and the code it runs:
+    ResNet-18 with the CIFAR stem, projector 2048-2048-2048, 1000 epochs, batch 256, LARS with
+    lr 0.3 (0.3 x 256 / 256), momentum 0.9, ``eta: 0.02``, ``clip_lr: True`` (``lars_clip``),
+    ``exclude_bias_n_norm: True`` (as our LARS always does), weight decay 1e-4, ``warmup_cosine``
+    with solo's defaults (10 warm-up epochs, per step, down to ``min_lr`` 0: ``end_lr_ratio=0``),
+    loss weights 25/25/1 with *no* /2 on the variance term: our ``std_coeff`` multiplies
+    ``(v_a + v_b) / 2`` (the official convention, ``vicreg_edu.loss``), so ``std_coeff=50`` is
+    their 25. The views: :func:`~vicreg_edu.views.cifar_augment` (crop scale 0.2-1, colour jitter
+    (0.4, 0.4, 0.2, 0.1) p 0.8, grayscale 0.2, no blur, solarization 0.1, flip 0.5, the same on
+    both views), normalised with the statistics of the dataset trained on (solo's ``MEANS_N_STD``).
+
+    What still differs from solo-learn:
+
+    - backbone: solo's CIFAR ``conv1`` is 3x3, stride 1, **padding 2** (34x34 maps after it; ours
+      padding 1, 32x32) with PyTorch's default init (ours Kaiming normal), and its torchvision
+      ResNet-18 has ``zero_init_residual=False`` (ours True, as the official VICReg ResNet-50);
+    - projector: solo's last ``Linear`` has a bias (our expander's has none, as the official one);
+    - LARS trust ratio: solo divides by ``||grad|| + wd * ||w|| + 1e-8``, we by
+      ``||grad + wd * w||`` (the official VICReg code), which is never larger: the same at weight
+      decay 0, a ratio at least as large here at 1e-4 (``optim.LARS``);
+    - schedule: solo's warm-up starts at ``warmup_start_lr`` 3e-5, ours at 0;
+    - online probe: solo trains ``Linear(512, classes)`` in the same LARS optimiser (lr
+      ``classifier_lr`` 0.1, no weight decay) on both views; ours is a separate AdamW (lr 1e-3) on
+      view a. Both see detached features, so neither changes the encoder;
+    - precision: solo ``16-mixed`` (fp16 autocast + GradScaler); ours ``amp=auto`` (bf16 on CUDA);
+      ``--set amp=fp16`` matches it;
+    - augmentation code: solo applies torchvision/PIL transforms image by image (crop, jitter,
+      grayscale, solarize, flip); ours runs the same distributions batched on the device
+      (``augment.BatchAugment``, flip before the colour ops, which it commutes with); pixel
+      rounding and interpolation details differ.
+
+    Fast mode shrinks sizes only (``_FAST_SHRINK``).
     """
+    mean, std = DATASET_STATS[dataset]
+    aug = {} if dataset == "cifar10" else {"mean": mean, "std": std}  # cifar_augment has CIFAR-10's
     return Config(
-        dataset=dataset, augment="cifar", backbone="resnet18_cifar", expander="2048-2048-2048",
-        epochs=1000, batch_size=256, optimizer="lars", base_lr=0.3, weight_decay=1e-4,
-        warmup_epochs=10, out_dir=f"runs/{dataset}", log_every=50, knn_every=10,
+        dataset=dataset, augment="cifar", aug=aug, backbone="resnet18_cifar", expander="2048-2048-2048",
+        sim_coeff=25.0, std_coeff=50.0, cov_coeff=1.0,
+        epochs=1000, batch_size=256, optimizer="lars", base_lr=0.3, weight_decay=1e-4, momentum=0.9,
+        lars_eta=0.02, lars_clip=True, warmup_epochs=10, end_lr_ratio=0.0,
+        out_dir=f"runs/{dataset}", log_every=50, knn_every=10,
     )
 
 
-def _imagenet() -> Config:
-    """The paper's ImageNet recipe (facebookresearch/vicreg ``main_vicreg.py`` defaults + README).
+PAPER_BASE_LR = {128: 0.8, 256: 0.5, 512: 0.4, 2048: 0.2}
+"""Global batch -> ``base_lr`` from the paper: appendix C.4 for the small batches, 0.2 at 2048."""
 
-    ResNet-50, expander 8192-8192-8192, global batch 2048, LARS (eta 0.001, momentum 0.9, no
-    weight decay / adaptation on biases and BN), base lr 0.2 (lr = 0.2 * 2048 / 256 = 1.6),
-    weight decay 1e-6, 10 warm-up epochs then cosine to 0.001 x, 1000 epochs, coefficients 25/25/1:
-    73.2% linear top-1 (paper Table 1). The README's 100-epoch variant uses batch 512 and base lr
-    0.3: ``get_config("imagenet-resnet50", epochs=100, batch_size=512, base_lr=0.3)``.
+
+def paper_base_lr(batch_size: int) -> float:
+    """The ``base_lr`` the paper gives for a global batch (lr = base_lr * batch_size / 256).
+
+    Appendix C.4 (Bardes et al., ICLR 2022) for small batches: 0.8 at 128, 0.5 at 256, 0.4 at
+    512; the recipe's 0.2 at 2048 (1000 epochs). The official 100-epoch launch (README, batch 512)
+    uses 0.3, not the appendix's 0.4 (facebookresearch/vicreg issue #23 asks which is right; no
+    reply there): ``imagenet-resnet50-100ep`` follows the launch. Other batch sizes have no value in
+    the paper; pick one of these, or tune.
+
+    Raises:
+        ConfigError: a batch size the paper gives no value for.
+
+    Example:
+        >>> paper_base_lr(256), get_config("imagenet-resnet50", batch_size=256, base_lr=paper_base_lr(256)).lr
+        (0.5, 0.5)
+    """
+    if batch_size not in PAPER_BASE_LR:
+        raise ConfigError(f"the paper gives no base_lr for batch_size={batch_size}; it gives "
+                          + ", ".join(f"{lr} at {b}" for b, lr in PAPER_BASE_LR.items())
+                          + " (appendix C.4 and the 1000-epoch recipe): use one of these batch sizes")
+    return PAPER_BASE_LR[batch_size]
+
+
+def _imagenet() -> Config:
+    """The paper's 1000-epoch ImageNet run: 73.2% linear top-1 (paper Table 1).
+
+    facebookresearch/vicreg ``main_vicreg.py`` defaults + README: ResNet-50, expander
+    8192-8192-8192, global batch 2048, LARS (eta 0.001, momentum 0.9, no weight decay / adaptation
+    on biases and BN), base lr 0.2 (lr = 0.2 * 2048 / 256 = 1.6), weight decay 1e-6, 10 warm-up
+    epochs then cosine to 0.001 x, coefficients 25/25/1. The official launch is 4 nodes x 8 GPUs,
+    64 images per GPU (``vicreg-edu submit --nodes 4 --gpus-per-node 8 -- --preset
+    imagenet-resnet50 --set data_dir=...``). On fewer GPUs each holds 2048 / GPUs images (8 GPUs:
+    256 each; what that needs: ``memory.step_memory``, table in bench/README.md); with a smaller
+    global batch use :func:`paper_base_lr` (e.g. ``--set batch_size=512 base_lr=0.4``).
+    ``memory.launch_plan`` gives the command for a given number and size of GPUs.
     """
     return Config(
         dataset="imagefolder", data_dir="/path/to/imagenet", augment="imagenet", backbone="resnet50",
@@ -190,23 +265,40 @@ def _imagenet() -> Config:
     )
 
 
+def _imagenet_100ep() -> Config:
+    """The official 100-epoch launch: one node of 8 GPUs, 64 images per GPU.
+
+    facebookresearch/vicreg README: ``--epochs 100 --batch-size 512 --base-lr 0.3`` on
+    ``--nproc_per_node=8`` (lr = 0.3 * 512 / 256 = 0.6); everything else as
+    ``imagenet-resnet50``. The paper's 100-epoch figure, 68.6% (Table 7), is at batch 2048; the
+    appendix's small-batch table gives base lr 0.4 at 512 (:func:`paper_base_lr`, which this
+    launch does not use). Command: ``torchrun --nproc_per_node=8 -m vicreg_edu train --preset
+    imagenet-resnet50-100ep --set data_dir=...``.
+    """
+    return dataclasses.replace(_imagenet(), epochs=100, batch_size=512, base_lr=0.3,
+                               out_dir="runs/imagenet-resnet50-100ep")
+
+
 PRESETS = {
     "demo": _demo,
     "cifar10": lambda: _cifar("cifar10"),
     "cifar100": lambda: _cifar("cifar100"),
     "imagenet-resnet50": _imagenet,
+    "imagenet-resnet50-100ep": _imagenet_100ep,
 }
 """Name -> factory of the preset :class:`Config`. ``vicreg-edu train --help`` lists them."""
 
 # What fast mode changes per preset: only sizes (epochs, images, widths), never the code path.
+_IMAGENET_FAST = dict(epochs=1, train_size=64, test_size=32, batch_size=32, expander="256-256-256",
+                      warmup_epochs=0, num_workers=0)
 _FAST_SHRINK = {
     # demo: 3 of the 10 epochs (234 steps of 128 images, all 10k images); it already beats a
     # random encoder and raw pixels by a wide k-NN margin (measured seeds: tests/test_train.py)
     "demo": dict(epochs=3, knn_every=0, diag_size=256),
     "cifar10": dict(epochs=1, train_size=512, test_size=256, expander="256-256-256", warmup_epochs=0),
     "cifar100": dict(epochs=1, train_size=512, test_size=256, expander="256-256-256", warmup_epochs=0),
-    "imagenet-resnet50": dict(epochs=1, train_size=64, test_size=32, batch_size=32,
-                              expander="256-256-256", warmup_epochs=0, num_workers=0),
+    "imagenet-resnet50": _IMAGENET_FAST,
+    "imagenet-resnet50-100ep": _IMAGENET_FAST,
 }
 
 
@@ -372,7 +464,8 @@ def get_config(preset: str = "demo", fast: bool | None = None, **overrides: Any)
     """Build the :class:`Config` of a named preset, with fast-mode shrink and your overrides.
 
     Args:
-        preset: one of :data:`PRESETS` (``demo``, ``cifar10``, ``cifar100``, ``imagenet-resnet50``).
+        preset: one of :data:`PRESETS` (``demo``, ``cifar10``, ``cifar100``, ``imagenet-resnet50``,
+            ``imagenet-resnet50-100ep``).
         fast: shrink the run for CI; default :data:`FAST` (the ``VICREG_EDU_FAST`` variable).
         **overrides: any :class:`Config` field; these win over the preset and the fast shrink.
 

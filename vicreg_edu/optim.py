@@ -3,6 +3,8 @@
 - :class:`LARS` (You, Gitman & Ginsburg, 2017) as used by the official VICReg code: SGD with
   momentum whose update for each weight matrix is rescaled by ``eta * ||w|| / ||g + wd * w||``;
   biases and BatchNorm parameters (the 1-D tensors) get neither weight decay nor the rescaling.
+  ``clip=True`` is solo-learn's ``clip_lr`` (its CIFAR recipe): the rescaled learning rate of a
+  layer is capped at the global one.
 - :func:`build_optimizer` also offers plain SGD and AdamW for small experiments.
 - :func:`learning_rate`: linear warm-up, then a per-step cosine decay to ``end_lr_ratio`` x peak
   (facebookresearch/vicreg ``main_vicreg.py: adjust_learning_rate``).
@@ -27,9 +29,18 @@ class LARS(torch.optim.Optimizer):
     For each parameter ``w`` with gradient ``g`` (per step, in this order)::
 
         g <- g + weight_decay * w                       (skipped for 1-D params)
-        g <- g * eta * ||w|| / ||g||  if both norms > 0   (skipped for 1-D params)
+        t <- eta * ||w|| / ||g||      if both norms > 0, else 1 (t = 1 for 1-D params)
+        t <- min(t / lr, 1)           only with clip=True, and only where the norms gave t (lr > 0)
+        g <- g * t
         m <- momentum * m + g
         w <- w - lr * m
+
+    With ``clip=True`` the step of a weight matrix is ``min(eta * ||w|| / ||g||, lr) * g``: the
+    layer's own LARS learning rate, capped at the scheduled one (solo-learn ``solo/utils/lars.py``
+    ``clip_lr``, after NVIDIA apex's LARC). Without it the step is ``lr * eta * ||w|| / ||g|| * g``
+    (official VICReg). At lr = 0 (the first warm-up step) the clipped factor is 1, as in solo-learn.
+    solo-learn's trust ratio has the denominator ``||grad|| + wd * ||w|| + 1e-8`` where this one,
+    like the official VICReg code, has ``||grad + wd * w||``; with weight_decay = 0 they agree.
 
     Args:
         params: parameters or parameter groups.
@@ -37,6 +48,7 @@ class LARS(torch.optim.Optimizer):
         weight_decay: L2 coefficient (official: 1e-6).
         momentum: heavy-ball momentum (0.9).
         eta: trust coefficient (0.001).
+        clip: cap each layer's LARS learning rate at ``lr`` (solo-learn ``clip_lr``; default off).
 
     Example:
         >>> w = nn.Parameter(torch.ones(3, 3)); opt = LARS([w], lr=0.1)
@@ -44,11 +56,11 @@ class LARS(torch.optim.Optimizer):
     """
 
     def __init__(self, params: Iterable, lr: float = 0.0, weight_decay: float = 0.0,
-                 momentum: float = 0.9, eta: float = 0.001):
+                 momentum: float = 0.9, eta: float = 0.001, clip: bool = False):
         if lr < 0 or weight_decay < 0 or not 0 <= momentum < 1 or eta <= 0:
             raise ValueError(f"LARS expects lr >= 0, weight_decay >= 0, 0 <= momentum < 1, eta > 0; "
                              f"got lr={lr}, weight_decay={weight_decay}, momentum={momentum}, eta={eta}")
-        super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, eta=eta))
+        super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, eta=eta, clip=bool(clip)))
 
     @torch.no_grad()
     def step(self, closure=None):  # noqa: D102 (documented in the class)
@@ -62,7 +74,10 @@ class LARS(torch.optim.Optimizer):
                     g = g.add(p, alpha=group["weight_decay"])
                     w_norm, g_norm = torch.norm(p), torch.norm(g)
                     one = torch.ones_like(w_norm)
-                    trust = torch.where(w_norm > 0, torch.where(g_norm > 0, group["eta"] * w_norm / g_norm, one), one)
+                    ratio = group["eta"] * w_norm / g_norm
+                    if group.get("clip", False):  # solo-learn clip_lr; .get: groups of state dicts saved without it
+                        ratio = (ratio / group["lr"]).clamp(max=1.0) if group["lr"] > 0 else one
+                    trust = torch.where((w_norm > 0) & (g_norm > 0), ratio, one)
                     g = g.mul(trust)
                 state = self.state[p]
                 if "mu" not in state:
@@ -74,19 +89,20 @@ class LARS(torch.optim.Optimizer):
 
 
 def build_optimizer(model: nn.Module, name: str, weight_decay: float, momentum: float = 0.9,
-                    eta: float = 0.001) -> torch.optim.Optimizer:
+                    eta: float = 0.001, clip: bool = False) -> torch.optim.Optimizer:
     """The optimiser for ``model``'s parameters; the schedule sets ``lr`` each step.
 
     Args:
         name: ``lars`` (official recipe), ``sgd`` or ``adamw``. For SGD/AdamW, 1-D parameters
             (biases, norms) get no weight decay, as with LARS.
+        eta, clip: LARS only (``Config.lars_eta``, ``Config.lars_clip``).
 
     Raises:
         ValueError: unknown optimiser name.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     if name == "lars":
-        return LARS(params, lr=0.0, weight_decay=weight_decay, momentum=momentum, eta=eta)
+        return LARS(params, lr=0.0, weight_decay=weight_decay, momentum=momentum, eta=eta, clip=clip)
     decay = [p for p in params if not exclude_bias_and_norm(p)]
     no_decay = [p for p in params if exclude_bias_and_norm(p)]
     groups = [dict(params=decay, weight_decay=weight_decay), dict(params=no_decay, weight_decay=0.0)]
