@@ -121,11 +121,11 @@ plt.show()
 # kinds of filled shapes (circle, ring, square, star, ...), generated on the fly, so nothing is
 # downloaded. The class is the shape; colour, size, position, rotation and the background (a
 # flat colour, or a linear gradient between two colours) are nuisances, which is exactly what
-# augmentations teach an encoder to ignore. The first edition also drew *noisy* backgrounds;
-# they are off by default now, because both views of an image share the noise and no
-# augmentation removes it, so a short run learned the noise as a feature and lost about 8 points
-# of $k$-NN accuracy (the `vicreg_edu.data` module docstring has the measurement; chapter 6
-# looks at what the encoder keeps). `TwoViewTransform` draws two random
+# augmentations teach an encoder to ignore. Shapes can also draw *noisy* backgrounds, but they
+# are off by default: both views of an image share the noise and no augmentation removes it, so
+# a short run learns the noise as a feature and loses about 8 points of $k$-NN accuracy (the
+# `vicreg_edu.data` module docstring has the measurement; chapter 6 looks at what the encoder
+# keeps). `TwoViewTransform` draws two random
 # augmentations of one image, following the official VICReg recipe scaled down to 32 pixels:
 # random resized crop, horizontal flip, colour jitter, grayscale and, rarely, solarisation (the
 # ImageNet recipe also blurs, and treats the two views asymmetrically; chapter 5 has the details).
@@ -205,24 +205,25 @@ if cifar is not None:
 # dimension across the batch (a column of $Z$). VICReg combines three terms
 # ([Bardes et al., 2022](https://arxiv.org/abs/2105.04906)):
 #
-# **Invariance**: the two views of an image should have nearby embeddings,
+# **Invariance**: the two views of an image should have nearby embeddings (the paper's Eq. 5),
 #
 # $$ s(Z, Z') = \frac{1}{n} \sum_{i=1}^{n} \lVert z_i - z'_i \rVert_2^2 . $$
 #
 # **Variance**: the standard deviation of every dimension over the batch should stay above
 # $\gamma$ (a hinge, with $\epsilon$ a small constant that keeps the square root's gradient
-# finite),
+# finite; Eq. 1 and 2),
 #
 # $$ v(Z) = \frac{1}{d} \sum_{j=1}^{d} \max\bigl(0,\ \gamma - S(z^j, \epsilon)\bigr),
 #    \qquad S(x, \epsilon) = \sqrt{\operatorname{Var}(x) + \epsilon} . $$
 #
 # **Covariance**: different dimensions should be decorrelated, so that they carry different
-# information; with the covariance matrix $C(Z)$, the sum of its squared off-diagonal entries,
+# information; with the covariance matrix $C(Z)$, the sum of its squared off-diagonal entries
+# (Eq. 3 and 4),
 #
 # $$ C(Z) = \frac{1}{n-1} \sum_{i=1}^{n} (z_i - \bar z)(z_i - \bar z)^\top, \qquad
 #    c(Z) = \frac{1}{d} \sum_{j \neq k} [C(Z)]_{j,k}^2 . $$
 #
-# **Total**, with weights $\lambda, \mu, \nu$:
+# **Total**, with weights $\lambda, \mu, \nu$ (Eq. 6):
 #
 # $$ \ell(Z, Z') = \lambda\, s(Z, Z') + \mu\, \bigl[v(Z) + v(Z')\bigr] + \nu\, \bigl[c(Z) + c(Z')\bigr] . $$
 #
@@ -230,6 +231,15 @@ if cifar is not None:
 # official code, `vicreg_edu.loss` averages $s$ over the $d$ dimensions too (a mean squared
 # error) and averages the two variance terms, $\mu\,[v(Z) + v(Z')]/2$; chapters 2 and 3 say why
 # these details matter for the weights.
+#
+# **One convention for the numbers the book prints.** $v(Z)$ and $c(Z)$ are terms of *one*
+# branch. What the loss function returns, and what the trainer logs as `variance` and
+# `covariance`, is one number for the two branches together: `variance` is their **average**,
+# $[v(Z) + v(Z')]/2$, and `covariance` is their **sum**, $c(Z) + c(Z')$ (the fields of
+# `vicreg_edu.loss.VICRegTerms`), so the loss is $\lambda s + \mu \cdot$ `variance`
+# $+ \nu \cdot$ `covariance`. A printed $v$ is therefore on the scale of one branch's $v(Z)$,
+# while a printed $c$ of the loss is about twice one branch's $c(Z)$. Where a chapter prints the
+# covariance term of a single batch (a diagnostic, or `covariance_loss(z)`), it says $c(Z)$.
 
 # %% [markdown]
 # The next cell evaluates the three terms on four made-up batches of embeddings: a
@@ -288,7 +298,8 @@ plt.show()
 # 5. **Training VICReg**: the full objective, the wide expander, a real run with live curves and
 #    a k-NN evaluation against baselines.
 # 6. **Diagnosing collapse**: collapse reports, heatmaps, spectra, effective rank
-#    ([Garrido et al., 2023](https://arxiv.org/abs/2210.02885)) and 2-D pictures of the embeddings.
+#    (RankMe, [Garrido et al., ICML 2023](https://arxiv.org/abs/2210.02885)) and 2-D pictures of the
+#    embeddings.
 # 7. **Ablations**: sliders for $\lambda, \mu, \nu, \gamma$ and the augmentations; the
 #    direction of the paper's ablations reproduced on Shapes.
 # 8. **Evaluation**: $k$-NN and linear probes on frozen features, and how our numbers compare

@@ -53,9 +53,11 @@ print("fast mode:", FAST)
 # *constant* encoder, $f_\theta(x) = c$ for every input, reaches it: both views of every image
 # land on $c$, so they agree perfectly, and the embedding says nothing about the image. This is
 # **collapse**. Nothing in the objective prefers an informative encoder to a constant one, and
-# for a network the constant is easy to reach: shrinking the weights of the last layer shrinks
-# every distance at once (chapter 2 makes this precise). Let us check that gradient descent
-# really takes the shortcut.
+# for a network the constant is easy to reach: its last layer only has to make its output vary
+# less from image to image, by shrinking its weights or by turning them away from the directions
+# in which its input varies, and every distance shrinks at once (chapter 2 derives the pull
+# towards smaller weights; chapter 3 measures which of the two a collapsed network did). Let us
+# check that gradient descent really takes the shortcut.
 
 # %% [markdown]
 # ## Training with the invariance term alone
@@ -140,7 +142,7 @@ plt.show()
 # invariance-only run's (the dashed line is the target $\gamma = 1$), and no dimension dies. The
 # assertions under the next cell check the two claims about the spread on your run.
 #
-# The right panel is a warning about diagnostics. The **effective rank** ([Garrido et al., 2023](https://arxiv.org/abs/2210.02885))
+# The right panel is a warning about diagnostics. The **effective rank** (RankMe, [Garrido et al., ICML 2023](https://arxiv.org/abs/2210.02885))
 # normalises the singular values by their sum, so it measures the *shape* of the cloud of
 # embeddings, not its size: it is scale-free. As the invariance-only run collapses, its effective
 # rank does not fall, and it can even rise: what remains of the spread is a tiny jitter spread
@@ -220,10 +222,16 @@ for name, z in examples.items():
 # %% [markdown]
 # The standard deviation (and the dead fraction) catch complete collapse; the ranks do not,
 # since the tiny jitter is spread over every direction. The ranks catch dimensional collapse
-# (4 directions out of 64); the standard deviation does not. VICReg has one term for each:
-# the **variance** term (chapter 3) keeps every dimension's standard deviation up, which rules
-# out complete collapse, and the **covariance** term (chapter 4) decorrelates the dimensions,
-# which rules out dimensional collapse.
+# (4 directions out of 64); the standard deviation does not. VICReg has two terms for this,
+# and they work as a pair. The **variance** term (chapter 3) keeps every dimension's standard
+# deviation up: that rules out complete collapse, and it leaves no dimension dead. The
+# **covariance** term (chapter 4) decorrelates the dimensions: that rules out copies, such as
+# the 64 mixtures of 4 directions above. Neither rules out dimensional collapse alone. The
+# variance term is satisfied by 64 copies of one well-spread number (chapter 3's run comes
+# close), and the covariance term is 0 for a *dead* dimension, a constant, which covaries with
+# nothing: embeddings that use 4 decorrelated directions and leave the other 60 dimensions
+# constant have $c = 0$. Only $v$ forbids the dead dimensions, only $c$ forbids the copies: it
+# takes $v$ and $c$ together.
 
 # %% [markdown]
 # ## What negatives fix
@@ -328,28 +336,33 @@ ax.legend(fontsize="small")
 plt.show()
 
 # %% [markdown]
-# On log-log axes a straight line's slope is the exponent. Once the batch has a few hundred
-# images, the NT-Xent memory runs parallel to the $(2n)^2$ line (slope 2): doubling the batch
-# quadruples it. VICReg's grows with slope about 1 once $n > d$ (it is then dominated by the
-# embeddings themselves), and stays below. The dotted line extrapolates the
-# similarity matrix alone to SimCLR's batch of 4096: $8192^2 \times 4$ bytes $= 256$ MiB.
+# On log-log axes a straight line's slope is the exponent. The NT-Xent memory bends up towards
+# the slope of the $(2n)^2$ line (slope 2, where doubling the batch quadruples the memory) without
+# reaching it in this range: from 512 to 1024 to 2048 images it grows $\times 2.8$, then
+# $\times 3.1$ (13.0, 36.0, 112.0 MiB in the table), as the similarity matrices take over from
+# the embeddings. VICReg's memory grows too, and not linearly at first: $\times 2.2$ to
+# $\times 2.4$ per doubling up to $n = d = 512$ (0.5 to 6.0 MiB), then $\times 1.7$ and
+# $\times 1.8$ once $n > d$, where the embeddings themselves dominate (a slope a little under 1).
+# It stays below NT-Xent's at every batch size, six times below at 2048 (18.0 against 112.0
+# MiB). The dotted line extrapolates one similarity matrix alone to SimCLR's batch of 4096:
+# $8192^2 \times 4$ bytes $= 256$ MiB.
 #
 # To be fair to SimCLR: at the paper's sizes, VICReg's $8192 \times 8192$ covariance matrix is
 # the same 256 MiB, and for either method the encoder's activations for the whole batch cost far
-# more than the loss. The real difference is that VICReg's quality does not hinge on having
-# thousands of negatives in every batch, so it can be trained with the batch sizes that fit on
-# the hardware at hand.
+# more than the loss. The real difference is in the design: VICReg's loss has no negatives, so
+# nothing in it needs thousands of other images in every batch. Whether its *accuracy* depends
+# on the batch size is an empirical question.
 
 # %% [markdown]
-# ## Does VICReg need a large batch? A measurement
+# ## Does VICReg need a large batch? A first look
 #
-# That last claim deserves a measurement rather than an argument. We train the demo model with
-# the full VICReg loss at several batch sizes, for the same number of epochs (so every run sees
-# the same images; smaller batches take more, smaller steps, and the learning rate follows the
-# library's linear rule, `base_lr * batch_size / 256`), and compare the $k$-NN accuracy of the
-# trained backbone on the test images (chapter 5 explains the evaluation). The runs are as short
-# as the two above: the question is whether the batch size changes the result, not how good
-# the result can get.
+# That question deserves a measurement rather than an argument. We train the demo model with
+# the full VICReg loss at two batch sizes, 32 and 256, for the same number of epochs (so every
+# run sees the same images; smaller batches take more, smaller steps, and the learning rate
+# follows the library's linear rule, `base_lr * batch_size / 256`), and compare the $k$-NN
+# accuracy of the trained backbone on the test images (chapter 5 explains the evaluation) with
+# that of the same network at random initialisation. The runs are as short as the two above,
+# so the first thing to read is whether they learned anything at all.
 
 # %%
 batch_sizes_run = [32, 256]
@@ -375,22 +388,29 @@ ax.legend(loc="upper left")
 plt.show()
 
 # %% [markdown]
-# Read the trained line against the random-init line. In these short runs the batch of 32
-# images, far smaller than the embedding width $d = 512$, trains without collapsing (its mean
-# std, 0.52 in the table above, is of the same order as batch 256's 0.63) and ends above the
-# random network (k-NN 0.143 against 0.115), while the batch of 256 ends no better than the
-# random network (0.101): at equal epochs it took 8 times fewer steps, 28 in all. So what this
-# small experiment shows is that VICReg works with a batch far smaller than its width and needs
-# no large batch to avoid collapse; it does not show that larger batches never help (at this
-# length, steps matter more than batch size), and differences of a point or two are within what
-# a change of seed does.
+# Read the trained line against the random-init line. Both runs avoid collapse: the batch of 32
+# images, far smaller than the embedding width $d = 512$, ends with a mean std of 0.52 (the table
+# above), of the same order as batch 256's 0.63. But neither has learned the classes at this
+# budget. The batch of 256 ends *below* the random network (k-NN 0.101 against 0.115; at equal
+# epochs it took 8 times fewer steps, 28 in all). The batch of 32 ends at 0.143, less than 2
+# points above the band of this book's random encoders (0.11 to 0.13 across its chapters and
+# seeds) and level with a $k$-NN on raw pixels (0.141 in chapter 5): not a sign of learning either. So this
+# measurement cannot answer the batch-size question: it shows that a batch far smaller than the
+# width trains without collapsing, and nothing about how the accuracy depends on the batch size.
+# The stored recipe search (`load_results("recipe_search")`, run `b256-10/50/1`) does not settle
+# it either: its one batch-256 run, 12 epochs with another recipe ($\lambda/\mu/\nu$ 10/50/1,
+# learning rate 0.01, Shapes with noisy backgrounds), also ended below its random encoder
+# (0.1095 against 0.1165). The question needs runs that learn: several batch sizes, each at a
+# budget like chapter 5's (10 epochs of the preset reach a $k$-NN of 0.71 at batch 128), each on
+# more than one seed, for instance `vicreg-edu train --set batch_size=32 seed=1`.
 
 # %% [markdown]
 # ## Exercises
 #
 # **1. Predict, then measure: is the covariance term enough?** The covariance term decorrelates
-# the dimensions, and that rules out dimensional collapse. Does it also rule out *complete*
-# collapse? Write your prediction first (`"collapse"` or `"no collapse"`), then write the config
+# the dimensions, and together with the variance term that rules out dimensional collapse. Does
+# it, without the variance term, rule out *complete* collapse? Write your prediction first
+# (`"collapse"` or `"no collapse"`), then write the config
 # of the run that answers it: the invariance-only run of this chapter (`cfg_inv`) plus the
 # covariance term with $\nu = 1$, still without the variance term. The hidden cell trains it (a
 # short run, as above), measures the spread of the embeddings and checks both answers.

@@ -104,8 +104,9 @@ for width in [64, 512, 2048] + ([] if FAST else [8192]):
           f"  {covariance_loss(z).item():6.3f}")
 
 # %% [markdown]
-# The library's $s$ (the variance of the noise, 0.01) does not depend on $d$; neither does $v$.
-# The covariance term $c$ does: even these independent dimensions have a nonzero $c$, because a
+# The library's $s$ (the variance of the noise, 0.01) does not depend on $d$; neither does $v$
+# (here $v(Z)$ of the one batch $Z$). The covariance term does: $c(Z)$ of the batch (one branch,
+# `covariance_loss(z)`) is nonzero even for these independent dimensions, because a
 # finite batch shows small chance correlations, and $c$ rises with the width, by about the same
 # factor as $d$ (chapter 4 derives the floor $c \approx \sigma^4 (d-1)/(n-1)$). Eq. (5)'s $s$
 # grows in proportion to $d$: at the widest $d$ it is $d$ times the library's, which is why a
@@ -148,10 +149,15 @@ assert torch.allclose(z_a.grad, by_hand, atol=1e-9) and torch.allclose(z_b.grad,
 # The gradient always has a positive component along $W$ itself whenever the views disagree at
 # all, so a gradient step $W \leftarrow W - \eta \nabla_W s$ changes $\lVert W \rVert^2$ by
 # $-4 \eta s$ to first order: it **shrinks the last layer**, whatever the data. Shrinking
-# $W$ to zero is collapse. (The demo trains with AdamW, which rescales each coordinate of the
-# gradient, so for its steps the $-4\eta s$ is not exact; the pull towards a smaller $W$ remains,
-# and AdamW's weight decay adds to it.) Let us check the identity on the book's demo model and a
-# batch of view pairs of the built-in Shapes images.
+# $W$ to zero would be collapse. But the identity only fixes the component of the gradient
+# *along* $W$; the rest of the gradient turns $W$, and turning is the other way to the same end:
+# a last layer whose rows point away from the directions in which $h$ varies outputs nearly the
+# same $z$ for every image without being any smaller. Which way a real network goes is a
+# measurement: chapter 3 finds a collapsed network whose last layer is barely smaller than a
+# healthy one's. (The demo trains with AdamW, which rescales each coordinate of the gradient, so
+# for its steps the $-4\eta s$ is not exact; the pull towards a smaller $W$ remains, and AdamW's
+# weight decay adds to it.) Let us check the identity on the book's demo model and a batch of
+# view pairs of the built-in Shapes images.
 
 # %%
 cfg = get_config("demo")
@@ -271,13 +277,12 @@ plt.show()
 # holding the scale fixed, the only way left to lower $s$ is to bring each image's views
 # together *relative to the other images*, which is what we wanted from the start.
 #
-# What do the widest directions of the full VICReg panel measure? The first edition's Shapes
-# had noisy backgrounds, and there the first principal component followed the background's
-# texture rather than the shape (both views share the noise and no augmentation removes it);
-# that is why the noisy backgrounds are now off by default (the `vicreg_edu.data` module
-# docstring; chapter 6 looks at what the encoder keeps). The backgrounds left are flat or a
+# What do the widest directions of the full VICReg panel measure? A direction that both views
+# share and no augmentation removes is a candidate. Shapes' default backgrounds are flat or a
 # linear gradient between two colours, and the crops and colour jitter keep a gradient a
-# gradient. So the next cell correlates the first two principal components of the VICReg
+# gradient (Shapes can also draw noisy backgrounds, another such shared cue; they are off by
+# default, and the `vicreg_edu.data` module docstring says why; chapter 6 looks at what the
+# encoder keeps). So the next cell correlates the first two principal components of the VICReg
 # embeddings (view a) with that background kind (read off the data: the same test images
 # generated with flat backgrounds only differ exactly where the background is a gradient), with
 # each view's high-frequency content (the mean absolute difference of neighbouring pixels), with
@@ -309,9 +314,8 @@ for k in range(2):
           + f"  {class_share(pcs[:, k], test_labels[:pairs]):11.2f}")
 
 # %% [markdown]
-# With the noisy backgrounds on, this panel fell into groups and its first component correlated
-# with the views' texture (+0.68 in the first edition's stored run). Now the panel is one
-# connected cloud, and the table above finds no strong cause behind its widest directions. The
+# The panel is one connected cloud, and the table above finds no strong cause behind its widest
+# directions. The
 # first component follows none of the three properties (every correlation below 0.1 in size);
 # the second follows the high-frequency content a little (+0.34) and the brightness less
 # (+0.23), and neither follows the background kind (gradient or flat). The shape class explains
@@ -337,9 +341,11 @@ assert embedded["after invariance only"][0].std(0).mean() < 0.5 * embedded["befo
 # between the two embeddings (a sum over the $d$ dimensions), for two `(n, d)` tensors, in one
 # or two lines of PyTorch. (2) You train with `lam_prime * my_s_paper(z_a, z_b)` and want exactly
 # the same loss and gradients as the code's `25 * invariance_loss(z_a, z_b)` at the paper's
-# expander width $d = 8192$. Which coefficient `lam_prime`? Replace the `None`s, then run the
-# hidden check below: it tests your function on random batches and compares the gradients of the
-# two losses.
+# expander width $d = 8192$. Which coefficient `lam_prime` (`my_lambda_prime` below)? Replace the
+# `None`s, then run the hidden check below: it tests your function on a random batch against the worked solution, and
+# your coefficient against the exact value to within $10^{-9}$, so write it as an expression
+# (a rounded decimal such as 0.00305 is not accepted). While a variable is still `None` it says
+# "not answered yet".
 
 # %%
 def my_s_paper(z_a, z_b):

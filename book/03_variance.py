@@ -233,7 +233,8 @@ print(f"trained in {result.wall_time:.0f} s")
 
 # %% [markdown]
 # At the end of every epoch the trainer writes a collapse report of a held-out batch
-# (`diagnostics.collapse_report`, keys prefixed `emb_`):
+# (`diagnostics.collapse_report`, keys prefixed `emb_`; `off_diagonal_energy` is the covariance
+# term $c(Z)$ of one view, not the loss's $c(Z) + c(Z')$):
 
 # %%
 keys = ["emb_std_mean", "emb_dead_fraction", "emb_effective_rank", "emb_numerical_rank",
@@ -263,12 +264,17 @@ print(f"embedding dimension: {result.epochs[-1]['emb_dim']}")
 # $\mu / (4\lambda) = 0.5$, so $\sigma^\star = \min(1,\ 0.5/(1-\rho))$: the balance reaches
 # $\gamma$ as soon as $\rho \ge 1/2$, a much easier bar than the paper's $3/4$ (one reason why
 # the preset's doubled variance weight brings a short run's spread closer to $\gamma$; chapter 4
-# adds the other, a lighter covariance weight). The epoch records hold what we need for a rough
-# check: the invariance on the held-out pairs, $s \approx 2\sigma^2(1-\rho)$, gives
-# $1 - \rho \approx s / (2\sigma^2)$. A prediction that lands on the clamp $\gamma$ tests little
-# (any spread at or above $\gamma$ "agrees"), so we also train a second run with a ten times
-# smaller variance weight, $\mu = 5$, where the balance point, $0.05/(1-\rho)$, should lie well
-# below $\gamma$.
+# adds the other, a lighter covariance weight). The epoch records hold what we need for a
+# **consistency check**, not a prediction: $\rho$ is not known before training, so we read it
+# off the run's own last epoch, where the invariance on the held-out pairs,
+# $s \approx 2\sigma^2(1-\rho)$, gives $1 - \rho \approx s / (2\sigma^2)$, and ask whether that
+# final state is a balance point of the model: is the measured $\sigma$ equal to
+# $\min(\gamma, \mu / (4\lambda(1-\rho)))$ computed from the same $s$ and $\sigma$? Inside the
+# hinge this asks whether $s \approx \mu\sigma / (2\lambda)$: whether the run ended with its
+# $s$ and $\sigma$ in the ratio at which the two forces cancel. A check that lands on the clamp
+# $\gamma$ tests little (any spread at or above $\gamma$ "agrees"), so we also train a second run
+# with a ten times smaller variance weight, $\mu = 5$, where the balance point,
+# $0.05/(1-\rho)$, should lie well below $\gamma$.
 
 # %%
 def balance(result):
@@ -288,16 +294,19 @@ for r in (result, result_mu5):
           f"{measured:>13.2f}  {where}")
 
 # %% [markdown]
-# The first row is the demo's $\mu$: its prediction lands on the clamp $\gamma$, and the measured
-# spread sits on it (1.01 in the stored run). That row tests little: the spread overshot
-# $\gamma$ in the first epoch (the epoch table above: 1.94 after it), and above $\gamma$ the hinge
-# does not push at all, only the invariance term pulls the spread back down; whether it stops at
-# $\gamma$ or keeps falling, two epochs cannot tell. The second row is the test. With $\mu = 5$
-# the model predicts a balance far inside the
-# hinge, 0.08, and the run settles there (measured 0.09 in the stored run) instead of climbing to
-# $\gamma$: a crude model (one number per run, a network that can do more than rescale), but it
-# predicts where the spread stops. Chapter 4 shows that the covariance term adds a third force
-# to this balance.
+# The column printed as "predicted std" is the balance formula fed with each run's own final
+# $1 - \rho$, so read it as the consistency check described above, not as a forecast. The first
+# row is the demo's $\mu$: the formula lands on the clamp $\gamma$, and the measured spread sits
+# on it (1.01 in the stored run). That row tests little: the spread overshot $\gamma$ in the
+# first epoch (the epoch table above: 1.94 after it), and above $\gamma$ the hinge does not push
+# at all, only the invariance term pulls the spread back down; whether it stops at $\gamma$ or
+# keeps falling, two epochs cannot tell. The second row is the real check. With $\mu = 5$ and
+# this run's $1 - \rho = 0.611$, the balance lies far inside the hinge, at 0.08, and the run's
+# spread is 0.09 there (stored run) instead of climbing to $\gamma$: the run ended (nearly) at a
+# balance point of the two forces. A crude model (one number per run, a network that can do more
+# than rescale), and one that explains where the spread stopped rather than foretelling it; a
+# true prediction would need $\rho$ before the run. Chapter 4 shows that the covariance term adds
+# a third force to this balance.
 
 # %% [markdown]
 # The numbers already tell the story; let us look at the embeddings of the test images
@@ -341,7 +350,7 @@ plt.show()
 
 # %% [markdown]
 # The singular values of the centred embeddings make "the same thing" precise: their effective
-# rank ([Garrido et al., 2023](https://arxiv.org/abs/2210.02885)) counts how many directions the embeddings really use (chapter 6
+# rank (RankMe, [Garrido et al., ICML 2023](https://arxiv.org/abs/2210.02885)) counts how many directions the embeddings really use (chapter 6
 # explains the measure).
 
 # %%
@@ -429,8 +438,11 @@ plt.show()
 # Without the variance term nothing in the loss resists the shortcut of chapter 2: the stop-
 # gradient only stops the gradient through one branch at a time, each branch still pulls itself
 # towards the other, and the spread falls step after step (note the logarithmic axis). With
-# $\mu\,v$ added the hinge holds the spread up near $\gamma$: the variance term does the job that
-# SimSiam's predictor does, without a predictor or a momentum encoder.
+# $\mu\,v$ added the hinge holds the spread up near $\gamma$. So in this experiment the variance
+# term does one job of SimSiam's predictor, keeping the embeddings from collapsing, without a
+# predictor or a momentum encoder. The figure measures only that, the spread: whether the
+# representation is as useful as one trained with a predictor, these 100 steps do not say (the
+# paper's comparisons of accuracy are on ImageNet).
 
 # %% [markdown]
 # ## What the BatchNorm in the expander does
@@ -442,8 +454,9 @@ plt.show()
 # 1 and 0). So the spread of a hidden unit no longer depends on the weights before it, only on one
 # learnable scale per unit; it keeps the hidden layers well conditioned whatever the backbone
 # does, and, like the variance term, it couples the images of a batch. Does it prevent collapse?
-# The last Linear layer has no BatchNorm after it, and chapter 2 showed that the invariance term
-# shrinks exactly that layer.
+# The last Linear layer has no BatchNorm after it, and it is the layer through which chapter 2's
+# shortcut runs (the invariance term's gradient pulls its weights smaller, and can also turn
+# them).
 # The next cell measures, for both models above (training mode, as the loss sees them, on a
 # held-out batch), the spread of the last hidden layer, the norm of the last layer's weight and
 # the spread of the embeddings:
@@ -461,13 +474,20 @@ for name, (model, _) in siamese.items():
           f" {z.std(0).mean():>14.4f}")
 
 # %% [markdown]
-# Compare the columns. BatchNorm keeps the last hidden layer spread out in both models, whether
-# or not they collapsed, so a healthy hidden layer says nothing about the embedding; the
-# embedding's spread, the output of the one layer without BatchNorm after it, is what separates
-# the collapsed model from the other. (The weight norm shows *how* that layer collapses: if it
-# barely differs between the two models, the layer did not shrink but turned its rows away from
-# the directions in which the hidden layer varies.) BatchNorm standardises what goes *into* the
-# last layer; only the variance term acts on what comes out of it.
+# Compare the columns. BatchNorm keeps the last hidden layer spread out in both models (0.142
+# and 0.294), whether or not they collapsed, so a healthy hidden layer says nothing about the
+# embedding; the embedding's spread, the output of the one layer without BatchNorm after it, is
+# what separates the collapsed model from the other: 0.0038 against 0.979, about 250 times
+# smaller. The weight norm shows *how* that layer collapsed, and it was not by shrinking:
+# $\lVert W \rVert$ is 15.41 against 17.23, both *above* the 13.1 of PyTorch's default
+# initialisation of a $512 \times 512$ layer ($\sqrt{512/3}$). A hidden layer half as spread out
+# and a weight 11% smaller account for a factor of about 2.3 of the 250; the remaining factor of
+# about 100 is direction: the rows of the collapsed model's $W$ turned away from the directions
+# in which its hidden layer varies. This is the one account of collapse the book uses: the
+# shortcut is an embedding that varies less from image to image, and chapter 2's identity gives
+# only one of the forces that lead there; a network may get there by shrinking its last layer or,
+# as here, by turning it. BatchNorm standardises what goes *into* the last layer; only the
+# variance term acts on what comes out of it.
 
 # %% [markdown]
 # ## Exercises

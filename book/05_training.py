@@ -52,7 +52,7 @@ print("fast mode:", FAST)
 # the encoder and the expander give two batches of embeddings $Z, Z' \in \mathbb{R}^{n \times d}$.
 # VICReg ([Bardes et al., 2022](https://arxiv.org/abs/2105.04906)) minimises a weighted sum of the three terms met in chapters 2
 # to 4, averaged over the images of the dataset $\mathcal{D}$ and the pairs of augmentations
-# (paper Eq. 5 and 6):
+# (paper Eq. 6 and 7, in the arXiv version's numbering, which `vicreg_edu.loss` follows):
 #
 # $$ \ell(Z, Z') = \lambda\, s(Z, Z') + \mu\, \bigl[v(Z) + v(Z')\bigr] + \nu\, \bigl[c(Z) + c(Z')\bigr],
 #    \qquad
@@ -69,11 +69,14 @@ print("fast mode:", FAST)
 # Each term earns its place: in the paper's 100-epoch ablation (Table 7) all three terms give
 # 68.6% ImageNet linear accuracy, invariance and variance without covariance 57.5%, and
 # invariance alone collapses (chapter 1); chapter 7 reproduces the direction on our data. As in
-# the official code, `vicreg_edu` averages the two variance terms, $\mu\,[v(Z) + v(Z')]/2$.
+# the official code, `vicreg_edu` averages the two variance terms, $\mu\,[v(Z) + v(Z')]/2$, and
+# the numbers the trainer logs follow chapter 0's convention: `variance` (the "v" of the
+# printouts) is that branch average, $[v(Z) + v(Z')]/2$, and `covariance` (the "c") is the sum
+# $c(Z) + c(Z')$ over the two branches.
 # Every run of the book reads these numbers from its configuration. The `demo` preset departs
 # from the paper's weights on purpose, because of its budget: it must train in about three
 # minutes on two CPU cores, which buys 10 epochs of batch 128. A seeded recipe search on our
-# data (`vicreg_edu.experiments`, results in `load_results("recipe_search")`) found that at this
+# data (`scripts/recipe_search.py`, results in `load_results("recipe_search")`) found that at this
 # budget the paper's weights stop short of $\gamma$: the variance term is still far from 0 at the
 # end. Doubling $\mu$ to 50 and halving $\nu$ to 0.5 keeps the $k$-NN accuracy and lets the
 # dimensions spread out:
@@ -101,17 +104,18 @@ for run in search["runs"]:
 # covariance term. With $\mu = 50$ the $k$-NN accuracy is the same (0.61 in all four rows) and
 # $v$ falls as $\nu$ falls; $\nu = 0.25$ goes too far, its effective rank (65) is barely above
 # a random encoder's (57). The preset takes 25/50/0.5: $v \approx 0.14$ and a std of about 0.9.
-# (On the first edition's data, $\lambda = 10$ lost about 5 points.) The data changed too: the
-# preset's Shapes draws flat and gradient backgrounds only, because two views of an image with a
-# *noisy* background share the noise, no augmentation removes it, and a short run learned it as
-# a feature (the `vicreg_edu.data.Shapes` docstring gives the measurement; chapter 6 looks at
-# what the trained embedding does encode). These rows were run with the learning-rate schedule of
-# the time; a later stage of the search changed the schedule only, and that is where most of the
-# remaining accuracy was (next section).
+# The data matter too: the preset's Shapes draws flat and gradient backgrounds only, because two
+# views of an image with a *noisy* background share the noise, no augmentation removes it, and
+# a short run learns it as a feature (the `vicreg_edu.data.Shapes` docstring gives the
+# measurement; chapter 6 looks at what the trained embedding does encode). These rows use the
+# search's base schedule (base lr 1e-2, a cosine down to 0.001 x the peak); another stage of the
+# search changed the schedule only, and that is where most of the remaining accuracy was (next
+# section).
 
 # %% [markdown]
 # The loss function returns the three unweighted terms next to the weighted total, which is what
-# the trainer logs. On any batch the total is exactly the weighted sum:
+# the trainer logs ($v$ the branch average, $c$ the sum over the branches). On any batch the
+# total is exactly the weighted sum:
 
 # %%
 z_a = torch.randn(256, 64)
@@ -275,8 +279,8 @@ for (base_lr, ratio), group in sorted(schedules.items()):
     print(f"{base_lr:8g} {base_lr * 128 / 256:7g} {ratio:9g}x   {knn}{mark}")
 
 # %% [markdown]
-# The first row is the official schedule (decay to 0.001 times the peak) at the learning rate
-# the previous edition of the preset used: 0.615 / 0.658. Stopping the decay at 0.75 times the
+# The first row is the official schedule (decay to 0.001 times the peak) at the search's base
+# learning rate (base lr 0.01): 0.615 / 0.658. Stopping the decay at 0.75 times the
 # peak gains 5 to 7 points (0.684 / 0.708), no decay at all a little more (0.707 / 0.722), and
 # the 0.75 decay with a 1.5 times higher learning rate gives the best pair of seeds,
 # 0.712 / 0.733: that is the preset. (The book's tests run it in fast mode: 3 of the 10
@@ -381,14 +385,22 @@ fig.suptitle(f"VICReg on {cfg.dataset}: the loss and its three terms (left), the
 plt.show()
 
 # %% [markdown]
-# On the left, read the terms separately (the total is weighted, the terms are not). At
-# initialisation the embeddings' per-dimension standard deviation is far below $\gamma = 1$, so
-# the variance hinge $v$ starts high; it should fall as the dimensions spread out. The invariance
-# term $s$ measures how far apart the two views' embeddings are. The covariance term $c$ may
-# well *rise*: with $\nu = 0.5$ it is the lightest-weighted term. A rising $c$ is not by itself a
-# warning sign: a user of the official code reports $c$ growing from 2.6 to 6.5 over 20 epochs
-# while the other two terms fell
-# ([facebookresearch/vicreg#14](https://github.com/facebookresearch/vicreg/issues/14)).
+# On the left, read the terms separately (the total is weighted, the terms are not; `variance`
+# is the branch average and `covariance` the sum over the two branches). At initialisation the
+# embeddings' per-dimension standard deviation is far below $\gamma = 1$, so the variance hinge
+# $v$ starts high; it should fall as the dimensions spread out. The invariance term $s$ measures
+# how far apart the two views' embeddings are. What healthy curves look like was asked on the
+# official repository, and the first author answered: a covariance loss of 0 most likely means
+# that the representations collapsed, its magnitude depends on the data, and it should stay
+# stable through training, while only the invariance loss decreases significantly
+# ([facebookresearch/vicreg#14](https://github.com/facebookresearch/vicreg/issues/14)). (A later
+# comment in that thread reports $c$ rising from 2.6 to 6.5 over 20 epochs and asks whether that
+# is normal; it got no answer, so it is evidence neither way.) This run does not follow that
+# description: its $s$ barely moves and its $c$ triples (the printout below). The reason is the
+# spread, which that description takes as settled: $s$ is a squared distance and $c$ a sum of
+# squared covariances, so while the embeddings' spread $\sigma$ grows, $s$ grows like
+# $\sigma^2$ and $c$ like $\sigma^4$ even if nothing else changes. Both have to be read relative
+# to the spread, which the printout allows (the paragraph after it).
 # The middle and right panels are the two numbers that tell collapse apart: the effective rank
 # of the embeddings of held-out images (a handful would be dimensional collapse) and their mean
 # per-dimension standard deviation (near 0 would be complete collapse). Chapter 6 reads these
@@ -409,9 +421,28 @@ assert report["emb_std_min"] > 0.01 and report["emb_effective_rank"] > 5, "the e
 # %% [markdown]
 # In this run $v$ fell from 0.52 to 0.11, the embedding's mean std reached 0.94 (against
 # $\gamma = 1$) and its effective rank 90.7, above the random encoder's 57 in the table at the
-# top of the chapter: neither kind of collapse. $c$ rose from 5.0 to 15.3, as announced. The
-# `lr` line is the learning rate: at step 20 it is still warming up, and at the end it is 0.0056,
-# 0.75 times the peak of 0.0075, where the schedule stops decaying.
+# top of the chapter: neither kind of collapse.
+#
+# Now read $s$ and $c$ through the spread. The printout gives $\sigma$ at the end (0.936, the mean
+# std of held-out views). At step 20 it gives $v = 0.52$; since $v$ is the mean shortfall below
+# $\gamma$, the mean std of that training batch was then at least $1 - v \approx 0.48$ (equal to
+# it if no dimension had reached $\gamma$ yet). So $\sigma$ about doubled: $\sigma^2$ grew
+# about 3.8 times and $\sigma^4$ about 15 times. The quantity to read for $s$ is
+# $s / (2\sigma^2)$, chapter 3's $1 - \rho$: the distance between the two views of an image
+# relative to the spread of the images. It fell from about $0.292 / (2 \times 0.48^2) \approx 0.63$
+# to $0.241 / (2 \times 0.936^2) \approx 0.14$, while $s$ itself only went from 0.292 to 0.241:
+# the views became far more alike, and the growing spread hid it. For $c$, compare it with the
+# floor that even decorrelated embeddings pay (chapter 4): $(d-1)/(n-1)\,\sigma^4$ per branch,
+# about $8\sigma^4$ for the two branches of a batch of $n = 128$ in $d = 512$, roughly 0.4 at
+# step 20 and 6.2 at the end. $c$ went from about 12 times that floor (5.0) to about 2.5 times it
+# (15.3): it tripled because the spread grew towards $\gamma$, while the correlations it
+# penalises fell. These are rough figures (the starting $\sigma$ is a bound read from $v$ on a
+# training batch, the final one a held-out mean); the per-epoch `emb_std_mean` in
+# `result.epochs` (chapter 6 prints it) gives $\sigma$ at every epoch. Once the std sits at
+# $\gamma$, $c$ should stay roughly stable, as the first author describes.
+#
+# The `lr` line is the learning rate: at step 20 it is still warming up, and at the end it is
+# 0.0056, 0.75 times the peak of 0.0075, where the schedule stops decaying.
 
 # %% [markdown]
 # ## Did it learn anything? $k$-NN against two baselines
@@ -462,6 +493,17 @@ for key, acc in result.final.items():
 # on CIFAR-10, solo-learn's VICReg recipe, which the `cifar10` preset follows closely, reports
 # 92.07% linear accuracy after 1000 epochs of a ResNet-18
 # ([Turrisi da Costa et al., 2022](https://jmlr.org/papers/v23/21-1155.html)).
+#
+# The `probe` printed in every epoch line of the run (0.359 after the last epoch, while the $k$-NN
+# was already 0.654 at epoch 8) is not a second evaluation of the same thing. It is the trainer's
+# *online* linear probe: a linear layer trained on the side during pre-training, with AdamW at
+# `probe_lr` = 1e-3 (constant), on the detached representations of the augmented training views,
+# one pass over the training images per epoch, and its accuracy is counted on those training
+# batches while it learns, averaged over the whole epoch. So it lags: the features it fits keep
+# moving under it, a small learning rate and 78 updates an epoch give it little time to catch up,
+# and each epoch's average includes its early steps. Read it as a cheap trend (here it rises
+# every epoch), not as an accuracy; the offline linear probe of chapter 8, trained on the frozen
+# features of this run's checkpoint, is the number to set next to the $k$-NN.
 
 # %%
 if preset == "demo" and not FAST:  # the full-size demo run; the fast-mode run is too short to judge
@@ -474,7 +516,7 @@ print(f"wall time of the run: {result.wall_time:.0f} s; checkpoint: {run_dir / '
 #
 # Ten epochs is what a three-minute budget buys, not where VICReg stops. The same preset and seed
 # trained for 30 epochs (its learning-rate schedule stretched to 30) was run once with
-# `python -m vicreg_edu.experiments long` and stored with the library, like the ablation grid of
+# `python scripts/recipe_search.py long --epochs 30` and stored with the library, like the ablation grid of
 # chapter 7: `load_results("demo_long")` holds its $k$-NN every 2 epochs, its loss terms and its
 # per-epoch health report. It is not computed here. Next to it, this chapter's live run:
 
@@ -575,7 +617,10 @@ print(f"worked solution: {expected:,} parameters: {4 * expected / 2**20:.0f} MiB
 # early without changing the learning-rate schedule, and the run above measured its $k$-NN
 # accuracy at that step too (printed below). So train
 # `cfg.replace(aug={**cfg.aug, "crop_scale": (0.08, 1.0)}, max_steps=half["step"], out_dir=...)`
-# and put its `result.final["trained"]` in `my_knn`.
+# and put its `result.final["trained"]` in `my_knn` (`half` holds the epoch record a quarter into
+# the run, epoch 2 of 10, despite its name). The hidden cell trains the same configuration
+# itself, so it runs even while your answers are still `None`: it then says "not answered yet"
+# for each and prints the worked solution.
 
 # %%
 aug = make_augment_config(cfg)
@@ -613,8 +658,8 @@ print(f"worked solution: at step {half['step']}, k-NN {100 * wide.final['trained
 # longer tells a circle from a square, and the invariance term then asks two views with different
 # content to agree. On ImageNet, large objects survive such crops and the same crops teach
 # "object parts belong together". The recipe search that chose the preset measured the direction
-# at a short budget (`load_results("recipe_search")`, screening stage: 3 epochs on the first
-# edition's data, crops of 50-100% gave 0.241 $k$-NN against 0.307 for 80-100%); the worked
+# at a short budget (`load_results("recipe_search")`, screening stage: 3 epochs on Shapes with
+# noisy backgrounds, crops of 50-100% gave 0.241 $k$-NN against 0.307 for 80-100%); the worked
 # solution above prints what this run measured.
 #
 # </details>

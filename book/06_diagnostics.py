@@ -101,8 +101,8 @@ print(f"{cfg.dataset}: {cfg.backbone} ({model.repr_dim}-d representation) + expa
 # |---|---|---|
 # | `emb_std_mean`, `emb_std_min` | how spread out is each dimension over the batch? | near 0 |
 # | `emb_dead_fraction` | which fraction of dimensions has std below 0.01? | near 1 |
-# | `emb_effective_rank` | how many directions are really used (RankMe, [Garrido et al., 2023](https://arxiv.org/abs/2210.02885))? | low (dimensional); for complete collapse read the std, not this (see below) |
-# | `emb_off_diagonal_energy` | the covariance term $c(Z)$ of one view | see the pitfall below |
+# | `emb_effective_rank` | how many directions are really used (RankMe, [Garrido et al., ICML 2023](https://arxiv.org/abs/2210.02885))? | low (dimensional); for complete collapse read the std, not this (see below) |
+# | `emb_off_diagonal_energy` | the covariance term $c(Z)$ of one view (the loss's `covariance` is $c(Z) + c(Z')$, about twice it) | see the pitfall below |
 # | `emb_alignment_mse` | how far apart are the two views' embeddings ($s$)? | near 0 *together with* a tiny std |
 #
 # The effective rank is *scale-free*: shrink a cloud of points by a factor 1000 and its
@@ -138,7 +138,8 @@ plt.show()
 # In this run the std climbs steadily towards $\gamma$ and the effective rank, after a dip in the
 # second epoch, climbs to the last epoch: no sign of either collapse. In the printed table above,
 # `probe` is the online linear probe trained on the side during pre-training (on detached
-# representations, so it never influences the encoder), and `k-NN` the evaluation of chapter 5
+# representations, so it never influences the encoder; it lags well behind the $k$-NN, and
+# chapter 5 says why), and `k-NN` the evaluation of chapter 5
 # on the epochs where the trainer ran it (`knn_every`; a `-` where it did not, such as the last
 # epoch of a run whose final evaluation happened elsewhere or was switched off).
 
@@ -226,7 +227,7 @@ for name, y, z in [("trained", y_trained, z_trained), ("random init", y_random, 
 #
 # A heatmap shows a few dozen dimensions; the singular value spectrum summarises all of them. For
 # centred embeddings with singular values $\sigma_1 \ge \sigma_2 \ge \dots$, the **effective
-# rank** (RankMe, [Garrido et al., 2023](https://arxiv.org/abs/2210.02885)) is the exponential of the entropy of the normalised
+# rank** (RankMe, [Garrido et al., ICML 2023](https://arxiv.org/abs/2210.02885)) is the exponential of the entropy of the normalised
 # spectrum $p_k = \sigma_k / \sum_j \sigma_j$:
 #
 # $$ \operatorname{erank}(Z) = \exp\Bigl(-\sum_k p_k \log p_k\Bigr) , $$
@@ -383,11 +384,11 @@ print(f"the vertical-position direction is {float(torch.atan2(w[1], w[0])) * 180
 # to ignore only what they change (chapter 7 switches augmentations on and off). The random
 # network's components follow none of the four measures closely, nor the class.
 #
-# The first edition of Shapes had a third background kind, noisy, which no augmentation removes
-# either; a short run learned it as a feature (98.7 % of a noisy test image's 20 nearest
-# neighbours were noisy too) and lost about 8 points of $k$-NN accuracy, so the default data now
-# draws flat and gradient backgrounds only (`Shapes(backgrounds=data.BACKGROUNDS)` brings the
-# noisy ones back; numbers in `load_results("recipe_search")`).
+# Shapes can draw a third background kind, noisy, which no augmentation removes either. In the
+# recipe search a short run on such data learned it as a feature (98.7 % of a noisy test image's
+# 20 nearest neighbours were noisy too) and lost about 8 points of $k$-NN accuracy, which is why
+# the default data draws flat and gradient backgrounds only (`Shapes(backgrounds=data.BACKGROUNDS)`
+# brings the noisy ones back; numbers in `load_results("recipe_search")`).
 
 # %%
 if not FAST:  # the story told above (fast mode's run is too short to show it)
@@ -456,7 +457,9 @@ for name, r in readings.items():
     print(f"{name:>17} {r['s']:9.2e} {r['v']:7.3f} {r['c']:10.2e} {r['std']:7.3f} {r['erank']:8.1f} {r['s_rel']:7.2f}")
 
 # %% [markdown]
-# Read the table row by row:
+# Read the table row by row (its $v$ and $c$ are the loss's, as the trainer logs them: the
+# average and the sum over the two views, so this $c$, 15.4 for the trained model, is about twice
+# the per-view $c(Z)$ of the epoch table at the top):
 #
 # - **trained model**: the reference row. Compare its $v$ with 0 (healthy: every dimension
 #   reaches $\gamma$) and with its collapse value 0.99, its std with $\gamma$, and its
@@ -488,20 +491,22 @@ for name, r in readings.items():
 # |---|---|---|---|
 # | variance term $v$ | falls towards 0 | climbs towards $\gamma - \sqrt{\epsilon} \approx 0.99$ | can be low: dimensions keep their spread but move together |
 # | per-dimension std (`emb_std_mean`, `emb_std_min`, dead fraction) | near $\gamma$ in every dimension, no dead dimension | towards 0 in every dimension, dead fraction towards 1 | fine in some dimensions (or in all, along a few shared directions) |
-# | covariance term $c$ | small but not 0; flat or slowly rising is normal | towards 0 (it scales as $a^4$) | large: strongly correlated dimensions |
+# | covariance term $c$ | small but not 0; roughly stable once the std sits at $\gamma$ (while the spread still grows, it rises like $\sigma^4$: chapter 5) | towards 0 (it scales as $a^4$) | large: strongly correlated dimensions |
 # | invariance term $s$ | small but not 0, well below $2\overline{\operatorname{Var}}$ | towards 0 (it scales as $a^2$) | small |
 # | effective rank | high, and stable | **not a reliable sign**: scale-free, it can stay high or even rise; read the std | low: a few directions hold the variance (a cliff in the spectrum) |
 # | $k$-NN, linear probe | well above a random encoder and raw pixels | down to a random encoder's or below | below a healthy run's |
 #
 # Two one-liners to remember: **$c = 0$ with $s = 0$ is collapse**; and **read complete collapse
-# on the std, dimensional collapse on the effective rank.** A rising $c$ alone is no alarm: a user
-# of the official code saw it grow from 2.6 to 6.5 over 20 epochs of a good run (vicreg#14).
+# on the std, dimensional collapse on the effective rank.** Read a rising $c$ with the std: while
+# the spread grows towards $\gamma$, $c$ rises like $\sigma^4$ (chapter 5's run triples its $c$
+# that way); once the std sits at $\gamma$, $c$ should stay roughly stable, as the first author
+# says in vicreg#14 (a user's report there of $c$ rising from 2.6 to 6.5 got no answer).
 # Chapter 1 shows a complete collapse (invariance alone), chapters 3, 4 and 7 a dimensional one
 # (no covariance term).
 #
 # This chapter's run reads as healthy on every row: in the per-epoch table at the top, the std
-# climbs towards $\gamma$ with no dead dimension, $c(Z)$ stays far from 0 (between 6 and 9 after
-# the first epoch, roughly flat), $s$
+# climbs towards $\gamma$ with no dead dimension, the per-view $c(Z)$ stays far from 0 (between 6
+# and 9 after the first epoch, roughly flat), $s$
 # stays small but not 0, and the effective rank ends higher than where it started and above the
 # random network's (the spectra above); the pitfall table gives $v$ near 0.07 and
 # $s / 2\overline{\operatorname{Var}}$ near 0.14, and the $k$-NN accuracy climbs epoch after
