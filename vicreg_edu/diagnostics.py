@@ -54,7 +54,7 @@ __all__ = [
     "collapse_report",
 ]
 
-RANKME_EPS = 1e-7  # the epsilon of RankMe (Garrido et al. 2023, eq. 1)
+RANKME_EPS = 1e-7  # the epsilon of RankMe (Garrido et al., ICML 2023, eq. 1)
 
 
 # -----------------------------------------------------------------------------
