@@ -1,4 +1,5 @@
 """The trainer end to end on CPU: DDP == one process, exact resume, crash safety, bad input, learning."""
+import importlib
 import json
 import math
 import re
@@ -12,10 +13,11 @@ import torch
 from conftest import ROOT, _subprocess_env as subprocess_env, _tiny as tiny, as_set_args, imagefolder_set_args
 from conftest import load_state as state
 
-import vicreg_edu.train as T
 from vicreg_edu import cli
 from vicreg_edu.config import get_config
 from vicreg_edu.models import VICRegWithProbe, build_model
+
+T = importlib.import_module("vicreg_edu.train")  # the module (vicreg_edu.train is the function)
 
 
 def torchrun(*args, timeout=300):

@@ -32,7 +32,9 @@ REQUIRED_KEYS = ("net", "config", "step")  # what evaluation and resumption read
 def atomic_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``.
 
-    A crash at any moment leaves either the previous file or the new one, never a torn file.
+    A crash, a SIGKILL or a power cut at any moment leaves either the previous file or the new
+    one, never a torn file (a stale ``.tmp`` at worst); the folder is fsynced after the rename so
+    the new name itself is on disk.
     """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
@@ -41,6 +43,15 @@ def atomic_save(obj: Any, path: Path) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    if hasattr(os, "O_DIRECTORY"):  # POSIX: make the rename durable (a folder fsync some filesystems refuse)
+        try:
+            folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+        except OSError:
+            pass
 
 
 def rng_state() -> dict:

@@ -10,10 +10,16 @@ BatchNorm across processes: ``torch.nn.SyncBatchNorm`` only runs on GPUs (it rai
 statistics are all-reduced with the autograd-aware ``torch.distributed.nn.functional.all_reduce``.
 With it, W processes on B/W images each compute what one process computes on B images, which
 the tests check parameter by parameter.
+
+Stop signals: :class:`StopSignals` turns SIGTERM, SIGUSR1 and SIGUSR2 into a flag that the
+training loop polls once per step, all processes agreeing on the step to stop at; the trainer
+then writes a checkpoint and raises :class:`Preempted`.
 """
 from __future__ import annotations
 
 import os
+import signal
+import threading
 
 import torch
 import torch.distributed as dist
@@ -121,3 +127,109 @@ def convert_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
     for name, child in model.named_children():
         model.add_module(name, convert_sync_batchnorm(child, device))
     return model
+
+
+# ----------------------------------------------------------------------------------------------
+# stop signals (pre-emption, time limits)
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1", "SIGUSR2") if hasattr(signal, name))
+"""What SLURM sends before it ends a job: SIGTERM on pre-emption or ``scancel`` (SIGKILL follows
+after the partition's GraceTime), USR1/USR2 at ``--signal=...@delay`` before the time limit."""
+
+
+class Preempted(SystemExit):
+    """Training stopped on a signal after writing a checkpoint at ``step``.
+
+    A :class:`SystemExit` whose ``code`` is ``128 + signum`` (143 for SIGTERM), the status the
+    signal's default action would give: uncaught, it ends the process with that status (the
+    command line, torchrun, a SLURM task), so schedulers see an unfinished job; ``except
+    Exception`` does not swallow it, and submitit does not store it as the job's result.
+    """
+
+    def __init__(self, signum: int, step: int, message: str):
+        super().__init__(128 + signum)
+        self.signum, self.step, self.message = signum, step, message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class StopSignals:
+    """A context manager: while active, :data:`STOP_SIGNALS` only set a flag, which :meth:`poll` reads.
+
+    The handler records the first signal and ignores the repeats (torchrun forwards SIGTERM to
+    its workers, which SLURM has usually signalled already), so a second signal can neither
+    interrupt the checkpoint being written nor stop the process. On exit the previous handlers
+    come back, also after an exception. Only the main thread may install handlers: elsewhere
+    (a notebook's worker thread) nothing is installed and the flag stays 0.
+
+    All processes must stop at the same step, or the ones still training would wait forever in
+    the next collective. Under a process group :meth:`poll` therefore all-reduces the flags (max)
+    on a CPU tensor through a gloo group of its own, asynchronously and one step late: step k
+    launches the reduction of the flags as they are after step k and reads the result at step
+    k + 1, by when it has long arrived (the highest signal number wins if processes got different
+    ones). Nothing waits for the GPU (a device tensor would need a
+    host sync every step), and the cost is one more step after a signal. :meth:`sync` is the
+    blocking version, for the end of an epoch.
+    """
+
+    def __init__(self):
+        self.received = 0  # the first stop signal this process got (0: none)
+        self.agreed = 0  # the signal all processes agreed to stop on (0: keep training)
+        self._previous: dict[int, object] = {}
+        self._group = None
+        self._pending = None  # (work, tensor) of the reduction launched by the last poll
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+        self._previous = {}
+
+    def _handle(self, signum: int, frame) -> None:
+        if not self.received:
+            self.received = signum
+
+    def _reduce(self, async_op: bool):
+        if self._group is None:
+            self._group = dist.new_group(backend="gloo")
+        flag = torch.tensor([self.received], dtype=torch.int64)
+        return dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self._group, async_op=async_op), flag
+
+    def poll(self) -> int:
+        """Once per step, on every process: the agreed stop signal (0 = go on); see the class docstring."""
+        if self.agreed or get_world_size() == 1:
+            self.agreed = self.agreed or self.received
+            return self.agreed
+        if self._pending is not None:
+            work, flag = self._pending
+            work.wait()
+            self.agreed, self._pending = int(flag), None
+        if not self.agreed:
+            self._pending = self._reduce(async_op=True)
+        return self.agreed
+
+    def sync(self) -> int:
+        """Like :meth:`poll`, but agrees on the flags as they are now (one blocking all-reduce)."""
+        if self.agreed or get_world_size() == 1:
+            return self.poll()
+        if self._pending is not None:
+            self._pending[0].wait()
+            self._pending = None
+        _, flag = self._reduce(async_op=False)
+        self.agreed = int(flag)
+        return self.agreed
+
+    def forward(self) -> None:
+        """Call the Python handler the agreed signal had before, if any, with ``frame=None``.
+
+        submitit's USR2 handler checkpoints the job object, requeues it and exits (rank 0) or
+        returns (other ranks); its SIGTERM handler logs "Bypassing signal SIGTERM" and returns.
+        """
+        previous = self._previous.get(self.agreed)
+        if callable(previous):
+            previous(self.agreed, None)

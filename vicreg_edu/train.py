@@ -16,18 +16,25 @@ Several nodes (run on every node; torchrun's c10d rendezvous connects them)::
 
 SLURM: ``vicreg-edu submit`` submits the same ``train`` through submitit.
 
-Read it top to bottom: :func:`train` sets up (processes, seeds, data, model, optimisers,
-resume), then runs :func:`train_one_epoch` (each step: two views -> forward -> ``vicreg_loss``
-(+ online probe) -> backward -> step -> log) and :func:`end_of_epoch` (collapse report, k-NN,
-checkpoint) for every epoch, then the final k-NN evaluation. The pieces live in the module of
-their concept: models in ``models``, views in ``augment``, batches in ``data``, checkpoints in
-``checkpoint``, evaluation in ``evaluate``, processes in ``distributed``; arguments are parsed in ``cli``.
+Read it top to bottom: :func:`train` sets up with :func:`start` (processes, seeds, data, model,
+optimisers, resume), then runs :func:`train_one_epoch` (each step: two views -> forward ->
+``vicreg_loss`` (+ online probe) -> backward -> step -> log) and :func:`end_of_epoch` (collapse
+report, k-NN, checkpoint) for every epoch, then the final k-NN evaluation. The pieces live in the
+module of their concept: models in ``models``, views in ``augment``, batches in ``data``,
+checkpoints in ``checkpoint``, evaluation in ``evaluate``, processes and signals in
+``distributed``; arguments are parsed in ``cli``.
+
+Pre-emption: SIGTERM, SIGUSR1 or SIGUSR2 during training finishes the current step (all
+processes agree on it), writes the checkpoint at that step and stops with exit status 128 + the
+signal number (143 for SIGTERM); ``--resume auto`` then continues exactly where it stopped.
 """
 from __future__ import annotations
 
 import json
 import math
 import random
+import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +100,10 @@ class Run:
     @property
     def ckpt_path(self) -> Path:
         return self.out_dir / "checkpoint.pt"
+
+    def epoch_end(self, step: int) -> bool:
+        """Whether ``step`` closes an epoch (or the run): :func:`end_of_epoch` follows, and saves."""
+        return step % self.steps_per_epoch == 0 or step == self.stop_at
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
@@ -255,8 +266,10 @@ class MetricsLog:
 # the loop
 
 
-def train_one_epoch(run: Run, state: State, fwd, loader, log: MetricsLog) -> tuple[torch.Tensor, int]:
-    """One pass over ``loader`` (from the step it was set to start at); stops early at ``run.stop_at``.
+def train_one_epoch(run: Run, state: State, fwd, loader, log: MetricsLog,
+                    signals: D.StopSignals) -> tuple[torch.Tensor, int]:
+    """One pass over ``loader`` (from the step it was set to start at); stops early at ``run.stop_at``,
+    or after a stop signal, with a checkpoint at the step reached (``signals.agreed`` is then set).
 
     Returns the online probe's ``(correct, seen)`` counts on this process.
     """
@@ -286,70 +299,118 @@ def train_one_epoch(run: Run, state: State, fwd, loader, log: MetricsLog) -> tup
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
 
-        end = state.step % steps_per_epoch == 0 or state.step == run.stop_at  # end_of_epoch saves then
+        end = run.epoch_end(state.step)  # end_of_epoch saves then
         ckpt_due = bool(cfg.ckpt_every and state.step % cfg.ckpt_every == 0)
-        if state.step % cfg.log_every == 0 or ckpt_due or end:
+        stop = signals.poll()  # SIGTERM/USR1/USR2 on any process (all agree on the step)
+        if state.step % cfg.log_every == 0 or ckpt_due or end or stop:
             log.step(state.step, terms, lr)  # one device sync per record
         if log.bar is not None:
             log.bar.update(1)
-        if ckpt_due and not end:
+        if (ckpt_due or stop) and not end:
             save_checkpoint(run, state, log.last)
-        if state.step >= run.stop_at:
+        if stop or state.step >= run.stop_at:
             break
     return correct, seen
 
 
+DIAG_BATCH = 256  # diagnostic views forwarded at a time (224 px: 154 MB of float32 per view and batch)
+
+
+def build_diag_views(run: Run, aug):
+    """The collapse report's fixed views: built on rank 0 only and kept on the CPU; None with ``diag_size=0``.
+
+    Built under ``fork_rng``, so this process's random streams (model initialisation, views) are
+    the same whether or not it builds them.
+    """
+    cfg = run.cfg
+    if not run.master or cfg.diag_size == 0:
+        return None
+    with torch.random.fork_rng(devices=[]):
+        return diagnostic_views(cfg.dataset, cfg.data_dir, aug, cfg.diag_size, cfg.seed)
+
+
+def diag_batches(views, device: torch.device, dtype: torch.dtype):
+    """``(view_a, view_b)`` of :data:`DIAG_BATCH` images at a time on ``device``, from a
+    ``data.DiagnosticViews`` (its ``batches``) or a pair of CPU tensors."""
+    if hasattr(views, "batches"):
+        yield from views.batches(DIAG_BATCH, device, dtype)
+        return
+    view_a, view_b = views
+    for i in range(0, len(view_a), DIAG_BATCH):
+        yield view_a[i:i + DIAG_BATCH].to(device, dtype), view_b[i:i + DIAG_BATCH].to(device, dtype)
+
+
 @torch.no_grad()
-def collapse_record(run: Run, model: VICReg, diag_views: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
-    """The collapse report of the embeddings (``emb_*``) and of the representations (``repr_*``)."""
+def collapse_record(run: Run, model: VICReg, diag_views) -> dict[str, float]:
+    """The collapse report of the embeddings (``emb_*``) and of the representations (``repr_*``);
+    ``{}`` without views. The views go to the device :data:`DIAG_BATCH` at a time."""
+    if diag_views is None:
+        return {}
     was_training = model.training
     model.eval()
-    with run.autocast():
-        r_a, e_a = model(diag_views[0])
-        _, e_b = model(diag_views[1])
+    r_a, e_a, e_b = [], [], []
+    for v_a, v_b in diag_batches(diag_views, run.device, run.dtype):
+        with run.autocast():
+            r, e = model(run.prepare(v_a))
+            e_b.append(model(run.prepare(v_b))[1].float())
+        r_a.append(r.float())
+        e_a.append(e.float())
     model.train(was_training)
-    record = {f"emb_{k}": v for k, v in collapse_report(e_a.float(), e_b.float()).as_dict().items()}
-    record.update({f"repr_{k}": v for k, v in collapse_report(r_a.float()).as_dict().items()
+    record = {f"emb_{k}": v for k, v in collapse_report(torch.cat(e_a), torch.cat(e_b)).as_dict().items()}
+    record.update({f"repr_{k}": v for k, v in collapse_report(torch.cat(r_a)).as_dict().items()
                    if k in ("std_mean", "effective_rank", "dead_fraction")})
     return record
 
 
-def end_of_epoch(run: Run, state: State, epoch: int, probe_counts: tuple[torch.Tensor, int],
-                 diag_views, log: MetricsLog) -> dict:
-    """Online probe accuracy (all processes), collapse report and k-NN (rank 0), log, checkpoint."""
-    cfg, (correct, seen) = run.cfg, probe_counts
+def probe_accuracy(run: Run, correct: torch.Tensor, seen: int) -> float:
+    """The online probe's accuracy over this epoch's steps on all processes (one all-reduce)."""
     if run.world > 1:
         torch.distributed.all_reduce(correct)
         seen *= run.world
-    record = {"kind": "epoch", "epoch": epoch + 1, "step": state.step, "online_probe_acc": correct.item() / max(seen, 1)}
+    return correct.item() / max(seen, 1)
+
+
+def knn_record(run: Run, state: State, epoch: int) -> dict[str, float]:
+    """``{"knn_acc": ...}`` every ``knn_every`` epochs (not at the last step: the final k-NN follows), else ``{}``."""
+    cfg = run.cfg
+    if not (cfg.knn_every and (epoch + 1) % cfg.knn_every == 0 and state.step < run.stop_at):
+        return {}
+    run.eval_data = run.eval_data or load_eval_data(cfg)
+    return {"knn_acc": knn_comparison(state.net.model, cfg, run.device, run.amp_dtype, run.eval_data,
+                                      baselines=False)["trained"]}
+
+
+def epoch_line(cfg: Config, record: dict, last: dict[str, float]) -> str:
+    """The line the progress bar prints at the end of an epoch."""
+    return (f"epoch {record['epoch']}/{cfg.epochs}: loss {last['loss']:.3f} (s {last['invariance']:.3f}, "
+            f"v {last['variance']:.3f}, c {last['covariance']:.3f}) | probe {record['online_probe_acc']:.3f}"
+            + (f" | emb eff. rank {record['emb_effective_rank']:.1f}" if "emb_effective_rank" in record else "")
+            + (f" | k-NN {record['knn_acc']:.3f}" if "knn_acc" in record else ""))
+
+
+def end_of_epoch(run: Run, state: State, epoch: int, probe_counts: tuple[torch.Tensor, int],
+                 diag_views, log: MetricsLog) -> dict:
+    """The epoch record (online probe: all processes; collapse report, k-NN: rank 0), logged, then the checkpoint."""
+    record = {"kind": "epoch", "epoch": epoch + 1, "step": state.step,
+              "online_probe_acc": probe_accuracy(run, *probe_counts)}
     if run.master:
         record.update(collapse_record(run, state.net.model, diag_views))
-        if cfg.knn_every and (epoch + 1) % cfg.knn_every == 0 and state.step < run.stop_at:
-            run.eval_data = run.eval_data or load_eval_data(cfg)
-            record["knn_acc"] = knn_comparison(state.net.model, cfg, run.device, run.amp_dtype, run.eval_data,
-                                               baselines=False)["trained"]
+        record.update(knn_record(run, state, epoch))
     log(record)
     if log.bar is not None:
-        last = log.last
-        log.bar.write(f"epoch {epoch + 1}/{cfg.epochs}: loss {last['loss']:.3f} (s {last['invariance']:.3f}, "
-                      f"v {last['variance']:.3f}, c {last['covariance']:.3f}) | probe {record['online_probe_acc']:.3f}"
-                      f" | emb eff. rank {record.get('emb_effective_rank', 0):.1f}"
-                      + (f" | k-NN {record['knn_acc']:.3f}" if "knn_acc" in record else ""))
+        log.bar.write(epoch_line(run.cfg, record, log.last))
     save_checkpoint(run, state, log.last)
     if run.world > 1:
         torch.distributed.barrier()
     return record
 
 
-def train(cfg: Config) -> TrainResult:
-    """Run VICReg pre-training as described by ``cfg``; see the module docstring for launch commands.
+def start(cfg: Config) -> tuple[Run, State, object, torch.nn.Module, object, MetricsLog]:
+    """Processes, checkpoint to resume from, data, model and optimisers, the log and the start line.
 
-    Example:
-        >>> from vicreg_edu.config import get_config
-        >>> result = train(get_config("demo", epochs=1, train_size=512, test_size=256, progress=False))  # doctest: +SKIP
-        >>> result.final["trained"] > result.final["random_init"]  # doctest: +SKIP
+    Returns ``(run, state, loader, fwd, diag_views, log)``: ``fwd`` is the model as the loop calls it
+    (DDP-wrapped under a process group, compiled with ``compile=true``).
     """
-    t0 = time.time()
     run = setup(cfg)  # processes, device, precision, seeds; out_dir writable
     resume_path = find_checkpoint(cfg)  # a bad checkpoint fails before any data is read
     ckpt = load_checkpoint(resume_path) if resume_path else None
@@ -359,8 +420,7 @@ def train(cfg: Config) -> TrainResult:
     aug = make_augment_config(cfg)
     loader = make_two_view_loader(cfg.dataset, cfg.data_dir, aug, cfg.batch_size, train_size=cfg.train_size,
                                   download=cfg.download, seed=cfg.seed, num_workers=cfg.num_workers, device=run.device)
-    diag_views = tuple(v.to(run.dtype) for v in diagnostic_views(cfg.dataset, cfg.data_dir, aug, cfg.diag_size,
-                                                                 cfg.seed, run.device))
+    diag_views = build_diag_views(run, aug)  # rank 0, CPU
     state = build_state(run, loader.num_classes)
     if ckpt is not None:
         state.step = restore_training_state(ckpt, state.net, state.optimizer, state.probe_optimizer, state.scaler,
@@ -376,14 +436,51 @@ def train(cfg: Config) -> TrainResult:
         print(f"VICReg | {cfg.backbone} + expander {cfg.expander} | {cfg.dataset} | world={run.world} "
               f"device={run.device} amp={run.amp_dtype} | batch {cfg.batch_size} ({cfg.batch_size // run.world}/proc)"
               f" | {run.steps_per_epoch} steps/epoch x {cfg.epochs} epochs | lr {cfg.lr:g} {cfg.optimizer}", flush=True)
+    return run, state, loader, fwd, diag_views, log
 
-    start_epoch, skip = divmod(state.step, run.steps_per_epoch)
-    for epoch in range(start_epoch, cfg.epochs):
-        if state.step >= run.stop_at:
-            break
-        loader.set_epoch(epoch, start=skip if epoch == start_epoch else 0)
-        probe_counts = train_one_epoch(run, state, fwd, loader, log)
-        end_of_epoch(run, state, epoch, probe_counts, diag_views, log)
+
+def stop_on_signal(run: Run, state: State, log: MetricsLog, signals: D.StopSignals) -> None:
+    """After a stop signal (the checkpoint at ``state.step`` is written): a ``stop`` record, one line on
+    stderr (rank 0), the signal's previous Python handler if it had one, then :class:`~.distributed.Preempted`."""
+    name = signal.Signals(signals.agreed).name
+    log({"kind": "stop", "step": state.step, "epoch": state.step / run.steps_per_epoch, "signal": name,
+         "checkpoint": str(run.ckpt_path)})
+    log.close()
+    message = (f"stopped by {name} at step {state.step}; checkpoint written to {run.ckpt_path}; "
+               "resume with --resume auto")
+    if run.master:
+        print(f"vicreg-edu: {message}", file=sys.stderr, flush=True)
+    signals.forward()  # e.g. submitit's USR2 handler: requeue the job, then exit
+    raise D.Preempted(signals.agreed, state.step, message)
+
+
+def train(cfg: Config) -> TrainResult:
+    """Run VICReg pre-training as described by ``cfg``; see the module docstring for launch commands.
+
+    While it trains, SIGTERM, SIGUSR1 and SIGUSR2 (pre-emption, time limit) finish the current step,
+    write a checkpoint at it and raise :class:`~vicreg_edu.distributed.Preempted` (a ``SystemExit``
+    with status 128 + the signal number) after the signal's previous handler, if any, has run;
+    ``resume="auto"`` continues exactly. Outside the main thread no handlers are installed.
+
+    Example:
+        >>> from vicreg_edu.config import get_config
+        >>> result = train(get_config("demo", epochs=1, train_size=512, test_size=256, progress=False))  # doctest: +SKIP
+        >>> result.final["trained"] > result.final["random_init"]  # doctest: +SKIP
+    """
+    t0 = time.time()
+    with D.StopSignals() as signals:  # from here on a stop signal only sets a flag
+        run, state, loader, fwd, diag_views, log = start(cfg)
+        start_epoch, skip = divmod(state.step, run.steps_per_epoch)
+        for epoch in range(start_epoch, cfg.epochs):
+            if state.step >= run.stop_at or signals.agreed:
+                break
+            loader.set_epoch(epoch, start=skip if epoch == start_epoch else 0)
+            probe_counts = train_one_epoch(run, state, fwd, loader, log, signals)
+            if run.epoch_end(state.step):  # else a signal stopped it mid-epoch, checkpoint written
+                end_of_epoch(run, state, epoch, probe_counts, diag_views, log)
+                signals.sync()  # a signal during the epoch-end work stops here
+        if signals.agreed:
+            stop_on_signal(run, state, log, signals)
 
     state.net.eval()
     result = TrainResult(model=state.net.model, config=cfg, out_dir=run.out_dir, history=log.history,

@@ -1,0 +1,227 @@
+"""Pre-emption without loss: SIGTERM (SIGUSR1/USR2) mid-epoch -> checkpoint at the step reached ->
+exit 128 + signum -> ``--resume auto`` ends bitwise equal to an uninterrupted run.
+
+SLURM pre-empts with SIGTERM (SIGKILL after the partition's GraceTime) and signals USR2 before the
+time limit; torchrun forwards a SIGTERM it gets to its workers. The subprocess tests send the
+signal as soon as ``metrics.jsonl`` shows step 2 (``log_every=1``), with ``ckpt_every=0``: no
+checkpoint exists before the signal, so the one found after it was written by the stop.
+"""
+import importlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import torch
+from conftest import ROOT, _subprocess_env as subprocess_env, _tiny as tiny, as_set_args
+from conftest import load_state as state
+
+from vicreg_edu.distributed import Preempted, StopSignals
+
+T = importlib.import_module("vicreg_edu.train")  # the module (vicreg_edu.train is the function)
+
+# 16 steps per epoch, 2 epochs: the signal lands early in epoch 1 and the resumed run crosses the
+# epoch end (checkpoint, set_epoch) before it finishes
+RUN = dict(train_size=512, batch_size=32, epochs=2, log_every=1, ckpt_every=0)
+STEPS_PER_EPOCH = 16
+
+
+def command(out_dir, *extra, processes=1):
+    train = ["-m", "vicreg_edu", "train", "--preset", "demo", "--set", *as_set_args(**RUN, out_dir=out_dir), *extra]
+    if processes == 1:
+        return [sys.executable, *train]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", *train]
+
+
+def finish(cmd, timeout=300):
+    proc = subprocess.run(cmd, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def records(out_dir):
+    lines = (out_dir / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.endswith("}")]  # the last line may be half written
+
+
+def signal_mid_epoch(cmd, out_dir, signum=signal.SIGTERM, timeout=240):
+    """Start ``cmd``; once step 2 is logged, send ``signum`` to it; return ``(status, stderr)``."""
+    err = out_dir.parent / f"{out_dir.name}.stderr"
+    with open(err, "w") as stderr:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        deadline = time.time() + timeout
+        while not ((out_dir / "metrics.jsonl").exists() and
+                   any(r["kind"] == "step" and r["step"] >= 2 for r in records(out_dir))):
+            assert proc.poll() is None, err.read_text()[-3000:]
+            assert time.time() < deadline, "no step 2 logged in time"
+            time.sleep(0.02)
+        assert not (out_dir / "checkpoint.pt").exists()  # ckpt_every=0, mid-epoch: nothing saved yet
+        proc.send_signal(signum)
+        status = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return status, err.read_text()
+
+
+def check_stopped_at_last_logged_step(out_dir, stderr, world):
+    """The checkpoint is at the last logged step, mid-epoch, with a ``stop`` record; returns the step."""
+    saved = state(out_dir)
+    logged = [r["step"] for r in records(out_dir) if r["kind"] == "step"]
+    assert saved["step"] == logged[-1], (saved["step"], logged)  # no step lost
+    assert 2 <= saved["step"] < STEPS_PER_EPOCH, saved["step"]  # mid-epoch: the stop wrote it
+    assert len(saved["rng"]) == world
+    assert records(out_dir)[-1] == {"kind": "stop", "step": saved["step"], "epoch": saved["step"] / STEPS_PER_EPOCH,
+                                    "signal": "SIGTERM", "checkpoint": str(out_dir / "checkpoint.pt")}
+    line = (f"vicreg-edu: stopped by SIGTERM at step {saved['step']}; checkpoint written to "
+            f"{out_dir / 'checkpoint.pt'}; resume with --resume auto")
+    assert stderr.count(line) == 1, stderr[-3000:]  # rank 0 only
+    assert not (out_dir / "checkpoint.pt.tmp").exists()
+    return saved["step"]
+
+
+def assert_same_run(a, b):
+    """Bitwise the same weights, buffers and optimiser state at the same final step."""
+    assert a["step"] == b["step"] == RUN["epochs"] * STEPS_PER_EPOCH
+    for name in a["net"]:
+        assert torch.equal(a["net"][name], b["net"][name]), name
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert sa.keys() == sb.keys() and all(torch.equal(torch.as_tensor(sa[k]), torch.as_tensor(sb[k])) for k in sa)
+
+
+@pytest.mark.slow
+def test_sigterm_mid_epoch_one_process(tmp_path):
+    """`python -m vicreg_edu train`, SIGTERM mid-epoch: exit 143, checkpoint at the last step, exact resume."""
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    finish(command(straight))
+    status, stderr = signal_mid_epoch(command(stopped), stopped)
+    assert status == 128 + signal.SIGTERM == 143, stderr[-3000:]
+    step = check_stopped_at_last_logged_step(stopped, stderr, world=1)
+    finish(command(stopped, "--resume", "auto"))
+    assert_same_run(state(straight), state(stopped))
+    logged = [r["step"] for r in records(stopped) if r["kind"] == "step"]
+    assert logged == list(range(1, RUN["epochs"] * STEPS_PER_EPOCH + 1)), logged  # each step once
+    assert [r["kind"] for r in records(stopped)].count("stop") == 1 and step in logged
+
+
+@pytest.mark.slow
+def test_sigterm_to_torchrun_two_processes(tmp_path):
+    """SIGTERM to torchrun (2 gloo workers): torchrun forwards it, both workers stop at the same step
+    after writing the checkpoint, and the resumed 2-process run equals the uninterrupted one.
+
+    torchrun itself then exits with status 1 (its SignalException), the workers with 143.
+    """
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    finish(command(straight, processes=2))
+    status, stderr = signal_mid_epoch(command(stopped, processes=2), stopped)
+    assert status != 0 and "got signal: 15" in stderr, stderr[-3000:]
+    check_stopped_at_last_logged_step(stopped, stderr, world=2)
+    finish(command(stopped, "--resume", "auto", processes=2))
+    assert_same_run(state(straight), state(stopped))
+
+
+def _signal_at_step(monkeypatch, step, signum):
+    """Make the trainer's ``step``-th loss computation send ``signum`` to this process."""
+    real, calls = T.vicreg_loss, {"n": 0}
+
+    def loss(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == step:
+            os.kill(os.getpid(), signum)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(T, "vicreg_loss", loss)
+
+
+def test_second_sigterm_during_the_checkpoint_write(tmp_path, monkeypatch):
+    """A SIGTERM at step 3 (of 4 per epoch), another halfway through writing the checkpoint: the second is
+    ignored, the checkpoint at step 3 is complete, the previous Python handler runs once (after the
+    write), then Preempted(143); the handler that was there before is back."""
+    _signal_at_step(monkeypatch, 3, signal.SIGTERM)
+    real_save = torch.save
+
+    def save_with_a_signal_halfway(obj, f, *args, **kwargs):
+        buffer = io.BytesIO()
+        real_save(obj, buffer, *args, **kwargs)
+        data = buffer.getvalue()
+        f.write(data[: len(data) // 2])
+        os.kill(os.getpid(), signal.SIGTERM)
+        f.write(data[len(data) // 2:])
+
+    monkeypatch.setattr(torch, "save", save_with_a_signal_halfway)
+    calls = []
+
+    def previous(signum, frame):  # e.g. a job runner's handler; reads the checkpoint when it runs
+        calls.append((signum, state(tmp_path)["step"]))
+
+    old = signal.signal(signal.SIGTERM, previous)
+    try:
+        with pytest.raises(Preempted) as stopped:
+            T.train(tiny(tmp_path, max_steps=8, log_every=1))
+        assert signal.getsignal(signal.SIGTERM) is previous
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert (stopped.value.code, stopped.value.signum, stopped.value.step) == (143, signal.SIGTERM, 3)
+    assert calls == [(signal.SIGTERM, 3)]
+    assert state(tmp_path)["step"] == 3 and not (tmp_path / "checkpoint.pt.tmp").exists()
+    assert str(stopped.value).startswith("stopped by SIGTERM at step 3; checkpoint written to")
+
+
+def test_usr2_calls_the_previous_handler_after_the_checkpoint(tmp_path, monkeypatch):
+    """USR2 with a handler like submitit's (requeue, then sys.exit(-1)): it runs after the checkpoint at
+    the step reached, and its exit goes through."""
+    _signal_at_step(monkeypatch, 2, signal.SIGUSR2)
+    calls = []
+
+    def requeue_and_exit(signum, frame):
+        calls.append(state(tmp_path)["step"])
+        sys.exit(-1)
+
+    old = signal.signal(signal.SIGUSR2, requeue_and_exit)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            T.train(tiny(tmp_path, max_steps=8, log_every=5))
+    finally:
+        signal.signal(signal.SIGUSR2, old)
+    assert stopped.value.code == -1 and not isinstance(stopped.value, Preempted)
+    assert calls == [2]
+    last = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    assert (last["kind"], last["signal"], last["step"]) == ("stop", "SIGUSR2", 2)
+
+
+def test_handlers_only_in_the_main_thread_and_restored(tmp_path, monkeypatch):
+    """In a thread, train() installs nothing and runs; in the main thread its handler is there while it
+    trains and the previous one is back after an exception."""
+    real, seen = T.vicreg_loss, []
+
+    def loss(*args, **kwargs):
+        seen.append(signal.getsignal(signal.SIGTERM))
+        if len(seen) == 3:
+            raise RuntimeError("boom")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(T, "vicreg_loss", loss)
+    before, errors = signal.getsignal(signal.SIGTERM), []
+    thread = threading.Thread(target=lambda: errors.extend(_errors_of(T.train, tiny(tmp_path / "t", max_steps=2))))
+    thread.start()
+    thread.join()
+    assert errors == [] and seen == [before, before]
+    with pytest.raises(RuntimeError, match="boom"):
+        T.train(tiny(tmp_path / "main", max_steps=2))
+    assert isinstance(getattr(seen[2], "__self__", None), StopSignals)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def _errors_of(fn, *args):
+    try:
+        fn(*args)
+    except BaseException as e:  # noqa: BLE001 - reported by the test
+        return [e]
+    return []
