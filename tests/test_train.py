@@ -148,6 +148,31 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     assert all(torch.isfinite(v).all() for v in saved["net"].values() if v.is_floating_point())
 
 
+def test_amp_auto_fits_the_device(tmp_path, monkeypatch):
+    """amp=auto: bf16 on a GPU with native bf16, fp16 + GradScaler on one without (emulated bf16 does
+    not count), none on the CPU or in float64; explicit settings kept. The start line's words say why."""
+    cfg, cuda, cpu = get_config("demo", fast=False), torch.device("cuda", 0), torch.device("cpu")
+    asked = []
+    for native, dtype, words in ((True, torch.bfloat16, "amp=auto -> bf16 (cuda bf16 supported)"),
+                                 (False, torch.float16, "amp=auto -> fp16 + GradScaler (no bf16 on this GPU)")):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported",
+                            lambda including_emulation=True, native=native: asked.append(including_emulation) or native)
+        assert T._amp_dtype(cfg, cuda) == dtype
+        # the demo's batch 128 < its 512-d embedding: the covariance takes the Gram side, float64 on a GPU
+        assert T.precision_note(cfg, cuda) == f"{words}; {T.GRAM_FLOAT64_NOTE}"
+    assert asked and not any(asked)  # asked with including_emulation=False every time
+    assert "Gram" not in T.precision_note(cfg.replace(batch_size=1024), cuda)  # N >= D: the (D, D) side
+    asked.clear()
+    assert T.precision_note(cfg, cpu) == "amp=auto -> none (CPU)" and T._amp_dtype(cfg, cpu) is None
+    assert asked == []  # no GPU query on the CPU
+    assert T.amp_dtype(cfg.replace(dtype="float64"), cuda, True) == (None, "amp=auto -> none (dtype=float64)")
+    assert T.amp_dtype(cfg.replace(amp="fp16"), cpu, False) == (torch.float16, "amp=fp16 -> fp16 + GradScaler (as set)")
+    assert T.amp_dtype(cfg.replace(amp="bf16"), cuda, False) == (torch.bfloat16, "amp=bf16 -> bf16 (as set)")
+    for amp, scaled in (("fp16", True), ("bf16", False), ("none", False)):  # the GradScaler runs for fp16 only
+        run = T.setup(tiny(tmp_path, amp=amp))
+        assert T.build_state(run, 10).scaler.is_enabled() is scaled, amp
+
+
 def test_cli_help_lists_presets():
     out = subprocess.run([sys.executable, "-m", "vicreg_edu.cli", "train", "--help"], cwd=ROOT,
                          env=subprocess_env(), capture_output=True, text=True, timeout=60).stdout
@@ -221,6 +246,7 @@ def test_imagefolder_one_process_trains_evaluates_and_resumes_exactly(tmp_path, 
     assert cli.main(["train", "--set", *imagefolder_set_args(image_folder, straight, max_steps=6)]) == 0
     out = capsys.readouterr().out
     assert "imagefolder | world=1" in out and "4 steps/epoch" in out and "k-NN accuracy" in out
+    assert "device=cpu amp=auto -> none (CPU) | batch 4" in out
     # 3 steps (mid-epoch), then resume to 6: crosses the epoch boundary (set_epoch on one process)
     assert cli.main(["train", "--set", *imagefolder_set_args(image_folder, resumed, max_steps=3)]) == 0
     assert state(resumed)["step"] == 3

@@ -101,7 +101,7 @@ class Config:
 
     # --- system -----------------------------------------------------------------------------
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: str = "auto"  # auto (bf16 on CUDA, off on CPU) | bf16 | fp16 | none
+    amp: str = "auto"  # auto (bf16 on GPUs with bf16, else fp16 + GradScaler; off on CPU) | bf16 | fp16 | none
     channels_last: bool = True  # channels-last memory for conv nets (CPU too: 1.1-1.4x faster steps on the demo)
     compile: bool = False  # torch.compile the model
     dtype: str = "float32"  # parameters and activations: float32 | float64 (float64: exactness tests)

@@ -47,7 +47,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from . import distributed as D
 from .checkpoint import (atomic_save, check_resume_config, find_checkpoint, load_checkpoint, restore_training_state,
                          rng_state, training_state)
-from .config import Config, check_batch_split
+from .config import Config, check_batch_split, parse_expander_spec
 from .data import diagnostic_views, make_two_view_loader
 from .diagnostics import collapse_report
 from .errors import ConfigError, TrainingDiverged
@@ -87,7 +87,7 @@ class Run:
     rank: int
     world: int
     dtype: torch.dtype  # parameters, activations and loss: float32, or float64 for exactness tests
-    amp_dtype: torch.dtype | None  # autocast dtype (bf16/fp16) or None
+    amp_dtype: torch.dtype | None  # autocast dtype (bf16/fp16) or None, see amp_dtype()
     out_dir: Path
     steps_per_epoch: int = 0  # set once the loader is built
     stop_at: int = 0  # the last step of this run (max_steps, or all epochs)
@@ -118,10 +118,58 @@ class Run:
         return self.cfg.channels_last
 
 
+GRAM_FLOAT64_NOTE = "covariance Gram in float64: fast on A100/H100/H200, slow (1/32-1/64 rate) on most other GPUs"
+
+
+def amp_dtype(cfg: Config, device: torch.device, bf16_supported: bool) -> tuple[torch.dtype | None, str]:
+    """The autocast dtype of a run, and the words the start line says it with.
+
+    ``amp=auto``: bf16 on a CUDA device with native bf16 (``bf16_supported``: A100, H100, ...),
+    fp16 with the GradScaler on one without (V100, T4), none on the CPU and with ``dtype=float64``.
+    ``bf16``, ``fp16`` and ``none`` are kept as set. The loss itself computes in float32 (and the
+    Gram side of the covariance in float64 on a GPU, see ``loss._SecondMoments``).
+
+    >>> amp_dtype(Config(), torch.device("cuda", 0), bf16_supported=False)
+    (torch.float16, 'amp=auto -> fp16 + GradScaler (no bf16 on this GPU)')
+    >>> amp_dtype(Config(), torch.device("cpu"), bf16_supported=False)[1]
+    'amp=auto -> none (CPU)'
+    """
+    if cfg.amp != "auto":
+        choice, why = cfg.amp, "as set"
+    elif cfg.dtype != "float32":
+        choice, why = "none", f"dtype={cfg.dtype}"
+    elif device.type != "cuda":
+        choice, why = "none", device.type.upper()
+    elif bf16_supported:
+        choice, why = "bf16", "cuda bf16 supported"
+    else:
+        choice, why = "fp16", "no bf16 on this GPU"
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}[choice]
+    return dtype, f"amp={cfg.amp} -> {choice}{' + GradScaler' if choice == 'fp16' else ''} ({why})"
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Native bf16 on this CUDA device (compute capability 8.0 or more); the bf16 that torch emulates
+    on older GPUs (``is_bf16_supported()``'s default) is slower than fp16 there and does not count."""
+    if device.type != "cuda":
+        return False
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # torch < 2.3 has no emulation and no argument
+        return torch.cuda.is_bf16_supported()
+
+
+def precision_note(cfg: Config, device: torch.device) -> str:
+    """What the start line says about precision: the autocast choice, and on a GPU the covariance's Gram side."""
+    _, note = amp_dtype(cfg, device, bf16_supported(device))
+    if device.type == "cuda" and cfg.batch_size < parse_expander_spec(cfg.expander)[-1]:  # N < D: Gram side
+        note += f"; {GRAM_FLOAT64_NOTE}"
+    return note
+
+
 def _amp_dtype(cfg: Config, device: torch.device):
-    """autocast dtype: ``amp=auto`` is bf16 on CUDA in float32 runs, else off."""
-    amp = cfg.amp if cfg.amp != "auto" else ("bf16" if device.type == "cuda" and cfg.dtype == "float32" else "none")
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}[amp]
+    """The autocast dtype :func:`amp_dtype` picks on ``device`` (bf16 support queried)."""
+    return amp_dtype(cfg, device, bf16_supported(device))[0]
 
 
 def check_writable(folder: Path) -> None:
@@ -434,8 +482,9 @@ def start(cfg: Config) -> tuple[Run, State, object, torch.nn.Module, object, Met
     log = MetricsLog(run, total_steps, state.step, resumed=ckpt is not None)
     if run.master:
         print(f"VICReg | {cfg.backbone} + expander {cfg.expander} | {cfg.dataset} | world={run.world} "
-              f"device={run.device} amp={run.amp_dtype} | batch {cfg.batch_size} ({cfg.batch_size // run.world}/proc)"
-              f" | {run.steps_per_epoch} steps/epoch x {cfg.epochs} epochs | lr {cfg.lr:g} {cfg.optimizer}", flush=True)
+              f"device={run.device} {precision_note(cfg, run.device)} | batch {cfg.batch_size} "
+              f"({cfg.batch_size // run.world}/proc) | {run.steps_per_epoch} steps/epoch x {cfg.epochs} epochs "
+              f"| lr {cfg.lr:g} {cfg.optimizer}", flush=True)
     return run, state, loader, fwd, diag_views, log
 
 
