@@ -2,9 +2,11 @@
 
 It runs Debian's ``munge`` and ``slurm-wlm`` daemons (``munged``, ``slurmctld``, ``slurmd``) as
 root, from a generated munge key and a minimal ``slurm.conf`` in ``root``: one node with this
-machine's CPUs, ``select/cons_tres``, no accounting, no cgroups, private ports and sockets, so it
-never touches a system-wide SLURM or munge. Clients (``sbatch``, ``squeue``, ``scontrol``,
-``scancel``, and submitit, which calls them) find it through ``SLURM_CONF``.
+machine's CPUs and 90 % of its memory, ``select/cons_tres``, ``KillWait`` 30 s (the grace between
+SIGTERM and SIGKILL on ``scancel`` / ``scontrol requeue``, as a pre-emption's GraceTime), no
+accounting, no cgroups, private ports and sockets, so it never touches a system-wide SLURM or
+munge. Clients (``sbatch``, ``squeue``, ``scontrol``, ``scancel``, and submitit, which calls
+them) find it through ``SLURM_CONF``.
 
 ``stop()`` cancels the jobs still known to the controller, then terminates exactly the three
 processes ``start()`` created (by their ``Popen`` handles, never by name).
@@ -46,18 +48,33 @@ def skip_reason() -> str | None:
     return None
 
 
+def _memory_mb() -> int:
+    """90 % of this machine's memory in MB (a node configured above what slurmd finds is drained)."""
+    try:
+        with open("/proc/meminfo") as f:
+            total_kb = int(next(line for line in f if line.startswith("MemTotal:")).split()[1])
+    except (OSError, StopIteration, ValueError):
+        return 1024
+    return max(1, int(total_kb / 1024 * 0.9))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
+free_port = _free_port  # for tests too (torchrun's rendezvous port)
+
+
 class LocalSlurm:
     """A one-node SLURM (controller + compute daemon + munge) living in ``root``."""
 
-    def __init__(self, root: Path, cpus: int | None = None, partition: str = "debug"):
+    def __init__(self, root: Path, cpus: int | None = None, partition: str = "debug", kill_wait: int = 30):
         self.root = Path(root)
         self.cpus = cpus or os.cpu_count() or 1
+        self.memory_mb = _memory_mb()  # so jobs may ask for --mem (SLURM's default RealMemory is 1 MB)
+        self.kill_wait = kill_wait  # s between SIGTERM and SIGKILL when a job is cancelled, requeued or pre-empted
         self.partition = partition
         self.node = socket.gethostname().split(".")[0]
         self.procs: dict[str, subprocess.Popen] = {}
@@ -104,12 +121,12 @@ SchedulerType=sched/builtin
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 ReturnToService=2
-KillWait=5
+KillWait={self.kill_wait}
 MinJobAge=600
 SlurmctldTimeout=30
 SlurmdTimeout=30
 InactiveLimit=0
-NodeName={self.node} NodeAddr=127.0.0.1 CPUs={self.cpus} State=UNKNOWN
+NodeName={self.node} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.memory_mb} State=UNKNOWN
 PartitionName={self.partition} Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
 """)
 

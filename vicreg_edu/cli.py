@@ -113,8 +113,11 @@ def add_submit_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--tasks-per-node", type=int, default=None,
                    help="processes per node (default: --gpus-per-node, or 1 without GPUs)")
     g.add_argument("--cpus-per-task", type=int, default=None,
-                   help="CPU cores per task, e.g. 10 for data loading on a GPU node (default: SLURM's, 1)")
-    g.add_argument("--mem", default=None, help="memory per node in SLURM syntax, e.g. 64G (default: SLURM's)")
+                   help="CPU cores per task (default: the config's num_workers data-loading workers, at least 1, "
+                        "as the official launcher's 10 for 10 workers)")
+    g.add_argument("--mem", default=None,
+                   help="memory per node in SLURM syntax, e.g. 64G (default: 40G per GPU as the official launcher; "
+                        "4G per task without GPUs)")
     g.add_argument("--time", type=int, default=4320,
                    help="time limit of each job in minutes (default 4320 = 3 days); jobs requeue at the limit")
     s = parser.add_argument_group("scheduling")
@@ -136,6 +139,9 @@ def add_submit_args(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--log-dir", default="runs/slurm/%j",
                    help="submitit folder for the sbatch script, pickles and per-task logs; %%j = job id "
                         "(default runs/slurm/%%j)")
+    parser.add_argument("--print-sbatch", action="store_true",
+                        help="print the path (stderr) and content (stdout) of the package's sbatch script for "
+                             "multi-node `srun torchrun` runs without submitit, and submit nothing")
     parser.add_argument("train_args", nargs=argparse.REMAINDER, metavar="-- TRAIN_ARGS",
                         help="arguments of `vicreg-edu train`, after a `--`")
 

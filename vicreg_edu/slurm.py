@@ -16,22 +16,42 @@ submitit's job environment, exports the variables ``torchrun`` would set (``RANK
 ``vicreg_edu.train.train_and_report`` on the job's config (as the official ``run_with_submitit.py``
 calls ``main_vicreg.main``), whose ``distributed.setup`` picks NCCL on GPUs and gloo on CPUs.
 
-Pre-emption and time limits. submitit asks SLURM for ``--signal=USR2@<signal-delay>``: SLURM
-sends USR2 that many seconds before the time limit (and schedulers send it on pre-emption).
-submitit's handler then calls :meth:`TrainingJob.checkpoint`, which returns the same job (its config
-has ``resume="auto"``); submitit pickles it and runs ``scontrol requeue``. The requeued job continues
-from ``<out_dir>/checkpoint.pt``, which the trainer writes atomically at every epoch end and every
-``ckpt_every`` steps, so at most ``ckpt_every`` steps are redone, and the resumed run is exact
-(same weights as an uninterrupted run; ``tests/test_slurm.py`` checks it on a real SLURM).
-``out_dir`` and ``--log-dir`` must be on a filesystem every node sees.
+Resources. Unless given, each task asks for ``--cpus-per-task`` = the config's ``num_workers``
+(data-loading workers; at least 1), as the official launcher asks 10 CPUs per GPU task for its 10
+workers: the main process of a GPU task mostly waits on the GPU, and 10 per GPU is what 8-GPU
+nodes with 80 hardware threads can give (workers + 1 = 88 would not fit them). Memory, per node:
+40 GB per GPU as the official launcher, or 4 GB per task without GPUs (a CPU smoke test of a
+small run). The request is printed before sbatch sees it (:func:`request`, :class:`Request`).
+
+Without submitit: ``vicreg_edu/launch/multinode.sbatch`` (:func:`sbatch_script`; ``vicreg-edu
+submit --print-sbatch`` prints it) runs one ``torchrun`` per node under ``srun``, for clusters
+where ``srun torchrun`` is the house style.
+
+Pre-emption and time limits. While it trains, the trainer catches SIGTERM, SIGUSR1 and SIGUSR2:
+it finishes the current step (all processes agree on the step to stop at), writes
+``<out_dir>/checkpoint.pt`` at that step, then hands the signal to the handler that was there
+before (submitit's) and exits with 128 + the signal number. Time limit: submitit asks SLURM for
+``--signal=USR2@<signal-delay>``, so USR2 comes that many seconds before the limit; submitit's
+handler calls :meth:`TrainingJob.checkpoint`, which returns the same job (its config has
+``resume="auto"``), pickles it and runs ``scontrol requeue``. Pre-emption: SLURM sends SIGTERM to
+every process of the job, then SIGKILL after the partition's ``GraceTime`` (``KillWait`` for a
+``scontrol requeue``) and, with ``PreemptMode=REQUEUE``, requeues the job itself; submitit only
+logs "Bypassing signal SIGTERM".
+Either way the requeued job continues from the checkpoint at the step reached (none is lost;
+``ckpt_every`` is for crashes) and the resumed run is exact (same weights as an uninterrupted
+run; ``tests/test_slurm.py`` checks both on a real SLURM). The grace time must cover one or two
+steps plus a checkpoint write. ``out_dir`` and ``--log-dir`` must be on a filesystem every node sees.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import socket
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config, check_batch_split
@@ -65,13 +85,16 @@ class TrainingJob:
             os.environ["CUDA_VISIBLE_DEVICES"] = ""
         if "OMP_NUM_THREADS" not in os.environ:  # as torchrun: one process per task must not oversubscribe
             os.environ["OMP_NUM_THREADS"] = os.environ.get("SLURM_CPUS_PER_TASK", "1")
+        import torch  # already imported with this module: the variable alone would no longer change its threads
+
+        torch.set_num_threads(max(1, int(os.environ["OMP_NUM_THREADS"])))
         dist_env = submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False,
                                                                          overwrite=True)
         backend = "gloo (CPU)" if self.gpus_per_node == 0 else "nccl (GPU)"
         print(f"[vicreg-edu submit] job {env.job_id} attempt {int(os.environ.get('SLURM_RESTART_COUNT', 0)) + 1} | "
               f"task {dist_env.rank}/{dist_env.world_size} (local {dist_env.local_rank}) on {socket.gethostname()} | "
               f"master {dist_env.master_addr}:{dist_env.master_port} | {backend} | "
-              f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}", flush=True)
+              f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} = torch threads {torch.get_num_threads()}", flush=True)
         if dist_env.rank == 0:
             print(f"[vicreg-edu submit] {self.resume_note()}", flush=True)
         from .train import train_and_report
@@ -99,7 +122,7 @@ class TrainingJob:
         return f"resuming from {ckpt} at step {step}"
 
     def checkpoint(self, *args, **kwargs):
-        """Called by submitit on USR2 (time limit or pre-emption): requeue this job, resuming from its checkpoint."""
+        """Called by submitit on USR2 (the time limit; after the trainer's checkpoint): requeue this job, resuming."""
         import submitit
 
         print("[vicreg-edu submit] USR2 received: requeueing; the next attempt resumes from the latest "
@@ -136,17 +159,113 @@ def resources(args: argparse.Namespace) -> tuple[int, int]:
         value = getattr(args, name)
         if value is not None and value < (0 if name == "max_requeues" else 1):
             raise SubmitError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    if args.mem is not None and not _MEM.fullmatch(args.mem):
+        raise SubmitError(f"--mem {args.mem}: expected SLURM's memory syntax, an integer with an optional unit "
+                          f"K, M, G or T (MB without one), e.g. 64G or 64GB")
     if args.signal_delay >= args.time * 60:
         raise SubmitError(f"--signal-delay {args.signal_delay} s is not shorter than --time {args.time} min: SLURM "
                           "would send USR2 at once and the job would requeue without training")
     return tasks, args.nodes * tasks
 
 
+GPU_MEM_GB = 40  # per GPU, as the official run_with_submitit.py (mem_gb = 40 * num_gpus_per_node)
+CPU_TASK_MEM_GB = 4  # per task without GPUs: a small run on CPU (the demo's processes stay under 1.5 GB)
+_MEM = re.compile(r"\d+([KMGT]B?)?", re.IGNORECASE)  # sbatch --mem: an integer, MB unless a unit follows
+
+
+@dataclass(frozen=True)
+class Request:
+    """What ``vicreg-edu submit`` asks SLURM for; ``*_from`` says where each derived number came from."""
+
+    nodes: int
+    tasks_per_node: int
+    gpus_per_node: int
+    cpus_per_task: int
+    cpus_from: str
+    mem: str  # per node, sbatch syntax
+    mem_from: str
+    time_min: int
+    signal_delay_s: int
+    max_requeues: int
+    partition: str | None = None
+
+    @property
+    def world(self) -> int:
+        return self.nodes * self.tasks_per_node
+
+    def lines(self) -> list[str]:
+        """The block printed before submission."""
+        def plural(n: int, word: str) -> str:
+            return f"{n} {word}" + ("" if n == 1 else "es" if word.endswith("s") else "s")
+
+        hours = f" ({self.time_min / 60:g} h)" if self.time_min >= 60 else ""
+        backend = f"{self.gpus_per_node} GPUs per node, NCCL" if self.gpus_per_node else "gloo on CPU"
+        return [f"requesting: {plural(self.nodes, 'node')} x {plural(self.tasks_per_node, 'task')} = "
+                f"{plural(self.world, 'process')} ({backend}), {plural(self.cpus_per_task, 'CPU')} per task, "
+                f"{self.mem} memory per node, time {self.time_min} min{hours}, "
+                f"signal USR2 at -{self.signal_delay_s} s, "
+                f"partition {self.partition or '(cluster default)'}",
+                f"  CPUs per task: {self.cpus_from}",
+                f"  memory:        {self.mem_from}",
+                f"  signal:        USR2 {self.signal_delay_s} s before the time limit (--signal-delay): checkpoint "
+                f"and requeue, at most {self.max_requeues} times (--max-requeues)"]
+
+
+def request(args: argparse.Namespace, cfg: Config) -> Request:
+    """The resources of a job: the options given, else derived from ``cfg`` (module docstring), checked.
+
+    >>> from vicreg_edu import cli
+    >>> args = cli.build_parser().parse_args(["submit", "--nodes", "4", "--gpus-per-node", "8"])
+    >>> r = request(args, cli.get_config("imagenet-resnet50"))
+    >>> (r.tasks_per_node, r.cpus_per_task, r.mem, r.signal_delay_s)
+    (8, 10, '320G', 120)
+    """
+    tasks, _ = resources(args)
+    if args.cpus_per_task is not None:
+        cpus, cpus_from = args.cpus_per_task, "--cpus-per-task"
+    else:
+        cpus = max(1, cfg.num_workers)
+        cpus_from = (f"num_workers={cfg.num_workers} data-loading workers (the official launcher: 10 for 10), "
+                     f"at least 1; --cpus-per-task to change")
+    if args.mem is not None:
+        mem, mem_from = args.mem, "--mem"
+    elif args.gpus_per_node:
+        mem = f"{GPU_MEM_GB * args.gpus_per_node}G"
+        mem_from = f"{GPU_MEM_GB} GB per GPU x {args.gpus_per_node} (the official launcher's); --mem to change"
+    else:
+        mem = f"{CPU_TASK_MEM_GB * tasks}G"
+        mem_from = f"{CPU_TASK_MEM_GB} GB per CPU task x {tasks}; --mem to change"
+    return Request(nodes=args.nodes, tasks_per_node=tasks, gpus_per_node=args.gpus_per_node, cpus_per_task=cpus,
+                   cpus_from=cpus_from, mem=mem, mem_from=mem_from, time_min=args.time,
+                   signal_delay_s=args.signal_delay, max_requeues=args.max_requeues, partition=args.partition)
+
+
+def sbatch_script() -> Path:
+    """The shipped ``srun torchrun`` sbatch script, ``vicreg_edu/launch/multinode.sbatch``."""
+    return Path(__file__).resolve().parent / "launch" / "multinode.sbatch"
+
+
+def print_sbatch() -> None:
+    """``vicreg-edu submit --print-sbatch``: the script's path and how to use it on stderr, its text on stdout."""
+    path = sbatch_script()
+    print(f"# {path}\n# copy and edit the #SBATCH lines, then: sbatch vicreg.sbatch --preset ... --set out_dir=...\n"
+          f"#   vicreg-edu submit --print-sbatch > vicreg.sbatch", file=sys.stderr, flush=True)
+    print(path.read_text(), end="", flush=True)
+
+
 def submit(args: argparse.Namespace, cfg: Config):
-    """Submit one training job: the parsed ``submit`` options and the run's config; return the ``submitit.Job``."""
-    tasks, world = resources(args)
+    """Submit one training job: the parsed ``submit`` options and the run's config; return the ``submitit.Job``.
+
+    With ``--print-sbatch``, print the shipped sbatch script instead (:func:`print_sbatch`) and return None.
+    """
+    if getattr(args, "print_sbatch", False):
+        print_sbatch()
+        return None
+    req = request(args, cfg)
+    tasks, world = req.tasks_per_node, req.world
     check_batch_split(cfg.batch_size, world)
     cfg = job_config(cfg)
+    print("\n".join(req.lines()), flush=True)
     try:
         import submitit
     except ImportError:
@@ -156,10 +275,10 @@ def submit(args: argparse.Namespace, cfg: Config):
                           "single-node SLURM on one machine)")
     executor = submitit.AutoExecutor(folder=args.log_dir, cluster="slurm", slurm_max_num_timeout=args.max_requeues)
     params = dict(name=args.job_name, nodes=args.nodes, tasks_per_node=tasks, timeout_min=args.time,
-                  slurm_signal_delay_s=args.signal_delay)
+                  slurm_signal_delay_s=args.signal_delay, cpus_per_task=req.cpus_per_task, slurm_mem=req.mem)
     if args.gpus_per_node:
         params["gpus_per_node"] = args.gpus_per_node  # 0 is left out: clusters without GPU gres reject it
-    optional = {"cpus_per_task": args.cpus_per_task, "slurm_mem": args.mem, "slurm_partition": args.partition,
+    optional = {"slurm_partition": args.partition,
                 "slurm_account": args.account, "slurm_qos": args.qos, "slurm_constraint": args.constraint}
     params.update({k: v for k, v in optional.items() if v is not None})
     if args.slurm_args:
