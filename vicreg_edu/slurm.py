@@ -169,7 +169,7 @@ def resources(args: argparse.Namespace) -> tuple[int, int]:
 
 
 GPU_MEM_GB = 40  # per GPU, as the official run_with_submitit.py (mem_gb = 40 * num_gpus_per_node)
-CPU_TASK_MEM_GB = 4  # per task without GPUs: a small run on CPU (the demo's processes stay under 1.5 GB)
+CPU_TASK_MEM_GB = 4  # per task without GPUs (one demo process, 1 full-size epoch on CPU: 1.5 GB peak RSS)
 _MEM = re.compile(r"\d+([KMGT]B?)?", re.IGNORECASE)  # sbatch --mem: an integer, MB unless a unit follows
 
 
