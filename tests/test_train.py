@@ -173,6 +173,45 @@ def test_amp_auto_fits_the_device(tmp_path, monkeypatch):
         assert T.build_state(run, 10).scaler.is_enabled() is scaled, amp
 
 
+def test_collapse_report_views_on_rank0_cpu_in_batches(tmp_path, monkeypatch):
+    """The diagnostic views: built by rank 0 only, left on the CPU, forwarded DIAG_BATCH (256) at a time,
+    with the numbers of one forward of them all; diag_size=0 builds none."""
+    from vicreg_edu.diagnostics import collapse_report
+    from vicreg_edu.views import make_augment_config
+
+    cfg = tiny(tmp_path, diag_size=600)
+    run, aug, built = T.setup(cfg), make_augment_config(cfg), []
+    real = T.diagnostic_views
+    monkeypatch.setattr(T, "diagnostic_views", lambda *a, **k: built.append(a[3]) or real(*a, **k))
+    assert T.build_diag_views(T.Run(cfg, run.device, 1, 2, run.dtype, None, run.out_dir), aug) is None  # rank 1
+    assert T.build_diag_views(T.setup(tiny(tmp_path, diag_size=0)), aug) is None and built == []
+    views = T.build_diag_views(run, aug)
+    assert built == [600] and len(views) == 600 and views.view_a.device.type == "cpu"
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    sizes = []
+    model.register_forward_hook(lambda module, inputs, output: sizes.append(len(inputs[0])))
+    record = T.collapse_record(run, model, views)
+    assert sizes == [256, 256, 256, 256, 88, 88]  # (view a, view b) per batch
+    with torch.no_grad():
+        r_a, e_a = model(views.view_a)
+        e_b = model(views.view_b)[1]
+    whole = collapse_report(e_a, e_b).as_dict()
+    assert record["emb_n"] == 600 and views.view_a.device.type == "cpu"
+    for key in ("std_mean", "effective_rank", "alignment_mse", "off_diagonal_energy"):
+        assert record[f"emb_{key}"] == pytest.approx(whole[key], rel=1e-4), key
+    assert record["repr_effective_rank"] == pytest.approx(collapse_report(r_a).as_dict()["effective_rank"], rel=1e-4)
+    assert T.collapse_record(run, model, None) == {}
+
+
+def test_diag_size_zero_switches_the_collapse_report_off(tmp_path, capsys):
+    result = T.train(tiny(tmp_path, diag_size=0, max_steps=4))
+    assert "collapse report: off (diag_size=0)" in capsys.readouterr().out
+    (epoch,) = result.epochs
+    assert epoch["epoch"] == 1 and "online_probe_acc" in epoch
+    assert not any(k.startswith(("emb_", "repr_")) for k in epoch), epoch
+
+
 def test_cli_help_lists_presets():
     out = subprocess.run([sys.executable, "-m", "vicreg_edu.cli", "train", "--help"], cwd=ROOT,
                          env=subprocess_env(), capture_output=True, text=True, timeout=60).stdout

@@ -48,7 +48,7 @@ from . import distributed as D
 from .checkpoint import (atomic_save, check_resume_config, find_checkpoint, load_checkpoint, restore_training_state,
                          rng_state, training_state)
 from .config import Config, check_batch_split, parse_expander_spec
-from .data import diagnostic_views, make_two_view_loader
+from .data import DiagnosticViews, diagnostic_views, make_two_view_loader
 from .diagnostics import collapse_report
 from .errors import ConfigError, TrainingDiverged
 from .evaluate import knn_comparison, load_eval_data
@@ -364,8 +364,8 @@ def train_one_epoch(run: Run, state: State, fwd, loader, log: MetricsLog,
 DIAG_BATCH = 256  # diagnostic views forwarded at a time (224 px: 154 MB of float32 per view and batch)
 
 
-def build_diag_views(run: Run, aug):
-    """The collapse report's fixed views: built on rank 0 only and kept on the CPU; None with ``diag_size=0``.
+def build_diag_views(run: Run, aug) -> DiagnosticViews | None:
+    """The collapse report's fixed views: built on rank 0 only, kept on the CPU; None with ``diag_size=0``.
 
     Built under ``fork_rng``, so this process's random streams (model initialisation, views) are
     the same whether or not it builds them.
@@ -374,22 +374,11 @@ def build_diag_views(run: Run, aug):
     if not run.master or cfg.diag_size == 0:
         return None
     with torch.random.fork_rng(devices=[]):
-        return diagnostic_views(cfg.dataset, cfg.data_dir, aug, cfg.diag_size, cfg.seed)
-
-
-def diag_batches(views, device: torch.device, dtype: torch.dtype):
-    """``(view_a, view_b)`` of :data:`DIAG_BATCH` images at a time on ``device``, from a
-    ``data.DiagnosticViews`` (its ``batches``) or a pair of CPU tensors."""
-    if hasattr(views, "batches"):
-        yield from views.batches(DIAG_BATCH, device, dtype)
-        return
-    view_a, view_b = views
-    for i in range(0, len(view_a), DIAG_BATCH):
-        yield view_a[i:i + DIAG_BATCH].to(device, dtype), view_b[i:i + DIAG_BATCH].to(device, dtype)
+        return diagnostic_views(cfg.dataset, cfg.data_dir, aug, cfg.diag_size, cfg.seed, num_workers=cfg.num_workers)
 
 
 @torch.no_grad()
-def collapse_record(run: Run, model: VICReg, diag_views) -> dict[str, float]:
+def collapse_record(run: Run, model: VICReg, diag_views: DiagnosticViews | None) -> dict[str, float]:
     """The collapse report of the embeddings (``emb_*``) and of the representations (``repr_*``);
     ``{}`` without views. The views go to the device :data:`DIAG_BATCH` at a time."""
     if diag_views is None:
@@ -397,7 +386,7 @@ def collapse_record(run: Run, model: VICReg, diag_views) -> dict[str, float]:
     was_training = model.training
     model.eval()
     r_a, e_a, e_b = [], [], []
-    for v_a, v_b in diag_batches(diag_views, run.device, run.dtype):
+    for v_a, v_b in diag_views.batches(DIAG_BATCH, run.device, run.dtype):
         with run.autocast():
             r, e = model(run.prepare(v_a))
             e_b.append(model(run.prepare(v_b))[1].float())
@@ -485,6 +474,8 @@ def start(cfg: Config) -> tuple[Run, State, object, torch.nn.Module, object, Met
               f"device={run.device} {precision_note(cfg, run.device)} | batch {cfg.batch_size} "
               f"({cfg.batch_size // run.world}/proc) | {run.steps_per_epoch} steps/epoch x {cfg.epochs} epochs "
               f"| lr {cfg.lr:g} {cfg.optimizer}", flush=True)
+        print(f"collapse report: {len(diag_views)} held-out images from {diag_views.source}" if diag_views is not None
+              else "collapse report: off (diag_size=0)", flush=True)
     return run, state, loader, fwd, diag_views, log
 
 
