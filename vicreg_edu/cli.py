@@ -4,6 +4,8 @@
     vicreg-edu train --preset cifar10 --set data_dir=~/data download=true epochs=200
     vicreg-edu train --set dataset=imagefolder augment=imagenet data_dir=~/my_images   # your own images
     vicreg-edu eval --checkpoint runs/demo/checkpoint.pt --method knn
+    vicreg-edu eval --protocol linear --data-dir /imagenet --checkpoint runs/x/checkpoint.pt  # the paper's protocol
+    vicreg-edu export --checkpoint runs/x/checkpoint.pt --out resnet50.pth   # torchvision ResNet-50 weights
     vicreg-edu submit --nodes 4 --gpus-per-node 8 -- --preset imagenet-resnet50   # SLURM (submitit)
     vicreg-edu presets --show imagenet-resnet50         # every knob of a preset
 
@@ -50,7 +52,7 @@ def _presets_help() -> str:
     lines = []
     for name, factory in PRESETS.items():
         cfg = factory()
-        lines.append(f"  {name:<18s} {cfg.dataset}, {cfg.backbone} + expander {cfg.expander}, "
+        lines.append(f"  {name:<24s} {cfg.dataset}, {cfg.backbone} + expander {cfg.expander}, "
                      f"batch {cfg.batch_size}, {cfg.epochs} epochs, {cfg.optimizer} base_lr {cfg.base_lr}")
     return "presets:\n" + "\n".join(lines)
 
