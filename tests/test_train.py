@@ -212,6 +212,29 @@ def test_diag_size_zero_switches_the_collapse_report_off(tmp_path, capsys):
     assert not any(k.startswith(("emb_", "repr_")) for k in epoch), epoch
 
 
+def test_unequal_share_stops_training(tmp_path, monkeypatch):
+    """The loss's all-gather exchanges no sizes, so the trainer checks each batch is batch_size / world."""
+    real = T.make_two_view_loader
+
+    class OneImageShort:  # the second batch lacks an image
+        def __init__(self, loader):
+            self.loader, self.num_classes = loader, loader.num_classes
+
+        def __len__(self):
+            return len(self.loader)
+
+        def set_epoch(self, *args, **kwargs):
+            self.loader.set_epoch(*args, **kwargs)
+
+        def __iter__(self):
+            for i, (x_a, x_b, y) in enumerate(self.loader):
+                yield (x_a[:-1], x_b[:-1], y[:-1]) if i == 1 else (x_a, x_b, y)
+
+    monkeypatch.setattr(T, "make_two_view_loader", lambda *args, **kwargs: OneImageShort(real(*args, **kwargs)))
+    with pytest.raises(RuntimeError, match="this process got 63 images, expected batch_size / world = 64"):
+        T.train(tiny(tmp_path, max_steps=3))
+
+
 def test_cli_help_lists_presets():
     out = subprocess.run([sys.executable, "-m", "vicreg_edu.cli", "train", "--help"], cwd=ROOT,
                          env=subprocess_env(), capture_output=True, text=True, timeout=60).stdout

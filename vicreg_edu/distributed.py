@@ -7,7 +7,7 @@ through ``torchrun``'s rendezvous or submitit, never a launcher of our own.
 BatchNorm across processes: ``torch.nn.SyncBatchNorm`` only runs on GPUs (it raises
 "SyncBatchNorm expected input tensor to be on GPU" on CPU tensors), so on CPU/gloo
 :func:`convert_sync_batchnorm` swaps in :class:`SyncBatchNormCPU`, a two-pass batch norm whose
-statistics are all-reduced with the autograd-aware ``torch.distributed.nn.functional.all_reduce``.
+statistics are all-reduced with :func:`all_reduce_with_grad` (whose backward all-reduces the gradient).
 With it, W processes on B/W images each compute what one process computes on B images, which
 the tests check parameter by parameter.
 
@@ -72,6 +72,32 @@ def cleanup() -> None:
         dist.destroy_process_group()
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks; backward: the gradient summed over ranks too.
+
+    Every rank's output y = sum_s x_s feeds that rank's own loss L_r, so dL/dx_r = sum_s dL_s/dy:
+    the all-reduce of the output gradients (what ``torch.distributed.nn.functional.all_reduce``,
+    now deprecated, computes for a sum).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        y = x.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(y, op=dist.ReduceOp.SUM)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad
+
+
+def all_reduce_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """``sum`` of ``x`` over all ranks, differentiable (see :class:`_AllReduceSum`); needs a process group."""
+    return _AllReduceSum.apply(x)
+
+
 class SyncBatchNormCPU(nn.modules.batchnorm._BatchNorm):
     """BatchNorm whose training statistics cover the global batch, on any device (CPU included).
 
@@ -90,15 +116,13 @@ class SyncBatchNormCPU(nn.modules.batchnorm._BatchNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and is_distributed() and get_world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         self._check_input_dim(x)
         dims = [0] + list(range(2, x.dim()))
         shape = [1, -1] + [1] * (x.dim() - 2)
         count = torch.tensor(float(x.numel() // x.size(1)), device=x.device)
-        total = all_reduce(count.detach())
-        mean = all_reduce(x.sum(dims)) / total
-        var = all_reduce((x - mean.view(shape)).pow(2).sum(dims)) / total
+        total = all_reduce_with_grad(count.detach())
+        mean = all_reduce_with_grad(x.sum(dims)) / total
+        var = all_reduce_with_grad((x - mean.view(shape)).pow(2).sum(dims)) / total
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)

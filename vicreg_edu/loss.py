@@ -460,40 +460,42 @@ def _gram_energy(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 # distributed gather
 
 
+# one all-gather into a single (W * N_r, ...) tensor (newer torch calls it all_gather_single)
+_all_gather_single = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+
+
 class _GatherWithGrad(torch.autograd.Function):
-    """all_gather along dim 0 whose backward sums the gradients of all ranks (FullGatherLayer)."""
+    """all_gather along dim 0 of equal-size tensors, whose backward sums the gradients of all ranks
+    (the official FullGatherLayer). No sizes are exchanged: every rank must hold the same N_r."""
 
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
-        world = dist.get_world_size()
-        # ranks may hold different batch sizes (e.g. a last, smaller batch): pad to the largest
-        sizes = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(world)]
-        dist.all_gather(sizes, torch.tensor([x.shape[0]], device=x.device))
-        sizes = [int(s) for s in sizes]
-        padded = x.new_zeros((max(sizes),) + x.shape[1:])
-        padded[: x.shape[0]] = x
-        chunks = [torch.empty_like(padded) for _ in range(world)]
-        dist.all_gather(chunks, padded)
-        ctx.sizes, ctx.rank = sizes, dist.get_rank()
-        return torch.cat([c[:s] for c, s in zip(chunks, sizes)])
+        x = x.contiguous()
+        out = x.new_empty((dist.get_world_size() * x.shape[0],) + x.shape[1:])
+        _all_gather_single(out, x)
+        ctx.rows = slice(dist.get_rank() * x.shape[0], (dist.get_rank() + 1) * x.shape[0])
+        return out
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
         grad = grad.contiguous()
         dist.all_reduce(grad, op=dist.ReduceOp.SUM)
-        start = sum(ctx.sizes[: ctx.rank])
-        return grad[start : start + ctx.sizes[ctx.rank]]
+        return grad[ctx.rows]
 
 
 def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
-def gather_with_grad(z: Tensor) -> Tensor:
-    """Concatenate every rank's (N_r, D) tensor into (sum_r N_r, D), letting gradients through.
+def gather_with_grad(z: Tensor, rows: int | None = None) -> Tensor:
+    """Concatenate every rank's (N_r, D) tensor into (W * N_r, D), letting gradients through.
 
     Identity when torch.distributed is not initialised (or has one process). Rows are in rank
-    order, so rank r's rows are at offset N_0 + ... + N_{r-1}.
+    order, so rank r's rows are at offset r * N_r. Every rank must hold the same number of rows
+    N_r (the trainer's loaders give each rank batch_size / W and the trainer checks it): one
+    all-gather of equal-size tensors, no exchange of sizes and nothing read back to the host.
+    Ranks holding different N_r are not detected by the collective (gloo aborts the process
+    or returns garbage, NCCL hangs or returns garbage); pass ``rows`` to check the local shape.
 
     Why the gradient is exactly the single-process one. Let Z = [Z_0; ...; Z_{W-1}] be the
     global batch, Z_r = f_theta(inputs of rank r), and G(Z) the global part of the loss
@@ -509,15 +511,22 @@ def gather_with_grad(z: Tensor) -> Tensor:
     tests/test_loss_distributed.py checks both.
 
     Args:
-        z: (N_r, D) tensor on this rank (N_r may differ between ranks).
+        z: (N_r, D) tensor on this rank, N_r the same on every rank.
+        rows: the N_r every rank holds, if known: a different ``len(z)`` raises (a host-side
+            check of the shape, no sync).
     Returns:
-        (sum_r N_r, D) tensor; ``z`` itself when not distributed.
+        (W * N_r, D) tensor; ``z`` itself when not distributed.
+    Raises:
+        ValueError: ``rows`` is given and ``z`` has another number of rows.
 
     Example (single process):
         >>> z = torch.randn(4, 3)
         >>> gather_with_grad(z) is z
         True
     """
+    if rows is not None and z.shape[0] != rows:
+        raise ValueError(f"gather_with_grad: this rank holds {z.shape[0]} rows, expected {rows}: every rank must "
+                         "hold the same number (the all-gather exchanges no sizes)")
     if not _distributed():
         return z
     return _GatherWithGrad.apply(z)

@@ -327,6 +327,9 @@ def train_one_epoch(run: Run, state: State, fwd, loader, log: MetricsLog,
     log.timer = (time.perf_counter(), state.step)  # throughput excludes the epoch-end work
     fwd.train()
     for x_a, x_b, y in loader:  # this process's share of the global batch: two views + labels
+        if len(y) != cfg.batch_size // run.world:  # the loss's all-gather needs equal shares (no sizes exchanged)
+            raise RuntimeError(f"this process got {len(y)} images, expected batch_size / world = "
+                               f"{cfg.batch_size // run.world}: the loader must give every process an equal share")
         lr = learning_rate(state.step, total_steps, warmup_steps, cfg.lr, cfg.end_lr_ratio)
         for group in state.optimizer.param_groups:
             group["lr"] = lr
