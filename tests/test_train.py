@@ -95,6 +95,44 @@ def test_resume_with_other_recipe_is_refused(tmp_path):
         T.train(tiny(tmp_path, resume=str(tmp_path / "missing.pt")))
 
 
+def test_resume_with_changed_optimisation_settings(tmp_path, capsys):
+    """Chapter 9's advice after a NaN (lower base_lr, longer warmup_epochs, then resume): refused by default with a
+    message that names resume_changes; allowed with it, printed, recorded in metrics.jsonl, and in effect."""
+    from vicreg_edu.optim import learning_rate
+
+    T.train(tiny(tmp_path, max_steps=3, log_every=1))
+    new = dict(base_lr=0.005, warmup_epochs=2.0, weight_decay=0.01, probe_lr=2e-3)
+    keys = "base_lr,weight_decay,warmup_epochs,probe_lr"
+    with pytest.raises(ValueError, match=r"cannot resume.*base_lr: checkpoint 0.015 vs now 0.005.*"
+                                         rf"allow the change with --set resume_changes={keys} \(resume_changes may"):
+        T.train(tiny(tmp_path, max_steps=6, resume="auto", log_every=1, **new))
+    with pytest.raises(ValueError, match=r"cannot resume.*\(seed: checkpoint 0 vs now 1\)\. Use the original "
+                                         r"settings or a new out_dir \(resume_changes may list only the optimisation"):
+        T.train(tiny(tmp_path, max_steps=6, resume="auto", resume_changes=keys, seed=1, **new))
+    with pytest.raises(ValueError, match="resume_changes='base_lr,seed' lists seed, which a resume cannot change"):
+        tiny(tmp_path, resume_changes="base_lr,seed")
+    capsys.readouterr()
+    T.train(tiny(tmp_path, max_steps=6, resume="auto", log_every=1, resume_changes=keys.replace(",", ", "), **new))
+    assert ("resuming at step 3 with changed settings (resume_changes): base_lr 0.015 -> 0.005, weight_decay 0.05 -> "
+            "0.01, warmup_epochs 1.0 -> 2.0, probe_lr 0.001 -> 0.002") in capsys.readouterr().out
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r for r in records if r["kind"] == "resume_changes"] == [{"kind": "resume_changes", "step": 3, "changes": {
+        "base_lr": {"checkpoint": 0.015, "now": 0.005}, "weight_decay": {"checkpoint": 0.05, "now": 0.01},
+        "warmup_epochs": {"checkpoint": 1.0, "now": 2.0}, "probe_lr": {"checkpoint": 0.001, "now": 0.002}}}]
+    lrs = {r["step"]: r["lr"] for r in records if r["kind"] == "step"}
+    assert lrs[4] == pytest.approx(learning_rate(3, 8, 8, 0.005 * 64 / 256, 0.75))  # the new schedule from step 4
+    saved = state(tmp_path)
+    assert saved["step"] == 6 and saved["config"]["base_lr"] == 0.005
+    assert saved["optimizer"]["param_groups"][0]["weight_decay"] == 0.01  # not the checkpoint's 0.05
+    assert saved["probe_optimizer"]["param_groups"][0]["lr"] == 0.002
+
+
+def test_lars_settings_reach_the_optimizer(tmp_path):
+    state_ = T.build_state(T.setup(tiny(tmp_path, optimizer="lars", lars_eta=0.02, lars_clip=True, momentum=0.8)), 10)
+    assert {k: state_.optimizer.param_groups[0][k] for k in ("eta", "clip", "momentum")} == dict(eta=0.02, clip=True,
+                                                                                                  momentum=0.8)
+
+
 def test_sigkill_mid_epoch_leaves_a_readable_checkpoint(tmp_path):
     cmd = [sys.executable, "-m", "vicreg_edu", "train", "--preset", "demo", "--set",
            *as_set_args(epochs=200, ckpt_every=1, out_dir=tmp_path)]

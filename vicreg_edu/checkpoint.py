@@ -9,7 +9,10 @@ A trainer checkpoint is one ``torch.save``d dict::
 It is written atomically (temporary file, fsync, rename), so a crash never leaves a torn file,
 and it holds every RNG state, so a resumed run is bitwise identical to an uninterrupted one on
 CPU. Resuming with a setting that changes the trajectory (:data:`~vicreg_edu.config.TRAJECTORY_KEYS`)
-is refused.
+is refused, unless it is an optimisation setting listed in ``resume_changes``
+(:data:`~vicreg_edu.config.RESUME_CHANGEABLE`), e.g. after a NaN::
+
+    vicreg-edu train --resume auto --set base_lr=0.1 warmup_epochs=20 resume_changes=base_lr,warmup_epochs
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import TRAJECTORY_KEYS, Config
+from .config import RESUME_CHANGEABLE, TRAJECTORY_KEYS, Config, resume_change_keys
 from .errors import CheckpointError, CheckpointNotFoundError, ConfigError
 
 REQUIRED_KEYS = ("net", "config", "step")  # what evaluation and resumption read
@@ -122,18 +125,28 @@ def find_checkpoint(cfg: Config) -> Path | None:
     raise CheckpointNotFoundError(f"resume={cfg.resume!r}: no checkpoint at {path}")
 
 
-def check_resume_config(saved: dict, cfg: Config) -> None:
-    """A resumed run must follow the same trajectory: differing keys are an error, not a silent change.
+def check_resume_config(saved: dict, cfg: Config) -> dict[str, tuple[Any, Any]]:
+    """A resumed run follows the same trajectory: a differing key is an error, not a silent change,
+    unless ``cfg.resume_changes`` lists it (optimisation keys only, see :data:`RESUME_CHANGEABLE`).
 
+    Returns:
+        the allowed changes, ``{key: (checkpoint value, new value)}`` (empty when nothing changed).
     Raises:
-        CheckpointError: lists every differing key with both values.
+        CheckpointError: lists every refused key with both values, and says how to allow the
+            optimisation ones.
     """
     diff = {k: (saved.get(k, getattr(Config, k, None)), getattr(cfg, k)) for k in TRAJECTORY_KEYS
             if saved.get(k, getattr(Config, k, None)) != getattr(cfg, k)}
-    if diff:
-        lines = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in diff.items())
-        raise CheckpointError(f"cannot resume: the config differs from the checkpoint's ({lines}). "
-                              "Use the original settings or a new out_dir.")
+    allowed = set(resume_change_keys(cfg.resume_changes))
+    refused = {k: v for k, v in diff.items() if k not in allowed}
+    if refused:
+        lines = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in refused.items())
+        fix = "Use the original settings or a new out_dir"
+        if all(k in RESUME_CHANGEABLE for k in refused):
+            fix += f", or allow the change with --set resume_changes={','.join(diff)}"
+        fix += f" (resume_changes may list only the optimisation keys {', '.join(RESUME_CHANGEABLE)})"
+        raise CheckpointError(f"cannot resume: the config differs from the checkpoint's ({lines}). {fix}.")
+    return {k: v for k, v in diff.items() if k in allowed}
 
 
 def training_state(net, optimizer, probe_optimizer, scaler, step: int, epoch: float, cfg: Config,
@@ -145,10 +158,24 @@ def training_state(net, optimizer, probe_optimizer, scaler, step: int, epoch: fl
 
 
 def restore_training_state(ckpt: dict, net, optimizer, probe_optimizer, scaler, rank: int) -> int:
-    """Load a checkpoint's states into the live objects and this rank's RNG; return its step."""
+    """Load a checkpoint's states into the live objects and this rank's RNG; return its step.
+
+    The optimisers keep the hyper-parameters they were built with (weight decay, momentum, LARS
+    eta, the probe's lr; the main lr is set every step by the schedule): the same as the
+    checkpoint's unless ``resume_changes`` allowed a change.
+    """
     net.load_state_dict(ckpt["net"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    probe_optimizer.load_state_dict(ckpt["probe_optimizer"])
+    _load_keeping_hyperparameters(optimizer, ckpt["optimizer"])
+    _load_keeping_hyperparameters(probe_optimizer, ckpt["probe_optimizer"])
     scaler.load_state_dict(ckpt["scaler"])
     set_rng_state(ckpt["rng"][rank] if rank < len(ckpt["rng"]) else ckpt["rng"][0])
     return ckpt["step"]
+
+
+def _load_keeping_hyperparameters(optimizer: torch.optim.Optimizer, state: dict) -> None:
+    """``optimizer.load_state_dict(state)`` (per-parameter state: momenta, Adam moments), then the
+    optimiser's own group settings back (``load_state_dict`` would replace them with the saved ones)."""
+    groups = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for group, settings in zip(optimizer.param_groups, groups):
+        group.update(settings)

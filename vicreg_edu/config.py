@@ -113,6 +113,7 @@ class Config:
     log_every: int = 10  # steps between metric records (and NaN checks)
     ckpt_every: int = 0  # steps between mid-epoch checkpoints (0 = end of each epoch only)
     resume: str = ""  # "" = fresh run, "auto" = latest checkpoint in out_dir, or a path
+    resume_changes: str = ""  # optimisation keys a resume may change, e.g. "base_lr,warmup_epochs" (RESUME_CHANGEABLE)
     diag_size: int = 512  # held-out images for the per-epoch collapse report
     knn_every: int = 0  # epochs between k-NN evaluations during training (0 = only at the end)
     final_eval: bool = True  # k-NN of trained vs random encoder vs raw pixels at the end
@@ -415,6 +416,21 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"expander={cfg.expander!r}: {e}") from None
     make_augment_config(cfg)  # augment name and aug overrides (ConfigError naming them)
     check_device(cfg.device)
+    bad = [k for k in resume_change_keys(cfg.resume_changes) if k not in RESUME_CHANGEABLE]
+    if bad:
+        raise _fail("resume_changes", cfg.resume_changes, f"lists {', '.join(bad)}, which a resume cannot change",
+                    "a comma-separated list of optimisation keys: " + ", ".join(RESUME_CHANGEABLE))
+
+
+RESUME_CHANGEABLE = ("base_lr", "warmup_epochs", "end_lr_ratio", "weight_decay", "lars_eta", "momentum", "probe_lr",
+                     "epochs")
+"""The keys ``resume_changes`` may list: the optimisation settings a resumed run may change on purpose
+(after a NaN: a lower ``base_lr``, a longer ``warmup_epochs``); every other trajectory key must match."""
+
+
+def resume_change_keys(text: str) -> list[str]:
+    """``"base_lr, warmup_epochs"`` -> ``["base_lr", "warmup_epochs"]`` (``Config.resume_changes``)."""
+    return [k.strip() for k in text.split(",") if k.strip()]
 
 
 def parse_expander_spec(spec: str) -> list[int]:

@@ -220,7 +220,7 @@ def build_state(run: Run, num_classes: int) -> State:
         net = net.to(memory_format=torch.channels_last)
     if run.world > 1 and cfg.sync_bn:
         net = D.convert_sync_batchnorm(net, run.device)
-    optimizer = build_optimizer(net.model, cfg.optimizer, cfg.weight_decay, cfg.momentum, cfg.lars_eta)
+    optimizer = build_optimizer(net.model, cfg.optimizer, cfg.weight_decay, cfg.momentum, cfg.lars_eta, cfg.lars_clip)
     probe_optimizer = torch.optim.AdamW(net.probe.parameters(), lr=cfg.probe_lr, weight_decay=1e-6)
     scaler = torch.amp.GradScaler(run.device.type, enabled=run.amp_dtype == torch.float16)
     return State(net, optimizer, probe_optimizer, scaler)
@@ -242,8 +242,9 @@ def save_checkpoint(run: Run, state: State, last: dict[str, float]) -> None:
 def _diverged(run: Run, step: int, what: str) -> TrainingDiverged:
     ckpt = run.ckpt_path
     last = f"the last good checkpoint is kept at {ckpt}" if ckpt.is_file() else "no checkpoint was written yet"
-    return TrainingDiverged(f"training diverged at step {step}: {what}; {last}. Typical fixes: lower "
-                            "base_lr, longer warmup_epochs, optimizer=lars, or amp=none.")
+    return TrainingDiverged(f"training diverged at step {step}: {what}; {last}. Typical fixes: a lower base_lr "
+                            "or a longer warmup_epochs (resume with them: --resume auto --set base_lr=... "
+                            "warmup_epochs=... resume_changes=base_lr,warmup_epochs), or amp=none.")
 
 
 def _check_finite(run: Run, step: int, values: dict[str, float]) -> None:
@@ -454,8 +455,7 @@ def start(cfg: Config) -> tuple[Run, State, object, torch.nn.Module, object, Met
     run = setup(cfg)  # processes, device, precision, seeds; out_dir writable
     resume_path = find_checkpoint(cfg)  # a bad checkpoint fails before any data is read
     ckpt = load_checkpoint(resume_path) if resume_path else None
-    if ckpt is not None:
-        check_resume_config(ckpt["config"], cfg)
+    changes = check_resume_config(ckpt["config"], cfg) if ckpt is not None else {}  # resume_changes only
 
     aug = make_augment_config(cfg)
     loader = make_two_view_loader(cfg.dataset, cfg.data_dir, aug, cfg.batch_size, train_size=cfg.train_size,
@@ -472,6 +472,7 @@ def start(cfg: Config) -> tuple[Run, State, object, torch.nn.Module, object, Met
     run.steps_per_epoch, total_steps = len(loader), cfg.epochs * len(loader)
     run.stop_at = min(total_steps, cfg.max_steps) if cfg.max_steps else total_steps
     log = MetricsLog(run, total_steps, state.step, resumed=ckpt is not None)
+    report_resume_changes(run, state.step, changes, log)
     if run.master:
         print(f"VICReg | {cfg.backbone} + expander {cfg.expander} | {cfg.dataset} | world={run.world} "
               f"device={run.device} {precision_note(cfg, run.device)} | batch {cfg.batch_size} "
@@ -480,6 +481,17 @@ def start(cfg: Config) -> tuple[Run, State, object, torch.nn.Module, object, Met
         print(f"collapse report: {len(diag_views)} held-out images from {diag_views.source}" if diag_views is not None
               else "collapse report: off (diag_size=0)", flush=True)
     return run, state, loader, fwd, diag_views, log
+
+
+def report_resume_changes(run: Run, step: int, changes: dict, log: MetricsLog) -> None:
+    """The settings a resume changed on purpose (``resume_changes``): a record in metrics.jsonl and a line."""
+    if not changes:
+        return
+    log({"kind": "resume_changes", "step": step,
+         "changes": {k: {"checkpoint": a, "now": b} for k, (a, b) in changes.items()}})
+    if run.master:
+        print(f"resuming at step {step} with changed settings (resume_changes): "
+              + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()), flush=True)
 
 
 def stop_on_signal(run: Run, state: State, log: MetricsLog, signals: D.StopSignals) -> None:
