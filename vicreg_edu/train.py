@@ -472,7 +472,6 @@ def start(cfg: Config) -> tuple[Run, State, object, torch.nn.Module, object, Met
     run.steps_per_epoch, total_steps = len(loader), cfg.epochs * len(loader)
     run.stop_at = min(total_steps, cfg.max_steps) if cfg.max_steps else total_steps
     log = MetricsLog(run, total_steps, state.step, resumed=ckpt is not None)
-    report_resume_changes(run, state.step, changes, log)
     if run.master:
         print(f"VICReg | {cfg.backbone} + expander {cfg.expander} | {cfg.dataset} | world={run.world} "
               f"device={run.device} {precision_note(cfg, run.device)} | batch {cfg.batch_size} "
@@ -480,6 +479,7 @@ def start(cfg: Config) -> tuple[Run, State, object, torch.nn.Module, object, Met
               f"| lr {cfg.lr:g} {cfg.optimizer}", flush=True)
         print(f"collapse report: {len(diag_views)} held-out images from {diag_views.source}" if diag_views is not None
               else "collapse report: off (diag_size=0)", flush=True)
+    report_resume_changes(run, state.step, changes, log)
     return run, state, loader, fwd, diag_views, log
 
 
