@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -49,8 +50,22 @@ def records(out_dir):
     return [json.loads(line) for line in lines if line.endswith("}")]  # the last line may be half written
 
 
-def signal_mid_epoch(cmd, out_dir, signum=signal.SIGTERM, timeout=240):
-    """Start ``cmd``; once step 2 is logged, send ``signum`` to it; return ``(status, stderr)``."""
+def worker_pid(parent: int, rank: int) -> int:
+    """The pid of the torchrun worker (a child of ``parent``) whose environment has ``RANK=rank`` (Linux /proc)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            if not entry.name.isdigit() or int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) != parent:
+                continue
+            if f"RANK={rank}".encode() in (entry / "environ").read_bytes().split(b"\0"):
+                return int(entry.name)
+        except OSError:  # the process has gone
+            continue
+    raise AssertionError(f"no worker with RANK={rank} under pid {parent}")
+
+
+def signal_mid_epoch(cmd, out_dir, signum=signal.SIGTERM, rank=None, timeout=240):
+    """Start ``cmd``; once step 2 is logged, send ``signum`` to it (or to its torchrun worker ``rank``);
+    return ``(status, stderr)``."""
     err = out_dir.parent / f"{out_dir.name}.stderr"
     with open(err, "w") as stderr:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=stderr)
@@ -62,7 +77,7 @@ def signal_mid_epoch(cmd, out_dir, signum=signal.SIGTERM, timeout=240):
             assert time.time() < deadline, "no step 2 logged in time"
             time.sleep(0.02)
         assert not (out_dir / "checkpoint.pt").exists()  # ckpt_every=0, mid-epoch: nothing saved yet
-        proc.send_signal(signum)
+        os.kill(proc.pid if rank is None else worker_pid(proc.pid, rank), signum)
         status = proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
@@ -116,15 +131,23 @@ def test_sigterm_to_torchrun_two_processes(tmp_path):
     """SIGTERM to torchrun (2 gloo workers): torchrun forwards it, both workers stop at the same step
     after writing the checkpoint, and the resumed 2-process run equals the uninterrupted one.
 
-    torchrun itself then exits with status 1 (its SignalException), the workers with 143.
+    torchrun itself then exits with status 1 (its SignalException), the workers with 143. Then the
+    same with SIGTERM to worker rank 1 only: rank 0 stops at the same step (the flags are all-reduced;
+    without that it would wait forever in the next gradient all-reduce).
     """
-    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    straight, stopped, one_rank = tmp_path / "straight", tmp_path / "stopped", tmp_path / "one_rank"
     finish(command(straight, processes=2))
     status, stderr = signal_mid_epoch(command(stopped, processes=2), stopped)
     assert status != 0 and "got signal: 15" in stderr, stderr[-3000:]
     check_stopped_at_last_logged_step(stopped, stderr, world=2)
     finish(command(stopped, "--resume", "auto", processes=2))
     assert_same_run(state(straight), state(stopped))
+
+    status, stderr = signal_mid_epoch(command(one_rank, processes=2), one_rank, rank=1)
+    assert status != 0 and "got signal" not in stderr, stderr[-3000:]  # torchrun saw its workers exit
+    check_stopped_at_last_logged_step(one_rank, stderr, world=2)  # rank 0 wrote it and printed the line
+    finish(command(one_rank, "--resume", "auto", processes=2))
+    assert_same_run(state(straight), state(one_rank))
 
 
 def _signal_at_step(monkeypatch, step, signum):
