@@ -53,8 +53,8 @@ def test_find_cycle_finds_one():
 
 def test_imports_form_a_tree():
     graph = import_graph()
-    assert {"cli", "train", "slurm", "config"} <= set(graph)  # the graph is read, not empty
-    assert "cli" in graph["__main__"] and "train" in graph["slurm"]
+    assert {"cli", "trainer", "slurm", "config"} <= set(graph)  # the graph is read, not empty
+    assert "cli" in graph["__main__"] and "trainer" in graph["slurm"]
     assert find_cycle(graph) is None, f"import cycle: {' -> '.join(find_cycle(graph))}"
 
 
@@ -68,4 +68,4 @@ def test_config_is_light():
         return seen
 
     assert below("config") <= {"views", "errors"}, below("config")
-    assert "cli" not in below("slurm") and "cli" not in below("train")
+    assert "cli" not in below("slurm") and "cli" not in below("trainer")

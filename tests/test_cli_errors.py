@@ -3,7 +3,7 @@
 The table runs in-process (``cli.main(argv)`` with capsys); almost every case fails while the
 config is validated, before any data is read, so the whole table takes seconds. A few cases run
 as real processes: the console entry point, ``--debug`` / ``VICREG_EDU_DEBUG=1`` (traceback shown),
-and ``python -m vicreg_edu.train`` under torchrun (only rank 0 prints).
+and ``python -m vicreg_edu train`` under torchrun (only rank 0 prints).
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def trained(tmp_path_factory):
     """A real 2-step checkpoint (for the resume-with-another-recipe case)."""
     from conftest import _tiny
 
-    from vicreg_edu.train import train
+    from vicreg_edu.trainer import train
 
     out = tmp_path_factory.mktemp("trained")
     train(_tiny(out, max_steps=2))
@@ -182,12 +182,12 @@ def test_resume_with_another_recipe_is_one_clean_line(trained, tmp_path, capsys)
 
 
 def test_real_bugs_still_raise(monkeypatch, capsys):
-    import vicreg_edu.train
+    import vicreg_edu.trainer
 
     def broken(cfg):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(vicreg_edu.train, "train", broken)
+    monkeypatch.setattr(vicreg_edu.trainer, "train", broken)
     with pytest.raises(ZeroDivisionError):
         cli.main(T())
 

@@ -165,3 +165,17 @@ def test_lars_clip_with_weight_decay_by_hand_and_from_config():
     built = build_optimizer(nn.Linear(3, 4), cfg.optimizer, cfg.weight_decay, cfg.momentum, cfg.lars_eta, cfg.lars_clip)
     assert isinstance(built, LARS) and built.param_groups[0]["clip"] and built.param_groups[0]["eta"] == 0.02
     assert not build_optimizer(nn.Linear(3, 4), "lars", 1e-6).param_groups[0]["clip"]  # official: off
+
+
+def test_every_field_declares_its_rules_in_one_place():
+    """Validation and the resume check read the fields' rule() metadata: no parallel tables to drift."""
+    import dataclasses
+
+    from vicreg_edu.config import RESUME_CHANGEABLE, TRAJECTORY_KEYS, Config
+
+    for f in dataclasses.fields(Config):
+        numeric = isinstance(f.default, (int, float)) and not isinstance(f.default, bool)
+        assert not numeric or {"low", "above"} & set(f.metadata), f"{f.name}: a number without a range rule"
+        assert set(f.metadata) >= {"trajectory", "resume_change"}, f"{f.name} is not declared with rule()"
+    assert set(RESUME_CHANGEABLE) <= set(TRAJECTORY_KEYS) and "base_lr" in RESUME_CHANGEABLE
+    assert "out_dir" not in TRAJECTORY_KEYS and "seed" in TRAJECTORY_KEYS and "seed" not in RESUME_CHANGEABLE

@@ -196,3 +196,15 @@ def test_launch_plan_per_hardware_class():
     assert M.launch_plan(1, 1, 24).overrides["batch_size"] == 128  # one 24 GB GPU: batch 128, base_lr 0.8
     with pytest.raises(ConfigError, match="no batch of the paper's"):
         M.launch_plan(1, 1, 4)
+
+
+def test_trainer_setup_runs_the_preflight(monkeypatch, tmp_path):
+    """train.setup asks memory.preflight before anything is built (on CUDA it stops a run that cannot fit)."""
+    from vicreg_edu import trainer as T
+    from vicreg_edu.config import get_config
+
+    calls = []
+    monkeypatch.setattr(T, "preflight", lambda cfg, device, world, amp: calls.append((cfg, device.type, world, amp)))
+    cfg = get_config("demo", fast=True, out_dir=str(tmp_path), progress=False)
+    run = T.setup(cfg)
+    assert calls == [(cfg, "cpu", 1, run.amp_dtype)]

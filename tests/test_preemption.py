@@ -6,7 +6,6 @@ time limit; torchrun forwards a SIGTERM it gets to its workers. The subprocess t
 signal as soon as ``metrics.jsonl`` shows step 2 (``log_every=1``), with ``ckpt_every=0``: no
 checkpoint exists before the signal, so the one found after it was written by the stop.
 """
-import importlib
 import io
 import json
 import os
@@ -24,7 +23,7 @@ from conftest import load_state as state
 
 from vicreg_edu.distributed import Preempted, StopSignals
 
-T = importlib.import_module("vicreg_edu.train")  # the module (vicreg_edu.train is the function)
+import vicreg_edu.trainer as T
 
 # 16 steps per epoch, 2 epochs: the signal lands early in epoch 1 and the resumed run crosses the
 # epoch end (checkpoint, set_epoch) before it finishes
@@ -248,3 +247,39 @@ def _errors_of(fn, *args):
     except BaseException as e:  # noqa: BLE001 - reported by the test
         return [e]
     return []
+
+
+@pytest.mark.slow
+def test_sigterm_to_every_process_with_loader_workers(tmp_path, image_folder):
+    """SLURM signals every process of a job, DataLoader workers included: the workers ignore it, the
+    trainer finishes its step, checkpoints it and exits 143 (a worker killed by the SIGTERM would make
+    the trainer raise before it could checkpoint)."""
+    from conftest import imagefolder_set_args
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "vicreg_edu", "train", "--set",
+           *imagefolder_set_args(image_folder, out, epochs=100, num_workers=2, final_eval=False)]
+    err = tmp_path / "stderr"
+    with open(err, "w") as stderr:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=stderr,
+                                start_new_session=True)  # its own process group, as a SLURM job step
+    try:
+        deadline = time.time() + 240
+        while not ((out / "metrics.jsonl").exists() and any(r["kind"] == "step" and r["step"] >= 2
+                                                             for r in records(out))):
+            assert proc.poll() is None, err.read_text()[-3000:]
+            assert time.time() < deadline, "no step 2 logged in time"
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGTERM)  # the trainer and its loader workers
+        status = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    text = err.read_text()
+    assert status == 143, text[-3000:]
+    assert "is killed by signal" not in text, text[-3000:]
+    saved = state(out)
+    logged = [r["step"] for r in records(out) if r["kind"] == "step"]
+    assert saved["step"] == logged[-1] >= 2 and records(out)[-1]["kind"] == "stop", (saved["step"], logged)
+    assert f"stopped by SIGTERM at step {saved['step']}" in text

@@ -1,5 +1,4 @@
 """The trainer end to end on CPU: DDP == one process, exact resume, crash safety, bad input, learning."""
-import importlib
 import json
 import math
 import re
@@ -17,7 +16,7 @@ from vicreg_edu import cli
 from vicreg_edu.config import get_config
 from vicreg_edu.models import VICRegWithProbe, build_model
 
-T = importlib.import_module("vicreg_edu.train")  # the module (vicreg_edu.train is the function)
+import vicreg_edu.trainer as T
 
 
 def torchrun(*args, timeout=300):

@@ -20,7 +20,7 @@ diagnostics and results    :func:`collapse_report`, :func:`effective_rank`, :fun
 
 Figures are in :mod:`vicreg_edu.plots`, further measures in :mod:`vicreg_edu.diagnostics`, chapter
 7's sliders in :mod:`vicreg_edu.widgets`. One module per concept: ``loss``, ``views`` (what the two
-views are), ``augment`` (making them), ``data``, ``models``, ``train``, ``evaluate``,
+views are), ``augment`` (making them), ``data``, ``models``, ``trainer``, ``evaluate``,
 ``diagnostics``, ``plots``, ``config``, ``optim``, ``checkpoint``, ``distributed``, ``errors``,
 ``cli`` (the only argument parser; ``python -m vicreg_edu``), ``slurm``, ``experiments`` (chapter
 7's grid), ``baselines``, ``results``, ``widgets``.
@@ -40,7 +40,7 @@ from .evaluate import EvalData, extract_features, knn_accuracy, linear_probe, lo
 from .loss import VICRegLoss, covariance_loss, invariance_loss, variance_loss, vicreg_loss
 from .models import VICReg, build_model
 from .results import load_results
-from .train import TrainResult, format_final, train
+from .trainer import TrainResult, format_final, train
 from .views import make_augment_config
 
 __version__ = "0.1.0"

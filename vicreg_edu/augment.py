@@ -1,28 +1,15 @@
 """The two views: VICReg's augmentations, on PIL images and on whole uint8 batches on the device.
 
-VICReg (Bardes, Ponce & LeCun, ICLR 2022, arXiv 2105.04906, Section 4.1 and Appendix C.1) learns
-by making the embeddings of two random views of one image agree. The views come from this
-recipe (official ``augmentations.py`` of facebookresearch/vicreg), applied in this order:
-
-    RandomResizedCrop(224, scale=(0.08, 1), bicubic)     both views
-    horizontal flip                        p = 0.5       both views
-    ColorJitter(0.4, 0.4, 0.2, 0.1)        p = 0.8       both views (random order of the 4 ops)
-    grayscale                              p = 0.2       both views
-    Gaussian blur, sigma ~ U(0.1, 2)       p = 1.0 / 0.1 view a / view b
-    solarization (invert pixels >= 128)    p = 0.0 / 0.2 view a / view b
-    normalise with the dataset mean / std
-
-One :class:`AugmentConfig` describes it; :func:`imagenet_augment`, :func:`cifar_augment` and
-:func:`shapes_augment` give the three presets, and switching an augmentation off is setting its
-probability to 0 (or ``crop=False``): ``cifar_augment(jitter_p=0.0)``.
+What the views are (the official recipe, crop, flip, colour jitter, grayscale, blur, solarization,
+normalisation, and the presets of each dataset) is one :class:`~vicreg_edu.views.AugmentConfig`
+(:mod:`vicreg_edu.views`). This module makes them from it.
 
 Two implementations read the same config:
 
 - :class:`TwoViewTransform`: per image, on PIL images, with torchvision transforms (for
   ``TwoViewDataset`` + ``DataLoader`` workers; needed for ImageNet-size images on disk). Its
-  randomness comes from torch's global RNG (the official code's blur and solarization use
-  ``np.random``, which older PyTorch gave the same state in every loader worker); seed with
-  ``torch.manual_seed``.
+  randomness comes from torch's global RNG, which ``data.TwoViewDataset`` seeds per image from
+  (seed, epoch, index).
 - :class:`BatchAugment` / :class:`TwoViewBatchAugment`: a whole uint8 batch (B, 3, H, W) on its
   device (GPU when there is one), with per-sample random parameters drawn on CPU from a
   ``torch.Generator``: the same distributions, vectorised (crop + resize + flip as one

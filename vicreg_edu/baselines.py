@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m vicreg_edu.baselines``: train the demo preset, then the supervised ceiling and the
     label-efficiency table; write them to ``vicreg_edu/results/baselines.json``."""
     from .config import get_config
-    from .train import train
+    from .trainer import train
 
     parser = argparse.ArgumentParser(prog="python -m vicreg_edu.baselines", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

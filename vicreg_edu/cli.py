@@ -324,7 +324,7 @@ def _run_export(args: argparse.Namespace) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> None:
-    from .train import train_and_report
+    from .trainer import train_and_report
 
     train_and_report(config_from_args(args))
 

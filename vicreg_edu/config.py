@@ -42,6 +42,22 @@ FAST: bool = os.environ.get("VICREG_EDU_FAST", "0").lower() not in ("", "0", "fa
 """True when the environment asks for the CI-sized version of every run (``VICREG_EDU_FAST=1``)."""
 
 
+def rule(default: Any = dataclasses.MISSING, *, factory=None, low=None, above=None, high=None, choices=None,
+         trajectory: bool = False, resume_change: bool = False):
+    """A :class:`Config` field with its rules, which :func:`validate` and the resume check read.
+
+    ``low`` / ``above``: the smallest value allowed / a strict lower bound; ``high``: the largest;
+    ``choices``: the allowed values; ``trajectory``: changing it changes a run's optimisation
+    trajectory, so a resume with another value is refused (:data:`TRAJECTORY_KEYS`);
+    ``resume_change``: a trajectory key that ``resume_changes`` may list (:data:`RESUME_CHANGEABLE`).
+    """
+    meta = {k: v for k, v in dict(low=low, above=above, high=high, choices=choices).items() if v is not None}
+    meta.update(trajectory=trajectory, resume_change=resume_change)
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass
 class Config:
     """A complete, serialisable description of a VICReg training run.
@@ -64,61 +80,71 @@ class Config:
     """
 
     # --- data -------------------------------------------------------------------------------
-    dataset: str = "shapes"  # shapes | cifar10 | cifar100 | imagefolder (alias imagenet)
-    data_dir: str | None = None  # root folder; None = default location of the dataset
-    download: bool = False  # CIFAR only: let torchvision download it
-    train_size: int = 0  # use only the first N training images (0 = all)
-    test_size: int = 0  # use only the first N test images (0 = all)
-    augment: str = "shapes"  # shapes | cifar | imagenet: the AugmentConfig recipe
-    aug: dict[str, Any] = field(default_factory=dict)  # AugmentConfig overrides, e.g. {"jitter_p": 0}
-    num_workers: int = 0  # DataLoader workers (image-folder datasets; in-memory sets use none)
+    # shapes | cifar10 | cifar100 | imagefolder (alias imagenet)
+    dataset: str = rule("shapes", choices=DATASETS, trajectory=True)
+    data_dir: str | None = rule(None)  # root folder; None = default location of the dataset
+    download: bool = rule(False)  # CIFAR only: let torchvision download it
+    train_size: int = rule(0, low=0, trajectory=True)  # use only the first N training images (0 = all)
+    test_size: int = rule(0, low=0)  # use only the first N test images (0 = all)
+    augment: str = rule("shapes", trajectory=True)  # shapes | cifar | imagenet: the AugmentConfig recipe
+    aug: dict[str, Any] = rule(factory=dict, trajectory=True)  # AugmentConfig overrides, e.g. {"jitter_p": 0}
+    num_workers: int = rule(0, low=0)  # DataLoader workers (image-folder datasets; in-memory sets use none)
 
     # --- model ------------------------------------------------------------------------------
-    backbone: str = "small_cnn"  # small_cnn | resnet18_cifar | resnet18 | resnet50
-    expander: str = "512-512-512"  # official spec format, e.g. "8192-8192-8192"
+    # small_cnn | resnet18_cifar | resnet18 | resnet50
+    backbone: str = rule("small_cnn", choices=BACKBONES, trajectory=True)
+    expander: str = rule("512-512-512", trajectory=True)  # official spec format, e.g. "8192-8192-8192"
 
     # --- loss (paper Eq. 6) -----------------------------------------------------------------
-    sim_coeff: float = 25.0  # lambda, weight of the invariance term s
-    std_coeff: float = 25.0  # mu, weight of the variance term v
-    cov_coeff: float = 1.0  # nu, weight of the covariance term c
-    gamma: float = 1.0  # target standard deviation in the variance hinge
-    eps: float = 1e-4  # numerical stabiliser inside the square root
+    sim_coeff: float = rule(25.0, low=0, trajectory=True)  # lambda, weight of the invariance term s
+    std_coeff: float = rule(25.0, low=0, trajectory=True)  # mu, weight of the variance term v
+    cov_coeff: float = rule(1.0, low=0, trajectory=True)  # nu, weight of the covariance term c
+    gamma: float = rule(1.0, above=0, trajectory=True)  # target standard deviation in the variance hinge
+    eps: float = rule(1e-4, above=0, trajectory=True)  # numerical stabiliser inside the square root
 
     # --- optimisation -----------------------------------------------------------------------
-    epochs: int = 30
-    batch_size: int = 256  # GLOBAL batch; each of W processes sees batch_size / W
-    optimizer: str = "lars"  # lars | sgd | adamw
-    base_lr: float = 0.2  # lr = base_lr * batch_size / 256 (official main_vicreg.py)
-    weight_decay: float = 1e-6
-    momentum: float = 0.9
-    lars_eta: float = 0.001
-    lars_clip: bool = False  # solo-learn clip_lr: per-layer lr min(eta * trust, lr) (optim.LARS)
-    warmup_epochs: float = 10.0  # linear warm-up, then cosine decay per step
-    end_lr_ratio: float = 0.001  # final lr = end_lr_ratio * peak lr (official: 0.001)
-    probe_lr: float = 1e-3  # online linear probe (AdamW) on detached representations
-    max_steps: int = 0  # stop after this many steps (0 = run all epochs); schedule unchanged
-    seed: int = 0
+    epochs: int = rule(30, low=1, trajectory=True, resume_change=True)
+    batch_size: int = rule(256, low=2, trajectory=True)  # GLOBAL batch; each of W processes sees batch_size / W
+    optimizer: str = rule("lars", choices=("lars", "sgd", "adamw"), trajectory=True)  # lars | sgd | adamw
+    # lr = base_lr * batch_size / 256 (official main_vicreg.py)
+    base_lr: float = rule(0.2, above=0, trajectory=True, resume_change=True)
+    weight_decay: float = rule(1e-6, low=0, trajectory=True, resume_change=True)
+    momentum: float = rule(0.9, low=0, high=1, trajectory=True, resume_change=True)
+    lars_eta: float = rule(0.001, above=0, trajectory=True, resume_change=True)
+    lars_clip: bool = rule(False, trajectory=True)  # solo-learn clip_lr: per-layer lr min(eta * trust, lr) (optim.LARS)
+    # linear warm-up, then cosine decay per step
+    warmup_epochs: float = rule(10.0, low=0, trajectory=True, resume_change=True)
+    # final lr = end_lr_ratio * peak lr (official: 0.001)
+    end_lr_ratio: float = rule(0.001, low=0, high=1, trajectory=True, resume_change=True)
+    # online linear probe (AdamW) on detached representations
+    probe_lr: float = rule(1e-3, above=0, trajectory=True, resume_change=True)
+    max_steps: int = rule(0, low=0)  # stop after this many steps (0 = run all epochs); schedule unchanged
+    seed: int = rule(0, low=0, high=2 ** 31 - 1, trajectory=True)
 
     # --- system -----------------------------------------------------------------------------
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: str = "auto"  # auto (bf16 on GPUs with bf16, else fp16 + GradScaler; off on CPU) | bf16 | fp16 | none
-    channels_last: bool = True  # channels-last memory for conv nets (CPU too: 1.1-1.4x faster steps on the demo)
-    compile: bool = False  # torch.compile the model
-    dtype: str = "float32"  # parameters and activations: float32 | float64 (float64: exactness tests)
-    sync_bn: bool = True  # synchronise BatchNorm statistics across processes
-    memory_check: bool = True  # CUDA: stop if the step needs more memory than is free (memory.preflight); false: warn
+    device: str = rule("auto")  # auto | cpu | cuda | cuda:N
+    # auto (bf16 on GPUs with bf16, else fp16 + GradScaler; off on CPU) | bf16 | fp16 | none
+    amp: str = rule("auto", choices=("auto", "bf16", "fp16", "none"))
+    channels_last: bool = rule(True)  # channels-last memory for conv nets (CPU too: 1.1-1.4x faster steps on the demo)
+    compile: bool = rule(False)  # torch.compile the model
+    # parameters and activations: float32 | float64 (float64: exactness tests)
+    dtype: str = rule("float32", choices=("float32", "float64"), trajectory=True)
+    sync_bn: bool = rule(True)  # synchronise BatchNorm statistics across processes
+    # CUDA: stop if the step needs more memory than is free (memory.preflight); false: warn
+    memory_check: bool = rule(True)
 
     # --- logging and checkpoints ------------------------------------------------------------
-    out_dir: str = "runs/demo"
-    log_every: int = 10  # steps between metric records (and NaN checks)
-    ckpt_every: int = 0  # steps between mid-epoch checkpoints (0 = end of each epoch only)
-    resume: str = ""  # "" = fresh run, "auto" = latest checkpoint in out_dir, or a path
-    resume_changes: str = ""  # optimisation keys a resume may change, e.g. "base_lr,warmup_epochs" (RESUME_CHANGEABLE)
-    diag_size: int = 512  # held-out images for the per-epoch collapse report
-    knn_every: int = 0  # epochs between k-NN evaluations during training (0 = only at the end)
-    final_eval: bool = True  # k-NN of trained vs random encoder vs raw pixels at the end
-    progress: bool = True  # tqdm progress bar on rank 0
-    tensorboard: bool = True  # also write TensorBoard events when tensorboard is installed
+    out_dir: str = rule("runs/demo")
+    log_every: int = rule(10, low=1)  # steps between metric records (and NaN checks)
+    ckpt_every: int = rule(0, low=0)  # steps between mid-epoch checkpoints (0 = end of each epoch only)
+    resume: str = rule("")  # "" = fresh run, "auto" = latest checkpoint in out_dir, or a path
+    # optimisation keys a resume may change, e.g. "base_lr,warmup_epochs" (RESUME_CHANGEABLE)
+    resume_changes: str = rule("")
+    diag_size: int = rule(512, low=0)  # held-out images for the per-epoch collapse report
+    knn_every: int = rule(0, low=0)  # epochs between k-NN evaluations during training (0 = only at the end)
+    final_eval: bool = rule(True)  # k-NN of trained vs random encoder vs raw pixels at the end
+    progress: bool = rule(True)  # tqdm progress bar on rank 0
+    tensorboard: bool = rule(True)  # also write TensorBoard events when tensorboard is installed
 
     def __post_init__(self) -> None:
         validate(self)
@@ -138,14 +164,13 @@ class Config:
         return dataclasses.replace(self, **overrides)
 
 
-# Keys whose change makes a checkpoint's optimisation trajectory different: resuming with a
-# different value is an error. Keys left out (out_dir, progress, log_every, resume, max_steps,
-# device, num_workers, ...) may change between the original run and its resumption.
-TRAJECTORY_KEYS = (
-    "dataset", "train_size", "augment", "aug", "backbone", "expander", "sim_coeff", "std_coeff",
-    "cov_coeff", "gamma", "eps", "epochs", "batch_size", "optimizer", "base_lr", "weight_decay",
-    "momentum", "lars_eta", "lars_clip", "warmup_epochs", "end_lr_ratio", "probe_lr", "seed", "dtype",
-)
+TRAJECTORY_KEYS = tuple(f.name for f in fields(Config) if f.metadata.get("trajectory"))
+"""Fields whose change makes a checkpoint's optimisation trajectory different: resuming with another
+value is refused. The others (out_dir, progress, log_every, resume, max_steps, device, num_workers,
+...) may change between a run and its resumption."""
+RESUME_CHANGEABLE = tuple(f.name for f in fields(Config) if f.metadata.get("resume_change"))
+"""The keys ``resume_changes`` may list: the optimisation settings a resumed run may change on purpose
+(after a NaN: a lower ``base_lr``, a longer ``warmup_epochs``); every other trajectory key must match."""
 
 
 def _demo() -> Config:
@@ -304,37 +329,26 @@ _FAST_SHRINK = {
 
 
 # ---------------------------------------------------------------------------------------------
-# Validation: (kind, lower bound, bound included?) per numeric field; names checked against the modules
-
-_RANGES: dict[str, tuple[type, float, bool]] = {
-    "train_size": (int, 0, True), "test_size": (int, 0, True), "num_workers": (int, 0, True),
-    "sim_coeff": (float, 0, True), "std_coeff": (float, 0, True), "cov_coeff": (float, 0, True),
-    "gamma": (float, 0, False), "eps": (float, 0, False),
-    "epochs": (int, 1, True), "batch_size": (int, 2, True), "base_lr": (float, 0, False),
-    "weight_decay": (float, 0, True), "momentum": (float, 0, True), "lars_eta": (float, 0, False),
-    "warmup_epochs": (float, 0, True), "end_lr_ratio": (float, 0, True), "probe_lr": (float, 0, False),
-    "max_steps": (int, 0, True), "seed": (int, 0, True), "log_every": (int, 1, True), "ckpt_every": (int, 0, True),
-    "diag_size": (int, 0, True), "knn_every": (int, 0, True),
-}
-_UPPER = {"momentum": 1.0, "end_lr_ratio": 1.0, "seed": 2 ** 31 - 1}  # inclusive upper bounds
-_CHOICES = {"optimizer": ("lars", "sgd", "adamw"), "amp": ("auto", "bf16", "fp16", "none"),
-            "dtype": ("float32", "float64")}
+# ---------------------------------------------------------------------------------------------
+# Validation, from each field's rule()
 
 
 def _fail(name: str, value: Any, problem: str, rule: str) -> ConfigError:
     return ConfigError(f"{name}={value!r} {problem}: {name} must be {rule}")
 
 
-def _check_number(cfg: Config, name: str) -> None:
-    kind, low, closed = _RANGES[name]
-    value, upper = getattr(cfg, name), _UPPER.get(name)
-    rule = ("an integer" if kind is int else "a number") + (f" >= {low:g}" if closed else f" > {low:g}")
-    rule += f" and <= {upper:g}" if upper is not None else ""
+def _check_number(cfg: Config, f: dataclasses.Field) -> None:
+    """A numeric field against its rule(): type (that of its default), lower and upper bounds."""
+    kind, name, rule_ = type(f.default), f.name, f.metadata
+    low, closed = (rule_["low"], True) if "low" in rule_ else (rule_["above"], False)
+    value, upper = getattr(cfg, name), rule_.get("high")
+    text = ("an integer" if kind is int else "a number") + (f" >= {low:g}" if closed else f" > {low:g}")
+    text += f" and <= {upper:g}" if upper is not None else ""
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not number or (kind is int and not isinstance(value, int)):
-        raise _fail(name, value, f"has the wrong type ({type(value).__name__})", rule)
+        raise _fail(name, value, f"has the wrong type ({type(value).__name__})", text)
     if not math.isfinite(value) or value < low or (value == low and not closed) or (upper is not None and value > upper):
-        raise _fail(name, value, "is out of range", rule)
+        raise _fail(name, value, "is out of range", text)
     if kind is float:
         object.__setattr__(cfg, name, float(value))
 
@@ -395,17 +409,18 @@ def validate(cfg: Config) -> None:
         raise _fail("data_dir", cfg.data_dir, "has the wrong type", "a folder path or None")
     if not isinstance(cfg.aug, dict):
         raise _fail("aug", cfg.aug, "has the wrong type", "a dict of AugmentConfig overrides")
-    for name in _RANGES:
-        _check_number(cfg, name)
+    for f in fields(cfg):
+        if "low" in f.metadata or "above" in f.metadata:
+            _check_number(cfg, f)
     if cfg.sim_coeff == cfg.std_coeff == cfg.cov_coeff == 0:
         raise ConfigError("sim_coeff, std_coeff and cov_coeff are all 0: the loss would be 0; "
                           "set at least one of them > 0 (the paper uses 25, 25, 1)")
-    for name, allowed in {**_CHOICES, "dataset": DATASETS, "backbone": BACKBONES}.items():
-        if getattr(cfg, name) not in allowed:
-            raise _fail(name, getattr(cfg, name), "is unknown", "one of " + ", ".join(allowed))
+    for f in fields(cfg):
+        if "choices" in f.metadata and getattr(cfg, f.name) not in f.metadata["choices"]:
+            raise _fail(f.name, getattr(cfg, f.name), "is unknown", "one of " + ", ".join(f.metadata["choices"]))
     if cfg.dataset in ("imagefolder", "imagenet") and not cfg.data_dir:
-        raise ConfigError(f"dataset={cfg.dataset} needs data_dir, the folder that holds train/ and val/ "
-                          "(one sub-folder of images per class)")
+        raise ConfigError(f"dataset={cfg.dataset} needs data_dir, the folder that holds train/ (one sub-folder "
+                          "of images per class; val/ is optional)")
     if cfg.dtype == "float64" and cfg.amp in ("bf16", "fp16"):
         raise ConfigError(f"dtype=float64 needs amp=none or auto (amp={cfg.amp} would compute in half precision)")
     if not cfg.out_dir:
@@ -420,12 +435,6 @@ def validate(cfg: Config) -> None:
     if bad:
         raise _fail("resume_changes", cfg.resume_changes, f"lists {', '.join(bad)}, which a resume cannot change",
                     "a comma-separated list of optimisation keys: " + ", ".join(RESUME_CHANGEABLE))
-
-
-RESUME_CHANGEABLE = ("base_lr", "warmup_epochs", "end_lr_ratio", "weight_decay", "lars_eta", "momentum", "probe_lr",
-                     "epochs")
-"""The keys ``resume_changes`` may list: the optimisation settings a resumed run may change on purpose
-(after a NaN: a lower ``base_lr``, a longer ``warmup_epochs``); every other trajectory key must match."""
 
 
 def resume_change_keys(text: str) -> list[str]:

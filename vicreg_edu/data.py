@@ -100,6 +100,7 @@ import io
 import os
 import pickle
 import random
+import signal
 import re
 import tarfile
 from collections.abc import Callable, Iterator
@@ -768,6 +769,18 @@ class TwoViewDataset(Dataset):
         return self._views(key)
 
 
+def ignore_stop_signals(worker_id: int = 0) -> None:
+    """``worker_init_fn`` of the trainer's loader workers: ignore SIGTERM, SIGUSR1 and SIGUSR2.
+
+    SLURM sends its pre-emption SIGTERM to every process of a job, loader workers included. A
+    worker killed by it makes the main process raise ("DataLoader worker ... is killed by signal")
+    before it can checkpoint the step it reached; ignoring the signal leaves the stop to the main
+    process, which finishes the step, checkpoints and then shuts its workers down itself.
+    """
+    for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def _seed_worker(worker_id: int) -> None:
     """Seed numpy and random in a worker from torch's per-worker seed (torch seeds itself)."""
     s = torch.initial_seed() % 2 ** 32
@@ -974,7 +987,8 @@ class DataLoaderTwoViews:
         self.loader = DataLoader(
             TwoViewDataset(dataset, two_view_transform, seed=seed), batch_size=self.sampler.batch_size,
             sampler=_EpochKeys(self.sampler), drop_last=True, num_workers=num_workers,
-            pin_memory=self.device.type == "cuda", persistent_workers=num_workers > 0)
+            pin_memory=self.device.type == "cuda", persistent_workers=num_workers > 0,
+            worker_init_fn=ignore_stop_signals if num_workers > 0 else None)
 
     def __len__(self) -> int:
         return self.sampler.steps
@@ -1093,7 +1107,9 @@ def diagnostic_views(name: str, root, aug: AugmentConfig, n: int, seed: int = 0,
     views = [torch.empty((len(held), 3, aug.size, aug.size), dtype=torch.uint8) for _ in range(2)]
     keys = [(DIAG_EPOCH, i) for i in range(len(held))]
     done = 0
-    for (x_a, x_b), _ in DataLoader(ds, batch_size=64, sampler=keys, num_workers=num_workers):
+    loader = DataLoader(ds, batch_size=64, sampler=keys, num_workers=num_workers,
+                        worker_init_fn=ignore_stop_signals if num_workers > 0 else None)
+    for (x_a, x_b), _ in loader:
         views[0][done:done + len(x_a)], views[1][done:done + len(x_b)] = x_a, x_b
         done += len(x_a)
     return DiagnosticViews(views[0], views[1], aug.mean, aug.std, source)

@@ -127,7 +127,7 @@ def config_for(point: dict, *, epochs: int, train_size: int, test_size: int, dia
 
 
 def summarize(result) -> dict:
-    """What the grid keeps of a :class:`~vicreg_edu.train.TrainResult` (``final_eval=True`` needed).
+    """What the grid keeps of a :class:`~vicreg_edu.trainer.TrainResult` (``final_eval=True`` needed).
 
     Returns a dict: ``knn`` (trained backbone, k=20), ``knn_random_init``, ``knn_raw_pixels``,
     ``emb_effective_rank``, ``emb_std_mean``, ``emb_dead_fraction``, ``repr_effective_rank``,
@@ -159,7 +159,7 @@ def summarize(result) -> dict:
 def run_one(task: tuple[str, dict, dict, str]) -> dict:
     """Train one grid point ``(name, point, sizes, out_root)``; return its JSON record
     (``name``, ``factor``, ``point``, the :func:`summarize` fields, ``cpu_time_s``)."""
-    from .train import train
+    from .trainer import train
 
     name, point, sizes, out_root = task
     cpu0 = time.process_time()

@@ -13,7 +13,7 @@ How a job runs. SLURM starts ``nodes x tasks-per-node`` tasks (one process per G
 ``--gpus-per-node 0`` the tasks are CPU processes). In each task :class:`TrainingJob` reads
 submitit's job environment, exports the variables ``torchrun`` would set (``RANK``,
 ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) and calls
-``vicreg_edu.train.train_and_report`` on the job's config (as the official ``run_with_submitit.py``
+``vicreg_edu.trainer.train_and_report`` on the job's config (as the official ``run_with_submitit.py``
 calls ``main_vicreg.main``), whose ``distributed.setup`` picks NCCL on GPUs and gloo on CPUs.
 
 Resources. Unless given, each task asks for ``--cpus-per-task`` = the config's ``num_workers``
@@ -97,7 +97,7 @@ class TrainingJob:
               f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} = torch threads {torch.get_num_threads()}", flush=True)
         if dist_env.rank == 0:
             print(f"[vicreg-edu submit] {self.resume_note()}", flush=True)
-        from .train import train_and_report
+        from .trainer import train_and_report
 
         try:
             train_and_report(Config(**self.config))

@@ -193,7 +193,7 @@ def train_point(point: dict, sizes: dict, out_dir: str | Path,
     :data:`vicreg_edu.experiments.SIZES`); ``progress(fraction)`` is called about twice a second.
     The returned record has ``wall_time_s`` and ``cpu_time_s`` (CPU time of this process during
     the run, all its threads)."""
-    from .train import train
+    from .trainer import train
 
     cfg = ex.config_for(point, **sizes, out_dir=str(out_dir), progress=False)
     stop, cpu0 = threading.Event(), time.process_time()

@@ -53,6 +53,7 @@ from .diagnostics import collapse_report
 from .errors import ConfigError, TrainingDiverged
 from .evaluate import knn_comparison, load_eval_data
 from .loss import vicreg_loss
+from .memory import preflight
 from .models import VICReg, VICRegWithProbe, build_model
 from .optim import build_optimizer, learning_rate
 from .views import make_augment_config
@@ -196,6 +197,7 @@ def setup(cfg: Config) -> Run:
     random.seed(cfg.seed)
     dtype = {"float32": torch.float32, "float64": torch.float64}[cfg.dtype]
     run = Run(cfg, device, rank, world, dtype, _amp_dtype(cfg, device), Path(cfg.out_dir))
+    preflight(cfg, device, world, run.amp_dtype)  # on CUDA: stop here if a step cannot fit in the free memory
     if run.master:
         check_writable(run.out_dir)
     return run
