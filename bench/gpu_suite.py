@@ -8,7 +8,7 @@ Writes one JSON (``--out``, default ``bench/results/gpu_suite[_tiny].json``) and
 Every ratio is between two figures measured in the same run, on the same device.
 
   cifar_step       cifar10 recipe (ResNet-18 CIFAR stem + 2048x3 expander, LARS) at batch 256 and 512:
-                   the trainer's steady-state images/s (``vicreg_edu.train.train``: in-memory batched
+                   the trainer's steady-state images/s (``vicreg_edu.trainer.train``: in-memory batched
                    augmentation, loss, optimiser, online probe, logging every 10 steps) over the model's
                    limit: forward + backward of backbone + expander on two views of pre-made tensors,
                    same precision and memory format, nothing else (no optimiser step, no probe).
@@ -95,7 +95,7 @@ def model_limit(cfg, device, batch: int, size: int, iters: int, warmup: int) -> 
     """Images/s of forward + backward of backbone + expander on two views of pre-made tensors."""
     torch = _torch()
     from vicreg_edu.models import build_model
-    from vicreg_edu.train import _amp_dtype
+    from vicreg_edu.trainer import _amp_dtype
 
     torch.manual_seed(0)
     model = build_model(cfg).to(device)
@@ -120,7 +120,7 @@ def model_limit(cfg, device, batch: int, size: int, iters: int, warmup: int) -> 
 def inject_data(images, labels) -> None:
     """Make ``train()`` read the given uint8 (N, 3, H, W) images (in memory, augmented on the device)."""
     torch = _torch()
-    import vicreg_edu.train as T
+    import vicreg_edu.trainer as T
     from vicreg_edu.augment import TwoViewBatchAugment
     from vicreg_edu.data import InMemoryTwoViewLoader
 
@@ -136,7 +136,7 @@ def inject_data(images, labels) -> None:
 
 def run_trainer(cfg, steps: int, log_every: int, out_dir: str):
     """The real training loop for ``steps`` steps; returns (steady images/s, loss per record, history)."""
-    from vicreg_edu.train import train
+    from vicreg_edu.trainer import train
 
     cfg = cfg.replace(max_steps=steps, log_every=log_every, out_dir=out_dir, final_eval=False, knn_every=0,
                       progress=False, tensorboard=False, ckpt_every=0, diag_size=min(cfg.diag_size, 64))

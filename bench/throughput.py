@@ -7,7 +7,7 @@
 1. *Reference*: the backbone alone, forward + backward + SGD step on one view of a per-process batch,
    with the run's AMP dtype and memory format. A VICReg step pushes two views through it, so the
    trainer can at best reach half of this many *images* per second.
-2. *Trainer*: the real ``vicreg_edu.train.train`` loop (augmentation, two views, expander, loss,
+2. *Trainer*: the real ``vicreg_edu.trainer.train`` loop (augmentation, two views, expander, loss,
    LARS, online probe, logging) for ``--steps`` steps; images/s from its own step records.
 
 Printed figure: ``efficiency = 2 x trainer images/s / backbone views/s`` (1.0 = the data pipeline,
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from vicreg_edu.config import apply_overrides, get_config
-from vicreg_edu.train import _amp_dtype, build_model, train
+from vicreg_edu.trainer import _amp_dtype, build_model, train
 
 
 def backbone_views_per_s(cfg, device, size: int, iters: int) -> float:

@@ -36,7 +36,7 @@ from vicreg_edu.diagnostics import collapse_report
 from vicreg_edu.evaluate import extract_features, linear_probe
 from vicreg_edu.experiments import summarize
 from vicreg_edu.models import evaluating, random_twin
-from vicreg_edu.train import train
+from vicreg_edu.trainer import train
 from vicreg_edu.views import make_augment_config
 from vicreg_edu.results import RESULTS_DIR, machine_info, rounded, write_results
 
