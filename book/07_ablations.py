@@ -258,7 +258,7 @@ display(Image(explorer.figure.value))
 # ## Run it live
 #
 # The button trains the current setting with the grid's sizes (`wd.train_point`: the grid's
-# `config_for`, then `vicreg_edu.train.train`, then `summarize`) and draws the same panel. Here
+# `config_for`, then `vicreg_edu.trainer.train`, then `summarize`) and draws the same panel. Here
 # we use it for what the grid cannot answer: $\mu = 0$ **and** $\nu = 0$, invariance alone, the
 # setting of chapter 1. The next cell does what a press does, but waits for the run to end
 # (`wait=True`) so that its result lands in this page. In fast mode (the test run) the live run
