@@ -297,6 +297,25 @@ class BatchAugment:
         return self.apply(x, self.sample(len(x), generator))
 
 
+def _colour_jitter(out: torch.Tensor, plan: dict[str, torch.Tensor]) -> None:
+    """ColorJitter in place on float views ``(V*B, 3, S, S)``: at each of the 4 steps, one blend
+    (brightness, contrast or saturation, whichever each image draws there) and the hue shift."""
+    for step in range(4):
+        if f"blend_idx{step}" in plan:  # the images whose op at this step is b, c or s
+            idx = plan[f"blend_idx{step}"]
+            sub = out[idx]
+            y = 0.0  # brightness blends with black
+            if f"is_con{step}" in plan:  # contrast: with the mean grey level; saturation: with grey
+                g = _gray(sub)
+                y = torch.where(plan[f"is_sat{step}"].view(-1, 1, 1, 1), g,
+                                torch.where(plan[f"is_con{step}"].view(-1, 1, 1, 1),
+                                            g.mean(dim=(1, 2, 3), keepdim=True), y))
+            out[idx] = _blend(sub, y, plan[f"blend_f{step}"])
+        if f"hue_idx{step}" in plan:
+            idx = plan[f"hue_idx{step}"]
+            out[idx] = adjust_hue(out[idx], plan[f"hue_f{step}"])
+
+
 def _augment_views(cfg: AugmentConfig, x: torch.Tensor, views: list[dict[str, torch.Tensor]]) -> list[torch.Tensor]:
     """V views of x uint8 (B, 3, H, W), one params dict each -> V float32 (B, 3, size, size).
 
@@ -332,21 +351,8 @@ def _augment_views(cfg: AugmentConfig, x: torch.Tensor, views: list[dict[str, to
         xv = xf.repeat(V, 1, 1, 1) if V > 1 else xf
         out = torch.where(plan["flip"].view(-1, 1, 1, 1), xv.flip(-1), xv)
 
-    # 2. colour jitter, the 4 ops in a random order per image: per step one blend + hue
-    for step in range(4):
-        if f"blend_idx{step}" in plan:  # the images whose op at this step is b, c or s
-            idx = plan[f"blend_idx{step}"]
-            sub = out[idx]
-            y = 0.0  # brightness blends with black
-            if f"is_con{step}" in plan:  # contrast: with the mean grey level; saturation: with grey
-                g = _gray(sub)
-                y = torch.where(plan[f"is_sat{step}"].view(-1, 1, 1, 1), g,
-                                torch.where(plan[f"is_con{step}"].view(-1, 1, 1, 1),
-                                            g.mean(dim=(1, 2, 3), keepdim=True), y))
-            out[idx] = _blend(sub, y, plan[f"blend_f{step}"])
-        if f"hue_idx{step}" in plan:
-            idx = plan[f"hue_idx{step}"]
-            out[idx] = adjust_hue(out[idx], plan[f"hue_f{step}"])
+    # 2. colour jitter, the 4 ops in a random order per image
+    _colour_jitter(out, plan)
 
     # 3. grayscale, 4. blur, 5. solarize
     if "gray" in plan:
