@@ -157,7 +157,7 @@ def test_sigkill_mid_epoch_leaves_a_readable_checkpoint(tmp_path):
 
 
 def test_batch_not_divisible_by_world_size(tmp_path, monkeypatch):
-    monkeypatch.setattr(T.D, "get_world_size", lambda: 3)
+    monkeypatch.setattr(T.distributed, "get_world_size", lambda: 3)
     with pytest.raises(ValueError, match="batch_size=64 is not divisible by the world size 3"):
         T.train(tiny(tmp_path))
 

@@ -17,9 +17,12 @@ Several nodes (run on every node; torchrun's c10d rendezvous connects them)::
 SLURM: ``vicreg-edu submit`` submits the same ``train`` through submitit.
 
 Read it top to bottom: :func:`train` sets up with :func:`start` (processes, seeds, data, model,
-optimisers, resume), then runs :func:`train_one_epoch` (each step: two views -> forward ->
-``vicreg_loss`` (+ online probe) -> backward -> step -> log) and :func:`end_of_epoch` (collapse
-report, k-NN, checkpoint) for every epoch, then the final k-NN evaluation. The pieces live in the
+optimisers, resume) and builds the loss criterion once (:func:`build_criterion`), then runs
+:func:`train_one_epoch` (each :func:`train_step`: two views -> forward -> VICReg loss (+ online
+probe) -> backward -> step; then log, checkpoint) and :func:`end_of_epoch` (probe accuracy,
+collapse report, k-NN, checkpoint) for every epoch, then the final k-NN evaluation. Three objects
+carry the run: :class:`Run` (fixed: where, how, how long), :class:`State` (what a step changes and
+a checkpoint holds) and :class:`MetricsLog` (records, its throughput timer and progress bar). The pieces live in the
 module of their concept: models in ``models``, views in ``augment``, batches in ``data``,
 checkpoints in ``checkpoint``, evaluation in ``evaluate``, processes and signals in
 ``distributed``; arguments are parsed in ``cli``.
@@ -30,13 +33,14 @@ signal number (143 for SIGTERM); ``--resume auto`` then continues exactly where 
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,15 +48,15 @@ import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from . import distributed as D
+from . import distributed
 from .checkpoint import (atomic_save, check_resume_config, find_checkpoint, load_checkpoint, restore_training_state,
                          rng_state, training_state)
 from .config import Config, check_batch_split, parse_expander_spec
 from .data import DiagnosticViews, diagnostic_views, make_two_view_loader
 from .diagnostics import collapse_report
 from .errors import ConfigError, TrainingDiverged
-from .evaluate import knn_comparison, load_eval_data
-from .loss import vicreg_loss
+from .evaluate import EvalData, knn_comparison, load_eval_data
+from .loss import VICRegTerms, vicreg_loss
 from .memory import preflight
 from .models import VICReg, VICRegWithProbe, build_model
 from .optim import build_optimizer, learning_rate
@@ -79,9 +83,15 @@ class TrainResult:
 # set-up: processes and precision, the training state, the log
 
 
-@dataclass
+@dataclass(frozen=True)
 class Run:
-    """Where and how this process trains (fixed for the whole run)."""
+    """Where, how and how long this process trains; never changed once built.
+
+    :func:`setup` builds it before the data exists (the step counts are still 0, enough for
+    :func:`build_state` and :func:`build_diag_views`); :func:`start` then builds the run's own
+    with :meth:`with_steps` from the loader's length. What changes while training lives in
+    :class:`State`, :class:`MetricsLog` or :class:`EpochEval`.
+    """
 
     cfg: Config
     device: torch.device
@@ -90,9 +100,17 @@ class Run:
     dtype: torch.dtype  # parameters, activations and loss: float32, or float64 for exactness tests
     amp_dtype: torch.dtype | None  # autocast dtype (bf16/fp16) or None, see amp_dtype()
     out_dir: Path
-    steps_per_epoch: int = 0  # set once the loader is built
+    steps_per_epoch: int = 0  # the loader's length
+    total_steps: int = 0  # epochs x steps_per_epoch: the learning-rate schedule's length
+    warmup_steps: int = 0  # warmup_epochs x steps_per_epoch, rounded
     stop_at: int = 0  # the last step of this run (max_steps, or all epochs)
-    eval_data: tuple | None = None  # k-NN data, loaded on first use (rank 0)
+
+    def with_steps(self, steps_per_epoch: int) -> Run:
+        """This run with its step counts, derived from the loader's ``steps_per_epoch``."""
+        cfg, total_steps = self.cfg, self.cfg.epochs * steps_per_epoch
+        return replace(self, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
+                       warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
+                       stop_at=min(total_steps, cfg.max_steps) if cfg.max_steps else total_steps)
 
     @property
     def master(self) -> bool:
@@ -177,7 +195,7 @@ def check_writable(folder: Path) -> None:
     """Create ``folder`` and write a probe file in it, so a bad ``out_dir`` fails before any training."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-test-{D.get_rank()}"
+        probe = folder / f".write-test-{distributed.get_rank()}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
@@ -187,8 +205,8 @@ def check_writable(folder: Path) -> None:
 
 def setup(cfg: Config) -> Run:
     """Start the process group (under torchrun), pick the device and precision, seed every RNG."""
-    device = D.setup(cfg.device)
-    rank, world = D.get_rank(), D.get_world_size()
+    device = distributed.setup(cfg.device)
+    rank, world = distributed.get_rank(), distributed.get_world_size()
     check_batch_split(cfg.batch_size, world)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
@@ -221,16 +239,20 @@ def build_state(run: Run, num_classes: int) -> State:
     if run.channels_last:
         net = net.to(memory_format=torch.channels_last)
     if run.world > 1 and cfg.sync_bn:
-        net = D.convert_sync_batchnorm(net, run.device)
+        net = distributed.convert_sync_batchnorm(net, run.device)
     optimizer = build_optimizer(net.model, cfg.optimizer, cfg.weight_decay, cfg.momentum, cfg.lars_eta, cfg.lars_clip)
     probe_optimizer = torch.optim.AdamW(net.probe.parameters(), lr=cfg.probe_lr, weight_decay=1e-6)
     scaler = torch.amp.GradScaler(run.device.type, enabled=run.amp_dtype == torch.float16)
     return State(net, optimizer, probe_optimizer, scaler)
 
 
-def save_checkpoint(run: Run, state: State, last: dict[str, float]) -> None:
-    """Gather every rank's RNG state; rank 0 writes the checkpoint atomically (never a NaN state)."""
-    _check_finite(run, state.step, last)  # never overwrite a good checkpoint with NaNs
+def save_checkpoint(run: Run, state: State, terms: dict[str, float]) -> None:
+    """Gather every rank's RNG state; rank 0 writes the checkpoint atomically.
+
+    ``terms``: the last logged loss terms (:attr:`MetricsLog.last`); if one is not finite nothing is
+    written (a good checkpoint is never overwritten by a diverged state) and TrainingDiverged is raised.
+    """
+    _check_finite(run, state.step, terms)
     rng = [None] * run.world
     if run.world > 1:
         torch.distributed.all_gather_object(rng, rng_state())
@@ -256,100 +278,159 @@ def _check_finite(run: Run, step: int, values: dict[str, float]) -> None:
 
 
 class MetricsLog:
-    """Records kept on every rank (``history``, ``epochs``); rank 0 also writes ``metrics.jsonl``,
-    TensorBoard events (when installed) and the tqdm bar. ``last`` holds the last logged loss terms."""
+    """The run's records and what shows them, with the throughput timer and the progress bar it owns.
 
-    def __init__(self, run: Run, total_steps: int, step: int, resumed: bool):
+    Records are kept on every rank (``history``, ``epochs``); rank 0 also writes ``metrics.jsonl``,
+    TensorBoard events (when installed) and the tqdm bar. ``last`` holds the last logged loss terms.
+    The loop calls :meth:`start_epoch`, then per step :meth:`step` (on logged steps) and :meth:`advance`,
+    and :meth:`epoch` at an epoch end.
+    """
+
+    def __init__(self, run: Run, step: int, resumed: bool):
         self.run, self.history, self.epochs = run, [], []
         self.last = {"loss": float("nan")}
-        self.timer = (time.perf_counter(), step)  # throughput since the last record
-        self.file = self.writer = self.bar = None
+        self._timer = (time.perf_counter(), step)  # throughput since the last record: (time, step)
+        self._file = self._writer = self._bar = None
         if not run.master:
             return
-        cfg, path = run.cfg, run.out_dir / "metrics.jsonl"
+        cfg = run.cfg
         (run.out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-        kept = []
-        if resumed and path.exists():  # drop records newer than the checkpoint
-            kept = [r for r in map(json.loads, path.read_text().splitlines()) if r.get("step", 0) <= step]
-        path.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        self.file = open(path, "a")
+        self._file = self._open_metrics(step, resumed)
         if cfg.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
-                self.writer = SummaryWriter(str(run.out_dir / "tb"))
+                self._writer = SummaryWriter(str(run.out_dir / "tb"))
             except ImportError:
                 pass
         if cfg.progress:
             from tqdm.auto import tqdm
-            self.bar = tqdm(total=total_steps, initial=step, desc="VICReg", unit="step", dynamic_ncols=True)
+            self._bar = tqdm(total=run.total_steps, initial=step, desc="VICReg", unit="step", dynamic_ncols=True)
+
+    def _open_metrics(self, step: int, resumed: bool):
+        """``metrics.jsonl`` opened for appending; on a resume the records newer than the checkpoint are dropped."""
+        path, kept = self.run.out_dir / "metrics.jsonl", []
+        if resumed and path.exists():
+            kept = [r for r in map(json.loads, path.read_text().splitlines()) if r.get("step", 0) <= step]
+        path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        return open(path, "a")
 
     def __call__(self, record: dict) -> None:
+        """Keep ``record`` (step and epoch kinds) and write it to metrics.jsonl and TensorBoard (rank 0)."""
         {"step": self.history, "epoch": self.epochs}.get(record["kind"], []).append(record)
-        if self.file is not None:
-            self.file.write(json.dumps(record) + "\n")
-            self.file.flush()
-        if self.writer is not None:
+        if self._file is not None:
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
+        if self._writer is not None:
             for k, v in record.items():
                 if k not in ("kind", "step", "epoch") and isinstance(v, (int, float)):
-                    self.writer.add_scalar(f"{record['kind']}/{k}", v, record["step"])
+                    self._writer.add_scalar(f"{record['kind']}/{k}", v, record["step"])
 
-    def step(self, step: int, terms, lr: float) -> None:
-        """A step record: the loss terms (one device sync), the lr and the global images/s since the last."""
+    def start_epoch(self, step: int) -> None:
+        """Restart the throughput timer at ``step``, so images/s excludes the epoch-end work."""
+        self._timer = (time.perf_counter(), step)
+
+    def step(self, step: int, terms: VICRegTerms, lr: float) -> None:
+        """A step record: the loss terms (one device sync, checked finite), the lr and the global
+        images/s since the last record; the bar shows the terms."""
         self.last = {k: v.item() for k, v in terms._asdict().items()}
         _check_finite(self.run, step, self.last)
-        (t, s), now = self.timer, time.perf_counter()
+        (t, s), now = self._timer, time.perf_counter()
         imgs_per_s = (step - s) * self.run.cfg.batch_size / max(now - t, 1e-9)
-        self.timer = (now, step)
+        self._timer = (now, step)
         self({"kind": "step", "step": step, "epoch": step / self.run.steps_per_epoch, **self.last, "lr": lr,
               "imgs_per_s": imgs_per_s})
-        if self.bar is not None:
+        if self._bar is not None:
             last = self.last
-            self.bar.set_postfix(loss=f"{last['loss']:.3f}", s=f"{last['invariance']:.3f}",
-                                 v=f"{last['variance']:.3f}", c=f"{last['covariance']:.3f}", img_s=f"{imgs_per_s:.0f}")
+            self._bar.set_postfix(loss=f"{last['loss']:.3f}", s=f"{last['invariance']:.3f}",
+                                  v=f"{last['variance']:.3f}", c=f"{last['covariance']:.3f}",
+                                  img_s=f"{imgs_per_s:.0f}")
+
+    def advance(self) -> None:
+        """One step done: the progress bar moves on."""
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def epoch(self, record: dict) -> None:
+        """An epoch record, logged, and its line printed under the progress bar."""
+        self(record)
+        if self._bar is not None:
+            self._bar.write(epoch_line(self.run.cfg, record, self.last))
 
     def close(self) -> None:
-        for handle in (self.bar, self.file, self.writer):
+        for handle in (self._bar, self._file, self._writer):
             if handle is not None:
                 handle.close()
+
+
+def epoch_line(cfg: Config, record: dict, last: dict[str, float]) -> str:
+    """The line the progress bar prints at the end of an epoch."""
+    return (f"epoch {record['epoch']}/{cfg.epochs}: loss {last['loss']:.3f} (s {last['invariance']:.3f}, "
+            f"v {last['variance']:.3f}, c {last['covariance']:.3f}) | probe {record['online_probe_acc']:.3f}"
+            + (f" | emb eff. rank {record['emb_effective_rank']:.1f}" if "emb_effective_rank" in record else "")
+            + (f" | k-NN {record['knn_acc']:.3f}" if "knn_acc" in record else ""))
 
 
 # ----------------------------------------------------------------------------------------------
 # the loop
 
 
-def train_one_epoch(run: Run, state: State, fwd, loader, log: MetricsLog,
-                    signals: D.StopSignals) -> tuple[torch.Tensor, int]:
+def build_criterion(cfg: Config):
+    """The VICReg loss with the run's coefficients, built once: ``criterion(z_a, z_b) -> VICRegTerms``.
+
+    In the run's dtype; variance and covariance over the global batch under DDP. No finiteness check
+    inside (it would wait for the GPU every step): :meth:`MetricsLog.step` checks every record.
+    """
+    return functools.partial(vicreg_loss, sim_coeff=cfg.sim_coeff, std_coeff=cfg.std_coeff,
+                             cov_coeff=cfg.cov_coeff, gamma=cfg.gamma, eps=cfg.eps, check_finite=False)
+
+
+def train_step(run: Run, state: State, model, criterion, x_a: torch.Tensor, x_b: torch.Tensor,
+               y: torch.Tensor) -> tuple[VICRegTerms, torch.Tensor, float]:
+    """One optimisation step on this process's share of the global batch (two views + labels).
+
+    Returns the loss terms (on the device, not synced), the online probe's logits and the step's lr.
+    """
+    cfg = run.cfg
+    lr = learning_rate(state.step, run.total_steps, run.warmup_steps, cfg.lr, cfg.end_lr_ratio)
+    for group in state.optimizer.param_groups:
+        group["lr"] = lr
+    with run.autocast():
+        z_a, z_b, logits = model(run.prepare(x_a), run.prepare(x_b))
+    terms = criterion(z_a.to(run.dtype), z_b.to(run.dtype))
+    probe_loss = F.cross_entropy(logits.to(run.dtype), y)  # on detached representations
+    state.optimizer.zero_grad(set_to_none=True)
+    state.probe_optimizer.zero_grad(set_to_none=True)
+    state.scaler.scale(terms.loss + probe_loss).backward()  # DDP averages the gradients here
+    state.scaler.step(state.optimizer)
+    state.scaler.step(state.probe_optimizer)
+    state.scaler.update()
+    state.step += 1
+    return terms, logits, lr
+
+
+def check_share(run: Run, y: torch.Tensor) -> None:
+    """The loss's all-gather needs equal shares (no sizes are exchanged): batch_size / world images."""
+    share = run.cfg.batch_size // run.world
+    if len(y) != share:
+        raise RuntimeError(f"this process got {len(y)} images, expected batch_size / world = {share}: "
+                           "the loader must give every process an equal share")
+
+
+def train_one_epoch(run: Run, state: State, model, criterion, loader, log: MetricsLog,
+                    signals: distributed.StopSignals) -> tuple[torch.Tensor, int]:
     """One pass over ``loader`` (from the step it was set to start at); stops early at ``run.stop_at``,
     or after a stop signal, with a checkpoint at the step reached (``signals.agreed`` is then set).
 
-    Returns the online probe's ``(correct, seen)`` counts on this process.
+    ``model``: ``state.net`` as the loop calls it (see :func:`wrap_model`). Returns the online
+    probe's ``(correct, seen)`` counts on this process.
     """
-    cfg, steps_per_epoch = run.cfg, run.steps_per_epoch
-    total_steps, warmup_steps = cfg.epochs * steps_per_epoch, round(cfg.warmup_epochs * steps_per_epoch)
+    cfg = run.cfg
     correct, seen = torch.zeros((), device=run.device), 0
-    log.timer = (time.perf_counter(), state.step)  # throughput excludes the epoch-end work
-    fwd.train()
-    for x_a, x_b, y in loader:  # this process's share of the global batch: two views + labels
-        if len(y) != cfg.batch_size // run.world:  # the loss's all-gather needs equal shares (no sizes exchanged)
-            raise RuntimeError(f"this process got {len(y)} images, expected batch_size / world = "
-                               f"{cfg.batch_size // run.world}: the loader must give every process an equal share")
-        lr = learning_rate(state.step, total_steps, warmup_steps, cfg.lr, cfg.end_lr_ratio)
-        for group in state.optimizer.param_groups:
-            group["lr"] = lr
-        with run.autocast():
-            z_a, z_b, logits = fwd(run.prepare(x_a), run.prepare(x_b))
-        # in run.dtype; variance and covariance over the global batch under DDP. No finiteness check
-        # here (it would wait for the GPU every step): log.step checks the loss at every record.
-        terms = vicreg_loss(z_a.to(run.dtype), z_b.to(run.dtype), cfg.sim_coeff, cfg.std_coeff, cfg.cov_coeff,
-                            cfg.gamma, cfg.eps, check_finite=False)
-        probe_loss = F.cross_entropy(logits.to(run.dtype), y)  # on detached representations
-        state.optimizer.zero_grad(set_to_none=True)
-        state.probe_optimizer.zero_grad(set_to_none=True)
-        state.scaler.scale(terms.loss + probe_loss).backward()  # DDP averages the gradients here
-        state.scaler.step(state.optimizer)
-        state.scaler.step(state.probe_optimizer)
-        state.scaler.update()
-        state.step += 1
+    log.start_epoch(state.step)
+    model.train()
+    for x_a, x_b, y in loader:
+        check_share(run, y)
+        terms, logits, lr = train_step(run, state, model, criterion, x_a, x_b, y)
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
 
@@ -358,8 +439,7 @@ def train_one_epoch(run: Run, state: State, fwd, loader, log: MetricsLog,
         stop = signals.poll()  # SIGTERM/USR1/USR2 on any process (all agree on the step)
         if state.step % cfg.log_every == 0 or ckpt_due or end or stop:
             log.step(state.step, terms, lr)  # one device sync per record
-        if log.bar is not None:
-            log.bar.update(1)
+        log.advance()
         if (ckpt_due or stop) and not end:
             save_checkpoint(run, state, log.last)
         if stop or state.step >= run.stop_at:
@@ -368,6 +448,15 @@ def train_one_epoch(run: Run, state: State, fwd, loader, log: MetricsLog,
 
 
 DIAG_BATCH = 256  # diagnostic views forwarded at a time (224 px: 154 MB of float32 per view and batch)
+
+
+@dataclass
+class EpochEval:
+    """What rank 0 evaluates at an epoch end: the collapse report's fixed views (None elsewhere, or
+    with ``diag_size=0``) and the k-NN data, loaded by the first k-NN and kept for the later ones."""
+
+    diag_views: DiagnosticViews | None
+    knn_data: EvalData | None = None
 
 
 def build_diag_views(run: Run, aug) -> DiagnosticViews | None:
@@ -413,46 +502,43 @@ def probe_accuracy(run: Run, correct: torch.Tensor, seen: int) -> float:
     return correct.item() / max(seen, 1)
 
 
-def knn_record(run: Run, state: State, epoch: int) -> dict[str, float]:
+def knn_record(run: Run, state: State, epoch: int, evals: EpochEval) -> dict[str, float]:
     """``{"knn_acc": ...}`` every ``knn_every`` epochs (not at the last step: the final k-NN follows), else ``{}``."""
     cfg = run.cfg
     if not (cfg.knn_every and (epoch + 1) % cfg.knn_every == 0 and state.step < run.stop_at):
         return {}
-    run.eval_data = run.eval_data or load_eval_data(cfg)
-    return {"knn_acc": knn_comparison(state.net.model, cfg, run.device, run.amp_dtype, run.eval_data,
+    evals.knn_data = evals.knn_data or load_eval_data(cfg)
+    return {"knn_acc": knn_comparison(state.net.model, cfg, run.device, run.amp_dtype, evals.knn_data,
                                       baselines=False)["trained"]}
 
 
-def epoch_line(cfg: Config, record: dict, last: dict[str, float]) -> str:
-    """The line the progress bar prints at the end of an epoch."""
-    return (f"epoch {record['epoch']}/{cfg.epochs}: loss {last['loss']:.3f} (s {last['invariance']:.3f}, "
-            f"v {last['variance']:.3f}, c {last['covariance']:.3f}) | probe {record['online_probe_acc']:.3f}"
-            + (f" | emb eff. rank {record['emb_effective_rank']:.1f}" if "emb_effective_rank" in record else "")
-            + (f" | k-NN {record['knn_acc']:.3f}" if "knn_acc" in record else ""))
-
-
 def end_of_epoch(run: Run, state: State, epoch: int, probe_counts: tuple[torch.Tensor, int],
-                 diag_views, log: MetricsLog) -> dict:
+                 evals: EpochEval, log: MetricsLog) -> dict:
     """The epoch record (online probe: all processes; collapse report, k-NN: rank 0), logged, then the checkpoint."""
     record = {"kind": "epoch", "epoch": epoch + 1, "step": state.step,
               "online_probe_acc": probe_accuracy(run, *probe_counts)}
     if run.master:
-        record.update(collapse_record(run, state.net.model, diag_views))
-        record.update(knn_record(run, state, epoch))
-    log(record)
-    if log.bar is not None:
-        log.bar.write(epoch_line(run.cfg, record, log.last))
+        record.update(collapse_record(run, state.net.model, evals.diag_views))
+        record.update(knn_record(run, state, epoch, evals))
+    log.epoch(record)
     save_checkpoint(run, state, log.last)
     if run.world > 1:
         torch.distributed.barrier()
     return record
 
 
-def start(cfg: Config) -> tuple[Run, State, object, torch.nn.Module, object, MetricsLog]:
+def wrap_model(run: Run, net: VICRegWithProbe) -> torch.nn.Module:
+    """``net`` as the loop calls it: DDP-wrapped under a process group, then compiled with ``compile=true``."""
+    if run.world > 1:
+        net = DDP(net, device_ids=[run.device.index] if run.device.type == "cuda" else None)
+    return torch.compile(net) if run.cfg.compile else net
+
+
+def start(cfg: Config) -> tuple[Run, State, object, torch.nn.Module, EpochEval, MetricsLog]:
     """Processes, checkpoint to resume from, data, model and optimisers, the log and the start line.
 
-    Returns ``(run, state, loader, fwd, diag_views, log)``: ``fwd`` is the model as the loop calls it
-    (DDP-wrapped under a process group, compiled with ``compile=true``).
+    Returns ``(run, state, loader, model, evals, log)``: ``model`` is ``state.net`` as the loop calls
+    it (:func:`wrap_model`), ``evals`` what the epoch ends evaluate.
     """
     run = setup(cfg)  # processes, device, precision, seeds; out_dir writable
     resume_path = find_checkpoint(cfg)  # a bad checkpoint fails before any data is read
@@ -462,27 +548,29 @@ def start(cfg: Config) -> tuple[Run, State, object, torch.nn.Module, object, Met
     aug = make_augment_config(cfg)
     loader = make_two_view_loader(cfg.dataset, cfg.data_dir, aug, cfg.batch_size, train_size=cfg.train_size,
                                   download=cfg.download, seed=cfg.seed, num_workers=cfg.num_workers, device=run.device)
-    diag_views = build_diag_views(run, aug)  # rank 0, CPU
+    evals = EpochEval(build_diag_views(run, aug))  # rank 0, CPU
     state = build_state(run, loader.num_classes)
     if ckpt is not None:
         state.step = restore_training_state(ckpt, state.net, state.optimizer, state.probe_optimizer, state.scaler,
                                             run.rank)
-    ddp_net = DDP(state.net, device_ids=[run.device.index] if run.device.type == "cuda" else None) \
-        if run.world > 1 else state.net
-    fwd = torch.compile(ddp_net) if cfg.compile else ddp_net
-
-    run.steps_per_epoch, total_steps = len(loader), cfg.epochs * len(loader)
-    run.stop_at = min(total_steps, cfg.max_steps) if cfg.max_steps else total_steps
-    log = MetricsLog(run, total_steps, state.step, resumed=ckpt is not None)
+    model = wrap_model(run, state.net)
+    run = run.with_steps(len(loader))
+    log = MetricsLog(run, state.step, resumed=ckpt is not None)
     if run.master:
-        print(f"VICReg | {cfg.backbone} + expander {cfg.expander} | {cfg.dataset} | world={run.world} "
-              f"device={run.device} {precision_note(cfg, run.device)} | batch {cfg.batch_size} "
-              f"({cfg.batch_size // run.world}/proc) | {run.steps_per_epoch} steps/epoch x {cfg.epochs} epochs "
-              f"| lr {cfg.lr:g} {cfg.optimizer}", flush=True)
-        print(f"collapse report: {len(diag_views)} held-out images from {diag_views.source}" if diag_views is not None
-              else "collapse report: off (diag_size=0)", flush=True)
+        print_start_lines(run, evals.diag_views)
     report_resume_changes(run, state.step, changes, log)
-    return run, state, loader, fwd, diag_views, log
+    return run, state, loader, model, evals, log
+
+
+def print_start_lines(run: Run, diag_views: DiagnosticViews | None) -> None:
+    """What this run is (model, data, processes, precision, batch, steps, lr) and its collapse-report views."""
+    cfg = run.cfg
+    print(f"VICReg | {cfg.backbone} + expander {cfg.expander} | {cfg.dataset} | world={run.world} "
+          f"device={run.device} {precision_note(cfg, run.device)} | batch {cfg.batch_size} "
+          f"({cfg.batch_size // run.world}/proc) | {run.steps_per_epoch} steps/epoch x {cfg.epochs} epochs "
+          f"| lr {cfg.lr:g} {cfg.optimizer}", flush=True)
+    print(f"collapse report: {len(diag_views)} held-out images from {diag_views.source}" if diag_views is not None
+          else "collapse report: off (diag_size=0)", flush=True)
 
 
 def report_resume_changes(run: Run, step: int, changes: dict, log: MetricsLog) -> None:
@@ -496,7 +584,7 @@ def report_resume_changes(run: Run, step: int, changes: dict, log: MetricsLog) -
               + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()), flush=True)
 
 
-def stop_on_signal(run: Run, state: State, log: MetricsLog, signals: D.StopSignals) -> None:
+def stop_on_signal(run: Run, state: State, log: MetricsLog, signals: distributed.StopSignals) -> None:
     """After a stop signal (the checkpoint at ``state.step`` is written): a ``stop`` record, one line on
     stderr (rank 0), the signal's previous Python handler if it had one, then :class:`~.distributed.Preempted`."""
     name = signal.Signals(signals.agreed).name
@@ -508,7 +596,7 @@ def stop_on_signal(run: Run, state: State, log: MetricsLog, signals: D.StopSigna
     if run.master:
         print(f"vicreg-edu: {message}", file=sys.stderr, flush=True)
     signals.forward()  # e.g. submitit's USR2 handler: requeue the job, then exit
-    raise D.Preempted(signals.agreed, state.step, message)
+    raise distributed.Preempted(signals.agreed, state.step, message)
 
 
 def train(cfg: Config) -> TrainResult:
@@ -521,20 +609,22 @@ def train(cfg: Config) -> TrainResult:
 
     Example:
         >>> from vicreg_edu.config import get_config
-        >>> result = train(get_config("demo", epochs=1, train_size=512, test_size=256, progress=False))  # doctest: +SKIP
+        >>> cfg = get_config("demo", epochs=1, train_size=512, test_size=256, progress=False)
+        >>> result = train(cfg)  # doctest: +SKIP
         >>> result.final["trained"] > result.final["random_init"]  # doctest: +SKIP
     """
     t0 = time.time()
-    with D.StopSignals() as signals:  # from here on a stop signal only sets a flag
-        run, state, loader, fwd, diag_views, log = start(cfg)
+    criterion = build_criterion(cfg)
+    with distributed.StopSignals() as signals:  # from here on a stop signal only sets a flag
+        run, state, loader, model, evals, log = start(cfg)
         start_epoch, skip = divmod(state.step, run.steps_per_epoch)
         for epoch in range(start_epoch, cfg.epochs):
             if state.step >= run.stop_at or signals.agreed:
                 break
             loader.set_epoch(epoch, start=skip if epoch == start_epoch else 0)
-            probe_counts = train_one_epoch(run, state, fwd, loader, log, signals)
+            probe_counts = train_one_epoch(run, state, model, criterion, loader, log, signals)
             if run.epoch_end(state.step):  # else a signal stopped it mid-epoch, checkpoint written
-                end_of_epoch(run, state, epoch, probe_counts, diag_views, log)
+                end_of_epoch(run, state, epoch, probe_counts, evals, log)
                 signals.sync()  # a signal during the epoch-end work stops here
         if signals.agreed:
             stop_on_signal(run, state, log, signals)
@@ -543,7 +633,7 @@ def train(cfg: Config) -> TrainResult:
     result = TrainResult(model=state.net.model, config=cfg, out_dir=run.out_dir, history=log.history,
                          epochs=log.epochs)
     if run.master and cfg.final_eval:
-        result.final = knn_comparison(state.net.model, cfg, run.device, run.amp_dtype, run.eval_data)
+        result.final = knn_comparison(state.net.model, cfg, run.device, run.amp_dtype, evals.knn_data)
         log({"kind": "final", "step": state.step, **{f"knn_{k}": v for k, v in result.final.items()}})
     log.close()
     result.wall_time = time.time() - t0
@@ -567,8 +657,8 @@ def train_and_report(cfg: Config) -> TrainResult:
     """
     try:
         result = train(cfg)
-        if D.is_main_process() and result.final:
+        if distributed.is_main_process() and result.final:
             print(format_final(result))
         return result
     finally:
-        D.cleanup()
+        distributed.cleanup()
