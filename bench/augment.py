@@ -42,8 +42,10 @@ def main():
         tv(pil[i % len(pil)])
     pil_rate = args.pil_images / (time.perf_counter() - t)
     pil_cpu = (time.process_time() - c) / args.pil_images * 1e3
-    print(f"preset={args.preset} size={args.size} batch={args.n} threads={torch.get_num_threads()} "
-          f"(wall-clock rates; CPU ms per image pair = process CPU time, all threads)")
+    print(
+        f"preset={args.preset} size={args.size} batch={args.n} threads={torch.get_num_threads()} "
+        f"(wall-clock rates; CPU ms per image pair = process CPU time, all threads)"
+    )
     print(f"pil   (1 process)      {pil_rate:10.0f} images/s   {pil_cpu:8.3f} CPU ms/image")
 
     aug = TwoViewBatchAugment(cfg)
@@ -63,7 +65,9 @@ def main():
         rate = args.repeats * args.n / (time.perf_counter() - t)
         cpu = (time.process_time() - c) / (args.repeats * args.n) * 1e3
         name = torch.cuda.get_device_name() if dev == "cuda" else "cpu"
-        print(f"batch ({name}) {rate:10.0f} images/s   {cpu:8.3f} CPU ms/image   ratio batch/pil = {rate / pil_rate:.1f}x")
+        print(
+            f"batch ({name}) {rate:10.0f} images/s   {cpu:8.3f} CPU ms/image   ratio batch/pil = {rate / pil_rate:.1f}x"
+        )
 
 
 if __name__ == "__main__":

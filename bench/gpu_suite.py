@@ -37,13 +37,13 @@ small CPU), fp16 autocast + GradScaler on CPU.
 The trainer runs are the real ``train()`` loop; the suite only swaps its data source
 (``make_two_view_loader`` / ``diagnostic_views``) for an in-memory loader over the suite's images.
 """
+
 from __future__ import annotations
 
 import argparse
 import datetime
 import importlib.util
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -55,7 +55,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MEASUREMENTS = ("cifar_step", "imagenet_step", "jpeg_pipeline", "loss_vs_lightly", "compile_fp16")
-CAPS_S = {"cifar_step": 70, "imagenet_step": 90, "jpeg_pipeline": 60, "loss_vs_lightly": 50, "compile_fp16": 150}  # GPU: 420 s
+CAPS_S = {
+    "cifar_step": 70,
+    "imagenet_step": 90,
+    "jpeg_pipeline": 60,
+    "loss_vs_lightly": 50,
+    "compile_fp16": 150,
+}  # GPU: 420 s
 TINY_CAPS_S = {name: 150 for name in MEASUREMENTS}
 
 
@@ -125,8 +131,9 @@ def inject_data(images, labels) -> None:
     from vicreg_edu.data import InMemoryTwoViewLoader
 
     def loader(name, root, aug, batch_size, *, seed=0, device="cpu", **_):
-        return InMemoryTwoViewLoader(images.to(device), labels.to(device), TwoViewBatchAugment(aug), batch_size,
-                                     seed=seed)
+        return InMemoryTwoViewLoader(
+            images.to(device), labels.to(device), TwoViewBatchAugment(aug), batch_size, seed=seed
+        )
 
     def diagnostic_views(name, root, aug, n, seed=0, device="cpu"):
         return TwoViewBatchAugment(aug)(images[: max(2, n)].to(device), torch.Generator().manual_seed(seed))
@@ -138,8 +145,17 @@ def run_trainer(cfg, steps: int, log_every: int, out_dir: str):
     """The real training loop for ``steps`` steps; returns (steady images/s, loss per record, history)."""
     from vicreg_edu.trainer import train
 
-    cfg = cfg.replace(max_steps=steps, log_every=log_every, out_dir=out_dir, final_eval=False, knn_every=0,
-                      progress=False, tensorboard=False, ckpt_every=0, diag_size=min(cfg.diag_size, 64))
+    cfg = cfg.replace(
+        max_steps=steps,
+        log_every=log_every,
+        out_dir=out_dir,
+        final_eval=False,
+        knn_every=0,
+        progress=False,
+        tensorboard=False,
+        ckpt_every=0,
+        diag_size=min(cfg.diag_size, 64),
+    )
     result = train(cfg)
     steps_rec = [r for r in result.history if "imgs_per_s" in r]
     rates = [r["imgs_per_s"] for r in steps_rec[1:]] or [r["imgs_per_s"] for r in steps_rec]  # skip warm-up window
@@ -157,8 +173,17 @@ def synthetic_images(n: int, size: int, seed: int = 0):
 # the five measurements: each returns {"results": ..., "ratios": ..., "fallbacks": [...]}
 
 
-def step_vs_limit(preset: str, batches: list[int], size: int, src_size: int, steps: int, tiny: bool, tmp: str,
-                  extra: dict, largest_only: bool = False) -> dict:
+def step_vs_limit(
+    preset: str,
+    batches: list[int],
+    size: int,
+    src_size: int,
+    steps: int,
+    tiny: bool,
+    tmp: str,
+    extra: dict,
+    largest_only: bool = False,
+) -> dict:
     """Trainer images/s over the model's limit for each batch (or only the first that fits)."""
     torch = _torch()
     from vicreg_edu.config import get_config
@@ -189,15 +214,31 @@ def step_vs_limit(preset: str, batches: list[int], size: int, src_size: int, ste
             torch.cuda.empty_cache()
             continue
         del images, labels
-        rows.append({"batch": batch, "limit_images_per_s": limit, "trainer_images_per_s": rate,
-                     "ratio": rate / limit, "epoch_s_50k": 50_000 / rate,
-                     "amp": str(cfg.amp), "channels_last": device.type == "cuda" and cfg.channels_last})
+        rows.append(
+            {
+                "batch": batch,
+                "limit_images_per_s": limit,
+                "trainer_images_per_s": rate,
+                "ratio": rate / limit,
+                "epoch_s_50k": 50_000 / rate,
+                "amp": str(cfg.amp),
+                "channels_last": device.type == "cuda" and cfg.channels_last,
+            }
+        )
         ratios[f"trainer/limit@{batch}"] = rate / limit
         if largest_only:
             break
-    return {"results": {"rows": rows, "skipped": tried, "steps": steps, "image_size": size,
-                        "limit": "fwd+bwd of backbone+expander on two views, pre-made tensors, no optimiser"},
-            "ratios": ratios, "fallbacks": fallbacks}
+    return {
+        "results": {
+            "rows": rows,
+            "skipped": tried,
+            "steps": steps,
+            "image_size": size,
+            "limit": "fwd+bwd of backbone+expander on two views, pre-made tensors, no optimiser",
+        },
+        "ratios": ratios,
+        "fallbacks": fallbacks,
+    }
 
 
 def m_cifar_step(tiny: bool, tmp: str) -> dict:
@@ -276,8 +317,14 @@ def m_jpeg_pipeline(tiny: bool, tmp: str) -> dict:
 
     # (a) DataLoader + PIL, every core a worker
     ds = torchvision.datasets.ImageFolder(str(folder), loader=read_image)
-    loader = DataLoader(TwoViewDataset(ds, TwoViewTransform(cfg)), batch_size=batch, num_workers=workers,
-                        drop_last=True, pin_memory=device.type == "cuda", persistent_workers=True)
+    loader = DataLoader(
+        TwoViewDataset(ds, TwoViewTransform(cfg)),
+        batch_size=batch,
+        num_workers=workers,
+        drop_last=True,
+        pin_memory=device.type == "cuda",
+        persistent_workers=True,
+    )
     list(zip(range(1), loader))  # start the workers
     t, seen = time.perf_counter(), 0
     for (a, b), _ in loader:
@@ -288,8 +335,14 @@ def m_jpeg_pipeline(tiny: bool, tmp: str) -> dict:
     del loader
 
     # (b) workers read bytes; decode on the device in batches; batched two-view augmentation there
-    raw = DataLoader(_FileBytes(paths), batch_size=batch, num_workers=workers, collate_fn=_as_list, drop_last=True,
-                     persistent_workers=True)
+    raw = DataLoader(
+        _FileBytes(paths),
+        batch_size=batch,
+        num_workers=workers,
+        collate_fn=_as_list,
+        drop_last=True,
+        persistent_workers=True,
+    )
     aug, gen = TwoViewBatchAugment(cfg), torch.Generator().manual_seed(0)
 
     def epoch():
@@ -308,13 +361,23 @@ def m_jpeg_pipeline(tiny: bool, tmp: str) -> dict:
     # decode alone on the device (no augmentation), to split the cost
     files = [_to_uint8(Path(p).read_bytes()) for p in paths[:batch]]
     decode_s = _timed(lambda: decode_jpeg(files, device=device), device, iters=2 if tiny else 5, warmup=1)
-    return {"results": {"images": n, "mean_file_kb": mean_bytes / 1024, "write_s": write_s, "workers": workers,
-                        "batch": batch, "pil_dataloader_images_per_s": pil_rate,
-                        "decode_on_device_plus_batched_aug_images_per_s": dev_rate,
-                        "decode_only_images_per_s": batch / decode_s, "decode_device": device.type,
-                        "note": "all files 500x375, so decoded images stack into one batch; real ImageNet "
-                                "sizes vary and would need per-image crop boxes before one batch"},
-            "ratios": {"device_path/pil_path": dev_rate / pil_rate}, "fallbacks": fallbacks}
+    return {
+        "results": {
+            "images": n,
+            "mean_file_kb": mean_bytes / 1024,
+            "write_s": write_s,
+            "workers": workers,
+            "batch": batch,
+            "pil_dataloader_images_per_s": pil_rate,
+            "decode_on_device_plus_batched_aug_images_per_s": dev_rate,
+            "decode_only_images_per_s": batch / decode_s,
+            "decode_device": device.type,
+            "note": "all files 500x375, so decoded images stack into one batch; real ImageNet "
+            "sizes vary and would need per-image crop boxes before one batch",
+        },
+        "ratios": {"device_path/pil_path": dev_rate / pil_rate},
+        "fallbacks": fallbacks,
+    }
 
 
 def m_loss_vs_lightly(tiny: bool, tmp: str) -> dict:
@@ -359,15 +422,21 @@ def m_compile_fp16(tiny: bool, tmp: str) -> dict:
     fallbacks = []
     if device.type != "cuda":
         torch.compile = functools.partial(torch.compile, backend="eager")  # this child process only
-        fallbacks += ["torch.compile with backend='eager' (dynamo tracing only; inductor is for the GPU)",
-                      "fp16 autocast + GradScaler on CPU"]
+        fallbacks += [
+            "torch.compile with backend='eager' (dynamo tracing only; inductor is for the GPU)",
+            "fp16 autocast + GradScaler on CPU",
+        ]
     steps, log_every, batch = (4, 2, 16) if tiny else (200, 10, 256)
     extra = dict(backbone="small_cnn", expander="32-32") if tiny else {}
     images, labels = in_memory_uint8(Shapes("train", n=max(batch * 4, 64) if tiny else 10_000, seed=0))
     inject_data(images, labels)
     base = get_config("cifar10", fast=False).replace(dataset="shapes", batch_size=batch, warmup_epochs=1, **extra)
-    runs = {"eager": base, "eager_seed1": base.replace(seed=1), "compile": base.replace(compile=True),
-            "fp16": base.replace(amp="fp16")}
+    runs = {
+        "eager": base,
+        "eager_seed1": base.replace(seed=1),
+        "compile": base.replace(compile=True),
+        "fp16": base.replace(amp="fp16"),
+    }
     curves, rates, errors = {}, {}, {}
     for name, cfg in runs.items():
         try:
@@ -380,9 +449,17 @@ def m_compile_fp16(tiny: bool, tmp: str) -> dict:
 
     ref = curves.get("eager")
     noise = max_rel(curves["eager_seed1"], ref) if ref and "eager_seed1" in curves else float("nan")
-    results = {"steps": steps, "log_every": log_every, "batch": batch, "curves": curves, "images_per_s": rates,
-               "errors": errors, "tolerance": "max relative difference of the loss curve <= the eager run's "
-               "difference with another seed (seed_noise)", "seed_noise": noise}
+    results = {
+        "steps": steps,
+        "log_every": log_every,
+        "batch": batch,
+        "curves": curves,
+        "images_per_s": rates,
+        "errors": errors,
+        "tolerance": "max relative difference of the loss curve <= the eager run's "
+        "difference with another seed (seed_noise)",
+        "seed_noise": noise,
+    }
     ratios = {}
     for name in ("compile", "fp16"):
         if ref and name in curves:
@@ -408,7 +485,11 @@ def _child(name: str, tiny: bool, out: str) -> None:
             payload = globals()[f"m_{name}"](tiny, tmp)
             payload["status"] = "ok"
         except Exception as e:
-            payload = {"status": "error", "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-3000:]}
+            payload = {
+                "status": "error",
+                "error": f"{type(e).__name__}: {e}",
+                "traceback": traceback.format_exc()[-3000:],
+            }
     payload["seconds"] = time.perf_counter() - start
     Path(out).write_text(json.dumps(payload, default=float))
 
@@ -417,9 +498,14 @@ def environment() -> dict:
     torch = _torch()
     import torchvision
 
-    env = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-           "torch": torch.__version__, "torchvision": torchvision.__version__, "python": sys.version.split()[0],
-           "cpu_count": os.cpu_count(), "device": "cpu"}
+    env = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "python": sys.version.split()[0],
+        "cpu_count": os.cpu_count(),
+        "device": "cpu",
+    }
     if torch.cuda.is_available():
         env.update(device=torch.cuda.get_device_name(), cuda=torch.version.cuda)
     else:
@@ -435,8 +521,10 @@ def _fmt(v) -> str:
 
 def print_table(report: dict) -> None:
     env = report["environment"]
-    print(f"\nGPU suite | {'TINY CPU dry run | ' if report['tiny'] else ''}{env['device']} | torch {env['torch']} "
-          f"| {env['date']}")
+    print(
+        f"\nGPU suite | {'TINY CPU dry run | ' if report['tiny'] else ''}{env['device']} | torch {env['torch']} "
+        f"| {env['date']}"
+    )
     for name, m in report["measurements"].items():
         head = f"{name:<16} {m['status']:<8} {m.get('seconds', 0):6.1f} s (cap {m['cap_s']} s)"
         print("-" * 100 + "\n" + head + ("" if not m.get("fallbacks") else "  FALLBACK: " + "; ".join(m["fallbacks"])))
@@ -462,15 +550,17 @@ def cross_ratios(measurements: dict) -> dict:
         step = measurements["imagenet_step"]["results"]["rows"][-1]["trainer_images_per_s"]
         out["jpeg_device_path/imagenet_trainer_step"] = jpeg / step
         out["jpeg_pil_path/imagenet_trainer_step"] = (
-            measurements["jpeg_pipeline"]["results"]["pil_dataloader_images_per_s"] / step)
+            measurements["jpeg_pipeline"]["results"]["pil_dataloader_images_per_s"] / step
+        )
     except (KeyError, IndexError, TypeError):
         pass
     return out
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     p.add_argument("--tiny", "--dry-run", action="store_true", help="tiny sizes on CPU (smoke test)")
     p.add_argument("--only", default="", help=f"comma-separated subset of {','.join(MEASUREMENTS)}")
     p.add_argument("--out", default=None, help="JSON path (default bench/results/gpu_suite[_tiny].json)")
@@ -494,14 +584,22 @@ def main(argv=None) -> int:
         cap = caps[name] * args.cap_scale
         with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
             child_out = f.name
-        cmd = [sys.executable, os.path.abspath(__file__), "--_child", name, child_out] + (["--tiny"] if args.tiny else [])
+        cmd = [sys.executable, os.path.abspath(__file__), "--_child", name, child_out] + (
+            ["--tiny"] if args.tiny else []
+        )
         start = time.perf_counter()
         print(f"[{name}] running (cap {cap:.0f} s) ...", flush=True)
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=cap, env=env)
             text = Path(child_out).read_text() if os.path.getsize(child_out) else ""
-            m = json.loads(text) if text else {"status": "error", "error": f"exit {proc.returncode}: "
-                                               + (proc.stderr.strip().splitlines() or ["no output"])[-1]}
+            m = (
+                json.loads(text)
+                if text
+                else {
+                    "status": "error",
+                    "error": f"exit {proc.returncode}: " + (proc.stderr.strip().splitlines() or ["no output"])[-1],
+                }
+            )
         except subprocess.TimeoutExpired:
             m = {"status": "timeout", "error": f"over its cap of {cap:.0f} s"}
         finally:

@@ -137,9 +137,7 @@ def run_case(impl, n, d, device, repeats, tmp):
 
 def lightly_available() -> str | None:
     """None when lightly's VICRegLoss imports, else the reason."""
-    proc = subprocess.run(
-        [sys.executable, "-c", "from lightly.loss import VICRegLoss"], capture_output=True, text=True
-    )
+    proc = subprocess.run([sys.executable, "-c", "from lightly.loss import VICRegLoss"], capture_output=True, text=True)
     if proc.returncode == 0:
         return None
     return proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "import failed"
@@ -156,9 +154,12 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=None, help="timed runs per case (default 3; 1 with --quick)")
     p.add_argument("--quick", action="store_true", help=f"sizes {QUICK_SIZES}, 1 repeat")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--nosync", action="store_true",
-                   help="also time vicreg_loss(check_finite=False) (no host sync on a GPU; on CPU also "
-                        "with the GPU's float64 Gram side forced, to show its CPU cost)")
+    p.add_argument(
+        "--nosync",
+        action="store_true",
+        help="also time vicreg_loss(check_finite=False) (no host sync on a GPU; on CPU also "
+        "with the GPU's float64 Gram side forced, to show its CPU cost)",
+    )
     p.add_argument("--_worker", nargs=6, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
@@ -180,16 +181,24 @@ def main(argv=None) -> int:
         raise SystemExit(f"--repeats must be >= 1, got {repeats}")
 
     missing = lightly_available()
-    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
+    name = (
+        torch.cuda.get_device_name(device) if device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
+    )
     print(f"VICReg loss forward+backward, float32, device {device} ({name}), torch {torch.__version__}")
-    print(f"median of {repeats} timed run(s) after one untimed run; each case in its own process; "
-          f"load average {os.getloadavg()[0]:.2f} at start")
+    print(
+        f"median of {repeats} timed run(s) after one untimed run; each case in its own process; "
+        f"load average {os.getloadavg()[0]:.2f} at start"
+    )
     if missing:
-        print(f"REFERENCE MISSING: lightly's VICRegLoss cannot be imported ({missing}); "
-              "install it with `pip install -e '.[bench]'`. Timing vicreg_edu alone.")
+        print(
+            f"REFERENCE MISSING: lightly's VICRegLoss cannot be imported ({missing}); "
+            "install it with `pip install -e '.[bench]'`. Timing vicreg_edu alone."
+        )
     mem_what = "peak CUDA memory allocated" if device.startswith("cuda") else "peak RSS growth"
-    header = (f"{'N':>5} {'D':>5} {'side':>4} | {'ours ms':>9} {'lightly ms':>10} {'ratio':>6} | "
-              f"{'ours MiB':>8} {'lightly MiB':>11} | {'loss rel diff':>13} {'grad rel diff':>13}")
+    header = (
+        f"{'N':>5} {'D':>5} {'side':>4} | {'ours ms':>9} {'lightly ms':>10} {'ratio':>6} | "
+        f"{'ours MiB':>8} {'lightly MiB':>11} | {'loss rel diff':>13} {'grad rel diff':>13}"
+    )
     print(f"memory: {mem_what}; ratio = lightly time / ours")
     print(header)
     print("-" * len(header))
@@ -215,8 +224,10 @@ def main(argv=None) -> int:
                 loss_diff = abs(ours["loss"] - ref["loss"]) / abs(ref["loss"])
                 grads = [(ours[k] - ref[k]).norm() / ref[k].norm() for k in ("grad_a", "grad_b")]
                 grad_diff = max(g.item() for g in grads)
-                row += (f"{t_ref:>10.1f} {t_ref / t_ours:>5.1f}x | {ours['peak'] / 2**20:>8.0f} "
-                        f"{ref['peak'] / 2**20:>11.0f} | {loss_diff:>13.1e} {grad_diff:>13.1e}")
+                row += (
+                    f"{t_ref:>10.1f} {t_ref / t_ours:>5.1f}x | {ours['peak'] / 2**20:>8.0f} "
+                    f"{ref['peak'] / 2**20:>11.0f} | {loss_diff:>13.1e} {grad_diff:>13.1e}"
+                )
                 if loss_diff > 1e-4 or grad_diff > 1e-4:
                     row += "  DISAGREE"
                     ok = False
@@ -232,8 +243,11 @@ def main(argv=None) -> int:
                         continue
                     t = statistics.median(res["times"]) * 1e3
                     diff = abs(res["loss"] - ours["loss"]) / abs(ours["loss"])
-                    print(f"{'':>16}{impl:<13} {t:>9.1f} ms ({t / t_ours:.2f}x ours) "
-                          f"{res['peak'] / 2**20:>6.0f} MiB, loss rel diff {diff:.1e}", flush=True)
+                    print(
+                        f"{'':>16}{impl:<13} {t:>9.1f} ms ({t / t_ours:.2f}x ours) "
+                        f"{res['peak'] / 2**20:>6.0f} MiB, loss rel diff {diff:.1e}",
+                        flush=True,
+                    )
     print(f"load average {os.getloadavg()[0]:.2f} at the end (other processes share the CPU when > 0)")
     return 0 if ok else 1
 

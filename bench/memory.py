@@ -14,6 +14,7 @@ same step for real (``memory.measure_step_memory``: one warm-up step, then the p
 backward of ``vicreg_loss(check_finite=False)`` beyond the two (N, D) inputs) on fake tensors and
 puts it beside the H200 figures of ``bench/results/gpu_suite_h200_2026-11-30.json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -91,9 +92,13 @@ def main(argv=None) -> int:
 
     measure = torch.cuda.is_available() and not args.no_measure
     where = f"measured on {torch.cuda.get_device_name()}" if measure else "no CUDA here: estimates only"
-    print(f"{M.describe(cfg)}, {M.make_augment_config(cfg).size} px, {cfg.optimizer}; torch {torch.__version__}; {where}")
-    print("estimate = fake-tensor count of one trainer step (vicreg_edu.memory.estimate_step_memory); "
-          f"preflight asks for {M.HEADROOM} x estimate")
+    print(
+        f"{M.describe(cfg)}, {M.make_augment_config(cfg).size} px, {cfg.optimizer}; torch {torch.__version__}; {where}"
+    )
+    print(
+        "estimate = fake-tensor count of one trainer step (vicreg_edu.memory.estimate_step_memory); "
+        f"preflight asks for {M.HEADROOM} x estimate"
+    )
     head = f"{'per GPU':>7s} {'amp':>4s} {'world':>5s} | {'estimate GB':>11s} {'x' + str(M.HEADROOM):>6s}"
     if measure:
         head += f" | {'measured GB':>11s} {'1st step':>8s} {'meas/est':>8s}"
@@ -107,8 +112,10 @@ def main(argv=None) -> int:
                 if measure:
                     try:
                         got = M.measure_step_memory(cfg, batch, amp, world)
-                        row += (f" | {got['steady_step'] / GB:>11.2f} {got['first_step'] / GB:>8.2f} "
-                                f"{got['steady_step'] / est:>8.3f}")
+                        row += (
+                            f" | {got['steady_step'] / GB:>11.2f} {got['first_step'] / GB:>8.2f} "
+                            f"{got['steady_step'] / est:>8.3f}"
+                        )
                     except torch.OutOfMemoryError:
                         torch.cuda.empty_cache()
                         row += f" | {'OOM':>11s} {'':>8s} {'':>8s}"

@@ -13,6 +13,7 @@
 Printed figure: ``efficiency = 2 x trainer images/s / backbone views/s`` (1.0 = the data pipeline,
 expander, loss and optimiser cost nothing beyond the backbone).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,8 +74,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="demo")
     p.add_argument("--steps", type=int, default=40, help="trainer steps to time (after 10 warm-up steps)")
-    p.add_argument("--fake-data", action="store_true", help="imagenet-resnet50: write a random-JPEG ImageFolder to read")
-    p.add_argument("--fake-size", type=int, default=0, help="images in the fake training set (default: enough for the run)")
+    p.add_argument(
+        "--fake-data", action="store_true", help="imagenet-resnet50: write a random-JPEG ImageFolder to read"
+    )
+    p.add_argument(
+        "--fake-size", type=int, default=0, help="images in the fake training set (default: enough for the run)"
+    )
     p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE")
     args = p.parse_args()
 
@@ -83,14 +88,24 @@ def main() -> None:
     if args.fake_data:
         n = args.fake_size or cfg.batch_size * (args.steps + 12)
         if cfg.dataset not in ("imagefolder", "imagenet"):
-            raise SystemExit("--fake-data writes an ImageFolder (imagenet-resnet50 preset); for the 32 px "
-                             "recipes use --set dataset=shapes (same in-memory code path, no files)")
+            raise SystemExit(
+                "--fake-data writes an ImageFolder (imagenet-resnet50 preset); for the 32 px "
+                "recipes use --set dataset=shapes (same in-memory code path, no files)"
+            )
         write_fake_imagefolder(Path(tmp.name), n)
         cfg = cfg.replace(data_dir=tmp.name)
     log_every = 10
-    cfg = cfg.replace(max_steps=args.steps + log_every, log_every=log_every, epochs=max(cfg.epochs, 1),
-                      out_dir=str(Path(tmp.name) / "run"), final_eval=False, knn_every=0, progress=False,
-                      tensorboard=False, train_size=cfg.train_size)
+    cfg = cfg.replace(
+        max_steps=args.steps + log_every,
+        log_every=log_every,
+        epochs=max(cfg.epochs, 1),
+        out_dir=str(Path(tmp.name) / "run"),
+        final_eval=False,
+        knn_every=0,
+        progress=False,
+        tensorboard=False,
+        train_size=cfg.train_size,
+    )
     device = torch.device("cuda" if torch.cuda.is_available() and cfg.device in ("auto", "cuda") else "cpu")
     torch.backends.cudnn.benchmark = True  # as the trainer does on CUDA
     size = 224 if cfg.augment == "imagenet" else 32
@@ -99,8 +114,10 @@ def main() -> None:
     rates = [r["imgs_per_s"] for r in result.history if r["step"] > log_every]  # skip the warm-up window
     rate = statistics.median(rates)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"\npreset {args.preset} | {cfg.backbone} + {cfg.expander} | batch {cfg.batch_size} | {size}px | "
-          f"amp {_amp_dtype(cfg, device)} | compile {cfg.compile} | device {name}")
+    print(
+        f"\npreset {args.preset} | {cfg.backbone} + {cfg.expander} | batch {cfg.batch_size} | {size}px | "
+        f"amp {_amp_dtype(cfg, device)} | compile {cfg.compile} | device {name}"
+    )
     print(f"{'backbone fwd+bwd (reference)':<34s} {ref:10.1f} views/s  -> limit {ref / 2:10.1f} images/s")
     print(f"{'VICReg trainer step':<34s} {rate:10.1f} images/s")
     print(f"{'efficiency (trainer / limit)':<34s} {2 * rate / ref:10.2f}")

@@ -55,9 +55,16 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_NAMES = ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome"]
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-    "--window-size=1280,1400", "--remote-debugging-port=0",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+    "--window-size=1280,1400",
+    "--remote-debugging-port=0",
 ]
 VIEWPORT = (1280, 1400)  # CSS pixels: wide enough for the book theme's left sidebar
 MATHJAX_MARK = "/mathjax@3/"  # the CDN URL's part before the package path (es5/...)
@@ -142,7 +149,8 @@ def launch_chromium(binary: str, profile: Path) -> tuple[subprocess.Popen, int]:
     """Start headless Chromium; return the process and its DevTools port."""
     proc = subprocess.Popen(
         [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     port_file = profile / "DevToolsActivePort"
     for _ in range(300):  # up to 30 s
@@ -182,6 +190,7 @@ def toc_pages(html: Path) -> list[str]:
 
 def serve(directory: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
     """Serve `directory` on 127.0.0.1 in a background thread; return the server and base URL."""
+
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
@@ -216,13 +225,17 @@ def find_mathjax(arg: str | None, html: Path, cache: Path) -> Path | None:
         return None
     npm = shutil.which("npm")
     if npm is None:
-        print(f"warning: {cdn} is not reachable and npm is not installed: math may not render; "
-              f"pass --mathjax DIR (the mathjax@3 npm package)", file=sys.stderr)
+        print(
+            f"warning: {cdn} is not reachable and npm is not installed: math may not render; "
+            f"pass --mathjax DIR (the mathjax@3 npm package)",
+            file=sys.stderr,
+        )
         return None
     print(f"MathJax CDN not reachable; fetching the mathjax@3 npm package into {cache} (once)")
     cache.mkdir(parents=True, exist_ok=True)
-    out = subprocess.run([npm, "pack", "mathjax@3", "--pack-destination", str(cache)],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [npm, "pack", "mathjax@3", "--pack-destination", str(cache)], capture_output=True, text=True, timeout=300
+    )
     tgz = sorted(cache.glob("mathjax-*.tgz"))
     if out.returncode != 0 or not tgz:
         raise RuntimeError(f"`npm pack mathjax@3` failed:\n{out.stderr[-2000:]}")
@@ -241,7 +254,7 @@ def mathjax_url(html: Path) -> str | None:
         start = text.find(MATHJAX_MARK)
         if start >= 0:
             begin = text.rfind('"', 0, start) + 1
-            return text[begin:text.find('"', start)]
+            return text[begin : text.find('"', start)]
     return None
 
 
@@ -263,10 +276,19 @@ async def check_pages(args, base: str, pages: list[str], mathjax_dir: Path | Non
         status, bad_requests, exceptions, loaded = {}, [], [], asyncio.Event()
         cdp.on("Page.loadEventFired", lambda p: loaded.set())
         cdp.on("Network.responseReceived", lambda p: status.__setitem__(p["response"]["url"], p["response"]["status"]))
-        cdp.on("Network.responseReceived", lambda p: bad_requests.append(p["response"]["url"])
-               if p["response"]["status"] >= 400 else None)
-        cdp.on("Runtime.exceptionThrown", lambda p: exceptions.append(
-            p["exceptionDetails"].get("exception", {}).get("description", p["exceptionDetails"]["text"]).splitlines()[0]))
+        cdp.on(
+            "Network.responseReceived",
+            lambda p: bad_requests.append(p["response"]["url"]) if p["response"]["status"] >= 400 else None,
+        )
+        cdp.on(
+            "Runtime.exceptionThrown",
+            lambda p: exceptions.append(
+                p["exceptionDetails"]
+                .get("exception", {})
+                .get("description", p["exceptionDetails"]["text"])
+                .splitlines()[0]
+            ),
+        )
 
         async def answer_from_local_mathjax(p):
             rel = p["request"]["url"].split(MATHJAX_MARK, 1)[1].split("?")[0]
@@ -275,15 +297,26 @@ async def check_pages(args, base: str, pages: list[str], mathjax_dir: Path | Non
                 await cdp.send("Fetch.fulfillRequest", requestId=p["requestId"], responseCode=404, body="")
                 return
             mime = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-            await cdp.send("Fetch.fulfillRequest", requestId=p["requestId"], responseCode=200,
-                           responseHeaders=[{"name": "Content-Type", "value": mime},
-                                            {"name": "Access-Control-Allow-Origin", "value": "*"}],
-                           body=base64.b64encode(file.read_bytes()).decode())
+            await cdp.send(
+                "Fetch.fulfillRequest",
+                requestId=p["requestId"],
+                responseCode=200,
+                responseHeaders=[
+                    {"name": "Content-Type", "value": mime},
+                    {"name": "Access-Control-Allow-Origin", "value": "*"},
+                ],
+                body=base64.b64encode(file.read_bytes()).decode(),
+            )
 
         for method in ("Page.enable", "Runtime.enable", "Network.enable"):
             await cdp.send(method)
-        await cdp.send("Emulation.setDeviceMetricsOverride", width=VIEWPORT[0], height=VIEWPORT[1],
-                       deviceScaleFactor=1, mobile=False)
+        await cdp.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=VIEWPORT[0],
+            height=VIEWPORT[1],
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         if mathjax_dir is not None:
             await cdp.send("Fetch.enable", patterns=[{"urlPattern": f"*{MATHJAX_MARK}*"}])
             cdp.on("Fetch.requestPaused", lambda p: asyncio.ensure_future(answer_from_local_mathjax(p)))
@@ -298,8 +331,9 @@ async def check_pages(args, base: str, pages: list[str], mathjax_dir: Path | Non
                 continue
             await asyncio.wait_for(loaded.wait(), args.timeout)
             js = PAGE_REPORT_JS.replace("TIMEOUT_MS", str(int(args.timeout * 1000)))
-            res = await cdp.send("Runtime.evaluate", timeout=args.timeout + 10, expression=js,
-                                 awaitPromise=True, returnByValue=True)
+            res = await cdp.send(
+                "Runtime.evaluate", timeout=args.timeout + 10, expression=js, awaitPromise=True, returnByValue=True
+            )
             if "exceptionDetails" in res:
                 failures.append(f"{page}: page check script failed: {res['exceptionDetails']}")
                 continue
@@ -310,7 +344,8 @@ async def check_pages(args, base: str, pages: list[str], mathjax_dir: Path | Non
                 f"{page:<24} {time.perf_counter() - t0:5.1f} s  images {len(r['images']) - broken}/"
                 f"{len(r['images'])} loaded ({sum(i['output'] for i in r['images'])} figures)  "
                 f"math {r['mathRendered']}/{r['math']} rendered ({r['mathjax']})"
-                + (f"  JS errors: {exceptions[:3]}" if exceptions else ""))
+                + (f"  JS errors: {exceptions[:3]}" if exceptions else "")
+            )
             await screenshots(cdp, page, pages, Path(args.screenshots), lines)
         ws.close()
     finally:
@@ -337,16 +372,17 @@ def page_failures(page: str, url: str, http_status, r: dict, bad_requests: list[
         if img["src"].startswith(base) or reachable(img["src"]):
             out.append(f"{page}: broken image (naturalWidth 0): {img['src']}")
         else:  # e.g. the Colab badge on an offline machine: the site is fine, the check cannot tell
-            print(f"note: {page}: external image not checked (its host is not reachable from here): "
-                  f"{img['src']}")
+            print(f"note: {page}: external image not checked (its host is not reachable from here): {img['src']}")
     is_chapter = Path(page).name[:2].isdigit()
     if is_chapter and not any(i["output"] and i["width"] > 0 for i in r["images"]):
         out.append(f"{page}: a chapter page without any figure (store the notebook's outputs)")
     if is_chapter and not r["colab"]:
         out.append(f"{page}: no Colab link (launch button or badge)")
     if r["math"] and r["mathRendered"] < r["math"]:
-        out.append(f"{page}: {r['math'] - r['mathRendered']} of {r['math']} math elements not rendered "
-                   f"({r['mathjax']}); offline? pass --mathjax DIR")
+        out.append(
+            f"{page}: {r['math'] - r['mathRendered']} of {r['math']} math elements not rendered "
+            f"({r['mathjax']}); offline? pass --mathjax DIR"
+        )
     if r["mathErrors"]:
         out.append(f"{page}: MathJax reported {r['mathErrors']} TeX error(s) (<mjx-merror>)")
     for bad in bad_requests:
@@ -365,10 +401,16 @@ async def screenshots(cdp: CDP, page: str, pages: list[str], folder: Path, lines
         shots += [(Path(page).name, None), (Path(page).name + "_math", "div.math")]
     folder.mkdir(parents=True, exist_ok=True)
     for name, selector in shots:
-        scroll = (f"const e = document.querySelector('{selector}'); if (e) e.scrollIntoView();"
-                  if selector else "window.scrollTo(0, 0);")
-        await cdp.send("Runtime.evaluate", awaitPromise=True, expression=(
-            f"(async () => {{ {scroll} await new Promise(r => setTimeout(r, 300)); }})()"))
+        scroll = (
+            f"const e = document.querySelector('{selector}'); if (e) e.scrollIntoView();"
+            if selector
+            else "window.scrollTo(0, 0);"
+        )
+        await cdp.send(
+            "Runtime.evaluate",
+            awaitPromise=True,
+            expression=(f"(async () => {{ {scroll} await new Promise(r => setTimeout(r, 300)); }})()"),
+        )
         shot = await cdp.send("Page.captureScreenshot", format="png")
         path = folder / f"{name}.png"
         path.write_bytes(base64.b64decode(shot["data"]))
@@ -378,7 +420,9 @@ async def screenshots(cdp: CDP, page: str, pages: list[str], folder: Path, lines
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--html", default=str(ROOT / "_build" / "html"), help="the built site (default _build/html)")
-    parser.add_argument("--chromium", default=None, help="Chromium/Chrome binary (default: first of %s on PATH)" % CHROMIUM_NAMES)
+    parser.add_argument(
+        "--chromium", default=None, help="Chromium/Chrome binary (default: first of %s on PATH)" % CHROMIUM_NAMES
+    )
     parser.add_argument("--screenshots", default=str(ROOT / "_build" / "screenshots"), help="where to save screenshots")
     parser.add_argument("--mathjax", default=None, help="local mathjax@3 npm package folder (for offline checks)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per page and per wait (default 30)")
@@ -386,12 +430,17 @@ def main(argv=None) -> int:
 
     html = Path(args.html)
     if not (html / "index.html").exists():
-        print(f"error: no built site at {html} (expected index.html): run `jupyter-book build .` first", file=sys.stderr)
+        print(
+            f"error: no built site at {html} (expected index.html): run `jupyter-book build .` first", file=sys.stderr
+        )
         return 2
     args.chromium = args.chromium or next((b for b in map(shutil.which, CHROMIUM_NAMES) if b), None)
     if args.chromium is None or shutil.which(args.chromium) is None:
-        print(f"error: no Chromium found (tried {CHROMIUM_NAMES}); install it with "
-              f"`sudo apt-get install -y chromium` or pass --chromium PATH", file=sys.stderr)
+        print(
+            f"error: no Chromium found (tried {CHROMIUM_NAMES}); install it with "
+            f"`sudo apt-get install -y chromium` or pass --chromium PATH",
+            file=sys.stderr,
+        )
         return 2
     try:
         mathjax_dir = find_mathjax(args.mathjax, html, ROOT / "_build" / "mathjax")
@@ -400,8 +449,10 @@ def main(argv=None) -> int:
         return 2
     pages = toc_pages(html)
     server, base = serve(html)
-    print(f"checking {len(pages)} pages of {html} in {args.chromium}"
-          + (f" (MathJax served from {mathjax_dir})" if mathjax_dir else ""))
+    print(
+        f"checking {len(pages)} pages of {html} in {args.chromium}"
+        + (f" (MathJax served from {mathjax_dir})" if mathjax_dir else "")
+    )
     try:
         failures, lines = asyncio.run(check_pages(args, base, pages, mathjax_dir))
     except (RuntimeError, ConnectionError, asyncio.TimeoutError) as err:

@@ -71,8 +71,9 @@ def load_references(bib: Path = BIB) -> dict[str, tuple[str, str, str | None]]:
         if not people:
             raise KeyError(f"references.bib entry '{key}' has no author")
         names = [_surname(p) for p in people]
-        authors = names[0] if len(names) == 1 else (
-            f"{names[0]} and {names[1]}" if len(names) == 2 else f"{names[0]} et al.")
+        authors = (
+            names[0] if len(names) == 1 else (f"{names[0]} and {names[1]}" if len(names) == 2 else f"{names[0]} et al.")
+        )
         refs[key] = (authors, entry.fields["year"], link_of(entry.fields))
     return refs
 

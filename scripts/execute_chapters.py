@@ -20,6 +20,7 @@ For each chapter (either half of the pair may be named):
 agents) sharing one machine execute one chapter at a time; ``flock FILE python ...`` is the
 same. See book/CHAPTERS.md, "Storing the outputs".
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,9 +70,11 @@ def check_stored(nb, name: str) -> dict:
     errors = [o for o in outputs if o.get("output_type") == "error"]
     if errors:
         raise RuntimeError(f"{name}: stored an error output: {errors[0].get('ename')}: {errors[0].get('evalue')}")
-    return {"figures": sum("image/png" in o.get("data", {}) for o in outputs),
-            "widget views": sum(WIDGET_VIEW in o.get("data", {}) for o in outputs),
-            "widget models": len(nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {}))}
+    return {
+        "figures": sum("image/png" in o.get("data", {}) for o in outputs),
+        "widget views": sum(WIDGET_VIEW in o.get("data", {}) for o in outputs),
+        "widget models": len(nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})),
+    }
 
 
 def execute(chapter: Path, timeout: int) -> dict:
@@ -83,8 +86,14 @@ def execute(chapter: Path, timeout: int) -> dict:
     nb.metadata.pop("widgets", None)  # the new run's state only
     t0, cpu0 = time.time(), kernel_cpu_seconds()
     with full_size_env():
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True,
-                                record_timing=False, resources={"metadata": {"path": str(ipynb.parent)}})
+        client = NotebookClient(
+            nb,
+            timeout=timeout,
+            kernel_name="python3",
+            store_widget_state=True,
+            record_timing=False,
+            resources={"metadata": {"path": str(ipynb.parent)}},
+        )
         client.execute()
     wall, cpu = time.time() - t0, kernel_cpu_seconds() - cpu0
     nbformat.write(nb, ipynb)
@@ -112,8 +121,12 @@ def main(argv=None) -> int:
         for chapter in args.chapters:
             print(f"executing {chapter} at full size ...", flush=True)
             stats = execute(chapter.resolve(), args.timeout)
-            print(f"{chapter}: " + ", ".join(f"{k} {v}" for k, v in stats.items()) +
-                  f" (load average {os.getloadavg()[0]:.1f})", flush=True)
+            print(
+                f"{chapter}: "
+                + ", ".join(f"{k} {v}" for k, v in stats.items())
+                + f" (load average {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
     return 0
 
 

@@ -16,6 +16,7 @@ Command line (from the repository root; results go to ``vicreg_edu/results/``)::
     python scripts/recipe_search.py search --list              # the candidate recipes
     python scripts/recipe_search.py long --epochs 30           # the demo preset, 3x longer (chapter 5)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,15 @@ _DEMO = get_config("demo", fast=False)
 # "budget" in recipe_search.json) were passed as ``--recipes FILE --epochs 10``; the chosen preset
 # differs from this base only in mu = 50 and nu = 0.5 (and the data: no noisy backgrounds).
 SEARCH_BASE: dict[str, Any] = {
-    "batch_size": 128, "optimizer": "adamw", "base_lr": 1e-2, "weight_decay": 0.05, "warmup_epochs": 1.0,
-    "expander": "512-512-512", "sim_coeff": 25.0, "std_coeff": 25.0, "cov_coeff": 1.0,
+    "batch_size": 128,
+    "optimizer": "adamw",
+    "base_lr": 1e-2,
+    "weight_decay": 0.05,
+    "warmup_epochs": 1.0,
+    "expander": "512-512-512",
+    "sim_coeff": 25.0,
+    "std_coeff": 25.0,
+    "cov_coeff": 1.0,
     "aug": {"crop_scale": (0.8, 1.0)},
 }
 
@@ -126,8 +134,9 @@ def screen_candidates(base: dict | None = None) -> list[tuple[str, dict]]:
     return out
 
 
-def recipe_config(recipe: dict, *, epochs: int, seed: int = 0, out_dir: str = "runs/recipe",
-                  train_size: int = 0, fast: bool = False):
+def recipe_config(
+    recipe: dict, *, epochs: int, seed: int = 0, out_dir: str = "runs/recipe", train_size: int = 0, fast: bool = False
+):
     """The :class:`~vicreg_edu.config.Config` of one candidate recipe (demo preset + the recipe's fields).
 
     ``recipe`` holds Config fields and an ``aug`` dict of AugmentConfig overrides (which replaces
@@ -140,8 +149,20 @@ def recipe_config(recipe: dict, *, epochs: int, seed: int = 0, out_dir: str = "r
     """
     recipe = copy.deepcopy(recipe)
     aug = dict(recipe.pop("aug", {}))
-    return get_config("demo", fast=fast, **recipe, aug=aug, epochs=epochs, seed=seed, train_size=train_size,
-                      knn_every=0, final_eval=True, progress=False, tensorboard=False, out_dir=out_dir)
+    return get_config(
+        "demo",
+        fast=fast,
+        **recipe,
+        aug=aug,
+        epochs=epochs,
+        seed=seed,
+        train_size=train_size,
+        knn_every=0,
+        final_eval=True,
+        progress=False,
+        tensorboard=False,
+        out_dir=out_dir,
+    )
 
 
 def _shapes_uint8(split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -158,7 +179,7 @@ def embedding_ranks(model, cfg, generator_seed: int | None = None) -> dict:
     """
     x, _ = _shapes_uint8("test")
     gen = torch.Generator().manual_seed(cfg.seed if generator_seed is None else generator_seed)
-    view_a, view_b = TwoViewBatchAugment(make_augment_config(cfg))(x[:cfg.diag_size], gen)
+    view_a, view_b = TwoViewBatchAugment(make_augment_config(cfg))(x[: cfg.diag_size], gen)
     out = {}
     for suffix, m in (("", model), ("_random", random_twin(cfg))):
         with evaluating(m), torch.no_grad():
@@ -174,15 +195,24 @@ def probe_accuracy(model, cfg, epochs: int = 100, seed: int = 0) -> float:
     aug_cfg = make_augment_config(cfg)
     (xtr, ytr), (xte, yte) = _shapes_uint8("train"), _shapes_uint8("test")
     if cfg.train_size:
-        xtr, ytr = xtr[:cfg.train_size], ytr[:cfg.train_size]
+        xtr, ytr = xtr[: cfg.train_size], ytr[: cfg.train_size]
     with evaluating(model):
         ftr = extract_features(model.backbone, xtr, aug_cfg.mean, aug_cfg.std)
         fte = extract_features(model.backbone, xte, aug_cfg.mean, aug_cfg.std)
     return linear_probe(ftr, ytr, fte, yte, epochs=epochs, seed=seed)
 
 
-def run_recipe(name: str, recipe: dict, *, epochs: int, seed: int = 0, stage: str = "",
-               train_size: int = 0, out_root: str = "runs/recipe_search", linear: bool = True) -> dict:
+def run_recipe(
+    name: str,
+    recipe: dict,
+    *,
+    epochs: int,
+    seed: int = 0,
+    stage: str = "",
+    train_size: int = 0,
+    out_root: str = "runs/recipe_search",
+    linear: bool = True,
+) -> dict:
     """Train one candidate recipe and return its record for ``recipe_search.json``.
 
     The record: ``name``, ``stage``, ``recipe``, ``epochs``, ``seed``, ``knn`` (trained backbone),
@@ -196,15 +226,22 @@ def run_recipe(name: str, recipe: dict, *, epochs: int, seed: int = 0, stage: st
     """
     load0 = os.getloadavg()[0]
     t0, cpu0 = time.time(), time.process_time()
-    cfg = recipe_config(recipe, epochs=epochs, seed=seed, train_size=train_size,
-                        out_dir=f"{out_root}/{name}-e{epochs}-s{seed}")
+    cfg = recipe_config(
+        recipe, epochs=epochs, seed=seed, train_size=train_size, out_dir=f"{out_root}/{name}-e{epochs}-s{seed}"
+    )
     result = train(cfg)
     train_wall, train_cpu = time.time() - t0, time.process_time() - cpu0
     summary = summarize(result)
     ranks = embedding_ranks(result.model, cfg)
     probe = probe_accuracy(result.model, cfg) if linear else None
-    rec = {"name": name, "stage": stage, "recipe": json.loads(json.dumps(recipe)), "epochs": epochs, "seed": seed,
-           "train_size": train_size}
+    rec = {
+        "name": name,
+        "stage": stage,
+        "recipe": json.loads(json.dumps(recipe)),
+        "epochs": epochs,
+        "seed": seed,
+        "train_size": train_size,
+    }
     rec.update({k: summary[k] for k in ("knn", "knn_random_init", "knn_raw_pixels")})
     rec["linear_probe"] = None if probe is None else rounded(probe)
     rec.update({k: summary[k] for k in ("invariance", "variance", "covariance", "emb_std_mean", "online_probe_acc")})
@@ -218,7 +255,13 @@ def run_recipe(name: str, recipe: dict, *, epochs: int, seed: int = 0, stage: st
 
 
 def _recipe_key(rec: dict) -> tuple:
-    return (rec["name"], rec["epochs"], rec["seed"], rec.get("train_size", 0), json.dumps(rec["recipe"], sort_keys=True))
+    return (
+        rec["name"],
+        rec["epochs"],
+        rec["seed"],
+        rec.get("train_size", 0),
+        json.dumps(rec["recipe"], sort_keys=True),
+    )
 
 
 def search_main(args: argparse.Namespace) -> int:
@@ -238,30 +281,55 @@ def search_main(args: argparse.Namespace) -> int:
             raise ValueError(f"--only: unknown candidate(s) {missing}; known: {known}")
         candidates = [(n, r) for n, r in candidates if n in args.only]
     out = Path(args.out)
-    data = json.loads(out.read_text()) if out.is_file() else {
-        "what": "recipe search for the demo preset on Shapes (see scripts/recipe_search.py)",
-        "base": json.loads(json.dumps(SEARCH_BASE)), "runs": []}
+    data = (
+        json.loads(out.read_text())
+        if out.is_file()
+        else {
+            "what": "recipe search for the demo preset on Shapes (see scripts/recipe_search.py)",
+            "base": json.loads(json.dumps(SEARCH_BASE)),
+            "runs": [],
+        }
+    )
     done = {_recipe_key(r) for r in data["runs"]}
     data["machine"] = machine_info()
-    data["note"] = ("wall times were measured on a 2-core machine shared with other jobs (see load_avg per run); "
-                    "cpu_time_s is the process CPU time (all threads) and is the comparable cost")
+    data["note"] = (
+        "wall times were measured on a 2-core machine shared with other jobs (see load_avg per run); "
+        "cpu_time_s is the process CPU time (all threads) and is the comparable cost"
+    )
     for seed in args.seeds:
         for name, recipe in candidates:
-            rec_key = (name, args.epochs, seed, args.train_size, json.dumps(json.loads(json.dumps(recipe)), sort_keys=True))
+            rec_key = (
+                name,
+                args.epochs,
+                seed,
+                args.train_size,
+                json.dumps(json.loads(json.dumps(recipe)), sort_keys=True),
+            )
             if rec_key in done:
                 print(f"skip {name} (epochs {args.epochs}, seed {seed}): already in {out}")
                 continue
-            rec = run_recipe(name, recipe, epochs=args.epochs, seed=seed, stage=args.stage,
-                             train_size=args.train_size, linear=not args.no_linear)
+            rec = run_recipe(
+                name,
+                recipe,
+                epochs=args.epochs,
+                seed=seed,
+                stage=args.stage,
+                train_size=args.train_size,
+                linear=not args.no_linear,
+            )
             data["runs"].append(rec)
             done.add(rec_key)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(data, indent=1) + "\n")
             lp = "  -  " if rec["linear_probe"] is None else f"{rec['linear_probe']:.3f}"
-            print(f"[{args.stage}] {name:>28} e{args.epochs} s{seed}: k-NN {rec['knn']:.3f} (rand "
-                  f"{rec['knn_random_init']:.3f}, pix {rec['knn_raw_pixels']:.3f}) lin {lp} v {rec['variance']:.3f} "
-                  f"std {rec['emb_std_mean']:.2f} rank {rec['emb_effective_rank']:.0f}/{rec['emb_effective_rank_random']:.0f} "
-                  f"| {rec['wall_time_s']:.0f} s wall, {rec['cpu_time_s']:.0f} CPU-s, load {rec['load_avg']}", flush=True)
+            print(
+                f"[{args.stage}] {name:>28} e{args.epochs} s{seed}: k-NN {rec['knn']:.3f} (rand "
+                f"{rec['knn_random_init']:.3f}, pix {rec['knn_raw_pixels']:.3f}) lin {lp} v {rec['variance']:.3f} "
+                f"std {rec['emb_std_mean']:.2f} rank {rec['emb_effective_rank']:.0f}/"
+                f"{rec['emb_effective_rank_random']:.0f} "
+                f"| {rec['wall_time_s']:.0f} s wall, {rec['cpu_time_s']:.0f} CPU-s, load {rec['load_avg']}",
+                flush=True,
+            )
     return 0
 
 
@@ -274,24 +342,56 @@ def long_run_main(args: argparse.Namespace) -> int:
     sizes = {"train_size": args.train_size, "test_size": args.test_size}
     if args.test_size:
         sizes["diag_size"] = args.test_size
-    cfg = get_config("demo", fast=False, epochs=args.epochs, knn_every=args.knn_every, seed=args.seed,
-                     progress=False, tensorboard=False, out_dir=args.out_dir or f"runs/demo_long-e{args.epochs}",
-                     **sizes)
+    cfg = get_config(
+        "demo",
+        fast=False,
+        epochs=args.epochs,
+        knn_every=args.knn_every,
+        seed=args.seed,
+        progress=False,
+        tensorboard=False,
+        out_dir=args.out_dir or f"runs/demo_long-e{args.epochs}",
+        **sizes,
+    )
     result = train(cfg)
     keep = ("epoch", "step", "knn_acc", "emb_std_mean", "emb_effective_rank", "online_probe_acc")
     data = {
         "what": f"the demo preset trained for {args.epochs} epochs instead of {_DEMO.epochs} "
-                "(learning-rate schedule stretched to the longer run), scripts/recipe_search.py",
+        "(learning-rate schedule stretched to the longer run), scripts/recipe_search.py",
         "command": "OMP_NUM_THREADS=1 python scripts/recipe_search.py long " + " ".join(args.argv),
-        "config": {k: v for k, v in cfg.to_dict().items() if k in (
-            "backbone", "expander", "epochs", "batch_size", "optimizer", "base_lr", "weight_decay",
-            "sim_coeff", "std_coeff", "cov_coeff", "aug", "seed", "knn_every", "train_size", "test_size")},
+        "config": {
+            k: v
+            for k, v in cfg.to_dict().items()
+            if k
+            in (
+                "backbone",
+                "expander",
+                "epochs",
+                "batch_size",
+                "optimizer",
+                "base_lr",
+                "weight_decay",
+                "sim_coeff",
+                "std_coeff",
+                "cov_coeff",
+                "aug",
+                "seed",
+                "knn_every",
+                "train_size",
+                "test_size",
+            )
+        },
         "final": {k: rounded(v) for k, v in result.final.items()},
-        "epochs": [{k: (rounded(r[k]) if isinstance(r[k], float) else r[k]) for k in keep if k in r} for r in result.epochs],
-        "curve": [[h["step"]] + [rounded(h[k]) for k in ("invariance", "variance", "covariance")] for h in result.history],
+        "epochs": [
+            {k: (rounded(r[k]) if isinstance(r[k], float) else r[k]) for k in keep if k in r} for r in result.epochs
+        ],
+        "curve": [
+            [h["step"]] + [rounded(h[k]) for k in ("invariance", "variance", "covariance")] for h in result.history
+        ],
         "steps_per_epoch": result.history[-1]["step"] // args.epochs,
         "machine": {**machine_info(), "load_avg_at_start": round(load0, 2)},
-        "wall_time_s": round(time.time() - t0, 1), "cpu_time_s": round(time.process_time() - cpu0, 1),
+        "wall_time_s": round(time.time() - t0, 1),
+        "cpu_time_s": round(time.process_time() - cpu0, 1),
     }
     write_results(args.out, data)
     print(f"wrote {args.out}: k-NN {data['final']}, {data['wall_time_s']:.0f} s wall, {data['cpu_time_s']:.0f} CPU-s")
@@ -300,8 +400,11 @@ def long_run_main(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python scripts/recipe_search.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python scripts/recipe_search.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("search", help="the demo preset's recipe search")
     s.add_argument("--out", type=Path, default=RESULTS_DIR / "recipe_search.json")

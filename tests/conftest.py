@@ -8,6 +8,7 @@
   RGBA; one image smaller than the 16 px crop), with ``imagefolder_set_args(out_dir)``: the
   ``--set`` arguments that train on it in a few seconds.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,19 @@ from PIL import Image
 from vicreg_edu.config import get_config
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(train_size=256, test_size=128, batch_size=64, epochs=2, diag_size=64, knn_every=0, warmup_epochs=1,
-            final_eval=False, progress=False, tensorboard=False, log_every=5)
+TINY = dict(
+    train_size=256,
+    test_size=128,
+    batch_size=64,
+    epochs=2,
+    diag_size=64,
+    knn_every=0,
+    warmup_epochs=1,
+    final_eval=False,
+    progress=False,
+    tensorboard=False,
+    log_every=5,
+)
 
 
 def _tiny(out_dir, **overrides):
@@ -59,9 +71,14 @@ def subprocess_env():
 # an ImageFolder in real file formats
 
 IMAGE_KINDS = [  # (file name, PIL mode, (width, height)); the crop is 16 px
-    ("rgb.png", "RGB", (24, 20)), ("rgb.jpg", "RGB", (30, 22)), ("grey.png", "L", (20, 20)),
-    ("grey.jpg", "L", (26, 18)), ("rgba.png", "RGBA", (22, 24)), ("small.png", "RGB", (12, 10)),
-    ("rgb2.jpeg", "RGB", (20, 28)), ("rgba2.png", "RGBA", (18, 18)),
+    ("rgb.png", "RGB", (24, 20)),
+    ("rgb.jpg", "RGB", (30, 22)),
+    ("grey.png", "L", (20, 20)),
+    ("grey.jpg", "L", (26, 18)),
+    ("rgba.png", "RGBA", (22, 24)),
+    ("small.png", "RGB", (12, 10)),
+    ("rgb2.jpeg", "RGB", (20, 28)),
+    ("rgba2.png", "RGBA", (18, 18)),
 ]
 FOLDER_CLASSES = ("cat", "dog")
 
@@ -100,8 +117,26 @@ def image_folder(tmp_path_factory) -> Path:
 def imagefolder_set_args(data_dir, out_dir, **kw) -> list[str]:
     """``--set`` items that train on :func:`write_image_folder`'s folder: 16 px views, batch 4, 2 epochs
     of 4 steps, a 64-d expander, the final k-NN on (trained vs random encoder)."""
-    settings = dict(dataset="imagefolder", augment="imagenet", data_dir=data_dir, out_dir=out_dir, backbone="small_cnn",
-                    expander="64-64", batch_size=4, epochs=2, train_size=0, test_size=0, diag_size=8, warmup_epochs=0,
-                    optimizer="adamw", base_lr=0.01, num_workers=0, knn_every=0, final_eval=True, progress=False,
-                    tensorboard=False, log_every=1)
+    settings = dict(
+        dataset="imagefolder",
+        augment="imagenet",
+        data_dir=data_dir,
+        out_dir=out_dir,
+        backbone="small_cnn",
+        expander="64-64",
+        batch_size=4,
+        epochs=2,
+        train_size=0,
+        test_size=0,
+        diag_size=8,
+        warmup_epochs=0,
+        optimizer="adamw",
+        base_lr=0.01,
+        num_workers=0,
+        knn_every=0,
+        final_eval=True,
+        progress=False,
+        tensorboard=False,
+        log_every=1,
+    )
     return [f"{k}={v}" for k, v in {**settings, **kw}.items()] + ["aug.size=16"]

@@ -18,6 +18,7 @@ processes ``start()`` created (by their ``Popen`` handles, never by name).
 
 ``skip_reason()`` says why it cannot run here (not root, packages missing), or None.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,12 +40,16 @@ def _which(name: str) -> str | None:
 def skip_reason() -> str | None:
     """Why a local SLURM cannot be started here, or None when it can."""
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        return ("a local SLURM needs root (slurmd starts job steps as the submitting user); "
-                "CI runs as root. As root: scripts/system_deps.sh installs slurm-wlm and munge")
+        return (
+            "a local SLURM needs root (slurmd starts job steps as the submitting user); "
+            "CI runs as root. As root: scripts/system_deps.sh installs slurm-wlm and munge"
+        )
     missing = [b for b in BINARIES if _which(b) is None]
     if missing:
-        return (f"SLURM/munge not installed (missing {', '.join(missing)}): "
-                f"run scripts/system_deps.sh (apt-get install -y slurm-wlm munge)")
+        return (
+            f"SLURM/munge not installed (missing {', '.join(missing)}): "
+            f"run scripts/system_deps.sh (apt-get install -y slurm-wlm munge)"
+        )
     return None
 
 
@@ -133,15 +138,17 @@ PartitionName={self.partition} Nodes={self.node} Default=YES MaxTime=INFINITE St
     # ---- processes ----------------------------------------------------------------------------
     def _spawn(self, name: str, cmd: list[str]) -> None:
         log = open(self.root / "log" / f"{name}.stdout", "ab")
-        self.procs[name] = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+        self.procs[name] = subprocess.Popen(
+            cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         log.close()
 
     def _check_alive(self) -> None:
         for name, p in self.procs.items():
             if p.poll() is not None:
-                raise RuntimeError(f"{name} exited with {p.returncode} while starting the local SLURM; "
-                                   f"its log:\n{self.logs(name)}")
+                raise RuntimeError(
+                    f"{name} exited with {p.returncode} while starting the local SLURM; its log:\n{self.logs(name)}"
+                )
 
     def logs(self, name: str) -> str:
         """The end of a daemon's log files (for error messages)."""
@@ -153,9 +160,19 @@ PartitionName={self.partition} Nodes={self.node} Default=YES MaxTime=INFINITE St
     def start(self, timeout: float = 90) -> "LocalSlurm":
         """Write the config, start munged, slurmctld and slurmd, wait until the node is idle."""
         self._write_config()
-        self._spawn("munged", [_which("munged"), "--foreground", "--force", f"--socket={self.munge_socket}",
-                               f"--key-file={self.root}/munge/munge.key", f"--pid-file={self.root}/munge/munged.pid",
-                               f"--seed-file={self.root}/munge/munged.seed", f"--log-file={self.root}/log/munged.log"])
+        self._spawn(
+            "munged",
+            [
+                _which("munged"),
+                "--foreground",
+                "--force",
+                f"--socket={self.munge_socket}",
+                f"--key-file={self.root}/munge/munge.key",
+                f"--pid-file={self.root}/munge/munged.pid",
+                f"--seed-file={self.root}/munge/munged.seed",
+                f"--log-file={self.root}/log/munged.log",
+            ],
+        )
         deadline = time.time() + timeout
         while not self.munge_socket.exists():
             self._check_alive()
@@ -170,8 +187,11 @@ PartitionName={self.partition} Nodes={self.node} Default=YES MaxTime=INFINITE St
             if out == "idle":
                 return self
             if time.time() > deadline:
-                raise TimeoutError(f"the node is not idle after {timeout:.0f} s (sinfo says {out!r}):\n"
-                                   + self.logs("slurmctld") + self.logs("slurmd"))
+                raise TimeoutError(
+                    f"the node is not idle after {timeout:.0f} s (sinfo says {out!r}):\n"
+                    + self.logs("slurmctld")
+                    + self.logs("slurmd")
+                )
             time.sleep(0.5)
 
     def stop(self) -> None:
@@ -210,9 +230,12 @@ PartitionName={self.partition} Nodes={self.node} Default=YES MaxTime=INFINITE St
         out = self.run(["scontrol", "show", "job", "-o", str(job_id)], check=False).stdout
         return dict(re.findall(r"(\w+)=(\S*)", out))
 
-    def wait(self, job_id: str, timeout: float = 600, until=("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT",
-                                                              "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL",
-                                                              "DEADLINE")) -> dict[str, str]:
+    def wait(
+        self,
+        job_id: str,
+        timeout: float = 600,
+        until=("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE"),
+    ) -> dict[str, str]:
         """Poll until the job reaches one of the ``until`` states; return its last ``scontrol`` record."""
         deadline = time.time() + timeout
         while True:

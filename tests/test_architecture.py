@@ -1,5 +1,6 @@
 """The package's imports form a tree: no module imports one that (directly or through others)
 imports it back, lazy imports inside functions included; ``config`` needs none of the heavy modules."""
+
 import ast
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         state[node] = 1
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if not state.get(nxt) and (cycle := visit(nxt, path + [nxt])):
                 return cycle
         state[node] = 2
@@ -60,6 +61,7 @@ def test_imports_form_a_tree():
 
 def test_config_is_light():
     """Building a Config needs no model, data or augmentation module (nor torchvision)."""
+
     def below(m, seen=None):
         seen = set() if seen is None else seen
         for d in import_graph()[m] - seen:

@@ -3,7 +3,6 @@
 import dataclasses
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,9 +10,18 @@ import torchvision.transforms as T
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from vicreg_edu.augment import (_CROP_TRIALS, BatchAugment, TwoViewBatchAugment, TwoViewTransform, _blend,
-                                _gray, adjust_hue, eval_transform, gaussian_blur)
-from vicreg_edu.views import AugmentConfig, cifar_augment, imagenet_augment, shapes_augment
+from vicreg_edu.augment import (
+    _CROP_TRIALS,
+    BatchAugment,
+    TwoViewBatchAugment,
+    TwoViewTransform,
+    _blend,
+    _gray,
+    adjust_hue,
+    eval_transform,
+    gaussian_blur,
+)
+from vicreg_edu.views import cifar_augment, imagenet_augment, shapes_augment
 from vicreg_edu.data import Shapes, in_memory_uint8
 
 
@@ -47,9 +55,17 @@ def test_small_presets_and_overrides():
     assert cifar_augment(jitter_p=0.0).jitter_p == 0.0 and cifar_augment(crop_scale=[0.5, 1]).crop_scale == (0.5, 1.0)
 
 
-@pytest.mark.parametrize("bad, match", [({"flip_p": 1.5}, "probability"), ({"blur_p": (0.5,)}, "2 values"),
-                                        ({"crop_scale": (0.5, 0.2)}, "crop_scale"), ({"hue": 0.7}, "hue"),
-                                        ({"interpolation": "nearest"}, "interpolation"), ({"size": 0}, "size")])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"flip_p": 1.5}, "probability"),
+        ({"blur_p": (0.5,)}, "2 values"),
+        ({"crop_scale": (0.5, 0.2)}, "crop_scale"),
+        ({"hue": 0.7}, "hue"),
+        ({"interpolation": "nearest"}, "interpolation"),
+        ({"size": 0}, "size"),
+    ],
+)
 def test_config_validation(bad, match):
     with pytest.raises(ValueError, match=match):
         imagenet_augment(**bad)
@@ -107,15 +123,22 @@ def test_batch_views_differ_shapes_and_reproducible(images):
     assert not torch.equal(a, a3)
 
 
-
-
 def _identity_params(n: int) -> dict[str, torch.Tensor]:
     """Parameters that switch every random op off (used by eval_batch)."""
     z = torch.zeros(n, dtype=torch.bool)
-    return {"crop_area": torch.ones(n, _CROP_TRIALS), "crop_log_ratio": torch.zeros(n, _CROP_TRIALS),
-            "crop_pos": torch.zeros(n, 2), "flip": z, "jitter": z, "jitter_order": torch.arange(4).repeat(n, 1),
-            "jitter_factors": torch.tensor([1.0, 1.0, 1.0, 0.0]).repeat(n, 1), "gray": z, "blur": z,
-            "blur_sigma": torch.ones(n), "solarize": z}
+    return {
+        "crop_area": torch.ones(n, _CROP_TRIALS),
+        "crop_log_ratio": torch.zeros(n, _CROP_TRIALS),
+        "crop_pos": torch.zeros(n, 2),
+        "flip": z,
+        "jitter": z,
+        "jitter_order": torch.arange(4).repeat(n, 1),
+        "jitter_factors": torch.tensor([1.0, 1.0, 1.0, 0.0]).repeat(n, 1),
+        "gray": z,
+        "blur": z,
+        "blur_sigma": torch.ones(n),
+        "solarize": z,
+    }
 
 
 def eval_batch(x, cfg):
@@ -171,7 +194,9 @@ def test_parameter_distributions_match_torchvision():
     area, log_ratio = box[:, 2] * box[:, 3] / (H * W), torch.log(box[:, 3] / box[:, 2])
     # torchvision's own sampler on an image of the same size
     torch.manual_seed(0)
-    ref = torch.tensor([T.RandomResizedCrop.get_params(torch.zeros(3, H, W), [0.08, 1.0], [3 / 4, 4 / 3]) for _ in range(n)]).double()
+    ref = torch.tensor(
+        [T.RandomResizedCrop.get_params(torch.zeros(3, H, W), [0.08, 1.0], [3 / 4, 4 / 3]) for _ in range(n)]
+    ).double()
     ref_area, ref_log_ratio = ref[:, 2] * ref[:, 3] / (H * W), torch.log(ref[:, 3] / ref[:, 2])
     assert area.min() >= 0.06 and area.max() <= 1.0 and log_ratio.abs().max() <= math.log(4 / 3) + 0.1
     assert abs(area.mean() - ref_area.mean()) < 0.02 and abs(area.std() - ref_area.std()) < 0.02
@@ -195,11 +220,18 @@ def test_colour_ops_match_torchvision():
     f = torch.linspace(0.6, 1.4, 6)
     h = torch.linspace(-0.1, 0.1, 6)
     # brightness, contrast and saturation are one blend each in the batched path (as _augment_views does)
-    ours = {"brightness": lambda x, f: _blend(x, torch.zeros_like(x), f),
-            "contrast": lambda x, f: _blend(x, _gray(x).mean(dim=(1, 2, 3), keepdim=True), f),
-            "saturation": lambda x, f: _blend(x, _gray(x), f), "hue": adjust_hue}
-    for name, theirs, fac in [("brightness", TF.adjust_brightness, f), ("contrast", TF.adjust_contrast, f),
-                              ("saturation", TF.adjust_saturation, f), ("hue", TF.adjust_hue, h)]:
+    ours = {
+        "brightness": lambda x, f: _blend(x, torch.zeros_like(x), f),
+        "contrast": lambda x, f: _blend(x, _gray(x).mean(dim=(1, 2, 3), keepdim=True), f),
+        "saturation": lambda x, f: _blend(x, _gray(x), f),
+        "hue": adjust_hue,
+    }
+    for name, theirs, fac in [
+        ("brightness", TF.adjust_brightness, f),
+        ("contrast", TF.adjust_contrast, f),
+        ("saturation", TF.adjust_saturation, f),
+        ("hue", TF.adjust_hue, h),
+    ]:
         ref = torch.stack([theirs(x[i], fac[i].item()) for i in range(6)])
         assert torch.allclose(ours[name](x.clone(), fac), ref, atol=1e-5), name
 
@@ -219,11 +251,15 @@ def test_gaussian_blur_matches_torchvision_inside():
 
 def _per_view_stats(v):
     """Per-view summary statistics of augmented views (N, 3, H, W) -> (N, 4)."""
-    return torch.stack([
-        v.mean(dim=(1, 2, 3)), v.std(dim=(1, 2, 3)),
-        (v[..., 1:] - v[..., :-1]).abs().mean(dim=(1, 2, 3)),  # sharpness (crop zoom, blur)
-        (v[:, 0] - v[:, 1]).abs().mean(dim=(1, 2)),  # colourfulness (grayscale, saturation, hue)
-    ], 1)
+    return torch.stack(
+        [
+            v.mean(dim=(1, 2, 3)),
+            v.std(dim=(1, 2, 3)),
+            (v[..., 1:] - v[..., :-1]).abs().mean(dim=(1, 2, 3)),  # sharpness (crop zoom, blur)
+            (v[:, 0] - v[:, 1]).abs().mean(dim=(1, 2)),  # colourfulness (grayscale, saturation, hue)
+        ],
+        1,
+    )
 
 
 def _z_scores(p, b):
@@ -322,10 +358,16 @@ def _frozen_adjust_hue(x, h):
     f = hue * 6.0 - i
     i = i.long() % 6
     p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    table = torch.stack([  # (6 sectors, 3 channels, B, H, W)
-        torch.stack([v, t, p]), torch.stack([q, v, p]), torch.stack([p, v, t]),
-        torch.stack([p, q, v]), torch.stack([t, p, v]), torch.stack([v, p, q]),
-    ])
+    table = torch.stack(
+        [  # (6 sectors, 3 channels, B, H, W)
+            torch.stack([v, t, p]),
+            torch.stack([q, v, p]),
+            torch.stack([p, v, t]),
+            torch.stack([p, q, v]),
+            torch.stack([t, p, v]),
+            torch.stack([v, p, q]),
+        ]
+    )
     idx = i.unsqueeze(0).unsqueeze(0).expand(1, 3, *i.shape)
     return table.gather(0, idx)[0].permute(1, 0, 2, 3).clamp_(0, 1)  # (B, 3, H, W)
 

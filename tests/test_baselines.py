@@ -1,4 +1,5 @@
 """vicreg_edu.baselines: class-balanced nested label subsets, the supervised recipe, the label-efficiency rows."""
+
 from __future__ import annotations
 
 import json

@@ -21,8 +21,9 @@ MEASUREMENTS = ("cifar_step", "imagenet_step", "jpeg_pipeline", "loss_vs_lightly
 @pytest.fixture(scope="module")
 def tiny_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("suite") / "suite.json"
-    proc = subprocess.run([sys.executable, str(SUITE), "--tiny", "--out", str(out)], capture_output=True, text=True,
-                          timeout=900, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(SUITE), "--tiny", "--out", str(out)], capture_output=True, text=True, timeout=900, cwd=ROOT
+    )
     assert out.exists(), proc.stdout[-2000:] + proc.stderr[-2000:]
     return json.loads(out.read_text()), proc
 
@@ -44,8 +45,10 @@ def test_tiny_suite_ratios_are_finite(tiny_report):
             assert math.isfinite(value) and value > 0, (name, key, value)
     for key, value in report["cross_ratios"].items():
         assert math.isfinite(value) and value > 0, key
-    assert set(report["cross_ratios"]) == {"jpeg_device_path/imagenet_trainer_step",
-                                           "jpeg_pil_path/imagenet_trainer_step"}
+    assert set(report["cross_ratios"]) == {
+        "jpeg_device_path/imagenet_trainer_step",
+        "jpeg_pil_path/imagenet_trainer_step",
+    }
 
 
 def test_tiny_suite_marks_cpu_fallbacks(tiny_report):

@@ -46,10 +46,7 @@ def read_ipynb(name: str) -> nbformat.NotebookNode:
 
 def cell_summary(nb) -> list[tuple[str, str, tuple[str, ...]]]:
     """(type, source, tags) per cell: what a pair must agree on (outputs and ids may differ)."""
-    return [
-        (c.cell_type, c.source.strip(), tuple(c.get("metadata", {}).get("tags", [])))
-        for c in nb.cells
-    ]
+    return [(c.cell_type, c.source.strip(), tuple(c.get("metadata", {}).get("tags", []))) for c in nb.cells]
 
 
 def toc_files() -> list[str]:
@@ -102,10 +99,7 @@ def test_pair_in_sync(name):
 
 
 def test_toc_entries_exist():
-    missing = [
-        f for f in toc_files()
-        if not any((ROOT / f"{f}{s}").exists() for s in (".md", ".ipynb"))
-    ]
+    missing = [f for f in toc_files() if not any((ROOT / f"{f}{s}").exists() for s in (".md", ".ipynb"))]
     assert not missing, f"_toc.yml lists files that do not exist (as .md or .ipynb): {missing}"
 
 
@@ -177,7 +171,8 @@ def test_has_exercise_with_hidden_assert(name):
     if not (BOOK / f"{name}.py").exists():
         pytest.skip("no .py (test_pair_exists fails)")
     answers = [
-        c for c in jupytext.read(BOOK / f"{name}.py").cells
+        c
+        for c in jupytext.read(BOOK / f"{name}.py").cells
         if c.cell_type == "code" and SOLUTION_TAG in c.metadata.get("tags", []) and "assert" in c.source
     ]
     assert answers, (
@@ -204,7 +199,8 @@ SOLUTION_TITLE = "# @title Solution"
 SOLUTION_PROMPTS = {"code_prompt_show": "Show solution", "code_prompt_hide": "Hide solution"}
 # What a solution looks like by its content, so that an untagged one fails too.
 LOOKS_LIKE_SOLUTION_CODE = re.compile(
-    r"^\s*#\s*(@title\s+)?(answer|solution)\b|worked solution|print\(f?[\"']solution", re.I | re.M)
+    r"^\s*#\s*(@title\s+)?(answer|solution)\b|worked solution|print\(f?[\"']solution", re.I | re.M
+)
 LOOKS_LIKE_SOLUTION_MARKDOWN = re.compile(r"solution above", re.I)
 
 
@@ -217,8 +213,14 @@ def solution_problems(cell) -> list[str]:
     if cell.cell_type == "markdown":
         src = cell.source.strip()
         ok = src.startswith("<details>") and src.endswith("</details>") and "<summary>" in src.split("\n\n")[0]
-        return [] if ok else ["a markdown solution must be folded: <details>, <summary>...</summary>, "
-                              "a blank line, the text, </details>"]
+        return (
+            []
+            if ok
+            else [
+                "a markdown solution must be folded: <details>, <summary>...</summary>, "
+                "a blank line, the text, </details>"
+            ]
+        )
     problems = []
     if "hide-cell" not in tags:
         problems.append("lacks the tag 'hide-cell' (the site's one toggle over code and output)")
@@ -237,8 +239,10 @@ def solution_problems(cell) -> list[str]:
         problems.append(f"lacks mystnb = {SOLUTION_PROMPTS} (the site's toggle would not say 'Show solution')")
     first = cell.source.split("\n", 1)[0]
     if not first.startswith(SOLUTION_TITLE) or "answer:" in first.lower():
-        problems.append(f"its first line (what collapsed JupyterLab and Colab show) must be {SOLUTION_TITLE!r} "
-                        f"and no answer, not {first[:80]!r}")
+        problems.append(
+            f"its first line (what collapsed JupyterLab and Colab show) must be {SOLUTION_TITLE!r} "
+            f"and no answer, not {first[:80]!r}"
+        )
     return problems
 
 
@@ -249,30 +253,44 @@ def test_solutions_are_hidden(name):
     if not ((BOOK / f"{name}.py").exists() and (BOOK / f"{name}.ipynb").exists()):
         pytest.skip("pair incomplete (test_pair_exists fails)")
     for half, nb in ((".ipynb", read_ipynb(name)), (".py", jupytext.read(BOOK / f"{name}.py"))):
-        found = [f"cell {i} ({c.source.splitlines()[0][:60] if c.source else ''!r}): {p}"
-                 for i, c in enumerate(nb.cells) for p in solution_problems(c)]
+        found = [
+            f"cell {i} ({c.source.splitlines()[0][:60] if c.source else ''!r}): {p}"
+            for i, c in enumerate(nb.cells)
+            for p in solution_problems(c)
+        ]
         assert not found, (
-            f"book/{name}{half}: solution cells that show their answer:\n  " + "\n  ".join(found)
-            + f"\nA solution code cell starts with `# %% cellView=\"form\" collapsed=true jupyter={{\"outputs_hidden\": "
-            f"true, \"source_hidden\": true}} mystnb={{...Show solution...}} tags=[\"solution\", \"hide-cell\"]` and "
+            f"book/{name}{half}: solution cells that show their answer:\n  "
+            + "\n  ".join(found)
+            + f'\nA solution code cell starts with `# %% cellView="form" collapsed=true jupyter={{"outputs_hidden": '
+            f'true, "source_hidden": true}} mystnb={{...Show solution...}} tags=["solution", "hide-cell"]` and '
             f"its first line is `{SOLUTION_TITLE} ...`; then `.venv/bin/jupytext --sync book/{name}.ipynb`"
         )
         assert any(SOLUTION_TAG in c.metadata.get("tags", []) for c in nb.cells), (
-            f"book/{name}{half}: no cell tagged {SOLUTION_TAG!r}")
+            f"book/{name}{half}: no cell tagged {SOLUTION_TAG!r}"
+        )
 
 
 def test_solution_check_catches_visible_solutions():
     """The check itself: an untagged '# Answer' cell, a hide-input-only solution, a solution without
     Lab/Colab metadata and an unfolded markdown solution all fail; a hidden one passes."""
-    hidden_meta = {"tags": [SOLUTION_TAG, "hide-cell"], "jupyter": {"source_hidden": True, "outputs_hidden": True},
-                   "collapsed": True, "cellView": "form", "mystnb": dict(SOLUTION_PROMPTS)}
-    good = nbformat.v4.new_code_cell(f"{SOLUTION_TITLE} (run it)\n# Answer: 42\nassert 6 * 7 == 42", metadata=hidden_meta)
+    hidden_meta = {
+        "tags": [SOLUTION_TAG, "hide-cell"],
+        "jupyter": {"source_hidden": True, "outputs_hidden": True},
+        "collapsed": True,
+        "cellView": "form",
+        "mystnb": dict(SOLUTION_PROMPTS),
+    }
+    good = nbformat.v4.new_code_cell(
+        f"{SOLUTION_TITLE} (run it)\n# Answer: 42\nassert 6 * 7 == 42", metadata=hidden_meta
+    )
     assert solution_problems(good) == []
     bad = [
         nbformat.v4.new_code_cell("# Answer: 42\nassert 6 * 7 == 42"),
-        nbformat.v4.new_code_cell("x = 1\nprint(f\"Solution: {x}\")"),
+        nbformat.v4.new_code_cell('x = 1\nprint(f"Solution: {x}")'),
         nbformat.v4.new_code_cell(good.source, metadata={"tags": [SOLUTION_TAG, "hide-input"]}),
-        nbformat.v4.new_code_cell(good.source, metadata={**hidden_meta, "tags": [SOLUTION_TAG, "hide-cell", "hide-input"]}),
+        nbformat.v4.new_code_cell(
+            good.source, metadata={**hidden_meta, "tags": [SOLUTION_TAG, "hide-cell", "hide-input"]}
+        ),
         nbformat.v4.new_code_cell(good.source, metadata={k: v for k, v in hidden_meta.items() if k != "collapsed"}),
         nbformat.v4.new_code_cell(good.source, metadata={k: v for k, v in hidden_meta.items() if k != "cellView"}),
         nbformat.v4.new_code_cell("# Answer: 42\nassert 6 * 7 == 42", metadata=hidden_meta),
@@ -304,11 +322,20 @@ MYST_DIRECTIVE = re.compile(r"^\s*(?:`{3,}|~{3,}|:{3,})\s*\{[a-z][a-z0-9_:+-]*\}
 
 def test_myst_pattern_catches_roles_and_directives():
     """The check itself: it must fire on roles and directives, and not on math or links."""
-    for raw in ("VICReg {cite}`bardes2022vicreg`.", "see {cite:t}`a,b`", "{ref}`sec`",
-                "```{note}\nx\n```", ":::{admonition} Why\nx\n:::"):
+    for raw in (
+        "VICReg {cite}`bardes2022vicreg`.",
+        "see {cite:t}`a,b`",
+        "{ref}`sec`",
+        "```{note}\nx\n```",
+        ":::{admonition} Why\nx\n:::",
+    ):
         assert MYST_ROLE.search(raw) or MYST_DIRECTIVE.search(raw), raw
-    for fine in ("$\\mathrm{std}(z)$ and $x^{2}$", "([Bardes et al., 2022](https://arxiv.org/abs/2105.04906))",
-                 "```python\nx = {1: 2}\n```", "a dict `{k: v}` in code"):
+    for fine in (
+        "$\\mathrm{std}(z)$ and $x^{2}$",
+        "([Bardes et al., 2022](https://arxiv.org/abs/2105.04906))",
+        "```python\nx = {1: 2}\n```",
+        "a dict `{k: v}` in code",
+    ):
         assert not (MYST_ROLE.search(fine) or MYST_DIRECTIVE.search(fine)), fine
 
 
@@ -319,11 +346,13 @@ def test_markdown_has_no_myst_roles_or_directives(name):
     found = []
     for i, cell in enumerate(read_ipynb(name).cells):
         if cell.cell_type == "markdown":
-            found += [(i, cell.source[m.start():m.end() + 30].split("\n")[0]) for m in MYST_ROLE.finditer(cell.source)]
+            found += [
+                (i, cell.source[m.start() : m.end() + 30].split("\n")[0]) for m in MYST_ROLE.finditer(cell.source)
+            ]
             found += [(i, m.group(0).strip()) for m in MYST_DIRECTIVE.finditer(cell.source)]
     assert not found, (
         f"book/{name}: MyST syntax in markdown cells (cell, text): {found[:8]}; it shows raw in "
-        f"JupyterLab, Colab and GitHub. Cite with a markdown link (book/CHAPTERS.md, \"Citations\"): "
+        f'JupyterLab, Colab and GitHub. Cite with a markdown link (book/CHAPTERS.md, "Citations"): '
         f"`.venv/bin/python scripts/cite_to_links.py book/{name}.py`, then `jupytext --sync` the pair"
     )
 
@@ -341,10 +370,17 @@ def test_stored_widget_views_have_their_state(name):
         pytest.skip("no .ipynb (test_pair_exists fails)")
     nb = read_ipynb(name)
     state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
-    views = [o["data"][WIDGET_VIEW]["model_id"] for c in nb.cells if c.cell_type == "code"
-             for o in c.get("outputs", []) if WIDGET_VIEW in o.get("data", {})]
-    hint = (f"store it with `.venv/bin/python scripts/execute_chapters.py book/{name}.py` "
-            "(book/CHAPTERS.md, \"Storing the outputs\")")
+    views = [
+        o["data"][WIDGET_VIEW]["model_id"]
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if WIDGET_VIEW in o.get("data", {})
+    ]
+    hint = (
+        f"store it with `.venv/bin/python scripts/execute_chapters.py book/{name}.py` "
+        '(book/CHAPTERS.md, "Storing the outputs")'
+    )
     if name in CHAPTERS_WITH_WIDGETS:
         assert views, f"book/{name}.ipynb stores no widget view (the explorer's output); {hint}"
     missing = [v for v in views if v not in state]
@@ -359,8 +395,12 @@ def test_chapter_7_stores_the_explorer_with_its_figure():
     for needed in ("SelectionSliderModel", "CheckboxModel", "ButtonModel", "ImageModel", "VBoxModel"):
         assert needed in models, f"chapter 7's stored widget state has no {needed} (models: {sorted(set(models))})"
     images = [m for m in state.values() if m["model_name"] == "ImageModel"]
-    pngs = [b for m in images for b in m.get("buffers", []) if b.get("path") == ["value"]
-            and base64.b64decode(b["data"])[:4] == b"\x89PNG"]
+    pngs = [
+        b
+        for m in images
+        for b in m.get("buffers", [])
+        if b.get("path") == ["value"] and base64.b64decode(b["data"])[:4] == b"\x89PNG"
+    ]
     assert pngs, "chapter 7's stored Image widget holds no PNG: the page would show the controls without a figure"
 
 
@@ -399,8 +439,14 @@ def test_site_in_headless_chromium(built_site, tmp_path):
     html, proc = built_site
     if proc.returncode != 0:
         pytest.skip("the site did not build (test_site_builds_without_warnings fails)")
-    cmd = [sys.executable, str(ROOT / "scripts" / "check_site.py"), "--html", str(html),
-           "--screenshots", str(tmp_path / "screenshots")]
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "check_site.py"),
+        "--html",
+        str(html),
+        "--screenshots",
+        str(tmp_path / "screenshots"),
+    ]
     check = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     report = check.stdout + check.stderr
     if check.returncode == 2:
@@ -423,8 +469,12 @@ def test_site_hides_solutions(built_site):
         assert cells, f"book/{name}.html: no solution cell (div.cell.tag_{SOLUTION_TAG})"
         for cell in cells:
             details = cell.find("details", recursive=False)
-            assert details is not None and not details.has_attr("open"), f"book/{name}.html: a solution not in a closed <details>"
-            assert details.summary and "Show solution" in details.summary.get_text(), f"book/{name}.html: toggle not 'Show solution'"
+            assert details is not None and not details.has_attr("open"), (
+                f"book/{name}.html: a solution not in a closed <details>"
+            )
+            assert details.summary and "Show solution" in details.summary.get_text(), (
+                f"book/{name}.html: toggle not 'Show solution'"
+            )
             shown = [d for d in cell.select(".cell_input, .cell_output") if details not in d.parents]
             assert not shown, f"book/{name}.html: solution code or output outside the toggle"
         for summary in page.find_all("summary", string=re.compile(r"^\s*After the solution")):

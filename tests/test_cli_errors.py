@@ -5,6 +5,7 @@ config is validated, before any data is read, so the whole table takes seconds. 
 as real processes: the console entry point, ``--debug`` / ``VICREG_EDU_DEBUG=1`` (traceback shown),
 and ``python -m vicreg_edu train`` under torchrun (only rank 0 prints).
 """
+
 from __future__ import annotations
 
 import re
@@ -109,52 +110,128 @@ CASES = [  # (id, argv as a function of the bad files' folder and of tmp_path, r
     ("float64 with bf16", lambda f, t: T("dtype=float64", "amp=bf16"), r"dtype=float64 needs amp=none"),
     ("unknown preset", lambda f, t: ["train", "--preset", "imagenet"], r"invalid choice: 'imagenet'"),
     # --- the machine ---
-    pytest.param("device=cuda without a GPU", lambda f, t: T("device=cuda"),
-                 r"no CUDA GPU is available.*use device=cpu",
-                 marks=pytest.mark.skipif(not NO_GPU, reason="this machine has a GPU")),
+    pytest.param(
+        "device=cuda without a GPU",
+        lambda f, t: T("device=cuda"),
+        r"no CUDA GPU is available.*use device=cpu",
+        marks=pytest.mark.skipif(not NO_GPU, reason="this machine has a GPU"),
+    ),
     ("device=tpu", lambda f, t: T("device=tpu"), r"device='tpu' is not a device"),
-    ("unwritable out_dir", lambda f, t: T(f"out_dir={f / 'a_file' / 'run'}"), r"out_dir=.*a_file/run' is not a writable"),
+    (
+        "unwritable out_dir",
+        lambda f, t: T(f"out_dir={f / 'a_file' / 'run'}"),
+        r"out_dir=.*a_file/run' is not a writable",
+    ),
     # --- data ---
-    ("missing CIFAR folder", lambda f, t: T("dataset=cifar10", "augment=cifar", f"data_dir={f / 'nowhere'}",
-                                            f"out_dir={t}"), r"CIFAR-10 not found: expected the folder .*nowhere"),
-    ("empty CIFAR folder", lambda f, t: T("dataset=cifar10", "augment=cifar", f"data_dir={f / 'empty_cifar'}",
-                                          f"out_dir={t}"), r"CIFAR-10 .*empty_cifar.* incomplete"),
-    ("imagefolder without data_dir", lambda f, t: T("dataset=imagefolder", "augment=imagenet"),
-     r"dataset=imagefolder needs data_dir"),
-    ("missing ImageFolder", lambda f, t: T("dataset=imagefolder", "augment=imagenet", f"data_dir={f / 'nowhere'}",
-                                           f"out_dir={t}"), r"expected the folder .*nowhere/train"),
-    ("empty ImageFolder", lambda f, t: T("dataset=imagefolder", "augment=imagenet", f"data_dir={f / 'empty_folder'}",
-                                         f"out_dir={t}"), r"empty_folder/train holds no images"),
-    ("corrupt image file", lambda f, t: T("dataset=imagefolder", "augment=imagenet", f"data_dir={f / 'corrupt'}",
-                                          "aug.size=16", "batch_size=4", "diag_size=4", f"out_dir={t}"),
-     r"cannot read the image file .*corrupt/(train|val)/a/\d\.png"),
-    ("corrupt image in a loader worker", lambda f, t: T("dataset=imagefolder", "augment=imagenet",
-                                                        f"data_dir={f / 'corrupt_train'}", "aug.size=16", "batch_size=4",
-                                                        "diag_size=4", "num_workers=1", f"out_dir={t}"),
-     r"error: cannot read the image file .*corrupt_train/train/[ab]/\d\.jpg"),
-    ("batch larger than the data", lambda f, t: T("train_size=100", "batch_size=128", f"out_dir={t}"),
-     r"training set \(100 images\) is smaller than one batch \(batch_size=128\)"),
+    (
+        "missing CIFAR folder",
+        lambda f, t: T("dataset=cifar10", "augment=cifar", f"data_dir={f / 'nowhere'}", f"out_dir={t}"),
+        r"CIFAR-10 not found: expected the folder .*nowhere",
+    ),
+    (
+        "empty CIFAR folder",
+        lambda f, t: T("dataset=cifar10", "augment=cifar", f"data_dir={f / 'empty_cifar'}", f"out_dir={t}"),
+        r"CIFAR-10 .*empty_cifar.* incomplete",
+    ),
+    (
+        "imagefolder without data_dir",
+        lambda f, t: T("dataset=imagefolder", "augment=imagenet"),
+        r"dataset=imagefolder needs data_dir",
+    ),
+    (
+        "missing ImageFolder",
+        lambda f, t: T("dataset=imagefolder", "augment=imagenet", f"data_dir={f / 'nowhere'}", f"out_dir={t}"),
+        r"expected the folder .*nowhere/train",
+    ),
+    (
+        "empty ImageFolder",
+        lambda f, t: T("dataset=imagefolder", "augment=imagenet", f"data_dir={f / 'empty_folder'}", f"out_dir={t}"),
+        r"empty_folder/train holds no images",
+    ),
+    (
+        "corrupt image file",
+        lambda f, t: T(
+            "dataset=imagefolder",
+            "augment=imagenet",
+            f"data_dir={f / 'corrupt'}",
+            "aug.size=16",
+            "batch_size=4",
+            "diag_size=4",
+            f"out_dir={t}",
+        ),
+        r"cannot read the image file .*corrupt/(train|val)/a/\d\.png",
+    ),
+    (
+        "corrupt image in a loader worker",
+        lambda f, t: T(
+            "dataset=imagefolder",
+            "augment=imagenet",
+            f"data_dir={f / 'corrupt_train'}",
+            "aug.size=16",
+            "batch_size=4",
+            "diag_size=4",
+            "num_workers=1",
+            f"out_dir={t}",
+        ),
+        r"error: cannot read the image file .*corrupt_train/train/[ab]/\d\.jpg",
+    ),
+    (
+        "batch larger than the data",
+        lambda f, t: T("train_size=100", "batch_size=128", f"out_dir={t}"),
+        r"training set \(100 images\) is smaller than one batch \(batch_size=128\)",
+    ),
     # --- checkpoints ---
-    ("eval: missing checkpoint", lambda f, t: ["eval", "--checkpoint", f / "missing.pt"], r"no checkpoint at .*missing\.pt"),
-    ("eval: garbage checkpoint", lambda f, t: ["eval", "--checkpoint", f / "garbage.pt"],
-     r"garbage\.pt is not a readable vicreg-edu checkpoint"),
-    ("eval: foreign checkpoint", lambda f, t: ["eval", "--checkpoint", f / "foreign.pt"],
-     r"foreign\.pt is not a readable vicreg-edu checkpoint \(it holds a dict without"),
-    ("eval: a list in a .pt", lambda f, t: ["eval", "--checkpoint", f / "list.pt"],
-     r"list\.pt is not a readable vicreg-edu checkpoint \(it holds a list"),
-    ("eval: --epochs 0", lambda f, t: ["eval", "--checkpoint", f / "garbage.pt", "--epochs", "0"],
-     r"expected a positive integer, got 0"),
-    ("eval: unknown method", lambda f, t: ["eval", "--checkpoint", f / "garbage.pt", "--method", "svm"],
-     r"invalid choice: 'svm'"),
-    pytest.param("eval: cuda without a GPU", lambda f, t: ["eval", "--checkpoint", f / "garbage.pt", "--device", "cuda"],
-                 r"no CUDA GPU is available.*use device=cpu",
-                 marks=pytest.mark.skipif(not NO_GPU, reason="this machine has a GPU")),
-    ("resume: missing path", lambda f, t: T(f"out_dir={t}") + ["--resume", f / "missing.pt"],
-     r"resume='.*missing\.pt': no checkpoint at"),
-    ("resume: garbage checkpoint", lambda f, t: T(f"out_dir={t}") + ["--resume", f / "garbage.pt"],
-     r"garbage\.pt is not a readable vicreg-edu checkpoint"),
-    ("resume: foreign checkpoint", lambda f, t: T(f"out_dir={t}") + ["--resume", f / "foreign.pt"],
-     r"foreign\.pt is not a readable vicreg-edu checkpoint"),
+    (
+        "eval: missing checkpoint",
+        lambda f, t: ["eval", "--checkpoint", f / "missing.pt"],
+        r"no checkpoint at .*missing\.pt",
+    ),
+    (
+        "eval: garbage checkpoint",
+        lambda f, t: ["eval", "--checkpoint", f / "garbage.pt"],
+        r"garbage\.pt is not a readable vicreg-edu checkpoint",
+    ),
+    (
+        "eval: foreign checkpoint",
+        lambda f, t: ["eval", "--checkpoint", f / "foreign.pt"],
+        r"foreign\.pt is not a readable vicreg-edu checkpoint \(it holds a dict without",
+    ),
+    (
+        "eval: a list in a .pt",
+        lambda f, t: ["eval", "--checkpoint", f / "list.pt"],
+        r"list\.pt is not a readable vicreg-edu checkpoint \(it holds a list",
+    ),
+    (
+        "eval: --epochs 0",
+        lambda f, t: ["eval", "--checkpoint", f / "garbage.pt", "--epochs", "0"],
+        r"expected a positive integer, got 0",
+    ),
+    (
+        "eval: unknown method",
+        lambda f, t: ["eval", "--checkpoint", f / "garbage.pt", "--method", "svm"],
+        r"invalid choice: 'svm'",
+    ),
+    pytest.param(
+        "eval: cuda without a GPU",
+        lambda f, t: ["eval", "--checkpoint", f / "garbage.pt", "--device", "cuda"],
+        r"no CUDA GPU is available.*use device=cpu",
+        marks=pytest.mark.skipif(not NO_GPU, reason="this machine has a GPU"),
+    ),
+    (
+        "resume: missing path",
+        lambda f, t: T(f"out_dir={t}") + ["--resume", f / "missing.pt"],
+        r"resume='.*missing\.pt': no checkpoint at",
+    ),
+    (
+        "resume: garbage checkpoint",
+        lambda f, t: T(f"out_dir={t}") + ["--resume", f / "garbage.pt"],
+        r"garbage\.pt is not a readable vicreg-edu checkpoint",
+    ),
+    (
+        "resume: foreign checkpoint",
+        lambda f, t: T(f"out_dir={t}") + ["--resume", f / "foreign.pt"],
+        r"foreign\.pt is not a readable vicreg-edu checkpoint",
+    ),
 ]
 
 
@@ -212,8 +289,9 @@ def test_help_lists_commands(capsys):
 
 
 def _proc(args, **env):
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env={**subprocess_env(), **env}, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env={**subprocess_env(), **env}, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_console_entry_point_and_debug_flag():

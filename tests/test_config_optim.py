@@ -1,4 +1,5 @@
 """Config presets / overrides, LARS and the learning-rate schedule."""
+
 import math
 
 import pytest
@@ -14,7 +15,13 @@ def test_presets_build_and_imagenet_matches_paper():
         assert isinstance(get_config(name, fast=False), Config)
     cfg = get_config("imagenet-resnet50", fast=False)
     assert (cfg.backbone, cfg.expander, cfg.batch_size, cfg.epochs) == ("resnet50", "8192-8192-8192", 2048, 1000)
-    assert (cfg.optimizer, cfg.base_lr, cfg.weight_decay, cfg.warmup_epochs, cfg.end_lr_ratio) == ("lars", 0.2, 1e-6, 10, 0.001)
+    assert (cfg.optimizer, cfg.base_lr, cfg.weight_decay, cfg.warmup_epochs, cfg.end_lr_ratio) == (
+        "lars",
+        0.2,
+        1e-6,
+        10,
+        0.001,
+    )
     assert (cfg.sim_coeff, cfg.std_coeff, cfg.cov_coeff) == (25.0, 25.0, 1.0)
     assert cfg.lr == pytest.approx(1.6)
 
@@ -42,8 +49,10 @@ def test_bad_preset_and_keys_are_named():
 
 
 def test_overrides_parse_types():
-    cfg = apply_overrides(get_config("demo", fast=False),
-                          ["epochs=5", "base_lr=1", "expander=64", "aug.jitter_p=0", "progress=false", "data_dir=/x"])
+    cfg = apply_overrides(
+        get_config("demo", fast=False),
+        ["epochs=5", "base_lr=1", "expander=64", "aug.jitter_p=0", "progress=false", "data_dir=/x"],
+    )
     assert cfg.epochs == 5 and cfg.base_lr == 1.0 and isinstance(cfg.base_lr, float)
     preset_aug = get_config("demo", fast=False).aug  # aug.KEY=VALUE adds to the preset's own aug overrides
     assert cfg.expander == "64" and cfg.aug == {**preset_aug, "jitter_p": 0} and cfg.progress is False

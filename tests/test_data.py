@@ -12,8 +12,16 @@ from torch.utils.data import DistributedSampler
 
 from vicreg_edu import data as D
 from vicreg_edu.augment import TwoViewBatchAugment, TwoViewTransform
-from vicreg_edu.data import (DataLoaderTwoViews, InMemoryTwoViewLoader, Shapes, TwoViewDataset,
-                             in_memory_uint8, load_dataset, make_loader, make_two_view_loader)
+from vicreg_edu.data import (
+    DataLoaderTwoViews,
+    InMemoryTwoViewLoader,
+    Shapes,
+    TwoViewDataset,
+    in_memory_uint8,
+    load_dataset,
+    make_loader,
+    make_two_view_loader,
+)
 from vicreg_edu.errors import DataError
 from vicreg_edu.views import DATASET_STATS, SHAPES_MEAN, SHAPES_STD, cifar_augment, shapes_augment
 
@@ -118,12 +126,20 @@ def _write_cifar10(root, n_per_batch=4, seed=0):
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         data = rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8)  # rows: 1024 R, 1024 G, 1024 B
         labels = rng.integers(0, 10, n_per_batch).tolist()
-        entry = {"batch_label": name, "labels": labels, "data": data, "filenames": [f"{name}_{i}.png" for i in range(n_per_batch)]}
+        entry = {
+            "batch_label": name,
+            "labels": labels,
+            "data": data,
+            "filenames": [f"{name}_{i}.png" for i in range(n_per_batch)],
+        }
         with open(folder / name, "wb") as f:
             pickle.dump(entry, f)
         written[name] = (data, labels)
-    meta = {"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
-            "num_cases_per_batch": n_per_batch, "num_vis": 3072}
+    meta = {
+        "label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+        "num_cases_per_batch": n_per_batch,
+        "num_vis": 3072,
+    }
     with open(folder / "batches.meta", "wb") as f:
         pickle.dump(meta, f)
     return written
@@ -141,7 +157,9 @@ def test_cifar10_pickle_round_trip(tmp_path):
     assert np.array_equal(np.asarray(img), hwc) and label == labels[1]
     x, y = in_memory_uint8(test)
     assert x.shape == (4, 3, 32, 32) and torch.equal(y, torch.tensor(written["test_batch"][1]))
-    assert np.array_equal(x[0].permute(1, 2, 0).numpy(), written["test_batch"][0][0].reshape(3, 32, 32).transpose(1, 2, 0))
+    assert np.array_equal(
+        x[0].permute(1, 2, 0).numpy(), written["test_batch"][0][0].reshape(3, 32, 32).transpose(1, 2, 0)
+    )
 
 
 def test_cifar10_with_md5_check_rejects_files_that_are_not_the_official_ones(tmp_path):
@@ -163,15 +181,21 @@ def test_cifar100_pickle_round_trip(tmp_path):
     folder = tmp_path / "cifar-100-python"
     folder.mkdir()
     for name, n in (("train", 6), ("test", 3)):
-        entry = {"filenames": [f"{i}.png" for i in range(n)], "batch_label": name,
-                 "fine_labels": rng.integers(0, 100, n).tolist(), "coarse_labels": rng.integers(0, 20, n).tolist(),
-                 "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8)}
+        entry = {
+            "filenames": [f"{i}.png" for i in range(n)],
+            "batch_label": name,
+            "fine_labels": rng.integers(0, 100, n).tolist(),
+            "coarse_labels": rng.integers(0, 20, n).tolist(),
+            "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+        }
         with open(folder / name, "wb") as f:
             pickle.dump(entry, f)
         if name == "train":
             train_entry = entry
     with open(folder / "meta", "wb") as f:
-        pickle.dump({"fine_label_names": [f"c{i}" for i in range(100)], "coarse_label_names": [f"s{i}" for i in range(20)]}, f)
+        pickle.dump(
+            {"fine_label_names": [f"c{i}" for i in range(100)], "coarse_label_names": [f"s{i}" for i in range(20)]}, f
+        )
     ds = load_dataset("cifar100", root=tmp_path, split="train", verify_md5=False)
     assert len(ds) == 6 and len(ds.classes) == 100 and ds.targets == train_entry["fine_labels"]
     assert np.array_equal(ds.data[2], train_entry["data"][2].reshape(3, 32, 32).transpose(1, 2, 0))

@@ -22,8 +22,16 @@ from vicreg_edu.diagnostics import (
 )
 
 REPORT_KEYS = [
-    "n", "dim", "std_mean", "std_min", "dead_fraction", "effective_rank", "numerical_rank",
-    "off_diagonal_energy", "alignment_mse", "alignment_cosine",
+    "n",
+    "dim",
+    "std_mean",
+    "std_min",
+    "dead_fraction",
+    "effective_rank",
+    "numerical_rank",
+    "off_diagonal_energy",
+    "alignment_mse",
+    "alignment_cosine",
 ]
 
 
@@ -265,8 +273,16 @@ def test_cuda_matches_cpu():
 
 def test_errors_on_bad_input():
     good = torch.randn(8, 4)
-    for fn in (per_dim_std, dead_fraction, covariance_matrix, correlation_matrix,
-               off_diagonal_energy, singular_values, numerical_rank, collapse_report):
+    for fn in (
+        per_dim_std,
+        dead_fraction,
+        covariance_matrix,
+        correlation_matrix,
+        off_diagonal_energy,
+        singular_values,
+        numerical_rank,
+        collapse_report,
+    ):
         with pytest.raises(ValueError, match="2-D"):
             fn(torch.randn(8))
         with pytest.raises(ValueError, match="2-D"):

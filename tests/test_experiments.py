@@ -4,6 +4,7 @@ The shipped grid must describe the grid the module defines now (else the noteboo
 and the code disagree), one tiny run must go through the same path as the grid, and the shipped
 results must load through importlib.resources (as after a plain pip install).
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,21 @@ def make_augment_config(cfg):
     return shapes_augment(**cfg.aug)
 
 
-METRICS = ("knn", "knn_random_init", "knn_raw_pixels", "emb_effective_rank", "emb_std_mean", "emb_dead_fraction",
-           "repr_effective_rank", "repr_std_mean", "online_probe_acc", "invariance", "variance", "covariance", "loss")
+METRICS = (
+    "knn",
+    "knn_random_init",
+    "knn_raw_pixels",
+    "emb_effective_rank",
+    "emb_std_mean",
+    "emb_dead_fraction",
+    "repr_effective_rank",
+    "repr_std_mean",
+    "online_probe_acc",
+    "invariance",
+    "variance",
+    "covariance",
+    "loss",
+)
 
 
 def test_grid_is_one_factor_at_a_time():
@@ -44,8 +58,12 @@ def test_grid_is_one_factor_at_a_time():
 
 
 def test_config_for_switches_the_named_augmentation_off():
-    cfg = ag.config_for({**ag.DEFAULT_POINT, "std_coeff": 0.0, "aug_off": ["crop", "solarize_p"]},
-                        epochs=1, train_size=256, test_size=128)
+    cfg = ag.config_for(
+        {**ag.DEFAULT_POINT, "std_coeff": 0.0, "aug_off": ["crop", "solarize_p"]},
+        epochs=1,
+        train_size=256,
+        test_size=128,
+    )
     aug = make_augment_config(cfg)
     assert (cfg.std_coeff, cfg.sim_coeff, cfg.cov_coeff, cfg.gamma) == (0.0, 25.0, 1.0, 1.0)
     assert aug.crop is False and aug.solarize_p == (0.0, 0.0) and aug.jitter_p > 0 and aug.flip_p > 0
@@ -64,13 +82,15 @@ def test_shipped_json_matches_the_grid_definition():
     expected = [(name, json.loads(json.dumps(point))) for name, point in ag.grid_points()]
     assert [(r["name"], r["point"]) for r in data["runs"]] == expected, (
         "vicreg_edu/results/ablation_grid.json is stale: rerun "
-        "`OMP_NUM_THREADS=1 python -m vicreg_edu.experiments grid --workers 2`")
+        "`OMP_NUM_THREADS=1 python -m vicreg_edu.experiments grid --workers 2`"
+    )
     assert data["factors"] == ag.FACTORS and data["default_point"] == ag.DEFAULT_POINT
     assert {k: data["settings"][k] for k in ag.SIZES} == ag.SIZES
     cfg = ag.config_for(ag.DEFAULT_POINT, **ag.SIZES)  # a live run reproduces the shipped grid's recipe
     keys = ("batch_size", "optimizer", "base_lr", "weight_decay", "warmup_epochs", "end_lr_ratio", "expander")
     assert {k: data["settings"].get(k) for k in keys} == {k: getattr(cfg, k) for k in keys}, (
-        "vicreg_edu/results/ablation_grid.json was made with another recipe than today's demo preset: rerun it")
+        "vicreg_edu/results/ablation_grid.json was made with another recipe than today's demo preset: rerun it"
+    )
     assert cfg.aug == ag.GRID_RECIPE["aug"] and data["command"]
     for run in data["runs"]:
         assert all(math.isfinite(run[k]) for k in METRICS), run["name"]

@@ -70,13 +70,29 @@ def write_flat_val(root):
 def write_devkit(root):
     """ILSVRC2012_devkit_t12.tar.gz with data/meta.mat (the synsets struct array, its 8 fields in the
     real order, one non-leaf synset) and data/ILSVRC2012_validation_ground_truth.txt."""
-    fields = ["ILSVRC2012_ID", "WNID", "words", "gloss", "num_children", "children", "wordnet_height",
-              "num_train_images"]
+    fields = [
+        "ILSVRC2012_ID",
+        "WNID",
+        "words",
+        "gloss",
+        "num_children",
+        "children",
+        "wordnet_height",
+        "num_train_images",
+    ]
     synsets = np.zeros((len(DEVKIT_IDS) + 1, 1), dtype=[(f, "O") for f in fields])
     for row, (wnid, idx) in enumerate(sorted(DEVKIT_IDS.items(), key=lambda kv: kv[1])):
         synsets[row, 0] = (float(idx), wnid, f"fish {idx}", "a fish", 0.0, np.zeros((1, 0)), 0.0, 1300.0)
-    synsets[-1, 0] = (5.0, "n01473806", "aquatic vertebrate", "animal living in water", 4.0,
-                      np.array([[1.0, 2.0, 3.0, 4.0]]), 1.0, 5200.0)
+    synsets[-1, 0] = (
+        5.0,
+        "n01473806",
+        "aquatic vertebrate",
+        "animal living in water",
+        4.0,
+        np.array([[1.0, 2.0, 3.0, 4.0]]),
+        1.0,
+        5200.0,
+    )
     mat = io.BytesIO()
     scipy.io.savemat(mat, {"synsets": synsets})
     truth = "".join(f"{DEVKIT_IDS[w]}\n" for w in VAL_SYNSETS).encode()
@@ -164,7 +180,7 @@ def test_in_memory_diagnostic_views_stay_on_the_cpu():
 
     views = diagnostic_views("shapes", None, shapes_augment(), 40, seed=1)
     assert views.view_a.dtype == torch.float32 and views.view_a.device.type == "cpu" and len(views) == 40
-    (a, b), = list(views.batches(64))
+    ((a, b),) = list(views.batches(64))
     assert torch.equal(a, views.view_a) and torch.equal(b, views.view_b) and views.source == "the test split"
 
 
@@ -263,12 +279,19 @@ def test_missing_or_empty_train_names_the_folder(tmp_path):
 def test_flat_val_without_labels_says_what_to_add(tmp_path):
     write_train(tmp_path, per_class=2)
     write_flat_val(tmp_path)
-    with pytest.raises(DataNotFoundError, match=r"val holds 7 images in no class folders .*meta\.bin, "
-                       r"ILSVRC2012_devkit_t12\.tar\.gz, ILSVRC2012_devkit_t12, LOC_val_solution\.csv") as e:
+    with pytest.raises(
+        DataNotFoundError,
+        match=r"val holds 7 images in no class folders .*meta\.bin, "
+        r"ILSVRC2012_devkit_t12\.tar\.gz, ILSVRC2012_devkit_t12, LOC_val_solution\.csv",
+    ) as e:
         diagnostic_views("imagenet", tmp_path, AUG, 4)
     _one_line(e)
-    (tmp_path / "LOC_val_solution.csv").write_text("ImageId,PredictionString\nILSVRC2012_val_00000001,n01443537 1 2 3 4\n")
-    with pytest.raises(DataError, match=r"has no label for 6 of the 7 images in .*val \(first: ILSVRC2012_val_00000002"):
+    (tmp_path / "LOC_val_solution.csv").write_text(
+        "ImageId,PredictionString\nILSVRC2012_val_00000001,n01443537 1 2 3 4\n"
+    )
+    with pytest.raises(
+        DataError, match=r"has no label for 6 of the 7 images in .*val \(first: ILSVRC2012_val_00000002"
+    ):
         load_dataset("imagenet", tmp_path, "val")
 
 
@@ -326,5 +349,7 @@ def test_shutil_copy_of_root_gives_the_same_slice(tmp_path):
     """The slice depends on the names below train/, not on where the folder lives."""
     write_train(tmp_path / "a", per_class=6)
     shutil.copytree(tmp_path / "a", tmp_path / "elsewhere" / "b")
-    assert eval_splits("imagenet", tmp_path / "a").test.indices == \
-        eval_splits("imagenet", tmp_path / "elsewhere" / "b").test.indices
+    assert (
+        eval_splits("imagenet", tmp_path / "a").test.indices
+        == eval_splits("imagenet", tmp_path / "elsewhere" / "b").test.indices
+    )

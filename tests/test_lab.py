@@ -41,19 +41,34 @@ class Lab:
 
     def __init__(self, tmp: Path):
         self.port, self.token = free_port(), secrets.token_hex(16)
-        env = {**os.environ,
-               "JUPYTER_CONFIG_DIR": str(tmp / "config"),  # not ~/.jupyter; .venv/etc/jupyter still applies
-               "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
-               "JUPYTERLAB_SETTINGS_DIR": str(tmp / "settings"),
-               "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces")}
+        env = {
+            **os.environ,
+            "JUPYTER_CONFIG_DIR": str(tmp / "config"),  # not ~/.jupyter; .venv/etc/jupyter still applies
+            "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
+            "JUPYTERLAB_SETTINGS_DIR": str(tmp / "settings"),
+            "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"),
+        }
         env.pop("VICREG_EDU_FAST", None)
         self.log = open(tmp / "lab.log", "w+")
         # The same command as the Makefile's `lab` target, plus a port, a token and no browser.
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyterlab", "--ServerApp.root_dir=book", "--no-browser",
-             f"--port={self.port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
-             "--ServerApp.ip=127.0.0.1", *(["--allow-root"] if os.geteuid() == 0 else [])],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "jupyterlab",
+                "--ServerApp.root_dir=book",
+                "--no-browser",
+                f"--port={self.port}",
+                "--ServerApp.port_retries=0",
+                f"--IdentityProvider.token={self.token}",
+                "--ServerApp.ip=127.0.0.1",
+                *(["--allow-root"] if os.geteuid() == 0 else []),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
 
     def url(self, path: str) -> str:
         sep = "&" if "?" in path else "?"
@@ -66,8 +81,9 @@ class Lab:
 
     def post(self, path: str, payload: dict | None = None, method: str = "POST"):
         data = json.dumps(payload or {}).encode()
-        req = urllib.request.Request(self.url(path), data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.url(path), data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=30) as r:
             body = r.read().decode()
             return r.status, (json.loads(body) if body else None)
@@ -147,7 +163,8 @@ def test_paired_py_opens_as_notebook(lab):
     assert [c["source"] for c in cells] == [c.source for c in stored]
     # Opened through the pair, the outputs come from the .ipynb (the stored figures).
     assert any(o.get("data", {}).get("image/png") for c in cells for o in c.get("outputs", [])), (
-        "the .py opened without the .ipynb's outputs: the pair is not seen (book/jupytext.toml)")
+        "the .py opened without the .ipynb's outputs: the pair is not seen (book/jupytext.toml)"
+    )
 
 
 def run_in_kernel(lab: Lab, kernel_id: str, code: str, timeout: float = 120) -> str:
@@ -160,11 +177,31 @@ def run_in_kernel(lab: Lab, kernel_id: str, code: str, timeout: float = 120) -> 
     async def go():
         ws = await websocket_connect(lab.url(f"/api/kernels/{kernel_id}/channels").replace("http", "ws", 1))
         msg_id = uuid.uuid4().hex
-        header = {"msg_id": msg_id, "msg_type": "execute_request", "username": "test", "session": uuid.uuid4().hex,
-                  "date": "", "version": "5.3"}
-        await ws.write_message(json.dumps({"header": header, "parent_header": {}, "metadata": {}, "channel": "shell",
-                                           "content": {"code": code, "silent": False, "store_history": False,
-                                                       "user_expressions": {}, "allow_stdin": False}}))
+        header = {
+            "msg_id": msg_id,
+            "msg_type": "execute_request",
+            "username": "test",
+            "session": uuid.uuid4().hex,
+            "date": "",
+            "version": "5.3",
+        }
+        await ws.write_message(
+            json.dumps(
+                {
+                    "header": header,
+                    "parent_header": {},
+                    "metadata": {},
+                    "channel": "shell",
+                    "content": {
+                        "code": code,
+                        "silent": False,
+                        "store_history": False,
+                        "user_expressions": {},
+                        "allow_stdin": False,
+                    },
+                }
+            )
+        )
         out = []
         while True:
             msg = json.loads(await asyncio.wait_for(ws.read_message(), timeout))

@@ -6,6 +6,7 @@ run takes about a second. The backbone is a small CNN inside a checkpoint in the
 (``checkpoint.training_state``), with BatchNorm running statistics that are not the defaults, so
 "frozen in eval mode" is visible. The ResNet-50 round trip builds a real ResNet-50.
 """
+
 from __future__ import annotations
 
 import copy
@@ -55,8 +56,14 @@ def write_imagenet_like(root, garbage=()):
 
 def write_trainer_checkpoint(path, backbone="small_cnn", expander="32-16", data_dir=None, seed=0):
     """A checkpoint in the trainer's format; parameters perturbed, BatchNorm statistics set by a forward pass."""
-    cfg = get_config("demo", backbone=backbone, expander=expander, dataset="imagefolder", augment="imagenet",
-                     data_dir=str(data_dir or path.parent))
+    cfg = get_config(
+        "demo",
+        backbone=backbone,
+        expander=expander,
+        dataset="imagefolder",
+        augment="imagenet",
+        data_dir=str(data_dir or path.parent),
+    )
     torch.manual_seed(seed)
     model = build_model(cfg)
     with torch.no_grad():
@@ -69,8 +76,16 @@ def write_trainer_checkpoint(path, backbone="small_cnn", expander="32-16", data_
         model.eval()
     net = VICRegWithProbe(model, 10)
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
-    state = training_state(net, opt, torch.optim.SGD(net.probe.parameters(), lr=0.1),
-                           torch.amp.GradScaler("cpu", enabled=False), 1, 0.1, cfg, [rng_state()])
+    state = training_state(
+        net,
+        opt,
+        torch.optim.SGD(net.probe.parameters(), lr=0.1),
+        torch.amp.GradScaler("cpu", enabled=False),
+        1,
+        0.1,
+        cfg,
+        [rng_state()],
+    )
     atomic_save(state, path)
     return path, model
 
@@ -104,7 +119,11 @@ def head_of(out_dir):
 
 
 def test_official_hyper_parameters():
-    lin, semi1, semi10 = L.protocol_config(), L.protocol_config("semi", 1, subset="s"), L.protocol_config("semi", 10, subset="s")
+    lin, semi1, semi10 = (
+        L.protocol_config(),
+        L.protocol_config("semi", 1, subset="s"),
+        L.protocol_config("semi", 10, subset="s"),
+    )
     assert (lin.epochs, lin.batch_size, lin.lr_head, lin.weight_decay, lin.momentum) == (100, 256, 0.02, 1e-6, 0.9)
     assert (lin.crop_size, lin.resize_size, lin.finetune) == (224, 256, False)
     assert (semi1.epochs, semi1.lr_backbone, semi1.lr_head, semi1.weight_decay) == (20, 0.03, 0.08, 0.0)
@@ -149,7 +168,7 @@ def test_global_batches_split_across_processes():
     two = [list(L.GlobalBatchSampler(50, 16, r, 2, seed=3)) for r in range(2)]
     assert len(one) == 48 and all(len(t) == 24 for t in two)  # 3 whole global batches, the last 2 images dropped
     for k in range(3):  # the k-th local batches of the 2 processes make the k-th global batch
-        assert sorted(one[16 * k:16 * (k + 1)]) == sorted(two[0][8 * k:8 * (k + 1)] + two[1][8 * k:8 * (k + 1)])
+        assert sorted(one[16 * k : 16 * (k + 1)]) == sorted(two[0][8 * k : 8 * (k + 1)] + two[1][8 * k : 8 * (k + 1)])
     with pytest.raises(ConfigError, match="not divisible by the number of processes 3"):
         L.GlobalBatchSampler(50, 16, 0, 3)
 
@@ -161,12 +180,41 @@ def test_global_batches_split_across_processes():
 @pytest.mark.slow
 def test_two_processes_equal_one_process(one_process, folder, trainer_ckpt, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "vicreg_edu",
-           "eval", "--protocol", "linear", "--checkpoint", trainer_ckpt, "--data-dir", folder, "--out-dir", out,
-           "--epochs", "2", "--batch-size", "16", "--lr-head", "0.05", "--crop-size", "32", "--resize-size", "36",
-           "--workers", "1", "--device", "cpu"]
-    proc = subprocess.run([str(c) for c in cmd], cwd=ROOT, env=subprocess_env(), capture_output=True, text=True,
-                          timeout=300)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "vicreg_edu",
+        "eval",
+        "--protocol",
+        "linear",
+        "--checkpoint",
+        trainer_ckpt,
+        "--data-dir",
+        folder,
+        "--out-dir",
+        out,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--lr-head",
+        "0.05",
+        "--crop-size",
+        "32",
+        "--resize-size",
+        "36",
+        "--workers",
+        "1",
+        "--device",
+        "cpu",
+    ]
+    proc = subprocess.run(
+        [str(c) for c in cmd], cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "world=2" in proc.stdout and re.search(r"top-1 \d+\.\d\d%  top-5 \d+\.\d\d%", proc.stdout), proc.stdout
     result, _, _, one_out = one_process
@@ -176,7 +224,9 @@ def test_two_processes_equal_one_process(one_process, folder, trainer_ckpt, tmp_
     assert [(h["top1"], h["top5"]) for h in ddp["history"]] == [(h["top1"], h["top5"]) for h in result["history"]]
     # the tolerance has teeth: another seed (batch order, views, head init) moves the head far more
     backbone, dim, _ = L.load_backbone(checkpoint=trainer_ckpt)
-    L.run_protocol(backbone, dim, folder, L.protocol_config("linear", **{**SMALL, "seed": 1}), tmp_path / "s1", device="cpu")
+    L.run_protocol(
+        backbone, dim, folder, L.protocol_config("linear", **{**SMALL, "seed": 1}), tmp_path / "s1", device="cpu"
+    )
     assert (head_of(tmp_path / "s1")["head"]["weight"] - one["head"]["weight"]).abs().max() > 1e-3
 
 
@@ -187,21 +237,30 @@ def test_two_processes_equal_one_process(one_process, folder, trainer_ckpt, tmp_
 def test_resume_equals_uninterrupted(one_process, folder, trainer_ckpt, tmp_path):
     cfg = L.protocol_config("linear", **SMALL)
     backbone, dim, _ = L.load_backbone(checkpoint=trainer_ckpt)
-    first = L.run_protocol(backbone, dim, folder, L.protocol_config("linear", **SMALL, max_epochs=1), tmp_path,
-                           device="cpu")
+    first = L.run_protocol(
+        backbone, dim, folder, L.protocol_config("linear", **SMALL, max_epochs=1), tmp_path, device="cpu"
+    )
     assert not first["finished"] and first["epoch"] == 1 and "--resume auto" in L.format_result(first)
     backbone, dim, _ = L.load_backbone(checkpoint=trainer_ckpt)  # a fresh process would reload it
     resumed = L.run_protocol(backbone, dim, folder, cfg, tmp_path, resume="auto", device="cpu")
     result, _, _, one_out = one_process
     assert resumed["finished"] and resumed["history"][1:] and resumed["history"][0] == first["history"][0]
-    assert [{k: v for k, v in h.items() if k != "seconds"} for h in resumed["history"]] == \
-           [{k: v for k, v in h.items() if k != "seconds"} for h in result["history"]]
+    assert [{k: v for k, v in h.items() if k != "seconds"} for h in resumed["history"]] == [
+        {k: v for k, v in h.items() if k != "seconds"} for h in result["history"]
+    ]
     a, b = head_of(tmp_path), head_of(one_out)
     assert all(torch.equal(a["head"][k], b["head"][k]) for k in ("weight", "bias"))
     assert torch.equal(a["optimizer"]["state"][0]["momentum_buffer"], b["optimizer"]["state"][0]["momentum_buffer"])
     with pytest.raises(CheckpointError, match=r"cannot resume .*lr_head: checkpoint 0.05 vs now 0.1"):
-        L.run_protocol(backbone, dim, folder, L.protocol_config("linear", **{**SMALL, "lr_head": 0.1}), tmp_path,
-                       resume="auto", device="cpu")
+        L.run_protocol(
+            backbone,
+            dim,
+            folder,
+            L.protocol_config("linear", **{**SMALL, "lr_head": 0.1}),
+            tmp_path,
+            resume="auto",
+            device="cpu",
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -234,7 +293,9 @@ def test_export_round_trip_through_torchvision(tmp_path):
 def test_export_and_load_errors(tmp_path, trainer_ckpt):
     with pytest.raises(ConfigError, match="its backbone is 'small_cnn'; export writes a torchvision ResNet"):
         export_backbone(trainer_ckpt, tmp_path / "x.pth")
-    with pytest.raises(CheckpointError, match=r"holds a trainer checkpoint; .*goes to --checkpoint|not a readable weights"):
+    with pytest.raises(
+        CheckpointError, match=r"holds a trainer checkpoint; .*goes to --checkpoint|not a readable weights"
+    ):
         load_torchvision_backbone(trainer_ckpt)
     torch.save(torchvision_features("resnet18").state_dict(), tmp_path / "r18.pth")
     with pytest.raises(CheckpointError, match=r"does not fit a torchvision resnet50: \d+ missing keys"):
@@ -277,13 +338,18 @@ def test_user_errors_are_one_line(tmp_path, folder, trainer_ckpt, capsys):
     (tmp_path / "bad.txt").write_text("n00000001_1.JPEG\nn00000002_999.JPEG\n")
     base = ["eval", "--checkpoint", trainer_ckpt, "--data-dir", folder, "--crop-size", "32", "--workers", "0"]
     cases = [
-        (["--protocol", "semi", "--percent", "10", "--subset", tmp_path / "bad.txt"],
-         r"names 1 image\(s\) that are not in .*train \(first: n00000002_999\.JPEG\); expected file names"),
+        (
+            ["--protocol", "semi", "--percent", "10", "--subset", tmp_path / "bad.txt"],
+            r"names 1 image\(s\) that are not in .*train \(first: n00000002_999\.JPEG\); expected file names",
+        ),
         (["--protocol", "semi", "--percent", "5", "--subset", tmp_path / "bad.txt"], r"percent=5: .* takes 1 or 10"),
         (["--protocol", "semi", "--percent", "1", "--subset", tmp_path / "none.txt"], r"no subset file at .*none\.txt"),
         (["--protocol", "linear", "--data-dir", tmp_path / "nowhere"], r"expected the folder .*nowhere/train"),
         (["--protocol", "linear", "--weights", trainer_ckpt], r"give either a checkpoint .* or weights"),
-        (["--subset", tmp_path / "bad.txt"], r"--subset, --data-dir, --crop-size, --workers: only with --protocol linear\|semi"),
+        (
+            ["--subset", tmp_path / "bad.txt"],
+            r"--subset, --data-dir, --crop-size, --workers: only with --protocol linear\|semi",
+        ),
     ]
     for extra, message in cases:
         code, out, err = run_cli(base + extra, capsys)

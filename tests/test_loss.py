@@ -49,8 +49,10 @@ def paper_terms(z_a, z_b, gamma=1.0, eps=1e-4):
         for i in range(n):
             cov = cov + torch.outer(z[i] - mean, z[i] - mean)
         cov = cov / (n - 1)
-        off = sum((cov[j, k] ** 2 for j in range(d) for k in range(d) if j != k), torch.zeros((), dtype=z.dtype)) if d < 40 else (
-            (cov**2).sum() - (torch.diagonal(cov) ** 2).sum()
+        off = (
+            sum((cov[j, k] ** 2 for j in range(d) for k in range(d) if j != k), torch.zeros((), dtype=z.dtype))
+            if d < 40
+            else ((cov**2).sum() - (torch.diagonal(cov) ** 2).sum())
         )
         return off / d
 

@@ -182,13 +182,15 @@ def test_gather_forward_and_backward(two_rank_results):
     for rank, r in enumerate(two_rank_results):
         gathered, grad = r["gather"]
         assert torch.equal(gathered, full)  # rank order: rank r's rows at r * N_r
-        assert torch.equal(grad, WORLD * w[2 * rank: 2 * rank + 2])  # all-reduced (summed) over the two ranks
+        assert torch.equal(grad, WORLD * w[2 * rank : 2 * rank + 2])  # all-reduced (summed) over the two ranks
 
 
 def test_gather_checks_the_local_shape(two_rank_results):
     for r in two_rank_results:
-        assert r["rows_error"] == ("gather_with_grad: this rank holds 1 rows, expected 2: every rank must hold the "
-                                   "same number (the all-gather exchanges no sizes)")
+        assert r["rows_error"] == (
+            "gather_with_grad: this rank holds 1 rows, expected 2: every rank must hold the "
+            "same number (the all-gather exchanges no sizes)"
+        )
     with pytest.raises(ValueError, match="holds 3 rows, expected 4"):  # one process: checked too
         gather_with_grad(torch.zeros(3, 2), rows=4)
     z = torch.zeros(3, 2)

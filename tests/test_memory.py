@@ -5,6 +5,7 @@ Measured figures it is checked against: bench/results/gpu_suite_h200_2026-11-30.
 11.3 GB per GPU at 64 images per GPU (appendix E; 32 V100, fp16, official code). What the
 tolerances are and why: bench/README.md, "Per-GPU memory".
 """
+
 import json
 import math
 import warnings
@@ -94,8 +95,10 @@ class _cuda_autocast:
 
 def test_estimate_is_monotone_in_batch_and_precision():
     small = Config(backbone="small_cnn", expander="512-512")
-    for cfg, table in ((small, lambda b, a: M.estimate_step_memory(small, b, a)),
-                       (IMAGENET, lambda b, a: M.CACHED_ESTIMATES[b, a, 8])):
+    for cfg, table in (
+        (small, lambda b, a: M.estimate_step_memory(small, b, a)),
+        (IMAGENET, lambda b, a: M.CACHED_ESTIMATES[b, a, 8]),
+    ):
         est = {(b, a): table(b, a) for b in (32, 64, 128) for a in M.AMPS}
         for a in M.AMPS:
             assert est[32, a] < est[64, a] < est[128, a], (cfg.backbone, a)
@@ -156,8 +159,10 @@ def test_preflight_stops_with_one_line_naming_a_batch_that_fits(monkeypatch):
         M.preflight(cfg, torch.device("cuda"), world=8, amp=torch.bfloat16)
     line = one_line(err.value)
     assert line == str(err.value) and "\n" not in line
-    assert line.startswith("ResNet-50 + 8192x3 at 256 images per GPU in bf16 needs about 31.9 GB; "
-                           "this GPU has 30.0 GB free: use --set batch_size=1024 ")
+    assert line.startswith(
+        "ResNet-50 + 8192x3 at 256 images per GPU in bf16 needs about 31.9 GB; "
+        "this GPU has 30.0 GB free: use --set batch_size=1024 "
+    )
     assert "batch_size=512 base_lr=0.4" in line and "16 GPUs for batch_size=2048" in line
     assert line.endswith("or memory_check=false to try anyway")
     assert M.HEADROOM * M.CACHED_ESTIMATES[128, "bf16", 8] <= 30 * GB  # the suggestion fits
@@ -184,11 +189,23 @@ def test_preflight_warns_when_told_to_go_on_and_passes_when_it_fits(monkeypatch)
 def test_launch_plan_per_hardware_class():
     plans = {name: M.launch_plan(**hw) for name, hw in M.HARDWARE.items()}
     paper = plans["4 nodes x 8 x 32 GB (V100, the paper's)"]
-    assert paper.command == ("vicreg-edu submit --nodes 4 --gpus-per-node 8 -- --preset imagenet-resnet50 "
-                             "--set data_dir=/path/to/imagenet amp=fp16") and paper.per_gpu == 64
+    assert (
+        paper.command
+        == (
+            "vicreg-edu submit --nodes 4 --gpus-per-node 8 -- --preset imagenet-resnet50 "
+            "--set data_dir=/path/to/imagenet amp=fp16"
+        )
+        and paper.per_gpu == 64
+    )
     big = plans["8 x 80 GB (A100 / H100)"]
-    assert big.command == ("torchrun --nproc_per_node=8 -m vicreg_edu train --preset imagenet-resnet50 "
-                           "--set data_dir=/path/to/imagenet") and big.per_gpu == 256
+    assert (
+        big.command
+        == (
+            "torchrun --nproc_per_node=8 -m vicreg_edu train --preset imagenet-resnet50 "
+            "--set data_dir=/path/to/imagenet"
+        )
+        and big.per_gpu == 256
+    )
     v100 = plans["8 x 32 GB (V100)"]  # 256 per GPU would leave less than 10% spare: the paper's batch 512
     assert v100.overrides == {"data_dir": "/path/to/imagenet", "batch_size": 512, "base_lr": 0.4, "amp": "fp16"}
     short = M.launch_plan(1, 8, 32, amp="fp16", epochs=100)

@@ -51,14 +51,32 @@ def mixed(n=300, d=24, seed=0):
 def fake_metrics(n_steps=30, steps_per_epoch=10):
     recs = []
     for s in range(n_steps):
-        recs.append({"kind": "step", "step": s, "epoch": s / steps_per_epoch,
-                     "loss": 30.0 * 0.9**s, "invariance": 0.1 + 0.01 * s,
-                     "variance": 0.9 * 0.8**s, "covariance": 2.0 * 0.85**s, "lr": 0.1})
+        recs.append(
+            {
+                "kind": "step",
+                "step": s,
+                "epoch": s / steps_per_epoch,
+                "loss": 30.0 * 0.9**s,
+                "invariance": 0.1 + 0.01 * s,
+                "variance": 0.9 * 0.8**s,
+                "covariance": 2.0 * 0.85**s,
+                "lr": 0.1,
+            }
+        )
         if (s + 1) % steps_per_epoch == 0:
             e = s // steps_per_epoch
-            recs.append({"kind": "epoch", "epoch": e, "step": s, "emb_n": 256, "emb_dim": 64,
-                         "emb_effective_rank": 10.0 + 5 * e, "emb_std_mean": 0.3 + 0.2 * e,
-                         "online_probe_acc": 0.2 + 0.1 * e})
+            recs.append(
+                {
+                    "kind": "epoch",
+                    "epoch": e,
+                    "step": s,
+                    "emb_n": 256,
+                    "emb_dim": 64,
+                    "emb_effective_rank": 10.0 + 5 * e,
+                    "emb_std_mean": 0.3 + 0.2 * e,
+                    "online_probe_acc": 0.2 + 0.1 * e,
+                }
+            )
     return recs
 
 
@@ -144,8 +162,7 @@ def test_spectrum_log_scale_and_effective_rank_marker():
 
 def test_spectrum_of_rank_k_embedding_from_singular_values_and_normalized():
     g = gen(3)
-    z = torch.randn(500, 3, generator=g, dtype=torch.float64) @ torch.randn(3, 16, generator=g,
-                                                                                 dtype=torch.float64)
+    z = torch.randn(500, 3, generator=g, dtype=torch.float64) @ torch.randn(3, 16, generator=g, dtype=torch.float64)
     s = dg.singular_values(z)
     ax = plot_spectrum(s, normalize=True, label="rank 3")
     spectrum, marker = ax.lines

@@ -6,6 +6,7 @@ time limit; torchrun forwards a SIGTERM it gets to its workers. The subprocess t
 signal as soon as ``metrics.jsonl`` shows step 2 (``log_every=1``), with ``ckpt_every=0``: no
 checkpoint exists before the signal, so the one found after it was written by the stop.
 """
+
 import io
 import json
 import os
@@ -70,8 +71,10 @@ def signal_mid_epoch(cmd, out_dir, signum=signal.SIGTERM, rank=None, timeout=240
         proc = subprocess.Popen(cmd, cwd=ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         deadline = time.time() + timeout
-        while not ((out_dir / "metrics.jsonl").exists() and
-                   any(r["kind"] == "step" and r["step"] >= 2 for r in records(out_dir))):
+        while not (
+            (out_dir / "metrics.jsonl").exists()
+            and any(r["kind"] == "step" and r["step"] >= 2 for r in records(out_dir))
+        ):
             assert proc.poll() is None, err.read_text()[-3000:]
             assert time.time() < deadline, "no step 2 logged in time"
             time.sleep(0.02)
@@ -92,10 +95,17 @@ def check_stopped_at_last_logged_step(out_dir, stderr, world):
     assert saved["step"] == logged[-1], (saved["step"], logged)  # no step lost
     assert 2 <= saved["step"] < STEPS_PER_EPOCH, saved["step"]  # mid-epoch: the stop wrote it
     assert len(saved["rng"]) == world
-    assert records(out_dir)[-1] == {"kind": "stop", "step": saved["step"], "epoch": saved["step"] / STEPS_PER_EPOCH,
-                                    "signal": "SIGTERM", "checkpoint": str(out_dir / "checkpoint.pt")}
-    line = (f"vicreg-edu: stopped by SIGTERM at step {saved['step']}; checkpoint written to "
-            f"{out_dir / 'checkpoint.pt'}; resume with --resume auto")
+    assert records(out_dir)[-1] == {
+        "kind": "stop",
+        "step": saved["step"],
+        "epoch": saved["step"] / STEPS_PER_EPOCH,
+        "signal": "SIGTERM",
+        "checkpoint": str(out_dir / "checkpoint.pt"),
+    }
+    line = (
+        f"vicreg-edu: stopped by SIGTERM at step {saved['step']}; checkpoint written to "
+        f"{out_dir / 'checkpoint.pt'}; resume with --resume auto"
+    )
     assert stderr.count(line) == 1, stderr[-3000:]  # rank 0 only
     assert not (out_dir / "checkpoint.pt.tmp").exists()
     return saved["step"]
@@ -175,7 +185,7 @@ def test_second_sigterm_during_the_checkpoint_write(tmp_path, monkeypatch):
         data = buffer.getvalue()
         f.write(data[: len(data) // 2])
         os.kill(os.getpid(), signal.SIGTERM)
-        f.write(data[len(data) // 2:])
+        f.write(data[len(data) // 2 :])
 
     monkeypatch.setattr(torch, "save", save_with_a_signal_halfway)
     calls = []
@@ -257,16 +267,24 @@ def test_sigterm_to_every_process_with_loader_workers(tmp_path, image_folder):
     from conftest import imagefolder_set_args
 
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "vicreg_edu", "train", "--set",
-           *imagefolder_set_args(image_folder, out, epochs=100, num_workers=2, final_eval=False)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vicreg_edu",
+        "train",
+        "--set",
+        *imagefolder_set_args(image_folder, out, epochs=100, num_workers=2, final_eval=False),
+    ]
     err = tmp_path / "stderr"
     with open(err, "w") as stderr:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=stderr,
-                                start_new_session=True)  # its own process group, as a SLURM job step
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True
+        )  # its own process group, as a SLURM job step
     try:
         deadline = time.time() + 240
-        while not ((out / "metrics.jsonl").exists() and any(r["kind"] == "step" and r["step"] >= 2
-                                                             for r in records(out))):
+        while not (
+            (out / "metrics.jsonl").exists() and any(r["kind"] == "step" and r["step"] >= 2 for r in records(out))
+        ):
             assert proc.poll() is None, err.read_text()[-3000:]
             assert time.time() < deadline, "no step 2 logged in time"
             time.sleep(0.02)

@@ -3,6 +3,7 @@
 The source values are written down here, read from the sources named, so that a change to a
 preset that moves it away from its source fails here.
 """
+
 import pytest
 
 from vicreg_edu.config import PAPER_BASE_LR, TRAJECTORY_KEYS, get_config, paper_base_lr
@@ -43,8 +44,13 @@ SOLO_YAML = {
 # devices [0]; LARS momentum 0.9), solo/methods/base.py (warmup_epochs 10, min_lr 0.0,
 # warmup_start_lr 3e-5, scheduler interval "step"), solo/data/pretrain_dataloader.py (bicubic crops,
 # MEANS_N_STD per CIFAR set)
-SOLO_DEFAULTS = {"lr_scale": 256 * 1 / 256, "momentum": 0.9, "warmup_epochs": 10, "min_lr": 0.0,
-                 "interpolation": "bicubic"}
+SOLO_DEFAULTS = {
+    "lr_scale": 256 * 1 / 256,
+    "momentum": 0.9,
+    "warmup_epochs": 10,
+    "min_lr": 0.0,
+    "interpolation": "bicubic",
+}
 
 
 @pytest.mark.parametrize("dataset", ["cifar10", "cifar100"])
@@ -53,11 +59,16 @@ def test_cifar_preset_is_solo_learns_recipe(dataset):
     cfg = get_config(dataset, fast=False)
     aug = make_augment_config(cfg)
     assert cfg.backbone == "resnet18_cifar" and y["backbone.name"] == "resnet18"
-    assert cfg.expander == f"{y['method_kwargs.proj_hidden_dim']}-{y['method_kwargs.proj_hidden_dim']}-" \
-                           f"{y['method_kwargs.proj_output_dim']}"
+    assert (
+        cfg.expander == f"{y['method_kwargs.proj_hidden_dim']}-{y['method_kwargs.proj_hidden_dim']}-"
+        f"{y['method_kwargs.proj_output_dim']}"
+    )
     # their variance term has no /2; ours is std_coeff * (v_a + v_b) / 2 (vicreg_edu.loss), so x 2
     assert (cfg.sim_coeff, cfg.std_coeff / 2, cfg.cov_coeff) == (
-        y["method_kwargs.sim_loss_weight"], y["method_kwargs.var_loss_weight"], y["method_kwargs.cov_loss_weight"])
+        y["method_kwargs.sim_loss_weight"],
+        y["method_kwargs.var_loss_weight"],
+        y["method_kwargs.cov_loss_weight"],
+    )
     assert cfg.optimizer == y["optimizer.name"] and cfg.batch_size == y["optimizer.batch_size"]
     assert cfg.lr == pytest.approx(y["optimizer.lr"] * d["lr_scale"])
     assert cfg.weight_decay == y["optimizer.weight_decay"] and cfg.momentum == d["momentum"]
@@ -68,7 +79,12 @@ def test_cifar_preset_is_solo_learns_recipe(dataset):
     assert aug.crop_scale == (y["augmentations.rrc.crop_min_scale"], y["augmentations.rrc.crop_max_scale"])
     jitter = y["augmentations.color_jitter"]
     assert (aug.brightness, aug.contrast, aug.saturation, aug.hue, aug.jitter_p) == (
-        jitter["brightness"], jitter["contrast"], jitter["saturation"], jitter["hue"], jitter["prob"])
+        jitter["brightness"],
+        jitter["contrast"],
+        jitter["saturation"],
+        jitter["hue"],
+        jitter["prob"],
+    )
     assert aug.grayscale_p == y["augmentations.grayscale.prob"]
     assert aug.blur_p == (0.0, 0.0) and not y["augmentations.gaussian_blur.enabled"]
     assert aug.solarize_p == (y["augmentations.solarization.prob"],) * y["augmentations.num_crops"]
@@ -82,8 +98,17 @@ def test_cifar_docstring_lists_the_differences_left():
     from vicreg_edu.config import _cifar
 
     text = " ".join(_cifar.__doc__.split())
-    for difference in ("padding 2", "zero_init_residual", "bias", "||grad|| + wd * ||w|| + 1e-8",
-                       "warmup_start_lr", "classifier_lr", "16-mixed", "amp=fp16", "image by image"):
+    for difference in (
+        "padding 2",
+        "zero_init_residual",
+        "bias",
+        "||grad|| + wd * ||w|| + 1e-8",
+        "warmup_start_lr",
+        "classifier_lr",
+        "16-mixed",
+        "amp=fp16",
+        "image by image",
+    ):
         assert difference in text, difference
 
 

@@ -24,6 +24,7 @@ lift that hold (``scontrol update JobId=... StartTime=now``) to stay short.
 ``VICREG_EDU_SAVE_SLURM_LOG=vicreg_edu/results/slurm_preemption_log.txt`` makes the pre-emption
 test write the trimmed task-0 log of its job there (chapter 9 shows it).
 """
+
 import json
 import os
 import re
@@ -42,8 +43,20 @@ from vicreg_edu import cli, slurm
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 # 256 Shapes images, batch 64 over 2 processes: 4 steps per epoch, 8 steps; a checkpoint every step
-RECIPE = ["train_size=256", "test_size=128", "batch_size=64", "epochs=2", "diag_size=64", "knn_every=0",
-          "warmup_epochs=1", "final_eval=false", "progress=false", "tensorboard=false", "log_every=1", "ckpt_every=1"]
+RECIPE = [
+    "train_size=256",
+    "test_size=128",
+    "batch_size=64",
+    "epochs=2",
+    "diag_size=64",
+    "knn_every=0",
+    "warmup_epochs=1",
+    "final_eval=false",
+    "progress=false",
+    "tensorboard=false",
+    "log_every=1",
+    "ckpt_every=1",
+]
 TOTAL_STEPS = 8
 STEPS_PER_EPOCH = 4
 # checkpoints only at epoch ends (steps 4 and 8): a pre-emption mid-epoch 1 finds no periodic checkpoint, so a
@@ -65,22 +78,48 @@ def cluster(tmp_path_factory):
 def submit(cluster: LocalSlurm, folder: Path, *options: str, recipe=RECIPE) -> tuple[str, Path, Path]:
     """``vicreg-edu submit`` 2 CPU tasks of the recipe; return (job id, out_dir, log folder)."""
     out_dir, logs = folder / "run", folder / "logs"
-    cmd = [sys.executable, "-m", "vicreg_edu", "submit", "--tasks-per-node", "2", "--gpus-per-node", "0",
-           "--time", "20", "--log-dir", f"{logs}/%j", *options,
-           "--", "--preset", "demo", "--out-dir", str(out_dir), "--set", *recipe]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vicreg_edu",
+        "submit",
+        "--tasks-per-node",
+        "2",
+        "--gpus-per-node",
+        "0",
+        "--time",
+        "20",
+        "--log-dir",
+        f"{logs}/%j",
+        *options,
+        "--",
+        "--preset",
+        "demo",
+        "--out-dir",
+        str(out_dir),
+        "--set",
+        *recipe,
+    ]
     env = {**cluster.env, "VICREG_EDU_FAST": "1", "PYTHONPATH": str(ROOT)}  # the job imports this checkout
     proc = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # the request is printed before submission, with the derived CPUs (num_workers=0: 1) and memory (4 GB per task)
-    assert proc.stdout.startswith("requesting: 1 node x 2 tasks = 2 processes (gloo on CPU), 1 CPU per task, "
-                                  "8G memory per node, time 20 min, signal USR2 at -120 s, "), proc.stdout
+    assert proc.stdout.startswith(
+        "requesting: 1 node x 2 tasks = 2 processes (gloo on CPU), 1 CPU per task, "
+        "8G memory per node, time 20 min, signal USR2 at -120 s, "
+    ), proc.stdout
     job_id = re.search(r"submitted job (\d+): 1 node\(s\) x 2 task\(s\) = 2 processes \(gloo on CPU\)", proc.stdout)
     assert job_id, proc.stdout
     assert f"logs:        {logs}/{job_id.group(1)}" in proc.stdout  # the log folder is printed
     # ... and is what submitit's sbatch script asks SLURM for
     sbatch_lines = set((logs / job_id.group(1) / f"{job_id.group(1)}_submission.sh").read_text().splitlines())
-    assert {"#SBATCH --cpus-per-task=1", "#SBATCH --mem=8G", "#SBATCH --signal=USR2@120",
-            "#SBATCH --ntasks-per-node=2", "#SBATCH --time=20"} <= sbatch_lines, sbatch_lines
+    assert {
+        "#SBATCH --cpus-per-task=1",
+        "#SBATCH --mem=8G",
+        "#SBATCH --signal=USR2@120",
+        "#SBATCH --ntasks-per-node=2",
+        "#SBATCH --time=20",
+    } <= sbatch_lines, sbatch_lines
     return job_id.group(1), out_dir, logs / job_id.group(1)
 
 
@@ -177,8 +216,10 @@ def test_time_limit_signal_requeues_and_resumes_exactly(cluster, straight, tmp_p
     cluster.run(["scancel", "--signal=USR2", job_id])  # what SLURM sends at the time limit (submitit's --signal)
     info = wait_requeued_then_done(cluster, job_id, logs)
     logs = read_logs(log_dir)
-    print(f"time limit: job {job_id} {info['JobState']} restarts {info['Restarts']} in {time.time() - t0:.0f} s; "
-          f"USR2 after step {signalled_at}")
+    print(
+        f"time limit: job {job_id} {info['JobState']} restarts {info['Restarts']} in {time.time() - t0:.0f} s; "
+        f"USR2 after step {signalled_at}"
+    )
     assert signalled_at < TOTAL_STEPS, "the job finished before it could be signalled"
     assert info["JobState"] == "COMPLETED" and info["Restarts"] == "1", (info, logs)
     # submitit caught the signal on rank 0, called TrainingJob.checkpoint and requeued the job
@@ -204,8 +245,10 @@ def test_preempted_job_checkpoints_on_sigterm_and_resumes_exactly(cluster, strai
     logs = read_logs(log_dir)
     records = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
     stops = [r for r in records if r["kind"] == "stop"]
-    print(f"pre-empted: job {job_id} {info['JobState']} restarts {info['Restarts']} in {time.time() - t0:.0f} s; "
-          f"scontrol requeue after step {last_logged}, stop records {stops}")
+    print(
+        f"pre-empted: job {job_id} {info['JobState']} restarts {info['Restarts']} in {time.time() - t0:.0f} s; "
+        f"scontrol requeue after step {last_logged}, stop records {stops}"
+    )
     assert info["JobState"] == "COMPLETED" and info["Restarts"] == "1", (info, logs)
     # attempt 1: SIGTERM -> the step in flight (and the one that agrees on stopping) finish -> checkpoint there
     assert len(stops) == 1 and stops[0]["signal"] == "SIGTERM", (stops, logs)
@@ -218,35 +261,52 @@ def test_preempted_job_checkpoints_on_sigterm_and_resumes_exactly(cluster, strai
     assert resumed and int(resumed.group(1)) == stopped_at, logs
     assert_same_run(straight["out_dir"], out_dir)
     if os.environ.get("VICREG_EDU_SAVE_SLURM_LOG"):
-        save_preemption_log(Path(os.environ["VICREG_EDU_SAVE_SLURM_LOG"]), job_id, log_dir, records, last_logged,
-                            time.time() - requeued_at)
+        save_preemption_log(
+            Path(os.environ["VICREG_EDU_SAVE_SLURM_LOG"]),
+            job_id,
+            log_dir,
+            records,
+            last_logged,
+            time.time() - requeued_at,
+        )
 
 
 # the lines of a task's log that tell the story (the rest: warnings, torch's banners)
-_INFORMATIVE = re.compile(r"\[vicreg-edu submit\]|^VICReg \||^vicreg-edu: |submitit (INFO|WARNING|ERROR)"
-                          r"|Bypassing|Requeued|Job completed|exit code|Exited")
+_INFORMATIVE = re.compile(
+    r"\[vicreg-edu submit\]|^VICReg \||^vicreg-edu: |submitit (INFO|WARNING|ERROR)"
+    r"|Bypassing|Requeued|Job completed|exit code|Exited"
+)
 
 
-def save_preemption_log(path: Path, job_id: str, log_dir: Path, records: list[dict], last_logged: int,
-                        seconds: float) -> None:
+def save_preemption_log(
+    path: Path, job_id: str, log_dir: Path, records: list[dict], last_logged: int, seconds: float
+) -> None:
     """The task-0 log of the pre-empted job, trimmed to its informative lines (chapter 9 shows it)."""
     at = next(i for i, r in enumerate(records) if r["kind"] == "stop")
     before = [r["step"] for r in records[:at] if r["kind"] == "step"]
     after = [r["step"] for r in records[at:] if r["kind"] == "step"]
-    lines = [f"# tests/test_slurm.py::test_preempted_job_checkpoints_on_sigterm_and_resumes_exactly "
-             f"({time.strftime('%Y-%m-%d')}, local one-node SLURM, 2 gloo tasks on CPU, ckpt_every=0)",
-             f"# `scontrol requeue {job_id}` once step {last_logged} was logged (SIGTERM to every task, "
-             f"SIGKILL after KillWait=30 s); requeued, hold lifted, done {seconds:.0f} s later",
-             f"# metrics.jsonl: attempt 1 logged steps {before}, then a stop record at step {records[at]['step']} "
-             f"({records[at]['signal']}); attempt 2 logged steps {after}"]
+    lines = [
+        f"# tests/test_slurm.py::test_preempted_job_checkpoints_on_sigterm_and_resumes_exactly "
+        f"({time.strftime('%Y-%m-%d')}, local one-node SLURM, 2 gloo tasks on CPU, ckpt_every=0)",
+        f"# `scontrol requeue {job_id}` once step {last_logged} was logged (SIGTERM to every task, "
+        f"SIGKILL after KillWait=30 s); requeued, hold lifted, done {seconds:.0f} s later",
+        f"# metrics.jsonl: attempt 1 logged steps {before}, then a stop record at step {records[at]['step']} "
+        f"({records[at]['signal']}); attempt 2 logged steps {after}",
+    ]
     tmp = str(log_dir.parents[1])  # this test's temporary folder: <tmp> in the saved log
     shown: set[str] = set()
     for name in (f"{job_id}_0_log.out", f"{job_id}_0_log.err"):  # submitit's own lines go to both
-        kept = [line.replace(tmp, "<tmp>") for line in (log_dir / name).read_text().splitlines()
-                if _INFORMATIVE.search(line) and line not in shown]
+        kept = [
+            line.replace(tmp, "<tmp>")
+            for line in (log_dir / name).read_text().splitlines()
+            if _INFORMATIVE.search(line) and line not in shown
+        ]
         shown.update(line.replace("<tmp>", tmp) for line in kept)
-        lines += [f"===== {name} (task 0, both attempts; {len(kept)} informative lines"
-                  f"{', those not in the .out above' if name.endswith('.err') else ''})", *kept]
+        lines += [
+            f"===== {name} (task 0, both attempts; {len(kept)} informative lines"
+            f"{', those not in the .out above' if name.endswith('.err') else ''})",
+            *kept,
+        ]
     lines.append("# the resumed run's final weights and optimiser state: torch.equal to the uninterrupted job's")
     path.write_text("\n".join(lines) + "\n")
 
@@ -268,12 +328,38 @@ def submit_sbatch_script(cluster: LocalSlurm, folder: Path) -> tuple[str, Path, 
     out_dir, log = folder / "run", folder / "job.out"
     torchrun = Path(sys.executable).parent / "torchrun"
     assert torchrun.is_file(), f"no torchrun next to {sys.executable}"
-    env = {**cluster.env, "VICREG_EDU_FAST": "1", "PYTHONPATH": str(ROOT), "NPROC_PER_NODE": "2",
-           "RDZV_PORT": str(free_port()), "PATH": f"{torchrun.parent}{os.pathsep}{cluster.env['PATH']}"}
-    proc = subprocess.run(["sbatch", "--parsable", "--nodes=1", "--gpus-per-node=0", "--cpus-per-task=2", "--mem=4G",
-                           "--time=20", f"--output={log}", str(SBATCH), "--preset", "demo", "--out-dir", str(out_dir),
-                           "--set", *RECIPE_NO_PERIODIC_CKPT],
-                          cwd=folder, env=env, capture_output=True, text=True, timeout=60)
+    env = {
+        **cluster.env,
+        "VICREG_EDU_FAST": "1",
+        "PYTHONPATH": str(ROOT),
+        "NPROC_PER_NODE": "2",
+        "RDZV_PORT": str(free_port()),
+        "PATH": f"{torchrun.parent}{os.pathsep}{cluster.env['PATH']}",
+    }
+    proc = subprocess.run(
+        [
+            "sbatch",
+            "--parsable",
+            "--nodes=1",
+            "--gpus-per-node=0",
+            "--cpus-per-task=2",
+            "--mem=4G",
+            "--time=20",
+            f"--output={log}",
+            str(SBATCH),
+            "--preset",
+            "demo",
+            "--out-dir",
+            str(out_dir),
+            "--set",
+            *RECIPE_NO_PERIODIC_CKPT,
+        ],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout.strip(), out_dir, log
 
@@ -290,13 +376,16 @@ def test_sbatch_script_trains_with_torchrun_and_survives_preemption(cluster, str
     info = wait_requeued_then_done(cluster, job_id, text)
     records = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
     stops = [r for r in records if r["kind"] == "stop"]
-    print(f"sbatch script: job {job_id} {info['JobState']} restarts {info['Restarts']} in {time.time() - t0:.0f} s; "
-          f"scontrol requeue after step {last_logged}, stop records {stops}")
+    print(
+        f"sbatch script: job {job_id} {info['JobState']} restarts {info['Restarts']} in {time.time() - t0:.0f} s; "
+        f"scontrol requeue after step {last_logged}, stop records {stops}"
+    )
     log_text = text()
     assert info["JobState"] == "COMPLETED" and info["NumNodes"] == "1" and info["Restarts"] == "1", (info, log_text)
     for attempt in (1, 2):
-        assert re.search(rf"job {job_id} attempt {attempt}: 1 node\(s\) x 2 process\(es\), rendezvous \S+:\d+",
-                         log_text), log_text
+        assert re.search(
+            rf"job {job_id} attempt {attempt}: 1 node\(s\) x 2 process\(es\), rendezvous \S+:\d+", log_text
+        ), log_text
     assert log_text.count("world=2 device=cpu") == 2 and "batch 64 (32/proc)" in log_text, log_text
     # the batch shell outlived the SIGTERM, torchrun passed it on, the trainers stopped together mid-epoch
     assert "SIGTERM (pre-emption or requeue): waiting for the trainers" in log_text, log_text
@@ -330,8 +419,10 @@ def test_argument_checks(capsys):
     assert cfg.out_dir == str(Path("rel/dir").resolve()) and cfg.resume == "auto"
     # what the user meets: one line and status 2, before anything reaches sbatch
     assert cli.main(["submit", "--tasks-per-node", "4", "--", "--set", "batch_size=6"]) == 2
-    assert capsys.readouterr().err == ("vicreg-edu: error: batch_size=6 is not divisible by the world size 4 into "
-                                       "batches of at least 2 images (variance): try batch_size=8\n")
+    assert capsys.readouterr().err == (
+        "vicreg-edu: error: batch_size=6 is not divisible by the world size 4 into "
+        "batches of at least 2 images (variance): try batch_size=8\n"
+    )
 
 
 def test_skip_reason_names_what_is_missing(monkeypatch):
@@ -356,32 +447,64 @@ def test_requested_resources_are_derived_printed_and_overridable(capsys, monkeyp
 
     # the paper's 4 x 8 GPU run: the official run_with_submitit.py's numbers (10 CPUs for 10 workers, 40 GB/GPU)
     r = request("--nodes", "4", "--gpus-per-node", "8", "--", "--preset", "imagenet-resnet50")
-    assert (r.nodes, r.tasks_per_node, r.world, r.cpus_per_task, r.mem, r.signal_delay_s, r.max_requeues) == \
-        (4, 8, 32, 10, "320G", 120, 30)
-    assert r.lines()[0] == ("requesting: 4 nodes x 8 tasks = 32 processes (8 GPUs per node, NCCL), 10 CPUs per task, "
-                            "320G memory per node, time 4320 min (72 h), signal USR2 at -120 s, "
-                            "partition (cluster default)")
+    assert (r.nodes, r.tasks_per_node, r.world, r.cpus_per_task, r.mem, r.signal_delay_s, r.max_requeues) == (
+        4,
+        8,
+        32,
+        10,
+        "320G",
+        120,
+        30,
+    )
+    assert r.lines()[0] == (
+        "requesting: 4 nodes x 8 tasks = 32 processes (8 GPUs per node, NCCL), 10 CPUs per task, "
+        "320G memory per node, time 4320 min (72 h), signal USR2 at -120 s, "
+        "partition (cluster default)"
+    )
     assert "num_workers=10" in r.lines()[1] and "40 GB per GPU x 8" in r.lines()[2]
     # CPUs follow num_workers; without workers one CPU; CPU tasks get 4 GB each
-    assert request("--gpus-per-node", "2", "--", "--preset", "imagenet-resnet50",
-                   "--set", "num_workers=6").cpus_per_task == 6
+    assert (
+        request("--gpus-per-node", "2", "--", "--preset", "imagenet-resnet50", "--set", "num_workers=6").cpus_per_task
+        == 6
+    )
     r = request("--tasks-per-node", "3", "--", "--preset", "demo")
     assert (r.cpus_per_task, r.mem, r.gpus_per_node) == (1, "12G", 0)
     assert r.lines()[0].startswith("requesting: 1 node x 3 tasks = 3 processes (gloo on CPU), 1 CPU per task, 12G ")
     # every number can be overridden, and then says so
-    r = request("--gpus-per-node", "8", "--cpus-per-task", "12", "--mem", "500G", "--signal-delay", "300",
-                "--partition", "gpu", "--", "--preset", "imagenet-resnet50")
-    assert (r.cpus_per_task, r.mem, r.signal_delay_s, r.cpus_from, r.mem_from) == \
-        (12, "500G", 300, "--cpus-per-task", "--mem")
+    r = request(
+        "--gpus-per-node",
+        "8",
+        "--cpus-per-task",
+        "12",
+        "--mem",
+        "500G",
+        "--signal-delay",
+        "300",
+        "--partition",
+        "gpu",
+        "--",
+        "--preset",
+        "imagenet-resnet50",
+    )
+    assert (r.cpus_per_task, r.mem, r.signal_delay_s, r.cpus_from, r.mem_from) == (
+        12,
+        "500G",
+        300,
+        "--cpus-per-task",
+        "--mem",
+    )
     assert ", 12 CPUs per task, 500G memory per node," in r.lines()[0] and r.lines()[0].endswith(
-        "signal USR2 at -300 s, partition gpu")
+        "signal USR2 at -300 s, partition gpu"
+    )
     assert request("--mem", "64GB").mem == "64GB" and request("--mem", "0").mem == "0"  # sbatch: 0 = all of it
     # bad values: one line and status 2, before anything reaches sbatch
-    for argv, message in [(["--mem", "1.5G"], "--mem 1.5G: expected SLURM's memory syntax"),
-                          (["--mem", "lots"], "--mem lots: expected SLURM's memory syntax"),
-                          (["--cpus-per-task", "0"], "--cpus-per-task must be positive, got 0"),
-                          (["--signal-delay", "0"], "--signal-delay must be positive, got 0"),
-                          (["--signal-delay", "600", "--time", "10"], "--signal-delay 600 s is not shorter than")]:
+    for argv, message in [
+        (["--mem", "1.5G"], "--mem 1.5G: expected SLURM's memory syntax"),
+        (["--mem", "lots"], "--mem lots: expected SLURM's memory syntax"),
+        (["--cpus-per-task", "0"], "--cpus-per-task must be positive, got 0"),
+        (["--signal-delay", "0"], "--signal-delay must be positive, got 0"),
+        (["--signal-delay", "600", "--time", "10"], "--signal-delay 600 s is not shorter than"),
+    ]:
         assert cli.main(["submit", *argv]) == 2, argv
         out, err = capsys.readouterr()
         assert err.startswith(f"vicreg-edu: error: {message}") and err.count("\n") == 1 and out == "", (argv, err)
@@ -389,8 +512,10 @@ def test_requested_resources_are_derived_printed_and_overridable(capsys, monkeyp
     monkeypatch.setattr(slurm.shutil, "which", lambda name: None)
     assert cli.main(["submit", "--nodes", "4", "--gpus-per-node", "8", "--", "--preset", "imagenet-resnet50"]) == 2
     out, err = capsys.readouterr()
-    assert out.splitlines() == request("--nodes", "4", "--gpus-per-node", "8", "--", "--preset",
-                                       "imagenet-resnet50").lines()
+    assert (
+        out.splitlines()
+        == request("--nodes", "4", "--gpus-per-node", "8", "--", "--preset", "imagenet-resnet50").lines()
+    )
     assert err.startswith("vicreg-edu: error: sbatch not found"), err
 
 
@@ -419,8 +544,19 @@ def test_sbatch_script_is_shipped_and_printed(capsys):
     assert out == SBATCH.read_text() and err.splitlines()[0] == f"# {SBATCH}"
     options = sbatch_options(out)
     # one torchrun per node; the official launcher's 10 CPUs and 40 GB per GPU; USR2 to the batch shell; requeue
-    assert set(options) == {"--job-name", "--nodes", "--ntasks-per-node", "--gpus-per-node", "--cpus-per-task",
-                            "--mem", "--time", "--signal", "--requeue", "--open-mode", "--output"}, options
+    assert set(options) == {
+        "--job-name",
+        "--nodes",
+        "--ntasks-per-node",
+        "--gpus-per-node",
+        "--cpus-per-task",
+        "--mem",
+        "--time",
+        "--signal",
+        "--requeue",
+        "--open-mode",
+        "--output",
+    }, options
     gpus = int(options["--gpus-per-node"])
     assert options["--ntasks-per-node"] == "1" and int(options["--cpus-per-task"]) == 10 * gpus
     assert options["--mem"] == f"{40 * gpus}G" and options["--signal"] == "B:USR2@120"
@@ -431,10 +567,11 @@ def _stub_bin(tmp_path: Path, srun_body: str) -> Path:
     """``scontrol`` and ``srun`` stand-ins: srun writes its argv (NUL-separated) to $ARGV_FILE, then runs srun_body."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "scontrol").write_text('#!/bin/sh\necho "scontrol $*" >> "$CALLS"\n'
-                                      '[ "$1 $2" = "show hostnames" ] && printf "gpu-a7\\ngpu-a8\\n"\nexit 0\n')
-    (bin_dir / "srun").write_text('#!/bin/sh\nfor a in "$@"; do printf "%s\\0" "$a"; done > "$ARGV_FILE"\n'
-                                  + srun_body)
+    (bin_dir / "scontrol").write_text(
+        '#!/bin/sh\necho "scontrol $*" >> "$CALLS"\n'
+        '[ "$1 $2" = "show hostnames" ] && printf "gpu-a7\\ngpu-a8\\n"\nexit 0\n'
+    )
+    (bin_dir / "srun").write_text('#!/bin/sh\nfor a in "$@"; do printf "%s\\0" "$a"; done > "$ARGV_FILE"\n' + srun_body)
     for f in bin_dir.iterdir():
         f.chmod(0o755)
     return bin_dir
@@ -445,9 +582,17 @@ def test_sbatch_script_runs_srun_torchrun_with_a_valid_command_line(tmp_path):
     import torch.distributed.run as torchrun
 
     bin_dir = _stub_bin(tmp_path, "exit 3\n")
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "ARGV_FILE": str(tmp_path / "argv"),
-           "CALLS": str(tmp_path / "calls"), "SLURM_JOB_ID": "4242", "SLURM_JOB_NODELIST": "gpu-a[7-8]",
-           "SLURM_NNODES": "2", "SLURM_GPUS_ON_NODE": "8", "SLURM_CPUS_PER_TASK": "80"}
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "ARGV_FILE": str(tmp_path / "argv"),
+        "CALLS": str(tmp_path / "calls"),
+        "SLURM_JOB_ID": "4242",
+        "SLURM_JOB_NODELIST": "gpu-a[7-8]",
+        "SLURM_NNODES": "2",
+        "SLURM_GPUS_ON_NODE": "8",
+        "SLURM_CPUS_PER_TASK": "80",
+    }
     env.pop("NPROC_PER_NODE", None)
     train_args = ["--preset", "imagenet-resnet50", "--set", "data_dir=/datasets/imagenet", "out_dir=/shared/v r"]
     proc = subprocess.run(["bash", str(SBATCH), *train_args], env=env, capture_output=True, text=True, timeout=60)
@@ -458,27 +603,52 @@ def test_sbatch_script_runs_srun_torchrun_with_a_valid_command_line(tmp_path):
     argv = (tmp_path / "argv").read_text().split("\0")[:-1]
     at = argv.index("torchrun")
     assert argv[:at] == ["--ntasks-per-node=1", "--cpus-per-task=80", "--kill-on-bad-exit=1"], argv
-    args = torchrun.parse_args(argv[at + 1:])  # torchrun's own parser
-    assert (args.nnodes, args.nproc_per_node, args.rdzv_backend, args.rdzv_endpoint, args.rdzv_id, args.module,
-            args.training_script) == ("2", "8", "c10d", "gpu-a7:29500", "4242", True, "vicreg_edu")
+    args = torchrun.parse_args(argv[at + 1 :])  # torchrun's own parser
+    assert (
+        args.nnodes,
+        args.nproc_per_node,
+        args.rdzv_backend,
+        args.rdzv_endpoint,
+        args.rdzv_id,
+        args.module,
+        args.training_script,
+    ) == ("2", "8", "c10d", "gpu-a7:29500", "4242", True, "vicreg_edu")
     assert args.training_script_args == ["train", "--resume", "auto", *train_args]
     trainer = cli.build_parser().parse_args(args.training_script_args)  # ... and the trainer's
     cfg = cli.config_from_args(trainer)
-    assert (cfg.resume, cfg.out_dir, cfg.data_dir, cfg.batch_size) == \
-        ("auto", "/shared/v r", "/datasets/imagenet", 2048)
+    assert (cfg.resume, cfg.out_dir, cfg.data_dir, cfg.batch_size) == (
+        "auto",
+        "/shared/v r",
+        "/datasets/imagenet",
+        2048,
+    )
 
 
 def test_sbatch_script_requeues_at_the_time_limit_and_waits_on_sigterm(tmp_path):
     """USR2 (time limit) -> `scontrol requeue`; SIGTERM (pre-emption) -> keep waiting for the trainers; bounded."""
-    bin_dir = _stub_bin(tmp_path, 'sleep 4\nexit 5\n')
+    bin_dir = _stub_bin(tmp_path, "sleep 4\nexit 5\n")
     for restarts, requeued in (("0", True), ("30", False)):
         calls = tmp_path / f"calls{restarts}"
-        env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "ARGV_FILE": str(tmp_path / "argv"),
-               "CALLS": str(calls), "SLURM_JOB_ID": "9", "SLURM_JOB_NODELIST": "gpu-a7", "SLURM_NNODES": "1",
-               "SLURM_CPUS_PER_TASK": "2", "NPROC_PER_NODE": "2", "SLURM_RESTART_COUNT": restarts}
+        env = {
+            **os.environ,
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "ARGV_FILE": str(tmp_path / "argv"),
+            "CALLS": str(calls),
+            "SLURM_JOB_ID": "9",
+            "SLURM_JOB_NODELIST": "gpu-a7",
+            "SLURM_NNODES": "1",
+            "SLURM_CPUS_PER_TASK": "2",
+            "NPROC_PER_NODE": "2",
+            "SLURM_RESTART_COUNT": restarts,
+        }
         (tmp_path / "argv").unlink(missing_ok=True)
-        shell = subprocess.Popen(["bash", str(SBATCH), "--preset", "demo"], env=env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True)
+        shell = subprocess.Popen(
+            ["bash", str(SBATCH), "--preset", "demo"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         deadline = time.time() + 30
         while not (tmp_path / "argv").exists():  # srun has started
             assert time.time() < deadline and shell.poll() is None

@@ -1,4 +1,5 @@
 """The trainer end to end on CPU: DDP == one process, exact resume, crash safety, bad input, learning."""
+
 import json
 import math
 import re
@@ -21,8 +22,17 @@ import vicreg_edu.trainer as T
 
 def torchrun(*args, timeout=300):
     """``torchrun --standalone --nproc_per_node=2 -m vicreg_edu train ARGS`` (gloo on CPU); must succeed."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
-           "vicreg_edu", "train", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "vicreg_edu",
+        "train",
+        *args,
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "world=2" in proc.stdout
@@ -58,8 +68,9 @@ def test_two_processes_equal_one_process(tmp_path):
     for name, p_one in one["net"].items():
         if p_one.is_floating_point():  # parameters and BatchNorm running statistics
             assert p_one.dtype == torch.float64, name
-            torch.testing.assert_close(ddp["net"][name], p_one, rtol=1e-9, atol=1e-9,
-                                       msg=f"parameter/buffer {name} differs")
+            torch.testing.assert_close(
+                ddp["net"][name], p_one, rtol=1e-9, atol=1e-9, msg=f"parameter/buffer {name} differs"
+            )
     # the comparison has teeth: the weights moved, and without synchronised BatchNorm (per-process
     # statistics over half batches) the same check fails by orders of magnitude
     torch.manual_seed(0)
@@ -81,8 +92,11 @@ def test_resume_is_exact(tmp_path):
         assert torch.equal(a["net"][name], b["net"][name]), name
     for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
         assert sa.keys() == sb.keys() and all(torch.equal(torch.as_tensor(sa[k]), torch.as_tensor(sb[k])) for k in sa)
-    steps = [r["step"] for r in map(json.loads, (tmp_path / "resumed/metrics.jsonl").read_text().splitlines())
-             if r["kind"] == "step"]
+    steps = [
+        r["step"]
+        for r in map(json.loads, (tmp_path / "resumed/metrics.jsonl").read_text().splitlines())
+        if r["kind"] == "step"
+    ]
     assert steps == sorted(set(steps)), "metrics after resume must not repeat steps"
 
 
@@ -102,22 +116,39 @@ def test_resume_with_changed_optimisation_settings(tmp_path, capsys):
     T.train(tiny(tmp_path, max_steps=3, log_every=1))
     new = dict(base_lr=0.005, warmup_epochs=2.0, weight_decay=0.01, probe_lr=2e-3)
     keys = "base_lr,weight_decay,warmup_epochs,probe_lr"
-    with pytest.raises(ValueError, match=r"cannot resume.*base_lr: checkpoint 0.015 vs now 0.005.*"
-                                         rf"allow the change with --set resume_changes={keys} \(resume_changes may"):
+    with pytest.raises(
+        ValueError,
+        match=r"cannot resume.*base_lr: checkpoint 0.015 vs now 0.005.*"
+        rf"allow the change with --set resume_changes={keys} \(resume_changes may",
+    ):
         T.train(tiny(tmp_path, max_steps=6, resume="auto", log_every=1, **new))
-    with pytest.raises(ValueError, match=r"cannot resume.*\(seed: checkpoint 0 vs now 1\)\. Use the original "
-                                         r"settings or a new out_dir \(resume_changes may list only the optimisation"):
+    with pytest.raises(
+        ValueError,
+        match=r"cannot resume.*\(seed: checkpoint 0 vs now 1\)\. Use the original "
+        r"settings or a new out_dir \(resume_changes may list only the optimisation",
+    ):
         T.train(tiny(tmp_path, max_steps=6, resume="auto", resume_changes=keys, seed=1, **new))
     with pytest.raises(ValueError, match="resume_changes='base_lr,seed' lists seed, which a resume cannot change"):
         tiny(tmp_path, resume_changes="base_lr,seed")
     capsys.readouterr()
     T.train(tiny(tmp_path, max_steps=6, resume="auto", log_every=1, resume_changes=keys.replace(",", ", "), **new))
-    assert ("resuming at step 3 with changed settings (resume_changes): base_lr 0.015 -> 0.005, weight_decay 0.05 -> "
-            "0.01, warmup_epochs 1.0 -> 2.0, probe_lr 0.001 -> 0.002") in capsys.readouterr().out
+    assert (
+        "resuming at step 3 with changed settings (resume_changes): base_lr 0.015 -> 0.005, weight_decay 0.05 -> "
+        "0.01, warmup_epochs 1.0 -> 2.0, probe_lr 0.001 -> 0.002"
+    ) in capsys.readouterr().out
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [r for r in records if r["kind"] == "resume_changes"] == [{"kind": "resume_changes", "step": 3, "changes": {
-        "base_lr": {"checkpoint": 0.015, "now": 0.005}, "weight_decay": {"checkpoint": 0.05, "now": 0.01},
-        "warmup_epochs": {"checkpoint": 1.0, "now": 2.0}, "probe_lr": {"checkpoint": 0.001, "now": 0.002}}}]
+    assert [r for r in records if r["kind"] == "resume_changes"] == [
+        {
+            "kind": "resume_changes",
+            "step": 3,
+            "changes": {
+                "base_lr": {"checkpoint": 0.015, "now": 0.005},
+                "weight_decay": {"checkpoint": 0.05, "now": 0.01},
+                "warmup_epochs": {"checkpoint": 1.0, "now": 2.0},
+                "probe_lr": {"checkpoint": 0.001, "now": 0.002},
+            },
+        }
+    ]
     lrs = {r["step"]: r["lr"] for r in records if r["kind"] == "step"}
     assert lrs[4] == pytest.approx(learning_rate(3, 8, 8, 0.005 * 64 / 256, 0.75))  # the new schedule from step 4
     saved = state(tmp_path)
@@ -128,13 +159,22 @@ def test_resume_with_changed_optimisation_settings(tmp_path, capsys):
 
 def test_lars_settings_reach_the_optimizer(tmp_path):
     state_ = T.build_state(T.setup(tiny(tmp_path, optimizer="lars", lars_eta=0.02, lars_clip=True, momentum=0.8)), 10)
-    assert {k: state_.optimizer.param_groups[0][k] for k in ("eta", "clip", "momentum")} == dict(eta=0.02, clip=True,
-                                                                                                  momentum=0.8)
+    assert {k: state_.optimizer.param_groups[0][k] for k in ("eta", "clip", "momentum")} == dict(
+        eta=0.02, clip=True, momentum=0.8
+    )
 
 
 def test_sigkill_mid_epoch_leaves_a_readable_checkpoint(tmp_path):
-    cmd = [sys.executable, "-m", "vicreg_edu", "train", "--preset", "demo", "--set",
-           *as_set_args(epochs=200, ckpt_every=1, out_dir=tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vicreg_edu",
+        "train",
+        "--preset",
+        "demo",
+        "--set",
+        *as_set_args(epochs=200, ckpt_every=1, out_dir=tmp_path),
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ckpt = tmp_path / "checkpoint.pt"
     try:
@@ -178,7 +218,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(T, "vicreg_loss", poisoned)
     # the loss is checked at each record (log_every=5, and every epoch end: 4 steps per epoch), so
     # the NaN of step 6 is caught at step 8, before the epoch-2 checkpoint could be written
-    with pytest.raises(FloatingPointError, match=r"diverged at step 8: non-finite VICReg loss \(loss=nan.*last good checkpoint"):
+    with pytest.raises(
+        FloatingPointError, match=r"diverged at step 8: non-finite VICReg loss \(loss=nan.*last good checkpoint"
+    ):
         T.train(tiny(tmp_path, max_steps=12))
     saved = state(tmp_path)
     assert saved["step"] == 4  # the epoch-1 checkpoint, not overwritten by the NaN state
@@ -190,10 +232,15 @@ def test_amp_auto_fits_the_device(tmp_path, monkeypatch):
     not count), none on the CPU or in float64; explicit settings kept. The start line's words say why."""
     cfg, cuda, cpu = get_config("demo", fast=False), torch.device("cuda", 0), torch.device("cpu")
     asked = []
-    for native, dtype, words in ((True, torch.bfloat16, "amp=auto -> bf16 (cuda bf16 supported)"),
-                                 (False, torch.float16, "amp=auto -> fp16 + GradScaler (no bf16 on this GPU)")):
-        monkeypatch.setattr(torch.cuda, "is_bf16_supported",
-                            lambda including_emulation=True, native=native: asked.append(including_emulation) or native)
+    for native, dtype, words in (
+        (True, torch.bfloat16, "amp=auto -> bf16 (cuda bf16 supported)"),
+        (False, torch.float16, "amp=auto -> fp16 + GradScaler (no bf16 on this GPU)"),
+    ):
+        monkeypatch.setattr(
+            torch.cuda,
+            "is_bf16_supported",
+            lambda including_emulation=True, native=native: asked.append(including_emulation) or native,
+        )
         assert T._amp_dtype(cfg, cuda) == dtype
         # the demo's batch 128 < its 512-d embedding: the covariance takes the Gram side, float64 on a GPU
         assert T.precision_note(cfg, cuda) == f"{words}; {T.GRAM_FLOAT64_NOTE}"
@@ -273,8 +320,14 @@ def test_unequal_share_stops_training(tmp_path, monkeypatch):
 
 
 def test_cli_help_lists_presets():
-    out = subprocess.run([sys.executable, "-m", "vicreg_edu.cli", "train", "--help"], cwd=ROOT,
-                         env=subprocess_env(), capture_output=True, text=True, timeout=60).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "vicreg_edu.cli", "train", "--help"],
+        cwd=ROOT,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
     for preset in ("demo", "cifar10", "cifar100", "imagenet-resnet50"):
         assert preset in out
     assert "--set" in out and "--resume" in out
@@ -303,7 +356,9 @@ def test_demo_fast_mode_learns(tmp_path):
     assert final["trained"] > final["raw_pixels"] + 0.12, final
     epochs = [r for r in map(json.loads, result.metrics_path.read_text().splitlines()) if r["kind"] == "epoch"]
     assert len(epochs) == cfg.epochs and all(math.isfinite(r["emb_effective_rank"]) for r in epochs)
-    assert epochs[-1]["emb_std_mean"] > 0.4  # measured 0.76 / 0.70 (seeds 0, 1): not collapsed (invariance-only goes to ~0)
+    assert (
+        epochs[-1]["emb_std_mean"] > 0.4
+    )  # measured 0.76 / 0.70 (seeds 0, 1): not collapsed (invariance-only goes to ~0)
 
 
 def test_eval_cli_on_a_checkpoint(tmp_path, capsys):
@@ -314,7 +369,9 @@ def test_eval_cli_on_a_checkpoint(tmp_path, capsys):
     assert cfg.train_size == 256 and not model.training
     knn = evaluate_checkpoint(tmp_path / "checkpoint.pt", "knn")
     assert set(knn) == {"trained", "random_init", "raw_pixels"} and all(0 <= v <= 1 for v in knn.values())
-    assert cli.main(["eval", "--checkpoint", str(tmp_path / "checkpoint.pt"), "--method", "linear", "--epochs", "2"]) == 0
+    assert (
+        cli.main(["eval", "--checkpoint", str(tmp_path / "checkpoint.pt"), "--method", "linear", "--epochs", "2"]) == 0
+    )
     assert "linear accuracy, trained" in capsys.readouterr().out
     with pytest.raises(FileNotFoundError, match="train first"):
         evaluate_checkpoint(tmp_path / "nope.pt")
@@ -349,7 +406,9 @@ def test_imagefolder_one_process_trains_evaluates_and_resumes_exactly(tmp_path, 
     # 3 steps (mid-epoch), then resume to 6: crosses the epoch boundary (set_epoch on one process)
     assert cli.main(["train", "--set", *imagefolder_set_args(image_folder, resumed, max_steps=3)]) == 0
     assert state(resumed)["step"] == 3
-    assert cli.main(["train", "--resume", "auto", "--set", *imagefolder_set_args(image_folder, resumed, max_steps=6)]) == 0
+    assert (
+        cli.main(["train", "--resume", "auto", "--set", *imagefolder_set_args(image_folder, resumed, max_steps=6)]) == 0
+    )
     a, b = state(straight), state(resumed)
     assert a["step"] == b["step"] == 6
     for name in a["net"]:  # the DataLoader path resumes exactly too (no workers: the views use the saved RNG)
@@ -365,6 +424,8 @@ def test_imagefolder_two_processes_train_resume_and_evaluate(tmp_path, image_fol
     proc = torchrun("--resume", "auto", "--set", *imagefolder_set_args(image_folder, out, max_steps=6))
     assert "k-NN accuracy" in proc.stdout and proc.stdout.count("VICReg |") == 1  # rank 0 prints
     assert state(out)["step"] == 6
-    steps = [r["step"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if r["kind"] == "step"]
+    steps = [
+        r["step"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if r["kind"] == "step"
+    ]
     assert steps == [1, 2, 3, 4, 5, 6]
     _evaluate_both(out / "checkpoint.pt", capsys)

@@ -5,6 +5,7 @@ folder: no repository around it. So the chapters may only use what the wheel shi
 the precomputed results read by ``vicreg_edu.results.load_results``) and packages that
 ``pip install`` brings (the wheel's ``Requires-Dist``, extras excluded).
 """
+
 from __future__ import annotations
 
 import ast
@@ -30,8 +31,9 @@ def chapter_imports() -> tuple[set[str], set[str], set[str]]:
         tree = ast.parse(path.read_text())
         optional = set()  # load_results calls inside `try: ... except FileNotFoundError:` (the chapter falls back)
         for node in ast.walk(tree):
-            if isinstance(node, ast.Try) and any(ast.unparse(h.type or ast.Name("")).endswith("FileNotFoundError")
-                                                 for h in node.handlers):
+            if isinstance(node, ast.Try) and any(
+                ast.unparse(h.type or ast.Name("")).endswith("FileNotFoundError") for h in node.handlers
+            ):
                 optional |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
         for node in ast.walk(tree):
             names = []
@@ -45,7 +47,10 @@ def chapter_imports() -> tuple[set[str], set[str], set[str]]:
                     modules.add(name)
                 elif top not in sys.stdlib_module_names:
                     third.add(top)
-            if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "load_results":
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "attr", getattr(node.func, "id", "")) == "load_results"
+            ):
                 if node.args and isinstance(node.args[0], ast.Constant) and id(node) not in optional:
                     results.add(node.args[0].value)
     return third, modules, results
@@ -59,8 +64,12 @@ def wheel(tmp_path_factory) -> zipfile.ZipFile:
         shutil.copy(ROOT / name, src / name)
     shutil.copytree(ROOT / "vicreg_edu", src / "vicreg_edu", ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path_factory.mktemp("wheel")
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                           "-w", str(out), str(src)], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(src)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (whl,) = out.glob("vicreg_edu-*.whl")
     return zipfile.ZipFile(whl)
@@ -81,19 +90,24 @@ def test_wheel_has_what_the_chapters_load(wheel):
     third, modules, results = chapter_imports()
     for mod in modules:  # vicreg_edu.x or vicreg_edu.x.name (a name imported from a module)
         parts = mod.split(".")
-        candidates = {"/".join(parts[:i]) + suffix for i in range(1, len(parts) + 1)
-                      for suffix in (".py", "/__init__.py")}
+        candidates = {
+            "/".join(parts[:i]) + suffix for i in range(1, len(parts) + 1) for suffix in (".py", "/__init__.py")
+        }
         assert candidates & names, f"a chapter imports {mod}, which the wheel does not contain"
     for name in results:
         assert f"vicreg_edu/results/{name}.json" in names, f"a chapter loads results {name!r}, not in the wheel"
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
-    requires = {re.split(r"[ ;<>=!~\[]", line.split(":", 1)[1].strip())[0].lower()
-                for line in wheel.read(metadata).decode().splitlines()
-                if line.startswith("Requires-Dist:") and "extra ==" not in line}
+    requires = {
+        re.split(r"[ ;<>=!~\[]", line.split(":", 1)[1].strip())[0].lower()
+        for line in wheel.read(metadata).decode().splitlines()
+        if line.startswith("Requires-Dist:") and "extra ==" not in line
+    }
     for top in third:
         dist = DISTRIBUTION.get(top, top).lower()
-        assert dist in requires, (f"chapters import {top!r} but the package does not declare {dist!r} "
-                                  f"in [project] dependencies (declared: {sorted(requires)})")
+        assert dist in requires, (
+            f"chapters import {top!r} but the package does not declare {dist!r} "
+            f"in [project] dependencies (declared: {sorted(requires)})"
+        )
 
 
 def test_no_chapter_reads_repository_files():

@@ -3,6 +3,7 @@
 A fake ``run_fn`` stands in for training, blocking until the test releases it, so "during a
 run" is a state the test holds; one slow test trains a tiny real run through the default path.
 """
+
 from __future__ import annotations
 
 import threading

@@ -32,6 +32,7 @@ Example:
     >>> sorted(terms._fields)
     ['covariance', 'invariance', 'loss', 'variance']
 """
+
 from .augment import TwoViewBatchAugment, TwoViewTransform
 from .config import FAST, Config, get_config
 from .data import Shapes, in_memory_uint8, load_dataset
@@ -45,11 +46,32 @@ from .views import make_augment_config
 
 __version__ = "0.1.0"
 __all__ = [
-    "Config", "get_config", "FAST",
-    "vicreg_loss", "invariance_loss", "variance_loss", "covariance_loss", "VICRegLoss",
-    "train", "TrainResult", "format_final",
-    "VICReg", "build_model",
-    "Shapes", "load_dataset", "in_memory_uint8", "make_augment_config", "TwoViewBatchAugment", "TwoViewTransform",
-    "load_eval_data", "EvalData", "extract_features", "knn_accuracy", "linear_probe", "load_checkpoint_model",
-    "collapse_report", "effective_rank", "load_results",
+    "Config",
+    "get_config",
+    "FAST",
+    "vicreg_loss",
+    "invariance_loss",
+    "variance_loss",
+    "covariance_loss",
+    "VICRegLoss",
+    "train",
+    "TrainResult",
+    "format_final",
+    "VICReg",
+    "build_model",
+    "Shapes",
+    "load_dataset",
+    "in_memory_uint8",
+    "make_augment_config",
+    "TwoViewBatchAugment",
+    "TwoViewTransform",
+    "load_eval_data",
+    "EvalData",
+    "extract_features",
+    "knn_accuracy",
+    "linear_probe",
+    "load_checkpoint_model",
+    "collapse_report",
+    "effective_rank",
+    "load_results",
 ]

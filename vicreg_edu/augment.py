@@ -85,8 +85,11 @@ def view_transform(cfg: AugmentConfig, view: int, normalize: bool = True) -> T.C
     """
     if view not in (0, 1):
         raise ValueError(f"view must be 0 (view a) or 1 (view b), got {view!r}")
-    ops = ([T.RandomResizedCrop(cfg.size, scale=cfg.crop_scale, ratio=cfg.crop_ratio, interpolation=_interp(cfg))]
-           if cfg.crop else _resize_and_center(cfg, cfg.size))
+    ops = (
+        [T.RandomResizedCrop(cfg.size, scale=cfg.crop_scale, ratio=cfg.crop_ratio, interpolation=_interp(cfg))]
+        if cfg.crop
+        else _resize_and_center(cfg, cfg.size)
+    )
     ops += [
         T.RandomHorizontalFlip(p=cfg.flip_p),
         T.RandomApply([T.ColorJitter(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue)], p=cfg.jitter_p),
@@ -259,10 +262,14 @@ class BatchAugment:
 
         lo, hi = cfg.crop_scale
         lr0, lr1 = math.log(cfg.crop_ratio[0]), math.log(cfg.crop_ratio[1])
-        ranges = torch.tensor([[max(0.0, 1 - cfg.brightness), 1 + cfg.brightness],
-                               [max(0.0, 1 - cfg.contrast), 1 + cfg.contrast],
-                               [max(0.0, 1 - cfg.saturation), 1 + cfg.saturation],
-                               [-cfg.hue, cfg.hue]])
+        ranges = torch.tensor(
+            [
+                [max(0.0, 1 - cfg.brightness), 1 + cfg.brightness],
+                [max(0.0, 1 - cfg.contrast), 1 + cfg.contrast],
+                [max(0.0, 1 - cfg.saturation), 1 + cfg.saturation],
+                [-cfg.hue, cfg.hue],
+            ]
+        )
         s0, s1 = cfg.blur_sigma
         return {
             "crop_area": lo + (hi - lo) * u(n, _CROP_TRIALS),
@@ -307,9 +314,11 @@ def _colour_jitter(out: torch.Tensor, plan: dict[str, torch.Tensor]) -> None:
             y = 0.0  # brightness blends with black
             if f"is_con{step}" in plan:  # contrast: with the mean grey level; saturation: with grey
                 g = _gray(sub)
-                y = torch.where(plan[f"is_sat{step}"].view(-1, 1, 1, 1), g,
-                                torch.where(plan[f"is_con{step}"].view(-1, 1, 1, 1),
-                                            g.mean(dim=(1, 2, 3), keepdim=True), y))
+                y = torch.where(
+                    plan[f"is_sat{step}"].view(-1, 1, 1, 1),
+                    g,
+                    torch.where(plan[f"is_con{step}"].view(-1, 1, 1, 1), g.mean(dim=(1, 2, 3), keepdim=True), y),
+                )
             out[idx] = _blend(sub, y, plan[f"blend_f{step}"])
         if f"hue_idx{step}" in plan:
             idx = plan[f"hue_idx{step}"]
@@ -344,8 +353,9 @@ def _augment_views(cfg: AugmentConfig, x: torch.Tensor, views: list[dict[str, to
     if "gx" in plan:
         gx, gy = plan["gx"], plan["gy"]  # (B, V, S) each, in grid_sample's [-1, 1]
         grid = torch.stack([gx[:, :, None, :].expand(B, V, S, S), gy[:, :, :, None].expand(B, V, S, S)], -1)
-        out = F.grid_sample(xf, grid.view(B, V * S, S, 2), mode=cfg.interpolation, padding_mode="border",
-                            align_corners=False)  # (B, 3, V*S, S)
+        out = F.grid_sample(
+            xf, grid.view(B, V * S, S, 2), mode=cfg.interpolation, padding_mode="border", align_corners=False
+        )  # (B, 3, V*S, S)
         out = torch.cat(out.split(S, dim=2)).clamp_(0, 1)  # (V*B, 3, S, S), view-major
     else:  # nothing to resample: a flip
         xv = xf.repeat(V, 1, 1, 1) if V > 1 else xf

@@ -14,6 +14,7 @@ Everything is seeded; the labelled subsets are class-balanced (``n // 10`` image
 nested (the 1 % subset is inside the 10 % one). ``python -m vicreg_edu.baselines`` computes both
 for the demo preset and writes ``vicreg_edu/results/baselines.json`` (``load_results("baselines")``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,10 +77,21 @@ class SupervisedNet(nn.Module):
         return self.head(self.backbone(x))
 
 
-def train_supervised(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor, *,
-                     steps: int, batch_size: int = 128, lr: float = 3e-3, weight_decay: float = 0.05,
-                     backbone: str = "small_cnn", mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25),
-                     seed: int = 0) -> dict:
+def train_supervised(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    x_test: torch.Tensor,
+    y_test: torch.Tensor,
+    *,
+    steps: int,
+    batch_size: int = 128,
+    lr: float = 3e-3,
+    weight_decay: float = 0.05,
+    backbone: str = "small_cnn",
+    mean=(0.5, 0.5, 0.5),
+    std=(0.25, 0.25, 0.25),
+    seed: int = 0,
+) -> dict:
     """Train ``backbone + linear head`` from scratch with labels; return its test accuracy.
 
     AdamW with a one-epoch-or-5 % linear warm-up then cosine decay, horizontal flips as the only
@@ -114,12 +126,15 @@ def train_supervised(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_t
         for i in range(0, len(x) - bs + 1, bs):
             if step >= steps:
                 break
-            idx = order[i:i + bs]
+            idx = order[i : i + bs]
             xb, yb = xn[idx], y[idx]
             flip = torch.rand(len(idx), generator=g) < 0.5
             xb = torch.where(flip.view(-1, 1, 1, 1), xb.flip(-1), xb)
-            scale = (step + 1) / warmup if step < warmup else \
-                0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+            scale = (
+                (step + 1) / warmup
+                if step < warmup
+                else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+            )
             for group in opt.param_groups:
                 group["lr"] = lr * scale
             logits = net(xb)
@@ -134,8 +149,14 @@ def train_supervised(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_t
     net.eval()
     feats_logits = extract_features(net, x_test, mean, std)
     test_acc = (feats_logits.argmax(1) == y_test).float().mean().item()
-    return {"test_acc": test_acc, "train_acc": correct / max(seen, 1), "steps": steps, "n_labels": len(x),
-            "cpu_time_s": time.process_time() - cpu0, "wall_time_s": time.time() - t0}
+    return {
+        "test_acc": test_acc,
+        "train_acc": correct / max(seen, 1),
+        "steps": steps,
+        "n_labels": len(x),
+        "cpu_time_s": time.process_time() - cpu0,
+        "wall_time_s": time.time() - t0,
+    }
 
 
 def supervised_ceiling(cfg, seed: int = 0) -> dict:
@@ -143,15 +164,32 @@ def supervised_ceiling(cfg, seed: int = 0) -> dict:
     (``cfg.epochs`` epochs of ``cfg.batch_size``; AdamW 3e-3, flips only); see :func:`train_supervised`."""
     (x, y), (xt, yt) = shapes_tensors("train"), shapes_tensors("test")
     if cfg.train_size:
-        x, y = x[:cfg.train_size], y[:cfg.train_size]
+        x, y = x[: cfg.train_size], y[: cfg.train_size]
     steps = cfg.epochs * (len(x) // cfg.batch_size)
-    return train_supervised(x, y, xt, yt, steps=steps, batch_size=cfg.batch_size, backbone=cfg.backbone,
-                            mean=SHAPES_MEAN, std=SHAPES_STD, seed=seed)
+    return train_supervised(
+        x,
+        y,
+        xt,
+        yt,
+        steps=steps,
+        batch_size=cfg.batch_size,
+        backbone=cfg.backbone,
+        mean=SHAPES_MEAN,
+        std=SHAPES_STD,
+        seed=seed,
+    )
 
 
-def label_efficiency(encoder: nn.Module | None, fractions=(0.01, 0.1, 1.0), *, supervised_steps: int,
-                     batch_size: int = 128, backbone: str = "small_cnn", seed: int = 0,
-                     probe_epochs: int = 100) -> list[dict]:
+def label_efficiency(
+    encoder: nn.Module | None,
+    fractions=(0.01, 0.1, 1.0),
+    *,
+    supervised_steps: int,
+    batch_size: int = 128,
+    backbone: str = "small_cnn",
+    seed: int = 0,
+    probe_epochs: int = 100,
+) -> list[dict]:
     """Test accuracy with a fraction of the Shapes labels: linear probe on a frozen encoder vs a
     supervised network trained from scratch on the same labelled images.
 
@@ -177,10 +215,21 @@ def label_efficiency(encoder: nn.Module | None, fractions=(0.01, 0.1, 1.0), *, s
         idx = balanced_subset(y, frac, seed)
         row = {"fraction": frac, "n_labels": len(idx), "linear_probe": None}
         if encoder is not None:
-            row["linear_probe"] = linear_probe(ftr[idx], y[idx], fte, yt, epochs=probe_epochs,
-                                               batch_size=min(256, len(idx)), seed=seed)
-        sup = train_supervised(x[idx], y[idx], xt, yt, steps=supervised_steps, batch_size=batch_size,
-                               backbone=backbone, mean=SHAPES_MEAN, std=SHAPES_STD, seed=seed)
+            row["linear_probe"] = linear_probe(
+                ftr[idx], y[idx], fte, yt, epochs=probe_epochs, batch_size=min(256, len(idx)), seed=seed
+            )
+        sup = train_supervised(
+            x[idx],
+            y[idx],
+            xt,
+            yt,
+            steps=supervised_steps,
+            batch_size=batch_size,
+            backbone=backbone,
+            mean=SHAPES_MEAN,
+            std=SHAPES_STD,
+            seed=seed,
+        )
         row["supervised"], row["supervised_cpu_s"] = sup["test_acc"], round(sup["cpu_time_s"], 1)
         rows.append(row)
     return rows
@@ -192,41 +241,76 @@ def main(argv: list[str] | None = None) -> int:
     from .config import get_config
     from .trainer import train
 
-    parser = argparse.ArgumentParser(prog="python -m vicreg_edu.baselines", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m vicreg_edu.baselines", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "baselines.json")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=None, help="VICReg and supervised epochs (default: demo's)")
     args = parser.parse_args(argv)
     over = {} if args.epochs is None else {"epochs": args.epochs}
-    cfg = get_config("demo", fast=False, seed=args.seed, progress=False, tensorboard=False,
-                     out_dir="runs/baselines", knn_every=0, **over)
+    cfg = get_config(
+        "demo",
+        fast=False,
+        seed=args.seed,
+        progress=False,
+        tensorboard=False,
+        out_dir="runs/baselines",
+        knn_every=0,
+        **over,
+    )
     t0, cpu0, load0 = time.time(), time.process_time(), os.getloadavg()[0]
     result = train(cfg)
     vicreg_cpu = time.process_time() - cpu0
     ceiling = supervised_ceiling(cfg, seed=args.seed)
     steps = cfg.epochs * (10_000 // cfg.batch_size)
-    table = label_efficiency(result.model.backbone, supervised_steps=steps, batch_size=cfg.batch_size,
-                             backbone=cfg.backbone, seed=args.seed)
+    table = label_efficiency(
+        result.model.backbone, supervised_steps=steps, batch_size=cfg.batch_size, backbone=cfg.backbone, seed=args.seed
+    )
     data = {
         "what": "supervised ceiling and label efficiency on Shapes (vicreg_edu/baselines.py)",
         "command": "python -m vicreg_edu.baselines " + " ".join(sys.argv[1:] if argv is None else argv),
-        "config": {k: v for k, v in cfg.to_dict().items() if k in (
-            "backbone", "expander", "epochs", "batch_size", "optimizer", "base_lr", "weight_decay", "warmup_epochs",
-            "end_lr_ratio", "sim_coeff", "std_coeff", "cov_coeff", "aug", "seed")},
-        "vicreg": {"knn": rounded(result.final["trained"]), "knn_random_init": rounded(result.final["random_init"]),
-                   "knn_raw_pixels": rounded(result.final["raw_pixels"]), "cpu_time_s": round(vicreg_cpu, 1)},
+        "config": {
+            k: v
+            for k, v in cfg.to_dict().items()
+            if k
+            in (
+                "backbone",
+                "expander",
+                "epochs",
+                "batch_size",
+                "optimizer",
+                "base_lr",
+                "weight_decay",
+                "warmup_epochs",
+                "end_lr_ratio",
+                "sim_coeff",
+                "std_coeff",
+                "cov_coeff",
+                "aug",
+                "seed",
+            )
+        },
+        "vicreg": {
+            "knn": rounded(result.final["trained"]),
+            "knn_random_init": rounded(result.final["random_init"]),
+            "knn_raw_pixels": rounded(result.final["raw_pixels"]),
+            "cpu_time_s": round(vicreg_cpu, 1),
+        },
         "supervised_ceiling": {k: (rounded(v) if isinstance(v, float) else v) for k, v in ceiling.items()},
         "supervised_recipe": "same backbone + Linear head, AdamW lr 3e-3 wd 0.05, warm-up then cosine, "
-                             "horizontal flips only, same epochs and batch as the VICReg run",
-        "label_efficiency": [{k: (rounded(v) if isinstance(v, float) and k != "fraction" else v) for k, v in row.items()}
-                             for row in table],
+        "horizontal flips only, same epochs and batch as the VICReg run",
+        "label_efficiency": [
+            {k: (rounded(v) if isinstance(v, float) and k != "fraction" else v) for k, v in row.items()}
+            for row in table
+        ],
         "label_efficiency_protocol": "class-balanced nested subsets of the 10,000 training labels; linear probe "
-                                     "(evaluate.linear_probe, 100 epochs, standardised frozen backbone features) vs "
-                                     f"the supervised recipe from scratch for {steps} steps on the same images; "
-                                     "test accuracy on the 2,000 test images",
+        "(evaluate.linear_probe, 100 epochs, standardised frozen backbone features) vs "
+        f"the supervised recipe from scratch for {steps} steps on the same images; "
+        "test accuracy on the 2,000 test images",
         "machine": {**machine_info(), "load_avg_at_start": round(load0, 2)},
-        "wall_time_s": round(time.time() - t0, 1), "cpu_time_s": round(time.process_time() - cpu0, 1),
+        "wall_time_s": round(time.time() - t0, 1),
+        "cpu_time_s": round(time.process_time() - cpu0, 1),
     }
     write_results(args.out, data)
     print(json.dumps({k: data[k] for k in ("vicreg", "supervised_ceiling", "label_efficiency")}, indent=1))

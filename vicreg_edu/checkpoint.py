@@ -14,6 +14,7 @@ is refused, unless it is an optimisation setting listed in ``resume_changes``
 
     vicreg-edu train --resume auto --set base_lr=0.1 warmup_epochs=20 resume_changes=base_lr,warmup_epochs
 """
+
 from __future__ import annotations
 
 import os
@@ -84,19 +85,31 @@ def load_checkpoint(path: str | Path) -> dict:
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointNotFoundError(f"no checkpoint at {path}; train first with `vicreg-edu train` "
-                              "(it writes <out_dir>/checkpoint.pt)")
+        raise CheckpointNotFoundError(
+            f"no checkpoint at {path}; train first with `vicreg-edu train` (it writes <out_dir>/checkpoint.pt)"
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError,
-            AttributeError, ModuleNotFoundError, UnicodeDecodeError) as e:
+    except (
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        RuntimeError,
+        EOFError,
+        ValueError,
+        OSError,
+        AttributeError,
+        ModuleNotFoundError,
+        UnicodeDecodeError,
+    ) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path} is not a readable vicreg-edu checkpoint ({reason[:200]})") from e
     missing = [k for k in REQUIRED_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
     if missing or not isinstance(ckpt.get("config"), dict):
         what = f"a {type(ckpt).__name__}" if not isinstance(ckpt, dict) else f"a dict without {missing or ['config']}"
-        raise CheckpointError(f"{path} is not a readable vicreg-edu checkpoint (it holds {what}; "
-                              "expected the file `vicreg-edu train` writes)")
+        raise CheckpointError(
+            f"{path} is not a readable vicreg-edu checkpoint (it holds {what}; "
+            "expected the file `vicreg-edu train` writes)"
+        )
     return ckpt
 
 
@@ -105,8 +118,9 @@ def config_of(ckpt: dict, path: str | Path = "checkpoint", **overrides: Any) -> 
     try:
         return Config(**{**ckpt["config"], **overrides})
     except (TypeError, ConfigError) as e:
-        raise CheckpointError(f"{path} is not a readable vicreg-edu checkpoint (its config does not fit this "
-                              f"version of vicreg_edu: {e})") from e
+        raise CheckpointError(
+            f"{path} is not a readable vicreg-edu checkpoint (its config does not fit this version of vicreg_edu: {e})"
+        ) from e
 
 
 def find_checkpoint(cfg: Config) -> Path | None:
@@ -135,8 +149,11 @@ def check_resume_config(saved: dict, cfg: Config) -> dict[str, tuple[Any, Any]]:
         CheckpointError: lists every refused key with both values, and says how to allow the
             optimisation ones.
     """
-    diff = {k: (saved.get(k, getattr(Config, k, None)), getattr(cfg, k)) for k in TRAJECTORY_KEYS
-            if saved.get(k, getattr(Config, k, None)) != getattr(cfg, k)}
+    diff = {
+        k: (saved.get(k, getattr(Config, k, None)), getattr(cfg, k))
+        for k in TRAJECTORY_KEYS
+        if saved.get(k, getattr(Config, k, None)) != getattr(cfg, k)
+    }
     allowed = set(resume_change_keys(cfg.resume_changes))
     refused = {k: v for k, v in diff.items() if k not in allowed}
     if refused:
@@ -149,12 +166,21 @@ def check_resume_config(saved: dict, cfg: Config) -> dict[str, tuple[Any, Any]]:
     return {k: v for k, v in diff.items() if k in allowed}
 
 
-def training_state(net, optimizer, probe_optimizer, scaler, step: int, epoch: float, cfg: Config,
-                   rng: list[dict]) -> dict:
+def training_state(
+    net, optimizer, probe_optimizer, scaler, step: int, epoch: float, cfg: Config, rng: list[dict]
+) -> dict:
     """The dict a checkpoint holds (see the module docstring)."""
-    return dict(format="vicreg-edu", net=net.state_dict(), optimizer=optimizer.state_dict(),
-                probe_optimizer=probe_optimizer.state_dict(), scaler=scaler.state_dict(), step=step,
-                epoch=epoch, config=cfg.to_dict(), rng=rng)
+    return dict(
+        format="vicreg-edu",
+        net=net.state_dict(),
+        optimizer=optimizer.state_dict(),
+        probe_optimizer=probe_optimizer.state_dict(),
+        scaler=scaler.state_dict(),
+        step=step,
+        epoch=epoch,
+        config=cfg.to_dict(),
+        rng=rng,
+    )
 
 
 def restore_training_state(ckpt: dict, net, optimizer, probe_optimizer, scaler, rank: int) -> int:

@@ -17,6 +17,7 @@ Errors you can fix (a bad setting, missing or unreadable data, a missing or fore
 print one line, ``vicreg-edu: error: ...``, and exit with status 2; ``--debug`` (or
 ``VICREG_EDU_DEBUG=1``) shows the Python traceback instead. Anything else is a bug and raises.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,10 @@ def _presets_help() -> str:
     lines = []
     for name, factory in PRESETS.items():
         cfg = factory()
-        lines.append(f"  {name:<24s} {cfg.dataset}, {cfg.backbone} + expander {cfg.expander}, "
-                     f"batch {cfg.batch_size}, {cfg.epochs} epochs, {cfg.optimizer} base_lr {cfg.base_lr}")
+        lines.append(
+            f"  {name:<24s} {cfg.dataset}, {cfg.backbone} + expander {cfg.expander}, "
+            f"batch {cfg.batch_size}, {cfg.epochs} epochs, {cfg.optimizer} base_lr {cfg.base_lr}"
+        )
     return "presets:\n" + "\n".join(lines)
 
 
@@ -63,11 +66,21 @@ def _presets_help() -> str:
 
 def add_train_args(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``vicreg-edu train`` (also those after ``--`` of ``vicreg-edu submit``)."""
-    parser.add_argument("--preset", default="demo", choices=sorted(PRESETS),
-                        help="named configuration (default: demo). See vicreg_edu/config.py.")
-    parser.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="override config fields, e.g. --set epochs=5 batch_size=128 aug.jitter_p=0 "
-                             "(keys: see `vicreg-edu presets --show demo`)")
+    parser.add_argument(
+        "--preset",
+        default="demo",
+        choices=sorted(PRESETS),
+        help="named configuration (default: demo). See vicreg_edu/config.py.",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override config fields, e.g. --set epochs=5 batch_size=128 aug.jitter_p=0 "
+        "(keys: see `vicreg-edu presets --show demo`)",
+    )
     parser.add_argument("--epochs", type=int, help="shortcut for --set epochs=N")
     parser.add_argument("--out-dir", help="shortcut for --set out_dir=PATH")
     parser.add_argument("--data-dir", help="shortcut for --set data_dir=PATH")
@@ -76,8 +89,9 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_debug(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--debug", action="store_true",
-                        help="show the Python traceback of errors (also: VICREG_EDU_DEBUG=1)")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the Python traceback of errors (also: VICREG_EDU_DEBUG=1)"
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -94,8 +108,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
 def _key_value(text: str) -> tuple[str, str | bool]:
     key, sep, value = text.partition("=")
     if not key or key.startswith("-"):
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (an sbatch option without its dashes, e.g. "
-                                         f"mail-type=END) or KEY alone for a flag; got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected KEY=VALUE (an sbatch option without its dashes, e.g. "
+            f"mail-type=END) or KEY alone for a flag; got {text!r}"
+        )
     return key, (value if sep else True)
 
 
@@ -106,46 +122,109 @@ class _TrainArgsParser(argparse.ArgumentParser):
         raise SubmitError(f"bad trainer arguments after `--`: {message} (see `vicreg-edu train --help`)")
 
 
-def add_submit_args(parser: argparse.ArgumentParser) -> None:
-    """The options of ``vicreg-edu submit`` (the trainer's arguments follow a ``--``)."""
+def _add_resource_args(parser: argparse.ArgumentParser) -> None:
+    """``submit``'s resources: nodes, GPUs, tasks, CPUs, memory, time."""
     g = parser.add_argument_group("resources")
     g.add_argument("--nodes", type=int, default=1, help="number of nodes (default 1)")
-    g.add_argument("--gpus-per-node", type=int, default=0,
-                   help="GPUs per node (default 0: CPU tasks with gloo; >0: one task per GPU, NCCL)")
-    g.add_argument("--tasks-per-node", type=int, default=None,
-                   help="processes per node (default: --gpus-per-node, or 1 without GPUs)")
-    g.add_argument("--cpus-per-task", type=int, default=None,
-                   help="CPU cores per task (default: the config's num_workers data-loading workers, at least 1, "
-                        "as the official launcher's 10 for 10 workers)")
-    g.add_argument("--mem", default=None,
-                   help="memory per node in SLURM syntax, e.g. 64G (default: 40G per GPU as the official launcher; "
-                        "4G per task without GPUs)")
-    g.add_argument("--time", type=int, default=4320,
-                   help="time limit of each job in minutes (default 4320 = 3 days); jobs requeue at the limit")
+    g.add_argument(
+        "--gpus-per-node",
+        type=int,
+        default=0,
+        help="GPUs per node (default 0: CPU tasks with gloo; >0: one task per GPU, NCCL)",
+    )
+    g.add_argument(
+        "--tasks-per-node",
+        type=int,
+        default=None,
+        help="processes per node (default: --gpus-per-node, or 1 without GPUs)",
+    )
+    g.add_argument(
+        "--cpus-per-task",
+        type=int,
+        default=None,
+        help="CPU cores per task (default: the config's num_workers data-loading workers, at least 1, "
+        "as the official launcher's 10 for 10 workers)",
+    )
+    g.add_argument(
+        "--mem",
+        default=None,
+        help="memory per node in SLURM syntax, e.g. 64G (default: 40G per GPU as the official launcher; "
+        "4G per task without GPUs)",
+    )
+    g.add_argument(
+        "--time",
+        type=int,
+        default=4320,
+        help="time limit of each job in minutes (default 4320 = 3 days); jobs requeue at the limit",
+    )
+
+
+def _add_scheduling_args(parser: argparse.ArgumentParser) -> None:
+    """``submit``'s scheduling options: partition, account, qos, extra sbatch options."""
     s = parser.add_argument_group("scheduling")
     s.add_argument("--partition", default=None, help="SLURM partition (default: the cluster's default)")
     s.add_argument("--account", default=None, help="SLURM account to charge")
     s.add_argument("--qos", default=None, help="SLURM quality of service")
     s.add_argument("--constraint", default=None, help="node features, e.g. 'a100|h100'")
     s.add_argument("--job-name", default="vicreg", help="SLURM job name (default vicreg)")
-    s.add_argument("--slurm-arg", dest="slurm_args", action="append", type=_key_value, default=[],
-                   metavar="KEY=VALUE", help="any other sbatch option, repeatable: --slurm-arg exclusive "
-                   "--slurm-arg mail-type=END --slurm-arg reservation=big")
-    s.add_argument("--setup", action="append", default=[], metavar="CMD",
-                   help="shell line run before the tasks start, repeatable (e.g. 'module load cuda/12.4')")
+    s.add_argument(
+        "--slurm-arg",
+        dest="slurm_args",
+        action="append",
+        type=_key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other sbatch option, repeatable: --slurm-arg exclusive "
+        "--slurm-arg mail-type=END --slurm-arg reservation=big",
+    )
+    s.add_argument(
+        "--setup",
+        action="append",
+        default=[],
+        metavar="CMD",
+        help="shell line run before the tasks start, repeatable (e.g. 'module load cuda/12.4')",
+    )
+
+
+def _add_preemption_args(parser: argparse.ArgumentParser) -> None:
+    """``submit``'s pre-emption and log options."""
     r = parser.add_argument_group("pre-emption and logs")
-    r.add_argument("--signal-delay", type=int, default=120,
-                   help="seconds before the time limit at which SLURM sends USR2 (checkpoint + requeue; default 120)")
-    r.add_argument("--max-requeues", type=int, default=30,
-                   help="requeues after time limits before giving up (pre-emptions do not count; default 30)")
-    r.add_argument("--log-dir", default="runs/slurm/%j",
-                   help="submitit folder for the sbatch script, pickles and per-task logs; %%j = job id "
-                        "(default runs/slurm/%%j)")
-    parser.add_argument("--print-sbatch", action="store_true",
-                        help="print the path (stderr) and content (stdout) of the package's sbatch script for "
-                             "multi-node `srun torchrun` runs without submitit, and submit nothing")
-    parser.add_argument("train_args", nargs=argparse.REMAINDER, metavar="-- TRAIN_ARGS",
-                        help="arguments of `vicreg-edu train`, after a `--`")
+    r.add_argument(
+        "--signal-delay",
+        type=int,
+        default=120,
+        help="seconds before the time limit at which SLURM sends USR2 (checkpoint + requeue; default 120)",
+    )
+    r.add_argument(
+        "--max-requeues",
+        type=int,
+        default=30,
+        help="requeues after time limits before giving up (pre-emptions do not count; default 30)",
+    )
+    r.add_argument(
+        "--log-dir",
+        default="runs/slurm/%j",
+        help="submitit folder for the sbatch script, pickles and per-task logs; %%j = job id (default runs/slurm/%%j)",
+    )
+
+
+def add_submit_args(parser: argparse.ArgumentParser) -> None:
+    """The options of ``vicreg-edu submit`` (the trainer's arguments follow a ``--``)."""
+    _add_resource_args(parser)
+    _add_scheduling_args(parser)
+    _add_preemption_args(parser)
+    parser.add_argument(
+        "--print-sbatch",
+        action="store_true",
+        help="print the path (stderr) and content (stdout) of the package's sbatch script for "
+        "multi-node `srun torchrun` runs without submitit, and submit nothing",
+    )
+    parser.add_argument(
+        "train_args",
+        nargs=argparse.REMAINDER,
+        metavar="-- TRAIN_ARGS",
+        help="arguments of `vicreg-edu train`, after a `--`",
+    )
 
 
 def submit_config(args: argparse.Namespace) -> Config:
@@ -181,27 +260,42 @@ def _positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``vicreg-edu`` parser (also ``python -m vicreg_edu`` and ``torchrun -m vicreg_edu``)."""
-    parser = _Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                     epilog=_presets_help())
+    parser = _Parser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_presets_help()
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="{train,eval,export,submit,presets}")
 
-    p_train = sub.add_parser("train", help="pre-train VICReg (then k-NN: trained vs random encoder vs raw pixels)",
-                             formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_presets_help())
+    p_train = sub.add_parser(
+        "train",
+        help="pre-train VICReg (then k-NN: trained vs random encoder vs raw pixels)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_presets_help(),
+    )
     add_train_args(p_train)
 
-    p_eval = sub.add_parser("eval", help="evaluate a frozen backbone: quick k-NN / linear probe (--method), or "
-                                         "the paper's protocol (--protocol linear|semi, also under torchrun)",
-                            description=_EVAL_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p_eval = sub.add_parser(
+        "eval",
+        help="evaluate a frozen backbone: quick k-NN / linear probe (--method), or "
+        "the paper's protocol (--protocol linear|semi, also under torchrun)",
+        description=_EVAL_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_eval_args(p_eval)
 
-    p_export = sub.add_parser("export", help="write a checkpoint's backbone as a torchvision ResNet state dict "
-                                             "(the official resnet50.pth layout, no fc)")
+    p_export = sub.add_parser(
+        "export",
+        help="write a checkpoint's backbone as a torchvision ResNet state dict "
+        "(the official resnet50.pth layout, no fc)",
+    )
     p_export.add_argument("--checkpoint", required=True, help="a checkpoint.pt written by `train` (resnet18/resnet50)")
     p_export.add_argument("--out", required=True, help="the file to write, e.g. resnet50.pth")
     _add_debug(p_export)
 
-    p_submit = sub.add_parser("submit", help="submit `train` to SLURM through submitit (pip install "
-                                             "'vicreg-edu[slurm]'); `vicreg-edu submit --help` for its options")
+    p_submit = sub.add_parser(
+        "submit",
+        help="submit `train` to SLURM through submitit (pip install "
+        "'vicreg-edu[slurm]'); `vicreg-edu submit --help` for its options",
+    )
     _add_debug(p_submit)
     add_submit_args(p_submit)
 
@@ -241,29 +335,63 @@ Defaults: linear 100 epochs, batch 256, --lr-head 0.02, --weight-decay 1e-6; sem
 --weight-decay 0, --lr-backbone/--lr-head 0.03/0.08 (1 %) or 0.01/0.1 (10 %). The subset lists are
 SimCLR's imagenet_subsets/{1,10}percent.txt (github.com/google-research/simclr).
 """
-_PROTOCOL_ONLY = ("percent", "subset", "weights", "data_dir", "batch_size", "lr_head", "lr_backbone", "weight_decay",
-                  "crop_size", "resize_size", "workers", "seed", "max_epochs", "log_every", "out_dir", "resume")
+_PROTOCOL_ONLY = (
+    "percent",
+    "subset",
+    "weights",
+    "data_dir",
+    "batch_size",
+    "lr_head",
+    "lr_backbone",
+    "weight_decay",
+    "crop_size",
+    "resize_size",
+    "workers",
+    "seed",
+    "max_epochs",
+    "log_every",
+    "out_dir",
+    "resume",
+)
 
 
 def _add_eval_args(p: argparse.ArgumentParser) -> None:
     """Arguments of ``vicreg-edu eval``: the quick evaluation, and the protocol's (all default None)."""
     p.add_argument("--checkpoint", help="a checkpoint.pt written by `train`")
-    p.add_argument("--method", choices=["knn", "linear"], default="knn",
-                   help="without --protocol: knn: weighted k-NN (k=20, cosine, T=0.07); linear: linear probe on "
-                        "precomputed frozen features")
+    p.add_argument(
+        "--method",
+        choices=["knn", "linear"],
+        default="knn",
+        help="without --protocol: knn: weighted k-NN (k=20, cosine, T=0.07); linear: linear probe on "
+        "precomputed frozen features",
+    )
     p.add_argument("--epochs", type=_positive_int, help="training epochs (default 100; --protocol semi: 20)")
     p.add_argument("--device", default="auto", help="auto (GPU if available), cpu, cuda or cuda:N")
     g = p.add_argument_group("the paper's protocol")
-    g.add_argument("--protocol", choices=["linear", "semi"],
-                   help="linear: frozen backbone + linear head; semi: fine-tune all on a 1 %% / 10 %% subset")
+    g.add_argument(
+        "--protocol",
+        choices=["linear", "semi"],
+        help="linear: frozen backbone + linear head; semi: fine-tune all on a 1 %% / 10 %% subset",
+    )
     g.add_argument("--percent", type=int, metavar="{1,10}", help="semi: which subset (sets the official lrs)")
     g.add_argument("--subset", metavar="FILE", help="semi: SimCLR-format list, one training image file name a line")
-    g.add_argument("--weights", metavar="FILE", help="instead of --checkpoint: a torchvision-layout ResNet state "
-                                                     "dict (the official resnet50.pth, or `vicreg-edu export`'s)")
-    g.add_argument("--backbone", choices=["resnet18", "resnet50"], default="resnet50",
-                   help="architecture of --weights (default resnet50)")
-    g.add_argument("--data-dir", metavar="ROOT", help="folder with train/<class>/ and val/<class>/ "
-                                                      "(default: the checkpoint's training folder)")
+    g.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="instead of --checkpoint: a torchvision-layout ResNet state "
+        "dict (the official resnet50.pth, or `vicreg-edu export`'s)",
+    )
+    g.add_argument(
+        "--backbone",
+        choices=["resnet18", "resnet50"],
+        default="resnet50",
+        help="architecture of --weights (default resnet50)",
+    )
+    g.add_argument(
+        "--data-dir",
+        metavar="ROOT",
+        help="folder with train/<class>/ and val/<class>/ (default: the checkpoint's training folder)",
+    )
     g.add_argument("--batch-size", type=_positive_int, help="global batch, split over the processes (default 256)")
     g.add_argument("--lr-head", "--lr-classifier", dest="lr_head", type=float, help="the head's learning rate")
     g.add_argument("--lr-backbone", type=float, help="the backbone's learning rate (semi)")
@@ -274,8 +402,10 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, help="head initialisation, batch order and views (default 0)")
     g.add_argument("--max-epochs", type=int, help="stop after N epochs of this call (go on with --resume auto)")
     g.add_argument("--log-every", type=_positive_int, help="print the loss every N steps (default 100)")
-    g.add_argument("--out-dir", help="for eval_checkpoint.pt and eval_results.json "
-                                     "(default: <folder of the input>/eval_<protocol>[<percent>])")
+    g.add_argument(
+        "--out-dir",
+        help="for eval_checkpoint.pt and eval_results.json (default: <folder of the input>/eval_<protocol>[<percent>])",
+    )
     g.add_argument("--resume", help="'auto' (out-dir's eval_checkpoint.pt if it is there) or a checkpoint path")
     _add_debug(p)
 
@@ -284,12 +414,32 @@ def _run_protocol(args: argparse.Namespace) -> None:
     from . import distributed as D
     from .linear_eval import evaluate_protocol, format_result, protocol_config
 
-    keys = ("epochs", "batch_size", "lr_head", "lr_backbone", "weight_decay", "crop_size", "resize_size", "workers",
-            "seed", "max_epochs", "log_every", "subset")
+    keys = (
+        "epochs",
+        "batch_size",
+        "lr_head",
+        "lr_backbone",
+        "weight_decay",
+        "crop_size",
+        "resize_size",
+        "workers",
+        "seed",
+        "max_epochs",
+        "log_every",
+        "subset",
+    )
     try:
         cfg = protocol_config(args.protocol, args.percent, **{k: getattr(args, k) for k in keys})
-        result = evaluate_protocol(cfg, args.checkpoint, args.weights, args.backbone, args.data_dir, args.out_dir,
-                                   args.resume or "", args.device)
+        result = evaluate_protocol(
+            cfg,
+            args.checkpoint,
+            args.weights,
+            args.backbone,
+            args.data_dir,
+            args.out_dir,
+            args.resume or "",
+            args.device,
+        )
         if D.is_main_process():
             print(format_result(result), flush=True)
     finally:
@@ -318,9 +468,11 @@ def _run_export(args: argparse.Namespace) -> None:
     from .export import export_backbone
 
     path = export_backbone(args.checkpoint, args.out)
-    print(f"wrote {path}: the backbone as a torchvision ResNet state dict without fc (the official resnet50.pth "
-          f"layout). Evaluate it: vicreg-edu eval --protocol linear --weights {path} --data-dir ROOT "
-          "(add --backbone resnet18 for a ResNet-18)")
+    print(
+        f"wrote {path}: the backbone as a torchvision ResNet state dict without fc (the official resnet50.pth "
+        f"layout). Evaluate it: vicreg-edu eval --protocol linear --weights {path} --data-dir ROOT "
+        "(add --backbone resnet18 for a ResNet-18)"
+    )
 
 
 def _run_train(args: argparse.Namespace) -> None:

@@ -20,6 +20,7 @@ Fast mode
 of work (epochs, dataset size, widths) so tests and notebooks run in CI on a CPU; the code path
 is unchanged. Explicit overrides passed to :func:`get_config` win over the fast-mode shrink.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,8 +43,17 @@ FAST: bool = os.environ.get("VICREG_EDU_FAST", "0").lower() not in ("", "0", "fa
 """True when the environment asks for the CI-sized version of every run (``VICREG_EDU_FAST=1``)."""
 
 
-def rule(default: Any = dataclasses.MISSING, *, factory=None, low=None, above=None, high=None, choices=None,
-         trajectory: bool = False, resume_change: bool = False):
+def rule(
+    default: Any = dataclasses.MISSING,
+    *,
+    factory=None,
+    low=None,
+    above=None,
+    high=None,
+    choices=None,
+    trajectory: bool = False,
+    resume_change: bool = False,
+):
     """A :class:`Config` field with its rules, which :func:`validate` and the resume check read.
 
     ``low`` / ``above``: the smallest value allowed / a strict lower bound; ``high``: the largest;
@@ -119,7 +129,7 @@ class Config:
     # online linear probe (AdamW) on detached representations
     probe_lr: float = rule(1e-3, above=0, trajectory=True, resume_change=True)
     max_steps: int = rule(0, low=0)  # stop after this many steps (0 = run all epochs); schedule unchanged
-    seed: int = rule(0, low=0, high=2 ** 31 - 1, trajectory=True)
+    seed: int = rule(0, low=0, high=2**31 - 1, trajectory=True)
 
     # --- system -----------------------------------------------------------------------------
     device: str = rule("auto")  # auto | cpu | cuda | cuda:N
@@ -184,16 +194,32 @@ def _demo() -> Config:
     a weight matrix to about lr x 0.001, which suits ImageNet's 500k steps, not a demo's 780.
     """
     return Config(
-        dataset="shapes", augment="shapes", aug={"crop_scale": (0.8, 1.0)}, backbone="small_cnn",
-        expander="512-512-512", sim_coeff=25.0, std_coeff=50.0, cov_coeff=0.5,
-        epochs=10, batch_size=128, optimizer="adamw", base_lr=1.5e-2, weight_decay=0.05,
-        warmup_epochs=1, end_lr_ratio=0.75, out_dir="runs/demo", log_every=20, knn_every=5,
+        dataset="shapes",
+        augment="shapes",
+        aug={"crop_scale": (0.8, 1.0)},
+        backbone="small_cnn",
+        expander="512-512-512",
+        sim_coeff=25.0,
+        std_coeff=50.0,
+        cov_coeff=0.5,
+        epochs=10,
+        batch_size=128,
+        optimizer="adamw",
+        base_lr=1.5e-2,
+        weight_decay=0.05,
+        warmup_epochs=1,
+        end_lr_ratio=0.75,
+        out_dir="runs/demo",
+        log_every=20,
+        knn_every=5,
     )
 
 
 # solo-learn's VICReg CIFAR recipe, as read (tests/test_presets.py holds _cifar against it)
-SOLO_LEARN_CIFAR = ("vturrisi/solo-learn, scripts/pretrain/cifar/vicreg.yaml at commit "
-                    "9187ea39c2c3f43c455ab06664d2b019a9802954 (2026-04-22)")
+SOLO_LEARN_CIFAR = (
+    "vturrisi/solo-learn, scripts/pretrain/cifar/vicreg.yaml at commit "
+    "9187ea39c2c3f43c455ab06664d2b019a9802954 (2026-04-22)"
+)
 
 
 def _cifar(dataset: str) -> Config:
@@ -235,11 +261,27 @@ def _cifar(dataset: str) -> Config:
     mean, std = DATASET_STATS[dataset]
     aug = {} if dataset == "cifar10" else {"mean": mean, "std": std}  # cifar_augment has CIFAR-10's
     return Config(
-        dataset=dataset, augment="cifar", aug=aug, backbone="resnet18_cifar", expander="2048-2048-2048",
-        sim_coeff=25.0, std_coeff=50.0, cov_coeff=1.0,
-        epochs=1000, batch_size=256, optimizer="lars", base_lr=0.3, weight_decay=1e-4, momentum=0.9,
-        lars_eta=0.02, lars_clip=True, warmup_epochs=10, end_lr_ratio=0.0,
-        out_dir=f"runs/{dataset}", log_every=50, knn_every=10,
+        dataset=dataset,
+        augment="cifar",
+        aug=aug,
+        backbone="resnet18_cifar",
+        expander="2048-2048-2048",
+        sim_coeff=25.0,
+        std_coeff=50.0,
+        cov_coeff=1.0,
+        epochs=1000,
+        batch_size=256,
+        optimizer="lars",
+        base_lr=0.3,
+        weight_decay=1e-4,
+        momentum=0.9,
+        lars_eta=0.02,
+        lars_clip=True,
+        warmup_epochs=10,
+        end_lr_ratio=0.0,
+        out_dir=f"runs/{dataset}",
+        log_every=50,
+        knn_every=10,
     )
 
 
@@ -264,9 +306,11 @@ def paper_base_lr(batch_size: int) -> float:
         (0.5, 0.5)
     """
     if batch_size not in PAPER_BASE_LR:
-        raise ConfigError(f"the paper gives no base_lr for batch_size={batch_size}; it gives "
-                          + ", ".join(f"{lr} at {b}" for b, lr in PAPER_BASE_LR.items())
-                          + " (appendix C.4 and the 1000-epoch recipe): use one of these batch sizes")
+        raise ConfigError(
+            f"the paper gives no base_lr for batch_size={batch_size}; it gives "
+            + ", ".join(f"{lr} at {b}" for b, lr in PAPER_BASE_LR.items())
+            + " (appendix C.4 and the 1000-epoch recipe): use one of these batch sizes"
+        )
     return PAPER_BASE_LR[batch_size]
 
 
@@ -284,10 +328,23 @@ def _imagenet() -> Config:
     ``memory.launch_plan`` gives the command for a given number and size of GPUs.
     """
     return Config(
-        dataset="imagefolder", data_dir="/path/to/imagenet", augment="imagenet", backbone="resnet50",
-        expander="8192-8192-8192", epochs=1000, batch_size=2048, optimizer="lars", base_lr=0.2,
-        weight_decay=1e-6, warmup_epochs=10, num_workers=10, out_dir="runs/imagenet-resnet50",
-        log_every=50, ckpt_every=1000, diag_size=2048, final_eval=False,
+        dataset="imagefolder",
+        data_dir="/path/to/imagenet",
+        augment="imagenet",
+        backbone="resnet50",
+        expander="8192-8192-8192",
+        epochs=1000,
+        batch_size=2048,
+        optimizer="lars",
+        base_lr=0.2,
+        weight_decay=1e-6,
+        warmup_epochs=10,
+        num_workers=10,
+        out_dir="runs/imagenet-resnet50",
+        log_every=50,
+        ckpt_every=1000,
+        diag_size=2048,
+        final_eval=False,
     )
 
 
@@ -301,8 +358,9 @@ def _imagenet_100ep() -> Config:
     launch does not use). Command: ``torchrun --nproc_per_node=8 -m vicreg_edu train --preset
     imagenet-resnet50-100ep --set data_dir=...``.
     """
-    return dataclasses.replace(_imagenet(), epochs=100, batch_size=512, base_lr=0.3,
-                               out_dir="runs/imagenet-resnet50-100ep")
+    return dataclasses.replace(
+        _imagenet(), epochs=100, batch_size=512, base_lr=0.3, out_dir="runs/imagenet-resnet50-100ep"
+    )
 
 
 PRESETS = {
@@ -315,8 +373,9 @@ PRESETS = {
 """Name -> factory of the preset :class:`Config`. ``vicreg-edu train --help`` lists them."""
 
 # What fast mode changes per preset: only sizes (epochs, images, widths), never the code path.
-_IMAGENET_FAST = dict(epochs=1, train_size=64, test_size=32, batch_size=32, expander="256-256-256",
-                      warmup_epochs=0, num_workers=0)
+_IMAGENET_FAST = dict(
+    epochs=1, train_size=64, test_size=32, batch_size=32, expander="256-256-256", warmup_epochs=0, num_workers=0
+)
 _FAST_SHRINK = {
     # demo: 3 of the 10 epochs (234 steps of 128 images, all 10k images); it already beats a
     # random encoder and raw pixels by a wide k-NN margin (measured seeds: tests/test_train.py)
@@ -347,7 +406,12 @@ def _check_number(cfg: Config, f: dataclasses.Field) -> None:
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not number or (kind is int and not isinstance(value, int)):
         raise _fail(name, value, f"has the wrong type ({type(value).__name__})", text)
-    if not math.isfinite(value) or value < low or (value == low and not closed) or (upper is not None and value > upper):
+    if (
+        not math.isfinite(value)
+        or value < low
+        or (value == low and not closed)
+        or (upper is not None and value > upper)
+    ):
         raise _fail(name, value, "is out of range", text)
     if kind is float:
         object.__setattr__(cfg, name, float(value))
@@ -356,14 +420,16 @@ def _check_number(cfg: Config, f: dataclasses.Field) -> None:
 def check_batch_split(batch_size: int, world: int) -> None:
     """The global batch must split into equal shares of at least 2 images (the variance needs 2).
 
-    >>> check_batch_split(64, 3)
+    >>> check_batch_split(64, 3)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    vicreg_edu.errors.ConfigError: batch_size=64 is not divisible by the world size 3 into batches of at least 2 images (variance): try batch_size=63
+    vicreg_edu.errors.ConfigError: batch_size=64 is not divisible by the world size 3 ... try batch_size=63
     """
     if batch_size % world or batch_size // world < 2:
-        raise ConfigError(f"batch_size={batch_size} is not divisible by the world size {world} into batches of "
-                          f"at least 2 images (variance): try batch_size={max(batch_size // world, 2) * world}")
+        raise ConfigError(
+            f"batch_size={batch_size} is not divisible by the world size {world} into batches of "
+            f"at least 2 images (variance): try batch_size={max(batch_size // world, 2) * world}"
+        )
 
 
 def check_device(device: str) -> None:
@@ -382,11 +448,15 @@ def check_device(device: str) -> None:
         raise _fail("device", device, "is not a device", "auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(f"device={device!r} but no CUDA GPU is available here "
-                              "(torch.cuda.is_available() is False); use device=cpu (or device=auto)")
+            raise ConfigError(
+                f"device={device!r} but no CUDA GPU is available here "
+                "(torch.cuda.is_available() is False); use device=cpu (or device=auto)"
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ConfigError(f"device={device!r} but this machine has {torch.cuda.device_count()} GPU(s) "
-                              f"(cuda:0 to cuda:{torch.cuda.device_count() - 1}); use device=cuda or device=auto")
+            raise ConfigError(
+                f"device={device!r} but this machine has {torch.cuda.device_count()} GPU(s) "
+                f"(cuda:0 to cuda:{torch.cuda.device_count() - 1}); use device=cuda or device=auto"
+            )
     elif dev.type != "cpu":
         raise _fail("device", device, "is not supported", "auto, cpu, cuda or cuda:N")
 
@@ -413,14 +483,18 @@ def validate(cfg: Config) -> None:
         if "low" in f.metadata or "above" in f.metadata:
             _check_number(cfg, f)
     if cfg.sim_coeff == cfg.std_coeff == cfg.cov_coeff == 0:
-        raise ConfigError("sim_coeff, std_coeff and cov_coeff are all 0: the loss would be 0; "
-                          "set at least one of them > 0 (the paper uses 25, 25, 1)")
+        raise ConfigError(
+            "sim_coeff, std_coeff and cov_coeff are all 0: the loss would be 0; "
+            "set at least one of them > 0 (the paper uses 25, 25, 1)"
+        )
     for f in fields(cfg):
         if "choices" in f.metadata and getattr(cfg, f.name) not in f.metadata["choices"]:
             raise _fail(f.name, getattr(cfg, f.name), "is unknown", "one of " + ", ".join(f.metadata["choices"]))
     if cfg.dataset in ("imagefolder", "imagenet") and not cfg.data_dir:
-        raise ConfigError(f"dataset={cfg.dataset} needs data_dir, the folder that holds train/ (one sub-folder "
-                          "of images per class; val/ is optional)")
+        raise ConfigError(
+            f"dataset={cfg.dataset} needs data_dir, the folder that holds train/ (one sub-folder "
+            "of images per class; val/ is optional)"
+        )
     if cfg.dtype == "float64" and cfg.amp in ("bf16", "fp16"):
         raise ConfigError(f"dtype=float64 needs amp=none or auto (amp={cfg.amp} would compute in half precision)")
     if not cfg.out_dir:
@@ -433,8 +507,12 @@ def validate(cfg: Config) -> None:
     check_device(cfg.device)
     bad = [k for k in resume_change_keys(cfg.resume_changes) if k not in RESUME_CHANGEABLE]
     if bad:
-        raise _fail("resume_changes", cfg.resume_changes, f"lists {', '.join(bad)}, which a resume cannot change",
-                    "a comma-separated list of optimisation keys: " + ", ".join(RESUME_CHANGEABLE))
+        raise _fail(
+            "resume_changes",
+            cfg.resume_changes,
+            f"lists {', '.join(bad)}, which a resume cannot change",
+            "a comma-separated list of optimisation keys: " + ", ".join(RESUME_CHANGEABLE),
+        )
 
 
 def resume_change_keys(text: str) -> list[str]:

@@ -132,7 +132,7 @@ def _polygon_sdf(p: np.ndarray, verts: np.ndarray) -> np.ndarray:
     a, b = verts, np.roll(verts, -1, axis=0)  # edge k goes a[k] -> b[k]
     e = b - a  # (V, 2)
     wx, wy = x - a[:, 0], y - a[:, 1]  # (..., V)
-    t = np.clip((wx * e[:, 0] + wy * e[:, 1]) * (1.0 / (e ** 2).sum(1)), 0.0, 1.0)
+    t = np.clip((wx * e[:, 0] + wy * e[:, 1]) * (1.0 / (e**2).sum(1)), 0.0, 1.0)
     dist = np.sqrt(((wx - t * e[:, 0]) ** 2 + (wy - t * e[:, 1]) ** 2).min(-1))
     # even-odd rule: count edges crossed by a ray to +x
     slope = e[:, 0] / np.where(e[:, 1] == 0, 1e-12, e[:, 1])  # dx/dy of each edge
@@ -156,18 +156,31 @@ _POLYGONS = {
     "square": np.array([[-0.8, -0.8], [0.8, -0.8], [0.8, 0.8], [-0.8, 0.8]]),
     "triangle": _regular(3, 1.05),
     "star": _star(),
-    "cross": np.array([[-0.3, -1], [0.3, -1], [0.3, -0.3], [1, -0.3], [1, 0.3], [0.3, 0.3],
-                       [0.3, 1], [-0.3, 1], [-0.3, 0.3], [-1, 0.3], [-1, -0.3], [-0.3, -0.3]]),
+    "cross": np.array(
+        [
+            [-0.3, -1],
+            [0.3, -1],
+            [0.3, -0.3],
+            [1, -0.3],
+            [1, 0.3],
+            [0.3, 0.3],
+            [0.3, 1],
+            [-0.3, 1],
+            [-0.3, 0.3],
+            [-1, 0.3],
+            [-1, -0.3],
+            [-0.3, -0.3],
+        ]
+    ),
     "ell": np.array([[-0.75, -1], [0.8, -1], [0.8, -0.4], [-0.15, -0.4], [-0.15, 1], [-0.75, 1]]),
-    "arrow": np.array([[-1, -0.28], [0.15, -0.28], [0.15, -0.75], [1, 0], [0.15, 0.75],
-                       [0.15, 0.28], [-1, 0.28]]),
+    "arrow": np.array([[-1, -0.28], [0.15, -0.28], [0.15, -0.75], [1, 0], [0.15, 0.75], [0.15, 0.28], [-1, 0.28]]),
     "hourglass": np.array([[-0.8, -1], [0.8, -1], [0.14, 0], [0.8, 1], [-0.8, 1], [-0.14, 0]]),
 }
 _POLYGONS = {k: np.asarray(v, dtype=np.float32) for k, v in _POLYGONS.items()}
 
 
 def _shape_sdf(name: str, p: np.ndarray) -> np.ndarray:
-    r = np.sqrt((p ** 2).sum(-1))
+    r = np.sqrt((p**2).sum(-1))
     if name == "circle":
         return r - 0.95
     if name == "ring":
@@ -199,8 +212,9 @@ DEFAULT_BACKGROUNDS = ("flat", "gradient")
 
 
 @functools.lru_cache(maxsize=8)
-def _make_shapes(split: str, n: int, seed: int, size: int = 32,
-                 backgrounds: tuple[str, ...] = DEFAULT_BACKGROUNDS) -> tuple[np.ndarray, np.ndarray]:
+def _make_shapes(
+    split: str, n: int, seed: int, size: int = 32, backgrounds: tuple[str, ...] = DEFAULT_BACKGROUNDS
+) -> tuple[np.ndarray, np.ndarray]:
     """Generate one Shapes split: uint8 images (n, size, size, 3) and int64 labels (n,)."""
     rng = np.random.default_rng([seed, _SPLIT_IDS[split]])
     k = len(SHAPE_CLASSES)
@@ -281,8 +295,14 @@ class Shapes(Dataset):
         ((100, 32, 32, 3), True)
     """
 
-    def __init__(self, split: str = "train", n: int | None = None, seed: int = 0, transform: Callable | None = None,
-                 backgrounds: tuple[str, ...] = DEFAULT_BACKGROUNDS):
+    def __init__(
+        self,
+        split: str = "train",
+        n: int | None = None,
+        seed: int = 0,
+        transform: Callable | None = None,
+        backgrounds: tuple[str, ...] = DEFAULT_BACKGROUNDS,
+    ):
         if split not in _SPLIT_IDS:
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         n = SHAPES_SPLIT_SIZES[split] if n is None else n
@@ -362,7 +382,9 @@ def _load_cifar(name, root, split, transform, download, verify_md5):
     if not verify_md5 and download:
         raise ValueError("download=True downloads and checks the real files; use it with verify_md5=True")
     try:
-        return (cls if verify_md5 else cls_no_md5)(str(root), train=(split == "train"), transform=transform, download=download)
+        return (cls if verify_md5 else cls_no_md5)(
+            str(root), train=(split == "train"), transform=transform, download=download
+        )
     except (RuntimeError, FileNotFoundError) as err:  # torchvision: "Dataset not found or corrupted"
         raise DataNotFoundError(
             f"{title} in {folder} is incomplete or its md5 checksums do not match the official files "
@@ -379,8 +401,10 @@ VAL_LABEL_FILES = ("meta.bin", f"{DEVKIT}.tar.gz", DEVKIT, "LOC_val_solution.csv
 """The files in ``root`` that label a flat val/, looked for in this order."""
 HELD_OUT_SEED = 0  # salt of the hash that picks the held-out slice (held_out_indices)
 _VAL_NUMBER = re.compile(r"ILSVRC2012_val_(\d+)$")
-_LAYOUT = ("one sub-folder of images per class: root/train/<class>/*.JPEG, as ImageNet's "
-           "root/train/n01440764/n01440764_10026.JPEG; root/val/ is optional")
+_LAYOUT = (
+    "one sub-folder of images per class: root/train/<class>/*.JPEG, as ImageNet's "
+    "root/train/n01440764/n01440764_10026.JPEG; root/val/ is optional"
+)
 
 
 class _ClassFolder(torchvision.datasets.ImageFolder):
@@ -487,13 +511,16 @@ def _flat_val(name: str, root: Path, label_file: Path | None, transform, classes
             f"{name}: {val} holds {len(files)} images in no class folders and {root} has none of "
             f"{', '.join(VAL_LABEL_FILES)}"
             " to label them: add the ILSVRC2012 devkit archive (or torchvision's meta.bin), sort val/ into class "
-            "folders, or remove val/ to hold out a slice of train/")
+            "folders, or remove val/ to hold out a slice of train/"
+        )
     stems = [os.path.splitext(f)[0] for f in files]
     labels = _flat_val_labels(label_file, stems)
     unlabelled = [f for f, s in zip(files, stems) if s not in labels]
     if unlabelled:
-        raise DataError(f"{name}: {label_file} has no label for {len(unlabelled)} of the {len(files)} images in "
-                        f"{val} (first: {unlabelled[0]})")
+        raise DataError(
+            f"{name}: {label_file} has no label for {len(unlabelled)} of the {len(files)} images in "
+            f"{val} (first: {unlabelled[0]})"
+        )
     classes = classes or sorted(set(labels.values()))
     index = {c: i for i, c in enumerate(classes)}
     samples = [(str(val / f), index[labels[s]]) for f, s in zip(files, stems) if labels[s] in index]
@@ -520,14 +547,22 @@ def _load_image_folder(name: str, root, split: str, transform: Callable | None) 
     if kind == "none":
         raise DataNotFoundError(
             f"{name}: expected the folder {root / 'val'} with one sub-folder of images per class, or flat with one "
-            f"of {', '.join(VAL_LABEL_FILES)} in {root}; without val/, eval_splits() holds out a slice of train/")
+            f"of {', '.join(VAL_LABEL_FILES)} in {root}; without val/, eval_splits() holds out a slice of train/"
+        )
     if kind == "sorted":
         return _image_folder(name, root / "val", transform, _train_classes(root))
     return _flat_val(name, root, label_file, transform, _train_classes(root))
 
 
-def load_dataset(name: str, root: str | Path | None = None, split: str = "train", transform: Callable | None = None,
-                 download: bool = False, *, verify_md5: bool = True) -> Dataset:
+def load_dataset(
+    name: str,
+    root: str | Path | None = None,
+    split: str = "train",
+    transform: Callable | None = None,
+    download: bool = False,
+    *,
+    verify_md5: bool = True,
+) -> Dataset:
     """Load a dataset by name; every dataset returns ``(image or transform(image), label)``.
 
     Args:
@@ -635,7 +670,7 @@ def held_out_indices(names: list[str]) -> tuple[list[int], list[int]]:
 
 def _train_names(train: Dataset) -> list[str]:
     """The file names of an ImageFolder relative to its folder (held_out_indices' input)."""
-    return [path[len(train.root):].replace(os.sep, "/").lstrip("/") for path, _ in train.samples]
+    return [path[len(train.root) :].replace(os.sep, "/").lstrip("/") for path, _ in train.samples]
 
 
 def held_out_source(name: str, root=None) -> str:
@@ -667,8 +702,9 @@ class EvalSplits(NamedTuple):
     source: str
 
 
-def eval_splits(name: str, root=None, transform: Callable | None = None, *, download: bool = False,
-                verify_md5: bool = True) -> EvalSplits:
+def eval_splits(
+    name: str, root=None, transform: Callable | None = None, *, download: bool = False, verify_md5: bool = True
+) -> EvalSplits:
     """The k-NN memory bank and queries of a dataset, both yielding ``(image or transform(image), label)``.
 
     Shapes / CIFAR: the train and test splits. Image folders: train/ and val/ when there is a
@@ -682,8 +718,9 @@ def eval_splits(name: str, root=None, transform: Callable | None = None, *, down
     """
     kw = {"transform": transform, "download": download, "verify_md5": verify_md5}
     if name not in IMAGE_FOLDERS:
-        return EvalSplits(load_dataset(name, root, "train", **kw), load_dataset(name, root, "test", **kw),
-                          held_out_source(name, root))
+        return EvalSplits(
+            load_dataset(name, root, "train", **kw), load_dataset(name, root, "test", **kw), held_out_source(name, root)
+        )
     train = load_dataset(name, root, "train", transform)
     if _val_layout(Path(root))[0] != "none":
         return EvalSplits(train, load_dataset(name, root, "val", transform), held_out_source(name, root))
@@ -710,7 +747,7 @@ def _keyed_rng(*key: int):
     The seeds come from ``numpy.random.SeedSequence(key)``, so nearby keys give unrelated streams.
     CUDA generators are left alone.
     """
-    words = np.random.SeedSequence([k % 2 ** 64 for k in key]).generate_state(4, np.uint64)
+    words = np.random.SeedSequence([k % 2**64 for k in key]).generate_state(4, np.uint64)
     saved = torch.get_rng_state(), np.random.get_state(), random.getstate()
     torch.default_generator.manual_seed(int(words[0]))
     np.random.seed(words[1:3].view(np.uint32))
@@ -783,14 +820,23 @@ def ignore_stop_signals(worker_id: int = 0) -> None:
 
 def _seed_worker(worker_id: int) -> None:
     """Seed numpy and random in a worker from torch's per-worker seed (torch seeds itself)."""
-    s = torch.initial_seed() % 2 ** 32
+    s = torch.initial_seed() % 2**32
     np.random.seed(s)
     random.seed(s)
 
 
-def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = True, drop_last: bool = True,
-                num_workers: int = 0, seed: int = 0, distributed: bool | None = None,
-                pin_memory: bool | None = None, persistent_workers: bool | None = None) -> DataLoader:
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    shuffle: bool = True,
+    drop_last: bool = True,
+    num_workers: int = 0,
+    seed: int = 0,
+    distributed: bool | None = None,
+    pin_memory: bool | None = None,
+    persistent_workers: bool | None = None,
+) -> DataLoader:
     """Build the DataLoader for one process (one rank).
 
     Args:
@@ -865,8 +911,9 @@ class ShardSampler(Sampler):
     """
 
     def __init__(self, n: int, batch_size: int, rank: int, world: int, seed: int):
-        self.order = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed,
-                                        drop_last=True)
+        self.order = DistributedSampler(
+            range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True
+        )
         self.batch_size, self.start = batch_size, 0
         self.steps = len(self.order) // batch_size  # whole batches per epoch
 
@@ -878,14 +925,15 @@ class ShardSampler(Sampler):
         return (self.steps - self.start) * self.batch_size
 
     def __iter__(self):
-        return iter(list(self.order)[self.start * self.batch_size:self.steps * self.batch_size])
+        return iter(list(self.order)[self.start * self.batch_size : self.steps * self.batch_size])
 
 
 def _check_batches(steps: int, n: int, batch_size: int, world: int) -> None:
     check_batch_split(batch_size, world)
     if steps == 0:
-        raise DataError(f"the training set ({n} images) is smaller than one batch (batch_size={batch_size}); "
-                        "lower batch_size")
+        raise DataError(
+            f"the training set ({n} images) is smaller than one batch (batch_size={batch_size}); lower batch_size"
+        )
 
 
 class InMemoryTwoViewLoader:
@@ -909,8 +957,17 @@ class InMemoryTwoViewLoader:
         (4, torch.Size([16, 3, 32, 32]))
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, augment: TwoViewBatchAugment, batch_size: int,
-                 *, seed: int = 0, rank: int | None = None, world: int | None = None):
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        augment: TwoViewBatchAugment,
+        batch_size: int,
+        *,
+        seed: int = 0,
+        rank: int | None = None,
+        world: int | None = None,
+    ):
         rank = D.get_rank() if rank is None else rank
         world = D.get_world_size() if world is None else world
         self.images, self.labels, self.augment = images, labels, augment
@@ -931,10 +988,10 @@ class InMemoryTwoViewLoader:
         order = torch.tensor(list(self.sampler), device=self.images.device)
         local, aug = self.sampler.batch_size, self.augment
         for i, step in enumerate(range(self.sampler.start, len(self))):
-            idx = order[i * local:(i + 1) * local]
+            idx = order[i * local : (i + 1) * local]
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * len(self) + step)
             pa, pb = aug.view_a.sample(self.batch_size, gen), aug.view_b.sample(self.batch_size, gen)
-            pa, pb = ({k: v[self.rank::self.world] for k, v in p.items()} for p in (pa, pb))
+            pa, pb = ({k: v[self.rank :: self.world] for k, v in p.items()} for p in (pa, pb))
             x = self.images[idx]
             view_a, view_b = aug.apply(x, (pa, pb))  # on a GPU the two views run as one batch
             yield view_a, view_b, self.labels[idx]
@@ -974,9 +1031,18 @@ class DataLoaderTwoViews:
         (4, torch.Size([8, 3, 32, 32]))
     """
 
-    def __init__(self, dataset: Dataset, two_view_transform: Callable, batch_size: int, *, seed: int = 0,
-                 num_workers: int = 0, device: torch.device | str = "cpu", rank: int | None = None,
-                 world: int | None = None):
+    def __init__(
+        self,
+        dataset: Dataset,
+        two_view_transform: Callable,
+        batch_size: int,
+        *,
+        seed: int = 0,
+        num_workers: int = 0,
+        device: torch.device | str = "cpu",
+        rank: int | None = None,
+        world: int | None = None,
+    ):
         rank = D.get_rank() if rank is None else rank
         world = D.get_world_size() if world is None else world
         self.device = torch.device(device)
@@ -985,10 +1051,15 @@ class DataLoaderTwoViews:
         classes = getattr(dataset, "classes", None) or getattr(getattr(dataset, "dataset", None), "classes", None)
         self.num_classes = len(classes)
         self.loader = DataLoader(
-            TwoViewDataset(dataset, two_view_transform, seed=seed), batch_size=self.sampler.batch_size,
-            sampler=_EpochKeys(self.sampler), drop_last=True, num_workers=num_workers,
-            pin_memory=self.device.type == "cuda", persistent_workers=num_workers > 0,
-            worker_init_fn=ignore_stop_signals if num_workers > 0 else None)
+            TwoViewDataset(dataset, two_view_transform, seed=seed),
+            batch_size=self.sampler.batch_size,
+            sampler=_EpochKeys(self.sampler),
+            drop_last=True,
+            num_workers=num_workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=num_workers > 0,
+            worker_init_fn=ignore_stop_signals if num_workers > 0 else None,
+        )
 
     def __len__(self) -> int:
         return self.sampler.steps
@@ -998,8 +1069,11 @@ class DataLoaderTwoViews:
 
     def __iter__(self):
         for (x_a, x_b), y in self.loader:
-            yield (x_a.to(self.device, non_blocking=True), x_b.to(self.device, non_blocking=True),
-                   y.to(self.device, non_blocking=True))
+            yield (
+                x_a.to(self.device, non_blocking=True),
+                x_b.to(self.device, non_blocking=True),
+                y.to(self.device, non_blocking=True),
+            )
 
 
 def first_items(data, n: int):
@@ -1009,9 +1083,20 @@ def first_items(data, n: int):
     return torch.utils.data.Subset(data, range(min(n, len(data)))) if n else data
 
 
-def make_two_view_loader(name: str, root, aug: AugmentConfig, batch_size: int, *, train_size: int = 0,
-                         download: bool = False, seed: int = 0, num_workers: int = 0,
-                         device: torch.device | str = "cpu", rank: int | None = None, world: int | None = None):
+def make_two_view_loader(
+    name: str,
+    root,
+    aug: AugmentConfig,
+    batch_size: int,
+    *,
+    train_size: int = 0,
+    download: bool = False,
+    seed: int = 0,
+    num_workers: int = 0,
+    device: torch.device | str = "cpu",
+    rank: int | None = None,
+    world: int | None = None,
+):
     """The training loader of a dataset: in memory for Shapes/CIFAR, a DataLoader for image folders.
 
     Returns an :class:`InMemoryTwoViewLoader` or a :class:`DataLoaderTwoViews` (same interface:
@@ -1027,14 +1112,29 @@ def make_two_view_loader(name: str, root, aug: AugmentConfig, batch_size: int, *
     if name in IN_MEMORY_DATASETS:
         images, labels = first_items(in_memory_uint8(load_dataset(name, root, "train", download=download)), train_size)
         device = torch.device(device)
-        return InMemoryTwoViewLoader(images.to(device), labels.to(device), TwoViewBatchAugment(aug), batch_size,
-                                     seed=seed, rank=rank, world=world)
+        return InMemoryTwoViewLoader(
+            images.to(device),
+            labels.to(device),
+            TwoViewBatchAugment(aug),
+            batch_size,
+            seed=seed,
+            rank=rank,
+            world=world,
+        )
     base = first_items(load_dataset(name, root, "train"), train_size)
-    return DataLoaderTwoViews(base, TwoViewTransform(aug), batch_size, seed=seed, num_workers=num_workers,
-                              device=device, rank=rank, world=world)
+    return DataLoaderTwoViews(
+        base,
+        TwoViewTransform(aug),
+        batch_size,
+        seed=seed,
+        num_workers=num_workers,
+        device=device,
+        rank=rank,
+        world=world,
+    )
 
 
-DIAG_EPOCH = 2 ** 32 - 1  # the epoch in the diagnostic views' keys: one no run reaches
+DIAG_EPOCH = 2**32 - 1  # the epoch in the diagnostic views' keys: one no run reaches
 
 
 class DiagnosticViews:
@@ -1055,8 +1155,9 @@ class DiagnosticViews:
     def __len__(self) -> int:
         return len(self.view_a)
 
-    def batches(self, batch_size: int, device: torch.device | str = "cpu",
-                dtype: torch.dtype = torch.float32) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(
+        self, batch_size: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """``(view_a, view_b)`` of up to ``batch_size`` images at a time, normalised, on ``device`` as ``dtype``.
 
         Shapes: two (b, 3, size, size) per step; uint8 views are normalised on the device in
@@ -1073,11 +1174,12 @@ class DiagnosticViews:
             return v.to(dtype)
 
         for i in range(0, len(self), batch_size):
-            yield ready(self.view_a[i:i + batch_size]), ready(self.view_b[i:i + batch_size])
+            yield ready(self.view_a[i : i + batch_size]), ready(self.view_b[i : i + batch_size])
 
 
-def diagnostic_views(name: str, root, aug: AugmentConfig, n: int, seed: int = 0, *,
-                     num_workers: int = 0) -> DiagnosticViews | None:
+def diagnostic_views(
+    name: str, root, aug: AugmentConfig, n: int, seed: int = 0, *, num_workers: int = 0
+) -> DiagnosticViews | None:
     """Two fixed views of the first ``n`` held-out images, for the per-epoch collapse report; ``n=0``: None (off).
 
     Held out: the test split (Shapes, CIFAR), else val/ or the held-out slice of train/ (as
@@ -1107,9 +1209,14 @@ def diagnostic_views(name: str, root, aug: AugmentConfig, n: int, seed: int = 0,
     views = [torch.empty((len(held), 3, aug.size, aug.size), dtype=torch.uint8) for _ in range(2)]
     keys = [(DIAG_EPOCH, i) for i in range(len(held))]
     done = 0
-    loader = DataLoader(ds, batch_size=64, sampler=keys, num_workers=num_workers,
-                        worker_init_fn=ignore_stop_signals if num_workers > 0 else None)
+    loader = DataLoader(
+        ds,
+        batch_size=64,
+        sampler=keys,
+        num_workers=num_workers,
+        worker_init_fn=ignore_stop_signals if num_workers > 0 else None,
+    )
     for (x_a, x_b), _ in loader:
-        views[0][done:done + len(x_a)], views[1][done:done + len(x_b)] = x_a, x_b
+        views[0][done : done + len(x_a)], views[1][done : done + len(x_b)] = x_a, x_b
         done += len(x_a)
     return DiagnosticViews(views[0], views[1], aug.mean, aug.std, source)

@@ -75,16 +75,12 @@ def _check_embeddings(z, name: str = "z", min_rows: int = 1) -> torch.Tensor:
     """Validate an (N, D) embedding and return it detached, as float64, on its own device."""
     z = _as_tensor(z, name)
     if z.dim() != 2:
-        raise ValueError(
-            f"{name} must be a 2-D (N, D) embedding matrix, got shape {tuple(z.shape)}"
-        )
+        raise ValueError(f"{name} must be a 2-D (N, D) embedding matrix, got shape {tuple(z.shape)}")
     n, d = z.shape
     if d < 1:
         raise ValueError(f"{name} must have at least 1 dimension (D >= 1), got shape {(n, d)}")
     if n < min_rows:
-        raise ValueError(
-            f"{name} needs at least {min_rows} rows (samples) for this statistic, got N={n}"
-        )
+        raise ValueError(f"{name} needs at least {min_rows} rows (samples) for this statistic, got N={n}")
     z = z.detach()
     if not torch.isfinite(z).all():
         bad = int((~torch.isfinite(z)).sum())
@@ -318,8 +314,7 @@ def spectrum(z_or_s, center: bool = True, method: str = "auto") -> torch.Tensor:
     if x.dim() == 2:
         return singular_values(x, center=center, method=method)
     raise ValueError(
-        "expected an (N, D) embedding matrix or a 1-D tensor of singular values, "
-        f"got shape {tuple(x.shape)}"
+        f"expected an (N, D) embedding matrix or a 1-D tensor of singular values, got shape {tuple(x.shape)}"
     )
 
 
@@ -401,9 +396,7 @@ def numerical_rank(z, tol: Optional[float] = None, center: bool = True, method: 
     return _numerical_rank_from(s, n, d, _input_eps(z), tol, method)
 
 
-def _numerical_rank_from(
-    s: torch.Tensor, n: int, d: int, eps: float, tol: Optional[float], method: str
-) -> int:
+def _numerical_rank_from(s: torch.Tensor, n: int, d: int, eps: float, tol: Optional[float], method: str) -> int:
     if tol is None:
         tol = default_rank_tolerance(float(s.max()), n, d, eps, method)
     elif not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol >= 0):
@@ -440,9 +433,7 @@ def alignment(z_a, z_b) -> tuple[float, float]:
     a = _check_embeddings(z_a, "z_a")
     b = _check_embeddings(z_b, "z_b")
     if a.shape != b.shape:
-        raise ValueError(
-            f"z_a and z_b must have the same shape (N, D), got {tuple(a.shape)} and {tuple(b.shape)}"
-        )
+        raise ValueError(f"z_a and z_b must have the same shape (N, D), got {tuple(a.shape)} and {tuple(b.shape)}")
     if a.device != b.device:
         raise ValueError(f"z_a and z_b must be on the same device, got {a.device} and {b.device}")
     mse = float(F.mse_loss(a, b))

@@ -15,6 +15,7 @@ Stop signals: :class:`StopSignals` turns SIGTERM, SIGUSR1 and SIGUSR2 into a fla
 training loop polls once per step, all processes agreeing on the step to stop at; the trainer
 then writes a checkpoint and raises :class:`Preempted`.
 """
+
 from __future__ import annotations
 
 import os
@@ -140,8 +141,7 @@ def convert_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
     if device.type == "cuda":
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if isinstance(model, nn.modules.batchnorm._BatchNorm) and not isinstance(model, SyncBatchNormCPU):
-        new = SyncBatchNormCPU(model.num_features, model.eps, model.momentum, model.affine,
-                               model.track_running_stats)
+        new = SyncBatchNormCPU(model.num_features, model.eps, model.momentum, model.affine, model.track_running_stats)
         ref = next(iter(model.state_dict().values()), None)  # keep the layer's device and float dtype
         if ref is not None:
             new = new.to(device=ref.device, dtype=ref.dtype if ref.is_floating_point() else None)

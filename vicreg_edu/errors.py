@@ -9,6 +9,7 @@ Example:
     >>> issubclass(ConfigError, ValueError) and issubclass(ConfigError, UserError)
     True
 """
+
 from __future__ import annotations
 
 import re

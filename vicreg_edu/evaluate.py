@@ -9,6 +9,7 @@ features (the backbone output, not the expander output: paper Sec. 4 and Table 1
   ``evaluate.py`` also augments the images; precomputing features is the cheap variant used for
   the built-in data and CIFAR here, stated wherever a number is reported).
 """
+
 from __future__ import annotations
 
 import math
@@ -28,7 +29,7 @@ from .models import build_model, evaluating, random_twin
 
 
 def normalize_uint8(images: torch.Tensor, mean, std) -> torch.Tensor:
-    """uint8 ``(N, 3, H, W)`` -> float ``(N, 3, H, W)`` normalised with per-channel ``mean``/``std`` (in [0, 1] units)."""
+    """uint8 ``(N, 3, H, W)`` -> float ``(N, 3, H, W)``, normalised per channel (``mean``/``std`` in [0, 1] units)."""
     m = torch.as_tensor(mean, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
     s = torch.as_tensor(std, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
     return (images.float() / 255.0 - m) / s
@@ -43,9 +44,15 @@ def _device_and_dtype(encoder, device):
 
 
 @torch.no_grad()
-def extract_features(encoder: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, mean, std,
-                     batch_size: int = 512, device: torch.device | str | None = None,
-                     amp_dtype: torch.dtype | None = None) -> torch.Tensor:
+def extract_features(
+    encoder: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    mean,
+    std,
+    batch_size: int = 512,
+    device: torch.device | str | None = None,
+    amp_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
     """Features of uint8 images, without gradients: ``(N, 3, H, W)`` uint8 -> ``(N, D)`` float32 on CPU.
 
     Args:
@@ -64,21 +71,28 @@ def extract_features(encoder: Callable[[torch.Tensor], torch.Tensor], images: to
     """
     if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4:
         what = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"expected a uint8 image tensor (N, 3, H, W), got {what} "
-                         "(a dataset of (image, label): use extract_dataset_features)")
+        raise ValueError(
+            f"expected a uint8 image tensor (N, 3, H, W), got {what} "
+            "(a dataset of (image, label): use extract_dataset_features)"
+        )
     device, dtype = _device_and_dtype(encoder, device)
     feats = []
     with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
         for i in range(0, len(images), batch_size):
-            x = normalize_uint8(images[i:i + batch_size].to(device, non_blocking=True), mean, std).to(dtype)
+            x = normalize_uint8(images[i : i + batch_size].to(device, non_blocking=True), mean, std).to(dtype)
             feats.append(encoder(x).float().cpu())
     return torch.cat(feats)
 
 
 @torch.no_grad()
-def extract_dataset_features(encoder: Callable[[torch.Tensor], torch.Tensor], dataset, batch_size: int = 256,
-                             device: torch.device | str | None = None, amp_dtype: torch.dtype | None = None,
-                             num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def extract_dataset_features(
+    encoder: Callable[[torch.Tensor], torch.Tensor],
+    dataset,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+    amp_dtype: torch.dtype | None = None,
+    num_workers: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Features and labels of a dataset of ``(normalised image (3, H, W), label)``: ``((N, D), (N,))`` on CPU."""
     device, dtype = _device_and_dtype(encoder, device)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
@@ -90,9 +104,16 @@ def extract_dataset_features(encoder: Callable[[torch.Tensor], torch.Tensor], da
     return torch.cat(feats), torch.cat(labels)
 
 
-def knn_accuracy(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
-                 test_labels: torch.Tensor, k: int = 20, temperature: float = 0.07,
-                 num_classes: int | None = None, chunk_size: int = 1024) -> float:
+def knn_accuracy(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor,
+    test_labels: torch.Tensor,
+    k: int = 20,
+    temperature: float = 0.07,
+    num_classes: int | None = None,
+    chunk_size: int = 1024,
+) -> float:
     """Weighted k-NN top-1 accuracy (in [0, 1]) with cosine similarity.
 
     Each test point takes its ``k`` most similar training points (cosine similarity ``s``) and
@@ -107,8 +128,10 @@ def knn_accuracy(train_features: torch.Tensor, train_labels: torch.Tensor, test_
         1.0
     """
     if train_features.dim() != 2 or test_features.dim() != 2 or train_features.shape[1] != test_features.shape[1]:
-        raise ValueError(f"expected (N, D) train and (M, D) test features with the same D, got "
-                         f"{tuple(train_features.shape)} and {tuple(test_features.shape)}")
+        raise ValueError(
+            f"expected (N, D) train and (M, D) test features with the same D, got "
+            f"{tuple(train_features.shape)} and {tuple(test_features.shape)}"
+        )
     if len(train_features) != len(train_labels) or len(test_features) != len(test_labels):
         raise ValueError("features and labels must have the same length")
     if not (torch.isfinite(train_features).all() and torch.isfinite(test_features).all()):
@@ -119,16 +142,24 @@ def knn_accuracy(train_features: torch.Tensor, train_labels: torch.Tensor, test_
     train_labels = train_labels.long()
     correct = 0
     for i in range(0, len(test_features), chunk_size):
-        q = F.normalize(test_features[i:i + chunk_size].float(), dim=1)
+        q = F.normalize(test_features[i : i + chunk_size].float(), dim=1)
         sim, idx = (q @ train.T).topk(k, dim=1)  # (m, k)
         votes = torch.zeros(len(q), num_classes).scatter_add_(1, train_labels[idx], (sim / temperature).exp())
-        correct += (votes.argmax(1) == test_labels[i:i + chunk_size].long()).sum().item()
+        correct += (votes.argmax(1) == test_labels[i : i + chunk_size].long()).sum().item()
     return correct / len(test_features)
 
 
-def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
-                 test_labels: torch.Tensor, epochs: int = 100, lr: float = 0.1, weight_decay: float = 1e-6,
-                 batch_size: int = 256, seed: int = 0) -> float:
+def linear_probe(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor,
+    test_labels: torch.Tensor,
+    epochs: int = 100,
+    lr: float = 0.1,
+    weight_decay: float = 1e-6,
+    batch_size: int = 256,
+    seed: int = 0,
+) -> float:
     """Top-1 accuracy (in [0, 1]) of a linear classifier trained on frozen features.
 
     Features are standardised with the training set's mean/std, then a ``Linear(D, classes)`` is
@@ -141,8 +172,10 @@ def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, test_
         True
     """
     if train_features.dim() != 2 or test_features.shape[1:] != train_features.shape[1:]:
-        raise ValueError(f"expected (N, D) train and (M, D) test features with the same D, got "
-                         f"{tuple(train_features.shape)} and {tuple(test_features.shape)}")
+        raise ValueError(
+            f"expected (N, D) train and (M, D) test features with the same D, got "
+            f"{tuple(train_features.shape)} and {tuple(test_features.shape)}"
+        )
     g = torch.Generator().manual_seed(seed)
     mean, std = train_features.mean(0), train_features.std(0) + 1e-6
     xtr, xte = (train_features - mean) / std, (test_features - mean) / std
@@ -158,7 +191,7 @@ def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, test_
     for _ in range(epochs):
         perm = torch.randperm(len(xtr), generator=g)
         for i in range(0, len(xtr), batch_size):
-            b = perm[i:i + batch_size]
+            b = perm[i : i + batch_size]
             loss = F.cross_entropy(clf(xtr[b]), ytr[b])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -208,16 +241,25 @@ def load_eval_data(cfg) -> EvalData:
     if cfg.dataset in IN_MEMORY_DATASETS:
         (trx, try_), (tex, tey) = (
             in_memory_uint8(load_dataset(cfg.dataset, cfg.data_dir, split, download=cfg.download))
-            for split in ("train", "test"))
+            for split in ("train", "test")
+        )
         n_tr, n_te = cfg.train_size or len(trx), cfg.test_size or len(tex)
         return EvalData(trx[:n_tr], try_[:n_tr], tex[:n_te], tey[:n_te], aug.mean, aug.std)
     bank, queries, source = eval_splits(cfg.dataset, cfg.data_dir, transform=eval_transform(aug))  # val/ or a slice
-    return EvalData(first_items(bank, cfg.train_size), None, first_items(queries, cfg.test_size), None,
-                    aug.mean, aug.std, source=source)
+    return EvalData(
+        first_items(bank, cfg.train_size),
+        None,
+        first_items(queries, cfg.test_size),
+        None,
+        aug.mean,
+        aug.std,
+        source=source,
+    )
 
 
-def knn_comparison(model, cfg, device: torch.device, amp_dtype=None, eval_data=None,
-                   baselines: bool = True) -> dict[str, float]:
+def knn_comparison(
+    model, cfg, device: torch.device, amp_dtype=None, eval_data=None, baselines: bool = True
+) -> dict[str, float]:
     """k-NN accuracy (k=20, T=0.07) of the model's backbone, of a randomly initialised backbone of
     the same architecture, and (in-memory datasets) of raw normalised pixels.
 
@@ -236,8 +278,12 @@ def knn_comparison(model, cfg, device: torch.device, amp_dtype=None, eval_data=N
             fte, yte = data.features(m.backbone, "test", device, amp_dtype)
         out[name] = knn_accuracy(ftr, ytr, fte, yte)
     if baselines and isinstance(data.train_x, torch.Tensor):
-        out["raw_pixels"] = knn_accuracy(normalize_uint8(data.train_x, data.mean, data.std).flatten(1), data.train_y,
-                                         normalize_uint8(data.test_x, data.mean, data.std).flatten(1), data.test_y)
+        out["raw_pixels"] = knn_accuracy(
+            normalize_uint8(data.train_x, data.mean, data.std).flatten(1),
+            data.train_y,
+            normalize_uint8(data.test_x, data.mean, data.std).flatten(1),
+            data.test_y,
+        )
     return out
 
 
@@ -256,10 +302,12 @@ def load_checkpoint_model(path: str | Path, device: str | torch.device = "cpu"):
     cfg = config_of(ckpt, path, device="auto")  # the training device may not exist here
     model = build_model(cfg)
     try:
-        model.load_state_dict({k[len("model."):]: v for k, v in ckpt["net"].items() if k.startswith("model.")})
+        model.load_state_dict({k[len("model.") :]: v for k, v in ckpt["net"].items() if k.startswith("model.")})
     except (RuntimeError, AttributeError) as e:
-        raise CheckpointError(f"{path} is not a readable vicreg-edu checkpoint (its weights do not fit "
-                              f"{cfg.backbone} + expander {cfg.expander}: {str(e).splitlines()[0]})") from e
+        raise CheckpointError(
+            f"{path} is not a readable vicreg-edu checkpoint (its weights do not fit "
+            f"{cfg.backbone} + expander {cfg.expander}: {str(e).splitlines()[0]})"
+        ) from e
     return model.to(device).eval(), cfg
 
 

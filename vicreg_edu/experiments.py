@@ -18,6 +18,7 @@ Every run is seeded (``Config.seed``), so the same settings and thread count giv
 numbers; only the wall and CPU times change between two executions (and the wall time depends
 on what else the machine runs: the JSON records the load average next to it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -95,8 +96,17 @@ def changed_factors(point: dict) -> list[str]:
     return changed + [a for a in AUG_OFF if a in point["aug_off"]]
 
 
-def config_for(point: dict, *, epochs: int, train_size: int, test_size: int, diag_size: int = 512,
-               out_dir: str = "runs/ch07", progress: bool = False, fast: bool = False):
+def config_for(
+    point: dict,
+    *,
+    epochs: int,
+    train_size: int,
+    test_size: int,
+    diag_size: int = 512,
+    out_dir: str = "runs/ch07",
+    progress: bool = False,
+    fast: bool = False,
+):
     """The :class:`~vicreg_edu.config.Config` of one grid point: the demo preset with the grid's
     recipe (:data:`GRID_RECIPE`: batch size and augmentation overrides) + the point's changes.
 
@@ -113,16 +123,30 @@ def config_for(point: dict, *, epochs: int, train_size: int, test_size: int, dia
     unknown = sorted(set(point) - set(DEFAULT_POINT) - {"seed"})
     bad_aug = sorted(set(point.get("aug_off", [])) - set(AUG_OFF))
     if unknown or bad_aug:
-        raise ValueError(f"unknown point key(s) {unknown} / augmentation(s) {bad_aug}; expected keys "
-                         f"{sorted(DEFAULT_POINT)} and augmentations among {sorted(AUG_OFF)}")
+        raise ValueError(
+            f"unknown point key(s) {unknown} / augmentation(s) {bad_aug}; expected keys "
+            f"{sorted(DEFAULT_POINT)} and augmentations among {sorted(AUG_OFF)}"
+        )
     demo_aug = GRID_RECIPE["aug"]
     return get_config(
-        "demo", fast=fast, epochs=epochs, train_size=train_size, test_size=test_size, diag_size=diag_size,
-        sim_coeff=float(point["sim_coeff"]), std_coeff=float(point["std_coeff"]),
-        cov_coeff=float(point["cov_coeff"]), gamma=float(point["gamma"]),
+        "demo",
+        fast=fast,
+        epochs=epochs,
+        train_size=train_size,
+        test_size=test_size,
+        diag_size=diag_size,
+        sim_coeff=float(point["sim_coeff"]),
+        std_coeff=float(point["std_coeff"]),
+        cov_coeff=float(point["cov_coeff"]),
+        gamma=float(point["gamma"]),
         aug={**demo_aug, **{a: AUG_OFF[a] for a in point.get("aug_off", [])}},
-        knn_every=0, final_eval=True, progress=progress, tensorboard=False, out_dir=out_dir,
-        seed=int(point.get("seed", 0)), batch_size=GRID_RECIPE["batch_size"],
+        knn_every=0,
+        final_eval=True,
+        progress=progress,
+        tensorboard=False,
+        out_dir=out_dir,
+        seed=int(point.get("seed", 0)),
+        batch_size=GRID_RECIPE["batch_size"],
     )
 
 
@@ -139,19 +163,31 @@ def summarize(result) -> dict:
         ValueError: the result has no final k-NN evaluation or no epoch record.
     """
     if not result.final or not result.epochs:
-        raise ValueError("summarize needs a finished run with final_eval=True; got "
-                         f"final={result.final!r}, {len(result.epochs)} epoch records")
+        raise ValueError(
+            "summarize needs a finished run with final_eval=True; got "
+            f"final={result.final!r}, {len(result.epochs)} epoch records"
+        )
     last_epoch, last_step = result.epochs[-1], result.history[-1]
-    out = {"knn": result.final["trained"], "knn_random_init": result.final["random_init"],
-           "knn_raw_pixels": result.final.get("raw_pixels", float("nan"))}
-    for key in ("emb_effective_rank", "emb_std_mean", "emb_dead_fraction", "repr_effective_rank",
-                "repr_std_mean", "online_probe_acc"):
+    out = {
+        "knn": result.final["trained"],
+        "knn_random_init": result.final["random_init"],
+        "knn_raw_pixels": result.final.get("raw_pixels", float("nan")),
+    }
+    for key in (
+        "emb_effective_rank",
+        "emb_std_mean",
+        "emb_dead_fraction",
+        "repr_effective_rank",
+        "repr_std_mean",
+        "online_probe_acc",
+    ):
         out[key] = last_epoch[key]
     for key in ("invariance", "variance", "covariance", "loss"):
         out[key] = last_step[key]
     out = {k: rounded(v) for k, v in out.items()}
-    out["curve"] = [[h["step"]] + [rounded(h[k]) for k in ("invariance", "variance", "covariance")]
-                    for h in result.history]
+    out["curve"] = [
+        [h["step"]] + [rounded(h[k]) for k in ("invariance", "variance", "covariance")] for h in result.history
+    ]
     out["wall_time_s"] = round(result.wall_time, 1)
     return out
 
@@ -166,8 +202,13 @@ def run_one(task: tuple[str, dict, dict, str]) -> dict:
     summary = summarize(train(config_for(point, **sizes, out_dir=f"{out_root}/{name}")))
     changed = changed_factors(point)
     factor = "seed" if "seed" in point else (changed[0] if changed else None)
-    return {"name": name, "factor": factor, "point": point, **summary,
-            "cpu_time_s": round(time.process_time() - cpu0, 1)}
+    return {
+        "name": name,
+        "factor": factor,
+        "point": point,
+        **summary,
+        "cpu_time_s": round(time.process_time() - cpu0, 1),
+    }
 
 
 def run_grid(points, sizes: dict, workers: int = 1, out_root: str = "runs/ch07_grid") -> list[dict]:
@@ -187,10 +228,13 @@ def run_grid(points, sizes: dict, workers: int = 1, out_root: str = "runs/ch07_g
     runs = []
     for i, run in enumerate(results):
         runs.append(run)
-        print(f"[{i + 1}/{len(tasks)}] {run['name']:>14}: k-NN {run['knn']:.3f}  eff. rank "
-              f"{run['emb_effective_rank']:6.1f}  std {run['emb_std_mean']:.3f}  "
-              f"s {run['invariance']:.4f} v {run['variance']:.4f} c {run['covariance']:.4f}  "
-              f"({run['wall_time_s']:.0f} s, CPU {run['cpu_time_s']:.0f} s)", flush=True)
+        print(
+            f"[{i + 1}/{len(tasks)}] {run['name']:>14}: k-NN {run['knn']:.3f}  eff. rank "
+            f"{run['emb_effective_rank']:6.1f}  std {run['emb_std_mean']:.3f}  "
+            f"s {run['invariance']:.4f} v {run['variance']:.4f} c {run['covariance']:.4f}  "
+            f"({run['wall_time_s']:.0f} s, CPU {run['cpu_time_s']:.0f} s)",
+            flush=True,
+        )
     if pool is not None:
         pool.close()
         pool.join()
@@ -199,8 +243,12 @@ def run_grid(points, sizes: dict, workers: int = 1, out_root: str = "runs/ch07_g
 
 def grid_main(args: argparse.Namespace) -> int:
     """``python -m vicreg_edu.experiments grid``: run the grid and write its JSON."""
-    sizes = {"epochs": args.epochs, "train_size": args.train_size, "test_size": args.test_size,
-             "diag_size": args.diag_size}
+    sizes = {
+        "epochs": args.epochs,
+        "train_size": args.train_size,
+        "test_size": args.test_size,
+        "diag_size": args.diag_size,
+    }
     points = grid_points()
     if args.only:
         known = [name for name, _ in points]
@@ -216,11 +264,26 @@ def grid_main(args: argparse.Namespace) -> int:
     data = {
         "what": "chapter 7 ablation grid: demo preset on Shapes, one factor at a time around the default point",
         "command": "OMP_NUM_THREADS=1 python -m vicreg_edu.experiments grid " + " ".join(args.argv),
-        "settings": {**sizes, **{k: cfg[k] for k in ("dataset", "backbone", "expander", "batch_size", "optimizer",
-                                                     "base_lr", "weight_decay", "warmup_epochs", "end_lr_ratio",
-                                                     "aug")},
-                     "seed": "0, and the baseline repeated with seeds " + ", ".join(map(str, BASELINE_SEEDS)),
-                     "knn": "k=20, cosine, T=0.07, bank = the train_size training images, test_size test images"},
+        "settings": {
+            **sizes,
+            **{
+                k: cfg[k]
+                for k in (
+                    "dataset",
+                    "backbone",
+                    "expander",
+                    "batch_size",
+                    "optimizer",
+                    "base_lr",
+                    "weight_decay",
+                    "warmup_epochs",
+                    "end_lr_ratio",
+                    "aug",
+                )
+            },
+            "seed": "0, and the baseline repeated with seeds " + ", ".join(map(str, BASELINE_SEEDS)),
+            "knn": "k=20, cosine, T=0.07, bank = the train_size training images, test_size test images",
+        },
         "default_point": DEFAULT_POINT,
         "factors": FACTORS,
         "aug_off": {k: list(v) if isinstance(v, tuple) else v for k, v in AUG_OFF.items()},
@@ -237,8 +300,11 @@ def grid_main(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m vicreg_edu.experiments", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m vicreg_edu.experiments",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("grid", help="chapter 7's ablation grid")
     g.add_argument("--out", type=Path, default=RESULTS_DIR / "ablation_grid.json")

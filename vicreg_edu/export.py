@@ -23,6 +23,7 @@ The ``fc`` rule, for loading an exported file into plain torchvision::
 or keep torchvision's classifier and load with ``strict=False``: the only missing keys are then
 ``fc.weight`` and ``fc.bias`` (a fresh classifier to train), and nothing is unexpected.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -59,9 +60,11 @@ def backbone_state_dict(checkpoint: str | Path) -> tuple[dict[str, torch.Tensor]
     ckpt = load_checkpoint(checkpoint)
     name = ckpt["config"].get("backbone")
     if name not in TORCHVISION_BACKBONES:
-        raise ConfigError(f"{checkpoint}: its backbone is {name!r}; export writes a torchvision ResNet state dict, "
-                          f"which only {' and '.join(TORCHVISION_BACKBONES)} have")
-    state = {k[len(_PREFIX):]: v.detach().cpu() for k, v in ckpt["net"].items() if k.startswith(_PREFIX)}
+        raise ConfigError(
+            f"{checkpoint}: its backbone is {name!r}; export writes a torchvision ResNet state dict, "
+            f"which only {' and '.join(TORCHVISION_BACKBONES)} have"
+        )
+    state = {k[len(_PREFIX) :]: v.detach().cpu() for k, v in ckpt["net"].items() if k.startswith(_PREFIX)}
     if not state:
         raise CheckpointError(f"{checkpoint} is not a readable vicreg-edu checkpoint (no {_PREFIX}* weights)")
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, name
@@ -82,8 +85,9 @@ def export_backbone(checkpoint: str | Path, out_path: str | Path) -> Path:
     try:
         torchvision_features(name).load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise CheckpointError(f"{checkpoint}: its backbone does not fit torchvision's {name} "
-                              f"({str(e).splitlines()[0]})") from e
+        raise CheckpointError(
+            f"{checkpoint}: its backbone does not fit torchvision's {name} ({str(e).splitlines()[0]})"
+        ) from e
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_save(state, out_path)
@@ -96,9 +100,9 @@ def _unwrap(obj) -> dict:
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
-    state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items()}
+    state = {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in obj.items()}
     if any(k.startswith("backbone.") for k in state):
-        state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
+        state = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
     return {k: v for k, v in state.items() if not k.startswith("fc.")}  # a torchvision classifier's fc
 
 
@@ -111,18 +115,31 @@ def read_torchvision_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             takes ``--checkpoint``).
     """
     path = Path(path)
-    hint = ("expected a torchvision-layout ResNet state dict such as the official resnet50.pth or one written "
-            "by `vicreg-edu export`; a `vicreg-edu train` checkpoint goes to --checkpoint")
+    hint = (
+        "expected a torchvision-layout ResNet state dict such as the official resnet50.pth or one written "
+        "by `vicreg-edu export`; a `vicreg-edu train` checkpoint goes to --checkpoint"
+    )
     if not path.is_file():
         raise CheckpointNotFoundError(f"no weights file at {path}; {hint}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError,
-            AttributeError, ModuleNotFoundError, UnicodeDecodeError) as e:
+    except (
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        RuntimeError,
+        EOFError,
+        ValueError,
+        OSError,
+        AttributeError,
+        ModuleNotFoundError,
+        UnicodeDecodeError,
+    ) as e:
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise CheckpointError(f"{path} is not a readable weights file ({reason[:160]}); {hint}") from e
     if not isinstance(obj, dict) or obj.get("format") == "vicreg-edu":
-        raise CheckpointError(f"{path} holds {'a trainer checkpoint' if isinstance(obj, dict) else type(obj).__name__}; {hint}")
+        raise CheckpointError(
+            f"{path} holds {'a trainer checkpoint' if isinstance(obj, dict) else type(obj).__name__}; {hint}"
+        )
     state = _unwrap(obj)
     if not state or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise CheckpointError(f"{path} is not a state dict of tensors; {hint}")
@@ -143,8 +160,9 @@ def load_torchvision_backbone(path: str | Path, backbone: str = "resnet50") -> t
         ConfigError: ``backbone`` is not a torchvision ResNet.
     """
     if backbone not in TORCHVISION_BACKBONES:
-        raise ConfigError(f"backbone={backbone!r}: a torchvision-layout weights file fits "
-                          f"{' or '.join(TORCHVISION_BACKBONES)}")
+        raise ConfigError(
+            f"backbone={backbone!r}: a torchvision-layout weights file fits {' or '.join(TORCHVISION_BACKBONES)}"
+        )
     state = read_torchvision_state_dict(path)
     net, dim = build_backbone(backbone)
     expected = net.state_dict()
@@ -152,8 +170,10 @@ def load_torchvision_backbone(path: str | Path, backbone: str = "resnet50") -> t
     unexpected = [k for k in state if k not in expected]
     shapes = [k for k in expected if k in state and state[k].shape != expected[k].shape]
     if missing or unexpected or shapes:
-        raise CheckpointError(f"{path} does not fit a torchvision {backbone}: {len(missing)} missing keys "
-                              f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}, "
-                              f"{len(shapes)} of another shape {shapes[:3]}")
+        raise CheckpointError(
+            f"{path} does not fit a torchvision {backbone}: {len(missing)} missing keys "
+            f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}, "
+            f"{len(shapes)} of another shape {shapes[:3]}"
+        )
     net.load_state_dict({k: v.to(expected[k].dtype) if v.is_floating_point() else v for k, v in state.items()})
     return net.eval(), dim

@@ -38,6 +38,7 @@ The public entry points: :func:`protocol_config` (official hyper-parameters, ove
 :func:`run_protocol` (a backbone module in, accuracies out) and :func:`evaluate_protocol` (the
 CLI's: a trainer checkpoint or a torchvision weights file in).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -104,19 +105,32 @@ class EvalConfig:
         if self.protocol not in ("linear", "semi"):
             raise ConfigError(f"protocol={self.protocol!r}: expected 'linear' or 'semi'")
         if self.protocol == "semi" and self.percent not in SEMI_DEFAULTS:
-            raise ConfigError(f"percent={self.percent!r}: the semi-supervised protocol takes 1 or 10 "
-                              "(the SimCLR 1 % / 10 % subsets)")
+            raise ConfigError(
+                f"percent={self.percent!r}: the semi-supervised protocol takes 1 or 10 (the SimCLR 1 % / 10 % subsets)"
+            )
         if self.protocol == "semi" and not self.subset:
-            raise ConfigError(f"the semi-supervised protocol needs subset= (--subset FILE), the SimCLR "
-                              f"{self.percent}percent.txt list: one training image file name a line")
+            raise ConfigError(
+                f"the semi-supervised protocol needs subset= (--subset FILE), the SimCLR "
+                f"{self.percent}percent.txt list: one training image file name a line"
+            )
         if self.protocol == "linear" and (self.percent != 100 or self.subset):
-            raise ConfigError(f"the linear protocol trains on all of train/ (percent=100, no subset), got "
-                              f"percent={self.percent!r} subset={self.subset!r}; use protocol='semi'")
+            raise ConfigError(
+                f"the linear protocol trains on all of train/ (percent=100, no subset), got "
+                f"percent={self.percent!r} subset={self.subset!r}; use protocol='semi'"
+            )
         for name in ("epochs", "batch_size", "crop_size", "resize_size", "log_every"):
-            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+            if (
+                isinstance(getattr(self, name), bool)
+                or not isinstance(getattr(self, name), int)
+                or getattr(self, name) < 1
+            ):
                 raise ConfigError(f"{name}={getattr(self, name)!r}: expected a positive integer")
         for name in ("workers", "seed", "max_epochs"):
-            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+            if (
+                isinstance(getattr(self, name), bool)
+                or not isinstance(getattr(self, name), int)
+                or getattr(self, name) < 0
+            ):
                 raise ConfigError(f"{name}={getattr(self, name)!r}: expected an integer >= 0")
         for name in ("lr_head", "lr_backbone", "weight_decay", "momentum"):
             value = getattr(self, name)
@@ -147,9 +161,12 @@ def protocol_config(protocol: str = "linear", percent: int | None = None, **over
     if protocol != "semi":
         return EvalConfig(protocol=protocol, **({"percent": percent} if percent is not None else {}), **overrides)
     if percent not in SEMI_DEFAULTS:
-        raise ConfigError(f"percent={percent!r}: the semi-supervised protocol takes 1 or 10 (the SimCLR 1 % / 10 % subsets)")
-    return EvalConfig(**{**dict(protocol="semi", percent=percent, epochs=20, weight_decay=0.0,
-                                **SEMI_DEFAULTS[percent]), **overrides})
+        raise ConfigError(
+            f"percent={percent!r}: the semi-supervised protocol takes 1 or 10 (the SimCLR 1 % / 10 % subsets)"
+        )
+    return EvalConfig(
+        **{**dict(protocol="semi", percent=percent, epochs=20, weight_decay=0.0, **SEMI_DEFAULTS[percent]), **overrides}
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -199,11 +216,15 @@ class GlobalBatchSampler(Sampler):
 
     def __init__(self, n: int, batch_size: int, rank: int = 0, world: int = 1, seed: int = 0):
         if batch_size % world:
-            raise ConfigError(f"batch_size={batch_size} is not divisible by the number of processes {world}: "
-                              f"each takes batch_size / {world} images (try {max(batch_size // world, 1) * world})")
+            raise ConfigError(
+                f"batch_size={batch_size} is not divisible by the number of processes {world}: "
+                f"each takes batch_size / {world} images (try {max(batch_size // world, 1) * world})"
+            )
         if n < batch_size:
-            raise DataError(f"the training set ({n} images) is smaller than one batch (batch_size={batch_size}); "
-                            "lower the batch size")
+            raise DataError(
+                f"the training set ({n} images) is smaller than one batch (batch_size={batch_size}); "
+                "lower the batch size"
+            )
         self.n, self.batch_size, self.rank, self.world, self.seed, self.epoch = n, batch_size, rank, world, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -215,19 +236,26 @@ class GlobalBatchSampler(Sampler):
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed + self.epoch)
         order = torch.randperm(self.n, generator=g)[: (self.n // self.batch_size) * self.batch_size]
-        return iter([(i, self.epoch) for i in order[self.rank::self.world].tolist()])
+        return iter([(i, self.epoch) for i in order[self.rank :: self.world].tolist()])
 
 
 def train_transform(cfg: EvalConfig) -> Callable:
     """PIL image -> ``(3, crop, crop)`` float: RandomResizedCrop + horizontal flip, ImageNet normalisation."""
-    return T.Compose([T.RandomResizedCrop(cfg.crop_size), T.RandomHorizontalFlip(), T.ToTensor(),
-                      T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    return T.Compose(
+        [
+            T.RandomResizedCrop(cfg.crop_size),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
 
 
 def val_transform(cfg: EvalConfig) -> Callable:
     """PIL image -> ``(3, crop, crop)`` float: Resize(resize_size) + CenterCrop(crop_size), ImageNet normalisation."""
-    return T.Compose([T.Resize(cfg.resize_size), T.CenterCrop(cfg.crop_size), T.ToTensor(),
-                      T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    return T.Compose(
+        [T.Resize(cfg.resize_size), T.CenterCrop(cfg.crop_size), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    )
 
 
 def read_subset(path: str | Path) -> list[str]:
@@ -238,8 +266,10 @@ def read_subset(path: str | Path) -> list[str]:
     """
     path = Path(path)
     if not path.is_file():
-        raise DataNotFoundError(f"no subset file at {path}; expected a text file with one training image file name "
-                                "a line, as SimCLR's imagenet_subsets/1percent.txt (e.g. n01440764_10026.JPEG)")
+        raise DataNotFoundError(
+            f"no subset file at {path}; expected a text file with one training image file name "
+            "a line, as SimCLR's imagenet_subsets/1percent.txt (e.g. n01440764_10026.JPEG)"
+        )
     names = [line.strip() for line in path.read_text().splitlines()]
     names = [n for n in names if n and not n.startswith("#")]
     if not names:
@@ -262,12 +292,16 @@ def apply_subset(dataset, names: list[str], source: str | Path = "the subset fil
             found[base] = found.get(base, 0) + 1
     missing = [n for n in dict.fromkeys(names) if n not in found]
     if missing:
-        raise DataError(f"{source} names {len(missing)} image(s) that are not in {dataset.root} "
-                        f"(first: {', '.join(missing[:3])}); expected file names of training images, one a line")
+        raise DataError(
+            f"{source} names {len(missing)} image(s) that are not in {dataset.root} "
+            f"(first: {', '.join(missing[:3])}); expected file names of training images, one a line"
+        )
     shared = [n for n, count in found.items() if count > 1]
     if shared:
-        raise DataError(f"{source}: {shared[0]} is in {found[shared[0]]} class folders of {dataset.root}; "
-                        "subset file names must be unique, as ImageNet's are")
+        raise DataError(
+            f"{source}: {shared[0]} is in {found[shared[0]]} class folders of {dataset.root}; "
+            "subset file names must be unique, as ImageNet's are"
+        )
     dataset.samples = dataset.imgs = keep
     dataset.targets = [label for _, label in keep]
 
@@ -278,8 +312,10 @@ def load_folders(data_dir: str | Path, cfg: EvalConfig):
     train = load_dataset("imagefolder", data_dir, "train")
     val = load_dataset("imagefolder", data_dir, "val", transform=val_transform(cfg))
     if getattr(train, "classes", None) != getattr(val, "classes", None):
-        raise DataError(f"{data_dir}: val/ has {len(val.classes)} classes and train/ {len(train.classes)} "
-                        "(or other names); expected the same class folders in both")
+        raise DataError(
+            f"{data_dir}: val/ has {len(val.classes)} classes and train/ {len(train.classes)} "
+            "(or other names); expected the same class folders in both"
+        )
     if cfg.subset:
         apply_subset(train, read_subset(cfg.subset), cfg.subset)
     return train, val
@@ -289,8 +325,9 @@ def make_loaders(train, val, cfg: EvalConfig, rank: int, world: int, pin: bool):
     """``(train loader of (B/W, 3, crop, crop) batches, val loader of this process's share of val/)``."""
     sampler = GlobalBatchSampler(len(train), cfg.batch_size, rank, world, cfg.seed)
     common = dict(batch_size=cfg.batch_size // world, num_workers=cfg.workers, pin_memory=pin)
-    train_loader = DataLoader(KeyedViews(train, train_transform(cfg), cfg.seed), sampler=sampler,
-                              persistent_workers=cfg.workers > 0, **common)
+    train_loader = DataLoader(
+        KeyedViews(train, train_transform(cfg), cfg.seed), sampler=sampler, persistent_workers=cfg.workers > 0, **common
+    )
     val_loader = DataLoader(Subset(val, range(rank, len(val), world)), shuffle=False, **common)
     return train_loader, val_loader
 
@@ -335,8 +372,15 @@ def set_epoch_lr(optimizer: torch.optim.Optimizer, epoch: int, epochs: int) -> N
         group["lr"] = group["base_lr"] * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
 
 
-def train_one_epoch(net: nn.Module, loader: DataLoader, optimizer, device: torch.device, cfg: EvalConfig,
-                    epoch: int, log: Callable[[str], None]) -> float:
+def train_one_epoch(
+    net: nn.Module,
+    loader: DataLoader,
+    optimizer,
+    device: torch.device,
+    cfg: EvalConfig,
+    epoch: int,
+    log: Callable[[str], None],
+) -> float:
     """One epoch of cross-entropy steps; returns the mean loss over all processes' batches."""
     net.train(cfg.finetune)  # linear: the frozen backbone's BatchNorm keeps its running statistics
     loader.sampler.set_epoch(epoch)
@@ -382,9 +426,16 @@ def fingerprint(module: nn.Module) -> float:
 
 def eval_state(model: Classifier, optimizer, epoch: int, history: list[dict], cfg: EvalConfig, meta: dict) -> dict:
     """What ``eval_checkpoint.pt`` holds after ``epoch`` finished epochs."""
-    return dict(format="vicreg-edu-eval", epoch=epoch, head=model.head.state_dict(),
-                backbone=model.backbone.state_dict() if cfg.finetune else None, optimizer=optimizer.state_dict(),
-                history=history, eval_config=cfg.to_dict(), **meta)
+    return dict(
+        format="vicreg-edu-eval",
+        epoch=epoch,
+        head=model.head.state_dict(),
+        backbone=model.backbone.state_dict() if cfg.finetune else None,
+        optimizer=optimizer.state_dict(),
+        history=history,
+        eval_config=cfg.to_dict(),
+        **meta,
+    )
 
 
 def find_resume(resume: str, out_dir: Path) -> Path | None:
@@ -412,11 +463,15 @@ def restore(path: Path, model: Classifier, optimizer, cfg: EvalConfig, meta: dic
     if not isinstance(ckpt, dict) or ckpt.get("format") != "vicreg-edu-eval":
         raise CheckpointError(f"{path} is not an evaluation checkpoint (the file `vicreg-edu eval --protocol` writes)")
     saved, now = {**ckpt["eval_config"], **{k: ckpt.get(k) for k in meta}}, {**cfg.to_dict(), **meta}
-    diff = [f"{k}: checkpoint {saved.get(k)!r} vs now {v!r}" for k, v in now.items()
-            if k not in _NOT_TRAJECTORY and saved.get(k) != v]
+    diff = [
+        f"{k}: checkpoint {saved.get(k)!r} vs now {v!r}"
+        for k, v in now.items()
+        if k not in _NOT_TRAJECTORY and saved.get(k) != v
+    ]
     if diff:
-        raise CheckpointError(f"cannot resume from {path}: {', '.join(diff)}. Use the original settings and "
-                              "input, or another --out-dir")
+        raise CheckpointError(
+            f"cannot resume from {path}: {', '.join(diff)}. Use the original settings and input, or another --out-dir"
+        )
     model.head.load_state_dict(ckpt["head"])
     if cfg.finetune:
         model.backbone.load_state_dict(ckpt["backbone"])
@@ -448,26 +503,53 @@ def _setup(backbone: nn.Module, repr_dim: int, data_dir, cfg: EvalConfig, out_di
     net = DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None) if world > 1 else model
     train_loader, val_loader = make_loaders(train, val, cfg, rank, world, pin=dev.type == "cuda")
     what = f"{cfg.protocol}" + (f" {cfg.percent} %" if cfg.finetune else "")
-    _log(f"eval {what}: {len(train)} train images ({len(train_loader)} steps of {cfg.batch_size} per epoch), "
-         f"{len(val)} val, {len(train.classes)} classes, world={world}, device={dev}"
-         + (f"; resumed after epoch {start} from {ckpt}" if ckpt else ""))
-    run = dict(dev=dev, model=model, net=net, optimizer=optimizer, train=train_loader, val=val_loader, meta=meta,
-               val_size=len(val))
+    _log(
+        f"eval {what}: {len(train)} train images ({len(train_loader)} steps of {cfg.batch_size} per epoch), "
+        f"{len(val)} val, {len(train.classes)} classes, world={world}, device={dev}"
+        + (f"; resumed after epoch {start} from {ckpt}" if ckpt else "")
+    )
+    run = dict(
+        dev=dev,
+        model=model,
+        net=net,
+        optimizer=optimizer,
+        train=train_loader,
+        val=val_loader,
+        meta=meta,
+        val_size=len(val),
+    )
     return run, start, history
 
 
 def _result(history: list[dict], cfg: EvalConfig, run: dict, out_dir: Path) -> dict:
     last = history[-1] if history else {}
-    return dict(protocol=cfg.protocol, percent=cfg.percent, epoch=len(history), epochs=cfg.epochs,
-                finished=len(history) == cfg.epochs, top1=last.get("top1"), top5=last.get("top5"),
-                best_top1=max((h["top1"] for h in history), default=None),
-                best_top5=max((h["top5"] for h in history), default=None), train_size=run["meta"]["train_size"],
-                val_size=run["val_size"], num_classes=run["meta"]["num_classes"],
-                checkpoint=str(out_dir / CHECKPOINT_NAME), history=history)
+    return dict(
+        protocol=cfg.protocol,
+        percent=cfg.percent,
+        epoch=len(history),
+        epochs=cfg.epochs,
+        finished=len(history) == cfg.epochs,
+        top1=last.get("top1"),
+        top5=last.get("top5"),
+        best_top1=max((h["top1"] for h in history), default=None),
+        best_top5=max((h["top5"] for h in history), default=None),
+        train_size=run["meta"]["train_size"],
+        val_size=run["val_size"],
+        num_classes=run["meta"]["num_classes"],
+        checkpoint=str(out_dir / CHECKPOINT_NAME),
+        history=history,
+    )
 
 
-def run_protocol(backbone: nn.Module, repr_dim: int, data_dir: str | Path, cfg: EvalConfig | None = None,
-                 out_dir: str | Path = "runs/eval", resume: str = "", device: str = "auto") -> dict:
+def run_protocol(
+    backbone: nn.Module,
+    repr_dim: int,
+    data_dir: str | Path,
+    cfg: EvalConfig | None = None,
+    out_dir: str | Path = "runs/eval",
+    resume: str = "",
+    device: str = "auto",
+) -> dict:
     """Train and evaluate a linear head (``linear``) or the whole network (``semi``) on an ImageFolder.
 
     Args:
@@ -492,14 +574,27 @@ def run_protocol(backbone: nn.Module, repr_dim: int, data_dir: str | Path, cfg: 
         loss = train_one_epoch(run["net"], run["train"], run["optimizer"], run["dev"], cfg, epoch, _log)
         top1, top5, _ = topk_accuracy(run["model"], run["val"], run["dev"])
         lrs = [g["lr"] for g in run["optimizer"].param_groups]
-        history.append(dict(epoch=epoch + 1, loss=loss, top1=top1, top5=top5, lr_head=lrs[0],
-                            lr_backbone=lrs[1] if len(lrs) > 1 else 0.0, seconds=time.time() - t0))
+        history.append(
+            dict(
+                epoch=epoch + 1,
+                loss=loss,
+                top1=top1,
+                top5=top5,
+                lr_head=lrs[0],
+                lr_backbone=lrs[1] if len(lrs) > 1 else 0.0,
+                seconds=time.time() - t0,
+            )
+        )
         if D.is_main_process():
             out_dir.mkdir(parents=True, exist_ok=True)
-            atomic_save(eval_state(run["model"], run["optimizer"], epoch + 1, history, cfg, run["meta"]),
-                        out_dir / CHECKPOINT_NAME)
-        _log(f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.4f}  top-1 {top1 * 100:.2f}%  top-5 {top5 * 100:.2f}%  "
-             f"({history[-1]['seconds']:.1f} s)")
+            atomic_save(
+                eval_state(run["model"], run["optimizer"], epoch + 1, history, cfg, run["meta"]),
+                out_dir / CHECKPOINT_NAME,
+            )
+        _log(
+            f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.4f}  top-1 {top1 * 100:.2f}%  top-5 {top5 * 100:.2f}%  "
+            f"({history[-1]['seconds']:.1f} s)"
+        )
     result = _result(history, cfg, run, out_dir)
     if result["finished"] and D.is_main_process():
         tmp = out_dir / (RESULTS_NAME + ".tmp")
@@ -509,16 +604,19 @@ def run_protocol(backbone: nn.Module, repr_dim: int, data_dir: str | Path, cfg: 
     return result
 
 
-def load_backbone(checkpoint: str | Path | None = None, weights: str | Path | None = None,
-                  backbone: str = "resnet50") -> tuple[nn.Module, int, object]:
+def load_backbone(
+    checkpoint: str | Path | None = None, weights: str | Path | None = None, backbone: str = "resnet50"
+) -> tuple[nn.Module, int, object]:
     """The backbone to evaluate: ``(module, repr_dim, training Config or None)``.
 
     Either ``checkpoint`` (a ``vicreg-edu train`` checkpoint) or ``weights`` (a torchvision-layout
     state dict such as the official ``resnet50.pth``, for the architecture ``backbone``).
     """
     if (checkpoint is None) == (weights is None):
-        raise ConfigError("give either a checkpoint (--checkpoint, written by `vicreg-edu train`) or weights "
-                          "(--weights, a torchvision-layout ResNet state dict such as the official resnet50.pth)")
+        raise ConfigError(
+            "give either a checkpoint (--checkpoint, written by `vicreg-edu train`) or weights "
+            "(--weights, a torchvision-layout ResNet state dict such as the official resnet50.pth)"
+        )
     if checkpoint is not None:
         from .evaluate import load_checkpoint_model
 
@@ -530,8 +628,16 @@ def load_backbone(checkpoint: str | Path | None = None, weights: str | Path | No
     return net, dim, None
 
 
-def evaluate_protocol(cfg: EvalConfig, checkpoint=None, weights=None, backbone: str = "resnet50", data_dir=None,
-                      out_dir=None, resume: str = "", device: str = "auto") -> dict:
+def evaluate_protocol(
+    cfg: EvalConfig,
+    checkpoint=None,
+    weights=None,
+    backbone: str = "resnet50",
+    data_dir=None,
+    out_dir=None,
+    resume: str = "",
+    device: str = "auto",
+) -> dict:
     """:func:`run_protocol` on a trainer checkpoint or a weights file (what ``vicreg-edu eval --protocol`` runs).
 
     ``data_dir`` defaults to the training run's image folder; ``out_dir`` to
@@ -552,9 +658,11 @@ def format_result(result: dict) -> str:
     what = result["protocol"] + (f" {result['percent']} %" if result["protocol"] == "semi" else "")
     if not result["history"]:
         return f"eval {what}: no epoch run"
-    line = (f"{what} evaluation, epoch {result['epoch']}/{result['epochs']}: top-1 {result['top1'] * 100:.2f}%  "
-            f"top-5 {result['top5'] * 100:.2f}%  (best {result['best_top1'] * 100:.2f}% / "
-            f"{result['best_top5'] * 100:.2f}%; {result['train_size']} train, {result['val_size']} val images)")
+    line = (
+        f"{what} evaluation, epoch {result['epoch']}/{result['epochs']}: top-1 {result['top1'] * 100:.2f}%  "
+        f"top-5 {result['top5'] * 100:.2f}%  (best {result['best_top1'] * 100:.2f}% / "
+        f"{result['best_top5'] * 100:.2f}%; {result['train_size']} train, {result['val_size']} val images)"
+    )
     if not result["finished"]:
         line += f"; stopped early, continue with --resume auto (checkpoint {result['checkpoint']})"
     return line

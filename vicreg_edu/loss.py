@@ -102,8 +102,16 @@ def vicreg_loss_reference(z_a, z_b, lam=25.0, mu=25.0, nu=1.0, gamma=1.0, eps=1e
 # the loss the trainer calls: same numbers, Gram side when N < D, checks, distributed
 
 
-def vicreg_loss(z_a: Tensor, z_b: Tensor, sim_coeff: float = 25.0, std_coeff: float = 25.0, cov_coeff: float = 1.0,
-                gamma: float = 1.0, eps: float = 1e-4, check_finite: bool = True) -> VICRegTerms:
+def vicreg_loss(
+    z_a: Tensor,
+    z_b: Tensor,
+    sim_coeff: float = 25.0,
+    std_coeff: float = 25.0,
+    cov_coeff: float = 1.0,
+    gamma: float = 1.0,
+    eps: float = 1e-4,
+    check_finite: bool = True,
+) -> VICRegTerms:
     """The VICReg loss of paper Eq. (6): ``lambda s + mu (v_a + v_b) / 2 + nu (c_a + c_b)``.
 
     The numbers of :func:`vicreg_loss_reference` (lambda, mu, nu = sim_coeff, std_coeff,
@@ -185,7 +193,13 @@ class VICRegLoss(nn.Module):
 
     def forward(self, z_a: Tensor, z_b: Tensor) -> VICRegTerms:
         return vicreg_loss(
-            z_a, z_b, self.sim_coeff, self.std_coeff, self.cov_coeff, self.gamma, self.eps,
+            z_a,
+            z_b,
+            self.sim_coeff,
+            self.std_coeff,
+            self.cov_coeff,
+            self.gamma,
+            self.eps,
             check_finite=self.check_finite,
         )
 
@@ -280,9 +294,7 @@ def _check_embedding(z: Tensor, name: str = "z", min_batch: int = 2) -> None:
     if z.dim() != 2:
         raise ValueError(f"{name} must be 2-D (N, D), got shape {tuple(z.shape)}")
     if not (z.is_floating_point()):
-        raise ValueError(
-            f"{name} must have a floating dtype (float16/bfloat16/float32/float64), got {z.dtype}"
-        )
+        raise ValueError(f"{name} must have a floating dtype (float16/bfloat16/float32/float64), got {z.dtype}")
     if z.shape[0] < min_batch:
         raise ValueError(
             f"{name} needs a batch of at least {min_batch} rows (the variance over the batch is "
@@ -313,10 +325,7 @@ def _check_pair(z_a: Tensor, z_b: Tensor, min_batch: int = 2) -> None:
     _check_embedding(z_a, "z_a", min_batch)
     _check_embedding(z_b, "z_b", min_batch)
     if z_a.shape != z_b.shape:
-        raise ValueError(
-            f"z_a and z_b must have the same shape (N, D), got {tuple(z_a.shape)} and "
-            f"{tuple(z_b.shape)}"
-        )
+        raise ValueError(f"z_a and z_b must have the same shape (N, D), got {tuple(z_a.shape)} and {tuple(z_b.shape)}")
 
 
 def _as_float32(z: Tensor) -> Tensor:
@@ -525,8 +534,10 @@ def gather_with_grad(z: Tensor, rows: int | None = None) -> Tensor:
         True
     """
     if rows is not None and z.shape[0] != rows:
-        raise ValueError(f"gather_with_grad: this rank holds {z.shape[0]} rows, expected {rows}: every rank must "
-                         "hold the same number (the all-gather exchanges no sizes)")
+        raise ValueError(
+            f"gather_with_grad: this rank holds {z.shape[0]} rows, expected {rows}: every rank must "
+            "hold the same number (the all-gather exchanges no sizes)"
+        )
     if not _distributed():
         return z
     return _GatherWithGrad.apply(z)

@@ -1,6 +1,6 @@
 """How much GPU memory a training step needs, worked out without a GPU, and the check before training.
 
-:func:`estimate_step_memory` runs one step of the trainer's loop (``train.train_one_epoch``: both
+:func:`estimate_step_memory` runs one step of the trainer's loop (``trainer.train_step``: both
 views through encoder + expander under autocast, the online probe, the VICReg loss in float32,
 ``zero_grad``, backward, the optimiser steps) on *fake* tensors
 (``torch._subclasses.fake_tensor.FakeTensorMode``: every tensor has a shape, a dtype and a
@@ -30,6 +30,7 @@ and how :data:`CACHED_ESTIMATES` was made. :func:`step_memory` reads that table 
 presets' model and estimates anything else; :func:`launch_plan` gives the command that fits a
 number and size of GPUs.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -143,11 +144,19 @@ def _check_amp(amp: str) -> None:
         raise ConfigError(f"amp={amp!r} for a memory estimate: choose one of {', '.join(AMPS)}")
 
 
-def _training_step(cfg: Config, per_gpu_batch: int, amp: str, world: int, num_classes: int | None,
-                   autocast, measure_from, warm_steps: int) -> None:
+def _training_step(
+    cfg: Config,
+    per_gpu_batch: int,
+    amp: str,
+    world: int,
+    num_classes: int | None,
+    autocast,
+    measure_from,
+    warm_steps: int,
+) -> None:
     """Build ``cfg``'s model and optimisers on the default device and run the trainer's step on it.
 
-    The step mirrors ``train.train_one_epoch`` (same order, same calls). Before the measured step
+    The step mirrors ``trainer.train_step`` (same order, same calls). Before the measured step
     the state of a running loop is made: ``warm_steps`` full steps, or (0) zero gradients and one
     optimiser step, which leave the same tensors alive. ``measure_from()`` is called when the
     measured step's batch is on the device, just before its forward.
@@ -163,8 +172,9 @@ def _training_step(cfg: Config, per_gpu_batch: int, amp: str, world: int, num_cl
         net = net.to(memory_format=torch.channels_last)  # same bytes; the fake count skips the copy
     params = [p for p in net.parameters() if p.requires_grad]
     buckets = torch.empty(sum(p.numel() for p in params), dtype=dtype) if world > 1 else None  # DDP's
-    optimizer = build_optimizer(net.model, cfg.optimizer, cfg.weight_decay, cfg.momentum, cfg.lars_eta,
-                                getattr(cfg, "lars_clip", False))
+    optimizer = build_optimizer(
+        net.model, cfg.optimizer, cfg.weight_decay, cfg.momentum, cfg.lars_eta, getattr(cfg, "lars_clip", False)
+    )
     probe_optimizer = torch.optim.AdamW(net.probe.parameters(), lr=cfg.probe_lr, weight_decay=1e-6)
     for group in optimizer.param_groups:
         group["lr"] = cfg.lr
@@ -182,8 +192,16 @@ def _training_step(cfg: Config, per_gpu_batch: int, amp: str, world: int, num_cl
     def step(x_a, x_b, y):
         with autocast():
             z_a, z_b, logits = net(prepare(x_a), prepare(x_b))
-        terms = vicreg_loss(gathered(z_a.to(dtype)), gathered(z_b.to(dtype)), cfg.sim_coeff, cfg.std_coeff,
-                            cfg.cov_coeff, cfg.gamma, cfg.eps, check_finite=False)
+        terms = vicreg_loss(
+            gathered(z_a.to(dtype)),
+            gathered(z_b.to(dtype)),
+            cfg.sim_coeff,
+            cfg.std_coeff,
+            cfg.cov_coeff,
+            cfg.gamma,
+            cfg.eps,
+            check_finite=False,
+        )
         probe_loss = F.cross_entropy(logits.to(dtype), y)
         optimizer.zero_grad(set_to_none=True)
         probe_optimizer.zero_grad(set_to_none=True)
@@ -204,11 +222,12 @@ def _training_step(cfg: Config, per_gpu_batch: int, amp: str, world: int, num_cl
     del buckets
 
 
-def estimate_step_memory(cfg: Config, per_gpu_batch: int, amp: str, world: int = 1,
-                         num_classes: int | None = None) -> int:
+def estimate_step_memory(
+    cfg: Config, per_gpu_batch: int, amp: str, world: int = 1, num_classes: int | None = None
+) -> int:
     """Peak bytes of one training step of ``cfg``'s model on one GPU, counted on fake tensors.
 
-    Mirrors ``train.train_one_epoch``: ``per_gpu_batch`` images per view arrive as float32
+    Mirrors ``trainer.train_step``: ``per_gpu_batch`` images per view arrive as float32
     batches on the device, are copied to channels-last (``cfg.channels_last``), go through
     :class:`~vicreg_edu.models.VICRegWithProbe` under autocast, then the VICReg loss (float32,
     ``check_finite=False``), the probe's cross-entropy, ``zero_grad(set_to_none=True)`` (after
@@ -241,15 +260,17 @@ def estimate_step_memory(cfg: Config, per_gpu_batch: int, amp: str, world: int =
     torch.set_default_dtype({"float32": torch.float32, "float64": torch.float64}[cfg.dtype])
     try:
         with FakeTensorMode(), mem, _loss_on_gpu_path(), torch.device("cpu"):
-            _training_step(cfg, per_gpu_batch, amp, world, num_classes, lambda: _autocast(_AMP_DTYPE[amp]),
-                           mem.reset, warm_steps=0)
+            _training_step(
+                cfg, per_gpu_batch, amp, world, num_classes, lambda: _autocast(_AMP_DTYPE[amp]), mem.reset, warm_steps=0
+            )
     finally:
         torch.set_default_dtype(previous)
     return mem.peak
 
 
-def measure_step_memory(cfg: Config, per_gpu_batch: int, amp: str, world: int = 1,
-                        num_classes: int | None = None, device: str = "cuda") -> dict[str, int]:
+def measure_step_memory(
+    cfg: Config, per_gpu_batch: int, amp: str, world: int = 1, num_classes: int | None = None, device: str = "cuda"
+) -> dict[str, int]:
     """The same step on a real GPU: ``torch.cuda.max_memory_allocated()`` over it, in bytes.
 
     Runs one warm-up step (cuDNN picks its kernels, as ``cudnn.benchmark`` does in the trainer)
@@ -272,9 +293,16 @@ def measure_step_memory(cfg: Config, per_gpu_batch: int, amp: str, world: int = 
 
     dtype = _AMP_DTYPE[amp]
     with torch.device(dev):
-        _training_step(cfg, per_gpu_batch, amp, world, num_classes,
-                       lambda: torch.autocast("cuda", dtype=dtype, enabled=dtype is not None), measure_from,
-                       warm_steps=1)
+        _training_step(
+            cfg,
+            per_gpu_batch,
+            amp,
+            world,
+            num_classes,
+            lambda: torch.autocast("cuda", dtype=dtype, enabled=dtype is not None),
+            measure_from,
+            warm_steps=1,
+        )
     torch.cuda.synchronize(dev)
     steady = torch.cuda.max_memory_allocated(dev)
     torch.cuda.empty_cache()
@@ -283,17 +311,26 @@ def measure_step_memory(cfg: Config, per_gpu_batch: int, amp: str, world: int = 
 
 def _check_sizes(per_gpu_batch: int, world: int) -> None:
     if per_gpu_batch < 2 or world < 1:
-        raise ConfigError(f"per_gpu_batch={per_gpu_batch}, world={world}: need 2 or more images per GPU and 1 or "
-                          "more processes")
+        raise ConfigError(
+            f"per_gpu_batch={per_gpu_batch}, world={world}: need 2 or more images per GPU and 1 or more processes"
+        )
 
 
 # ----------------------------------------------------------------------------------------------
 # the table for the ImageNet presets' model, and lookups
 
+
 def _model_key(cfg: Config) -> tuple:
     """What the cached table depends on: model, image size, probe classes, optimiser, dtype, layout."""
-    return (cfg.backbone, cfg.expander, make_augment_config(cfg).size, _NUM_CLASSES.get(cfg.dataset, 1000),
-            cfg.optimizer, cfg.dtype, cfg.channels_last)
+    return (
+        cfg.backbone,
+        cfg.expander,
+        make_augment_config(cfg).size,
+        _NUM_CLASSES.get(cfg.dataset, 1000),
+        cfg.optimizer,
+        cfg.dtype,
+        cfg.channels_last,
+    )
 
 
 _IMAGENET_KEY = _model_key(get_config("imagenet-resnet50", fast=False))
@@ -302,21 +339,51 @@ _IMAGENET_KEY = _model_key(get_config("imagenet-resnet50", fast=False))
 # (images per GPU, amp, world) -> bytes, for ResNet-50 + 8192-8192-8192 at 224 px, LARS, probe
 # of 1000 classes. tests/test_memory.py recomputes an entry and compares.
 CACHED_ESTIMATES: dict[tuple[int, str, int], int] = {
-    (32, 'bf16', 1): 5364052992, (32, 'fp16', 1): 5364052992, (32, 'fp32', 1): 7682324480,
-    (64, 'bf16', 1): 8246914560, (64, 'fp16', 1): 8246914560, (64, 'fp32', 1): 13236028416,
-    (128, 'bf16', 1): 14012638208, (128, 'fp16', 1): 14012638208, (128, 'fp32', 1): 24343547392,
-    (256, 'bf16', 1): 25544085504, (256, 'fp16', 1): 25544085504, (256, 'fp32', 1): 46591446016,
-    (512, 'bf16', 1): 48606980096, (512, 'fp16', 1): 48606980096, (512, 'fp32', 1): 91148563456,
-    (32, 'bf16', 8): 6096245248, (32, 'fp16', 8): 6096245248, (32, 'fp32', 8): 8450707968,
-    (64, 'bf16', 8): 9011219456, (64, 'fp16', 8): 9011219456, (64, 'fp32', 8): 14068712960,
-    (128, 'bf16', 8): 14848246272, (128, 'fp16', 8): 14848246272, (128, 'fp32', 8): 25311801344,
-    (256, 'bf16', 8): 26550611456, (256, 'fp16', 8): 26550611456, (256, 'fp32', 8): 47826289664,
-    (512, 'bf16', 8): 50068588032, (512, 'fp16', 8): 50068588032, (512, 'fp32', 8): 92968512512,
-    (32, 'bf16', 32): 6315266560, (32, 'fp16', 32): 6315266560, (32, 'fp32', 32): 8669729280,
-    (64, 'bf16', 32): 9484651520, (64, 'fp16', 32): 9484651520, (64, 'fp32', 32): 14542145024,
-    (128, 'bf16', 32): 15936668160, (128, 'fp16', 32): 15936668160, (128, 'fp32', 32): 26400223232,
-    (256, 'bf16', 32): 27550873088, (256, 'fp16', 32): 27550873088, (256, 'fp32', 32): 48825527296,
-    (512, 'bf16', 32): 51381276160, (512, 'fp16', 32): 51381276160, (512, 'fp32', 32): 94279152640,
+    (32, "bf16", 1): 5364052992,
+    (32, "fp16", 1): 5364052992,
+    (32, "fp32", 1): 7682324480,
+    (64, "bf16", 1): 8246914560,
+    (64, "fp16", 1): 8246914560,
+    (64, "fp32", 1): 13236028416,
+    (128, "bf16", 1): 14012638208,
+    (128, "fp16", 1): 14012638208,
+    (128, "fp32", 1): 24343547392,
+    (256, "bf16", 1): 25544085504,
+    (256, "fp16", 1): 25544085504,
+    (256, "fp32", 1): 46591446016,
+    (512, "bf16", 1): 48606980096,
+    (512, "fp16", 1): 48606980096,
+    (512, "fp32", 1): 91148563456,
+    (32, "bf16", 8): 6096245248,
+    (32, "fp16", 8): 6096245248,
+    (32, "fp32", 8): 8450707968,
+    (64, "bf16", 8): 9011219456,
+    (64, "fp16", 8): 9011219456,
+    (64, "fp32", 8): 14068712960,
+    (128, "bf16", 8): 14848246272,
+    (128, "fp16", 8): 14848246272,
+    (128, "fp32", 8): 25311801344,
+    (256, "bf16", 8): 26550611456,
+    (256, "fp16", 8): 26550611456,
+    (256, "fp32", 8): 47826289664,
+    (512, "bf16", 8): 50068588032,
+    (512, "fp16", 8): 50068588032,
+    (512, "fp32", 8): 92968512512,
+    (32, "bf16", 32): 6315266560,
+    (32, "fp16", 32): 6315266560,
+    (32, "fp32", 32): 8669729280,
+    (64, "bf16", 32): 9484651520,
+    (64, "fp16", 32): 9484651520,
+    (64, "fp32", 32): 14542145024,
+    (128, "bf16", 32): 15936668160,
+    (128, "fp16", 32): 15936668160,
+    (128, "fp32", 32): 26400223232,
+    (256, "bf16", 32): 27550873088,
+    (256, "fp16", 32): 27550873088,
+    (256, "fp32", 32): 48825527296,
+    (512, "bf16", 32): 51381276160,
+    (512, "fp16", 32): 51381276160,
+    (512, "fp32", 32): 94279152640,
 }
 
 
@@ -339,8 +406,12 @@ _ESTIMATES: dict[tuple, int] = {}
 
 def describe(cfg: Config) -> str:
     """``ResNet-50 + 8192x3``: the model in words, for messages."""
-    names = {"resnet50": "ResNet-50", "resnet18": "ResNet-18", "resnet18_cifar": "ResNet-18 (CIFAR stem)",
-             "small_cnn": "small CNN"}
+    names = {
+        "resnet50": "ResNet-50",
+        "resnet18": "ResNet-18",
+        "resnet18_cifar": "ResNet-18 (CIFAR stem)",
+        "small_cnn": "small CNN",
+    }
     widths = cfg.expander.split("-")
     expander = f"{widths[0]}x{len(widths)}" if len(set(widths)) == 1 else cfg.expander
     return f"{names.get(cfg.backbone, cfg.backbone)} + {expander}"
@@ -396,8 +467,10 @@ def preflight(cfg: Config, device: torch.device, world: int, amp=_FROM_CONFIG) -
     info = {"need_bytes": int(need), "free_bytes": int(free), "per_gpu": per_gpu, "amp": amp}
     if need <= free:
         return info
-    what = (f"{describe(cfg)} at {per_gpu} images per GPU in {amp} needs about {need / GB:.1f} GB; "
-            f"this GPU has {free / GB:.1f} GB free")
+    what = (
+        f"{describe(cfg)} at {per_gpu} images per GPU in {amp} needs about {need / GB:.1f} GB; "
+        f"this GPU has {free / GB:.1f} GB free"
+    )
     message = f"{what}: {_advice(cfg, per_gpu, amp, world, free)}"
     if not cfg.memory_check:
         warnings.warn(f"{message} (memory_check=false: going on)", RuntimeWarning, stacklevel=2)
@@ -425,14 +498,18 @@ def _advice(cfg: Config, per_gpu: int, amp: str, world: int, free: float) -> str
         smaller = f"--set batch_size={global_batch} base_lr={PAPER_BASE_LR[global_batch]} (the paper's base_lr for it"
     else:
         paper = [b for b in PAPER_BASE_LR if b <= global_batch and b % world == 0 and b // world >= 2]
-        smaller = (f"--set batch_size={global_batch} (the paper gives no base_lr for it"
-                   + (f"; batch_size={max(paper)} base_lr={PAPER_BASE_LR[max(paper)]} has one" if paper else ""))
-    return (f"use {smaller}; {fit} per GPU needs ~{need_fit:.0f} GB) "
-            f"or {cfg.batch_size // fit} GPUs for batch_size={cfg.batch_size}")
+        smaller = f"--set batch_size={global_batch} (the paper gives no base_lr for it" + (
+            f"; batch_size={max(paper)} base_lr={PAPER_BASE_LR[max(paper)]} has one" if paper else ""
+        )
+    return (
+        f"use {smaller}; {fit} per GPU needs ~{need_fit:.0f} GB) "
+        f"or {cfg.batch_size // fit} GPUs for batch_size={cfg.batch_size}"
+    )
 
 
 # ----------------------------------------------------------------------------------------------
 # the command for a number and size of GPUs
+
 
 @dataclass
 class LaunchPlan:
@@ -446,8 +523,14 @@ class LaunchPlan:
     note: str
 
 
-def launch_plan(nodes: int, gpus_per_node: int, gpu_memory_gib: float, amp: str = "bf16",
-                epochs: int = 1000, data_dir: str = "/path/to/imagenet") -> LaunchPlan:
+def launch_plan(
+    nodes: int,
+    gpus_per_node: int,
+    gpu_memory_gib: float,
+    amp: str = "bf16",
+    epochs: int = 1000,
+    data_dir: str = "/path/to/imagenet",
+) -> LaunchPlan:
     """The ImageNet run that fits ``nodes`` x ``gpus_per_node`` GPUs of ``gpu_memory_gib`` each.
 
     Tries the paper's global batches from the largest down (1000 epochs: 2048 with base_lr 0.2,
@@ -468,8 +551,9 @@ def launch_plan(nodes: int, gpus_per_node: int, gpu_memory_gib: float, amp: str 
     """
     _check_amp(amp)
     if epochs not in (100, 1000):
-        raise ConfigError(f"epochs={epochs}: the paper's runs are 1000 epochs (imagenet-resnet50) or 100 "
-                          "(imagenet-resnet50-100ep)")
+        raise ConfigError(
+            f"epochs={epochs}: the paper's runs are 1000 epochs (imagenet-resnet50) or 100 (imagenet-resnet50-100ep)"
+        )
     world = nodes * gpus_per_node
     usable = (gpu_memory_gib - 1) * 2**30
     preset = "imagenet-resnet50" if epochs == 1000 else "imagenet-resnet50-100ep"
@@ -484,8 +568,10 @@ def launch_plan(nodes: int, gpus_per_node: int, gpu_memory_gib: float, amp: str 
         if need <= 0.9 * usable:
             break
     else:
-        raise ConfigError(f"no batch of the paper's ({', '.join(str(b) for b, _ in chain)}) fits "
-                          f"{world} GPU(s) of {gpu_memory_gib:g} GiB in {amp}: use more or larger GPUs")
+        raise ConfigError(
+            f"no batch of the paper's ({', '.join(str(b) for b, _ in chain)}) fits "
+            f"{world} GPU(s) of {gpu_memory_gib:g} GiB in {amp}: use more or larger GPUs"
+        )
     overrides = {"data_dir": data_dir}
     if global_batch != base.batch_size:
         overrides.update(batch_size=global_batch, base_lr=base_lr)
@@ -499,9 +585,11 @@ def launch_plan(nodes: int, gpus_per_node: int, gpu_memory_gib: float, amp: str 
     else:
         command = f"vicreg-edu train {train_args}"
     source = "the paper's" if epochs == 1000 else "the official launch's"
-    note = (f"{per_gpu} images per GPU need ~{need / 2**30:.0f} GiB of {gpu_memory_gib:g}; "
-            + (f"{source} batch and learning rate" if global_batch == base.batch_size else
-               f"batch {global_batch} with the paper's base_lr {base_lr} for it ({base.batch_size} does not fit)"))
+    note = f"{per_gpu} images per GPU need ~{need / 2**30:.0f} GiB of {gpu_memory_gib:g}; " + (
+        f"{source} batch and learning rate"
+        if global_batch == base.batch_size
+        else f"batch {global_batch} with the paper's base_lr {base_lr} for it ({base.batch_size} does not fit)"
+    )
     return LaunchPlan(preset, overrides, per_gpu, need / 2**30, command, note)
 
 

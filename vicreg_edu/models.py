@@ -30,7 +30,6 @@ import torchvision
 from .config import BACKBONES, parse_expander_spec
 
 
-
 # -----------------------------------------------------------------------------
 # Backbones
 

@@ -9,6 +9,7 @@
 - :func:`learning_rate`: linear warm-up, then a per-step cosine decay to ``end_lr_ratio`` x peak
   (facebookresearch/vicreg ``main_vicreg.py: adjust_learning_rate``).
 """
+
 from __future__ import annotations
 
 import math
@@ -55,11 +56,20 @@ class LARS(torch.optim.Optimizer):
         >>> w.sum().backward(); opt.step()
     """
 
-    def __init__(self, params: Iterable, lr: float = 0.0, weight_decay: float = 0.0,
-                 momentum: float = 0.9, eta: float = 0.001, clip: bool = False):
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 0.0,
+        weight_decay: float = 0.0,
+        momentum: float = 0.9,
+        eta: float = 0.001,
+        clip: bool = False,
+    ):
         if lr < 0 or weight_decay < 0 or not 0 <= momentum < 1 or eta <= 0:
-            raise ValueError(f"LARS expects lr >= 0, weight_decay >= 0, 0 <= momentum < 1, eta > 0; "
-                             f"got lr={lr}, weight_decay={weight_decay}, momentum={momentum}, eta={eta}")
+            raise ValueError(
+                f"LARS expects lr >= 0, weight_decay >= 0, 0 <= momentum < 1, eta > 0; "
+                f"got lr={lr}, weight_decay={weight_decay}, momentum={momentum}, eta={eta}"
+            )
         super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, eta=eta, clip=bool(clip)))
 
     @torch.no_grad()
@@ -88,8 +98,9 @@ class LARS(torch.optim.Optimizer):
         return loss
 
 
-def build_optimizer(model: nn.Module, name: str, weight_decay: float, momentum: float = 0.9,
-                    eta: float = 0.001, clip: bool = False) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: nn.Module, name: str, weight_decay: float, momentum: float = 0.9, eta: float = 0.001, clip: bool = False
+) -> torch.optim.Optimizer:
     """The optimiser for ``model``'s parameters; the schedule sets ``lr`` each step.
 
     Args:
@@ -113,8 +124,7 @@ def build_optimizer(model: nn.Module, name: str, weight_decay: float, momentum: 
     raise ValueError(f"unknown optimizer {name!r}; choose lars, sgd or adamw")
 
 
-def learning_rate(step: int, total_steps: int, warmup_steps: int, peak_lr: float,
-                  end_lr_ratio: float = 0.001) -> float:
+def learning_rate(step: int, total_steps: int, warmup_steps: int, peak_lr: float, end_lr_ratio: float = 0.001) -> float:
     """Learning rate at ``step`` (0-based): linear warm-up from 0, then cosine to ``end_lr_ratio * peak``.
 
     Mirrors ``adjust_learning_rate`` in facebookresearch/vicreg ``main_vicreg.py``.

@@ -121,8 +121,9 @@ def plot_matrix_heatmap(
     if not (math.isfinite(vmax) and vmax > 0):
         vmax = 1.0  # an all-zero matrix (complete collapse): keep a valid, symmetric scale
     ax = _new_ax(ax, figsize=(5, 4.3))
-    im = ax.imshow(m, cmap=sns.color_palette(DIVERGING_CMAP, as_cmap=True), vmin=-vmax, vmax=vmax,
-                   interpolation="nearest")
+    im = ax.imshow(
+        m, cmap=sns.color_palette(DIVERGING_CMAP, as_cmap=True), vmin=-vmax, vmax=vmax, interpolation="nearest"
+    )
     if colorbar:
         ax.figure.colorbar(im, ax=ax, label=kind)
     ax.set_xlabel("dimension j")
@@ -217,11 +218,11 @@ def plot_spectrum(
     if not pos.any():
         if not any(len(other.get_ydata()) for other in ax.lines if other is not line):
             ax.set_ylim(1e-3, 1.0)  # nothing positive on these axes: keep a valid log range
-        ax.text(0.5, 0.5, "all singular values are 0\n(complete collapse)", transform=ax.transAxes,
-                ha="center", va="center")
+        ax.text(
+            0.5, 0.5, "all singular values are 0\n(complete collapse)", transform=ax.transAxes, ha="center", va="center"
+        )
     prefix = f"{label}: " if label else ""
-    ax.axvline(erank, color=line.get_color(), linestyle="--",
-               label=f"{prefix}effective rank = {erank:.1f}")
+    ax.axvline(erank, color=line.get_color(), linestyle="--", label=f"{prefix}effective rank = {erank:.1f}")
     ax.set_xlabel("index k (largest first)")
     ax.set_ylabel("$\\sigma_k / \\sigma_1$" if normalize else "singular value $\\sigma_k$")
     if title or not ax.get_title():  # an overlay keeps the first title
@@ -292,8 +293,10 @@ def read_metrics(path) -> list[dict]:
         >>> records = read_metrics("runs/demo/metrics.jsonl")
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"metrics file not found: {os.fspath(path)!r} (expected the "
-                                "metrics.jsonl the trainer writes into its output folder)")
+        raise FileNotFoundError(
+            f"metrics file not found: {os.fspath(path)!r} (expected the "
+            "metrics.jsonl the trainer writes into its output folder)"
+        )
     with open(path) as f:
         lines = f.read().splitlines()
     records = []
@@ -321,8 +324,7 @@ def _records(metrics: Metrics, kind: str, x: str) -> list[dict]:
     if isinstance(metrics, (str, os.PathLike)):
         metrics = read_metrics(metrics)
     elif not isinstance(metrics, Iterable) or isinstance(metrics, dict):
-        raise TypeError(f"metrics must be a path to metrics.jsonl or a list of dicts, got "
-                        f"{type(metrics).__name__}")
+        raise TypeError(f"metrics must be a path to metrics.jsonl or a list of dicts, got {type(metrics).__name__}")
     by_x = {}
     for r in metrics:
         if not isinstance(r, dict):
@@ -368,8 +370,9 @@ def plot_training_curves(
     """
     recs = _records(metrics, "step", x)
     if not recs:
-        raise ValueError(f"no step records with {x!r} in metrics (expected lines like "
-                         '{"kind": "step", "step": 0, "loss": ...})')
+        raise ValueError(
+            f'no step records with {x!r} in metrics (expected lines like {{"kind": "step", "step": 0, "loss": ...}})'
+        )
     ax = _new_ax(ax)
     xs = _values(recs, x)
     for term in terms:
@@ -417,8 +420,10 @@ def plot_collapse_panels(
 
     recs = [r for r in _records(metrics, "epoch", "epoch") if r.get("emb_effective_rank") is not None]
     if not recs:
-        raise ValueError("no epoch records with 'emb_effective_rank' in metrics (expected lines "
-                         'like {"kind": "epoch", "epoch": 0, "emb_effective_rank": ...})')
+        raise ValueError(
+            "no epoch records with 'emb_effective_rank' in metrics (expected lines "
+            'like {"kind": "epoch", "epoch": 0, "emb_effective_rank": ...})'
+        )
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
     ax_rank, ax_std = axes[0], axes[1]
@@ -464,10 +469,10 @@ def plot_training_overview(metrics: Metrics, log_y: bool = False):
     """
     if isinstance(metrics, (str, os.PathLike)):
         metrics = read_metrics(metrics)
-    has_epochs = bool([r for r in _records(metrics, "epoch", "epoch")
-                       if r.get("emb_effective_rank") is not None])
-    fig, axes = plt.subplots(1, 3 if has_epochs else 1, figsize=(15 if has_epochs else 6, 4),
-                             constrained_layout=True, squeeze=False)
+    has_epochs = bool([r for r in _records(metrics, "epoch", "epoch") if r.get("emb_effective_rank") is not None])
+    fig, axes = plt.subplots(
+        1, 3 if has_epochs else 1, figsize=(15 if has_epochs else 6, 4), constrained_layout=True, squeeze=False
+    )
     plot_training_curves(metrics, ax=axes[0, 0], log_y=log_y)
     if has_epochs:
         plot_collapse_panels(metrics, axes=axes[0, 1:])
@@ -535,8 +540,10 @@ def embed_2d(z, method: str = "pca", seed: int = 0) -> tuple[np.ndarray, list[st
         try:
             from sklearn.manifold import TSNE
         except ImportError:
-            raise ImportError("method='tsne' needs scikit-learn, which is not installed "
-                              "(pip install scikit-learn); method='pca' needs nothing extra") from None
+            raise ImportError(
+                "method='tsne' needs scikit-learn, which is not installed "
+                "(pip install scikit-learn); method='pca' needs nothing extra"
+            ) from None
         perplexity = min(30.0, max(1.0, (len(x) - 1) / 3))
         coords = TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(x)
         return coords, ["t-SNE 1", "t-SNE 2"]
@@ -544,8 +551,10 @@ def embed_2d(z, method: str = "pca", seed: int = 0) -> tuple[np.ndarray, list[st
         try:
             import umap
         except ImportError:
-            raise ImportError("method='umap' needs umap-learn, which is not installed "
-                              "(pip install umap-learn); method='pca' needs nothing extra") from None
+            raise ImportError(
+                "method='umap' needs umap-learn, which is not installed "
+                "(pip install umap-learn); method='pca' needs nothing extra"
+            ) from None
         coords = umap.UMAP(n_components=2, random_state=seed).fit_transform(x)
         return coords, ["UMAP 1", "UMAP 2"]
     raise ValueError(f"method must be 'pca', 'tsne' or 'umap', got {method!r}")
@@ -589,8 +598,7 @@ def plot_embedding_2d(
             labels = labels.detach().cpu().numpy()
         labels = np.asarray(labels)
         if labels.ndim != 1 or len(labels) != n:
-            raise ValueError(f"labels must be 1-D with one label per row of z (N={n}), "
-                             f"got shape {labels.shape}")
+            raise ValueError(f"labels must be 1-D with one label per row of z (N={n}), got shape {labels.shape}")
     coords, axis_labels = embed_2d(z, method, seed)
     ax = _new_ax(ax, figsize=(5.5, 5))
     hue = hue_order = None
@@ -603,8 +611,9 @@ def plot_embedding_2d(
         hue = [name[lab] for lab in labels]
         hue_order = [name[lab] for lab in order]
     palette = "tab10" if hue_order is not None and len(hue_order) <= 10 else None
-    sns.scatterplot(x=coords[:, 0], y=coords[:, 1], hue=hue, hue_order=hue_order, palette=palette,
-                    s=point_size, linewidth=0, ax=ax)
+    sns.scatterplot(
+        x=coords[:, 0], y=coords[:, 1], hue=hue, hue_order=hue_order, palette=palette, s=point_size, linewidth=0, ax=ax
+    )
     if hue is not None:
         ax.legend(title="label", fontsize="small", markerscale=1.5)
     ax.set_xlabel(axis_labels[0])

@@ -42,6 +42,7 @@ Either way the requeued job continues from the checkpoint at the step reached (n
 run; ``tests/test_slurm.py`` checks both on a real SLURM). The grace time must cover one or two
 steps plus a checkpoint write. ``out_dir`` and ``--log-dir`` must be on a filesystem every node sees.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -88,13 +89,15 @@ class TrainingJob:
         import torch  # already imported with this module: the variable alone would no longer change its threads
 
         torch.set_num_threads(max(1, int(os.environ["OMP_NUM_THREADS"])))
-        dist_env = submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False,
-                                                                         overwrite=True)
+        dist_env = submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
         backend = "gloo (CPU)" if self.gpus_per_node == 0 else "nccl (GPU)"
-        print(f"[vicreg-edu submit] job {env.job_id} attempt {int(os.environ.get('SLURM_RESTART_COUNT', 0)) + 1} | "
-              f"task {dist_env.rank}/{dist_env.world_size} (local {dist_env.local_rank}) on {socket.gethostname()} | "
-              f"master {dist_env.master_addr}:{dist_env.master_port} | {backend} | "
-              f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} = torch threads {torch.get_num_threads()}", flush=True)
+        print(
+            f"[vicreg-edu submit] job {env.job_id} attempt {int(os.environ.get('SLURM_RESTART_COUNT', 0)) + 1} | "
+            f"task {dist_env.rank}/{dist_env.world_size} (local {dist_env.local_rank}) on {socket.gethostname()} | "
+            f"master {dist_env.master_addr}:{dist_env.master_port} | {backend} | "
+            f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} = torch threads {torch.get_num_threads()}",
+            flush=True,
+        )
         if dist_env.rank == 0:
             print(f"[vicreg-edu submit] {self.resume_note()}", flush=True)
         from .trainer import train_and_report
@@ -105,8 +108,11 @@ class TrainingJob:
             if dist_env.rank == 0:
                 print(f"vicreg-edu: error: {one_line(e)}", flush=True)
             raise RuntimeError(f"vicreg-edu train stopped: {one_line(e)}") from None
-        print(f"[vicreg-edu submit] task {dist_env.rank} done: {time.process_time():.1f} s CPU, "
-              f"{time.time() - t0:.1f} s wall in this attempt", flush=True)
+        print(
+            f"[vicreg-edu submit] task {dist_env.rank} done: {time.process_time():.1f} s CPU, "
+            f"{time.time() - t0:.1f} s wall in this attempt",
+            flush=True,
+        )
 
     def resume_note(self) -> str:
         """What ``resume="auto"`` will do: start fresh, or continue from ``<out_dir>/checkpoint.pt`` at step N."""
@@ -125,8 +131,11 @@ class TrainingJob:
         """Called by submitit on USR2 (the time limit; after the trainer's checkpoint): requeue this job, resuming."""
         import submitit
 
-        print("[vicreg-edu submit] USR2 received: requeueing; the next attempt resumes from the latest "
-              "checkpoint (resume=auto)", flush=True)
+        print(
+            "[vicreg-edu submit] USR2 received: requeueing; the next attempt resumes from the latest "
+            "checkpoint (resume=auto)",
+            flush=True,
+        )
         return submitit.helpers.DelayedSubmission(TrainingJob(self.config, self.gpus_per_node))
 
 
@@ -137,9 +146,11 @@ def job_config(cfg: Config) -> Config:
         SubmitError: ``cfg.resume`` names a checkpoint file (a job always resumes from its own out_dir).
     """
     if cfg.resume not in ("", "auto"):
-        raise SubmitError(f"--resume {cfg.resume}: a submitted job always resumes with --resume auto from "
-                          f"<out_dir>/checkpoint.pt (so a requeued job continues); to start from another "
-                          f"checkpoint, copy it there first")
+        raise SubmitError(
+            f"--resume {cfg.resume}: a submitted job always resumes with --resume auto from "
+            f"<out_dir>/checkpoint.pt (so a requeued job continues); to start from another "
+            f"checkpoint, copy it there first"
+        )
     return cfg.replace(resume="auto", out_dir=str(Path(cfg.out_dir).expanduser().resolve()))
 
 
@@ -153,18 +164,24 @@ def resources(args: argparse.Namespace) -> tuple[int, int]:
     if tasks < 1:
         raise SubmitError(f"--tasks-per-node must be >= 1, got {tasks}")
     if args.gpus_per_node and tasks != args.gpus_per_node:
-        raise SubmitError(f"--tasks-per-node {tasks} with --gpus-per-node {args.gpus_per_node}: the trainer runs "
-                          "one process per GPU (task LOCAL_RANK uses cuda:LOCAL_RANK), so they must be equal")
+        raise SubmitError(
+            f"--tasks-per-node {tasks} with --gpus-per-node {args.gpus_per_node}: the trainer runs "
+            "one process per GPU (task LOCAL_RANK uses cuda:LOCAL_RANK), so they must be equal"
+        )
     for name in ("cpus_per_task", "time", "signal_delay", "max_requeues"):
         value = getattr(args, name)
         if value is not None and value < (0 if name == "max_requeues" else 1):
             raise SubmitError(f"--{name.replace('_', '-')} must be positive, got {value}")
     if args.mem is not None and not _MEM.fullmatch(args.mem):
-        raise SubmitError(f"--mem {args.mem}: expected SLURM's memory syntax, an integer with an optional unit "
-                          f"K, M, G or T (MB without one), e.g. 64G or 64GB")
+        raise SubmitError(
+            f"--mem {args.mem}: expected SLURM's memory syntax, an integer with an optional unit "
+            f"K, M, G or T (MB without one), e.g. 64G or 64GB"
+        )
     if args.signal_delay >= args.time * 60:
-        raise SubmitError(f"--signal-delay {args.signal_delay} s is not shorter than --time {args.time} min: SLURM "
-                          "would send USR2 at once and the job would requeue without training")
+        raise SubmitError(
+            f"--signal-delay {args.signal_delay} s is not shorter than --time {args.time} min: SLURM "
+            "would send USR2 at once and the job would requeue without training"
+        )
     return tasks, args.nodes * tasks
 
 
@@ -195,20 +212,23 @@ class Request:
 
     def lines(self) -> list[str]:
         """The block printed before submission."""
+
         def plural(n: int, word: str) -> str:
             return f"{n} {word}" + ("" if n == 1 else "es" if word.endswith("s") else "s")
 
         hours = f" ({self.time_min / 60:g} h)" if self.time_min >= 60 else ""
         backend = f"{self.gpus_per_node} GPUs per node, NCCL" if self.gpus_per_node else "gloo on CPU"
-        return [f"requesting: {plural(self.nodes, 'node')} x {plural(self.tasks_per_node, 'task')} = "
-                f"{plural(self.world, 'process')} ({backend}), {plural(self.cpus_per_task, 'CPU')} per task, "
-                f"{self.mem} memory per node, time {self.time_min} min{hours}, "
-                f"signal USR2 at -{self.signal_delay_s} s, "
-                f"partition {self.partition or '(cluster default)'}",
-                f"  CPUs per task: {self.cpus_from}",
-                f"  memory:        {self.mem_from}",
-                f"  signal:        USR2 {self.signal_delay_s} s before the time limit (--signal-delay): checkpoint "
-                f"and requeue, at most {self.max_requeues} times (--max-requeues)"]
+        return [
+            f"requesting: {plural(self.nodes, 'node')} x {plural(self.tasks_per_node, 'task')} = "
+            f"{plural(self.world, 'process')} ({backend}), {plural(self.cpus_per_task, 'CPU')} per task, "
+            f"{self.mem} memory per node, time {self.time_min} min{hours}, "
+            f"signal USR2 at -{self.signal_delay_s} s, "
+            f"partition {self.partition or '(cluster default)'}",
+            f"  CPUs per task: {self.cpus_from}",
+            f"  memory:        {self.mem_from}",
+            f"  signal:        USR2 {self.signal_delay_s} s before the time limit (--signal-delay): checkpoint "
+            f"and requeue, at most {self.max_requeues} times (--max-requeues)",
+        ]
 
 
 def request(args: argparse.Namespace, cfg: Config) -> Request:
@@ -225,8 +245,10 @@ def request(args: argparse.Namespace, cfg: Config) -> Request:
         cpus, cpus_from = args.cpus_per_task, "--cpus-per-task"
     else:
         cpus = max(1, cfg.num_workers)
-        cpus_from = (f"num_workers={cfg.num_workers} data-loading workers (the official launcher: 10 for 10), "
-                     f"at least 1; --cpus-per-task to change")
+        cpus_from = (
+            f"num_workers={cfg.num_workers} data-loading workers (the official launcher: 10 for 10), "
+            f"at least 1; --cpus-per-task to change"
+        )
     if args.mem is not None:
         mem, mem_from = args.mem, "--mem"
     elif args.gpus_per_node:
@@ -235,9 +257,19 @@ def request(args: argparse.Namespace, cfg: Config) -> Request:
     else:
         mem = f"{CPU_TASK_MEM_GB * tasks}G"
         mem_from = f"{CPU_TASK_MEM_GB} GB per CPU task x {tasks}; --mem to change"
-    return Request(nodes=args.nodes, tasks_per_node=tasks, gpus_per_node=args.gpus_per_node, cpus_per_task=cpus,
-                   cpus_from=cpus_from, mem=mem, mem_from=mem_from, time_min=args.time,
-                   signal_delay_s=args.signal_delay, max_requeues=args.max_requeues, partition=args.partition)
+    return Request(
+        nodes=args.nodes,
+        tasks_per_node=tasks,
+        gpus_per_node=args.gpus_per_node,
+        cpus_per_task=cpus,
+        cpus_from=cpus_from,
+        mem=mem,
+        mem_from=mem_from,
+        time_min=args.time,
+        signal_delay_s=args.signal_delay,
+        max_requeues=args.max_requeues,
+        partition=args.partition,
+    )
 
 
 def sbatch_script() -> Path:
@@ -248,8 +280,12 @@ def sbatch_script() -> Path:
 def print_sbatch() -> None:
     """``vicreg-edu submit --print-sbatch``: the script's path and how to use it on stderr, its text on stdout."""
     path = sbatch_script()
-    print(f"# {path}\n# copy and edit the #SBATCH lines, then: sbatch vicreg.sbatch --preset ... --set out_dir=...\n"
-          f"#   vicreg-edu submit --print-sbatch > vicreg.sbatch", file=sys.stderr, flush=True)
+    print(
+        f"# {path}\n# copy and edit the #SBATCH lines, then: sbatch vicreg.sbatch --preset ... --set out_dir=...\n"
+        f"#   vicreg-edu submit --print-sbatch > vicreg.sbatch",
+        file=sys.stderr,
+        flush=True,
+    )
     print(path.read_text(), end="", flush=True)
 
 
@@ -271,15 +307,28 @@ def submit(args: argparse.Namespace, cfg: Config):
     except ImportError:
         raise SubmitError("submitit is not installed: pip install 'vicreg-edu[slurm]' (or pip install submitit)")
     if shutil.which("sbatch") is None:
-        raise SubmitError("sbatch not found: run this on a SLURM login node (tests/slurm_fixture.py shows a "
-                          "single-node SLURM on one machine)")
+        raise SubmitError(
+            "sbatch not found: run this on a SLURM login node (tests/slurm_fixture.py shows a "
+            "single-node SLURM on one machine)"
+        )
     executor = submitit.AutoExecutor(folder=args.log_dir, cluster="slurm", slurm_max_num_timeout=args.max_requeues)
-    params = dict(name=args.job_name, nodes=args.nodes, tasks_per_node=tasks, timeout_min=args.time,
-                  slurm_signal_delay_s=args.signal_delay, cpus_per_task=req.cpus_per_task, slurm_mem=req.mem)
+    params = dict(
+        name=args.job_name,
+        nodes=args.nodes,
+        tasks_per_node=tasks,
+        timeout_min=args.time,
+        slurm_signal_delay_s=args.signal_delay,
+        cpus_per_task=req.cpus_per_task,
+        slurm_mem=req.mem,
+    )
     if args.gpus_per_node:
         params["gpus_per_node"] = args.gpus_per_node  # 0 is left out: clusters without GPU gres reject it
-    optional = {"slurm_partition": args.partition,
-                "slurm_account": args.account, "slurm_qos": args.qos, "slurm_constraint": args.constraint}
+    optional = {
+        "slurm_partition": args.partition,
+        "slurm_account": args.account,
+        "slurm_qos": args.qos,
+        "slurm_constraint": args.constraint,
+    }
     params.update({k: v for k, v in optional.items() if v is not None})
     if args.slurm_args:
         params["slurm_additional_parameters"] = dict(args.slurm_args)
@@ -291,8 +340,10 @@ def submit(args: argparse.Namespace, cfg: Config):
     except submitit.core.utils.FailedJobError as e:  # sbatch said no: bad partition, account, resources...
         raise SubmitError(f"sbatch refused the job: {' '.join(str(e).split())}") from e
     job_folder = Path(str(job.paths.folder)).resolve()
-    print(f"submitted job {job.job_id}: {args.nodes} node(s) x {tasks} task(s) = {world} processes "
-          f"({'gloo on CPU' if not args.gpus_per_node else f'{args.gpus_per_node} GPUs per node, NCCL'})")
+    print(
+        f"submitted job {job.job_id}: {args.nodes} node(s) x {tasks} task(s) = {world} processes "
+        f"({'gloo on CPU' if not args.gpus_per_node else f'{args.gpus_per_node} GPUs per node, NCCL'})"
+    )
     print(f"  logs:        {job_folder}  (task 0: {Path(str(job.paths.stdout)).name})")
     print(f"  checkpoint:  {cfg.out_dir}/checkpoint.pt   metrics: {cfg.out_dir}/metrics.jsonl")
     print(f"  follow:      tail -f {job.paths.stdout}   |   squeue -j {job.job_id}   |   scancel {job.job_id}")

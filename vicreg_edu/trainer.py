@@ -31,6 +31,7 @@ Pre-emption: SIGTERM, SIGUSR1 or SIGUSR2 during training finishes the current st
 processes agree on it), writes the checkpoint at that step and stops with exit status 128 + the
 signal number (143 for SIGTERM); ``--resume auto`` then continues exactly where it stopped.
 """
+
 from __future__ import annotations
 
 import functools
@@ -49,8 +50,15 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from . import distributed
-from .checkpoint import (atomic_save, check_resume_config, find_checkpoint, load_checkpoint, restore_training_state,
-                         rng_state, training_state)
+from .checkpoint import (
+    atomic_save,
+    check_resume_config,
+    find_checkpoint,
+    load_checkpoint,
+    restore_training_state,
+    rng_state,
+    training_state,
+)
 from .config import Config, check_batch_split, parse_expander_spec
 from .data import DiagnosticViews, diagnostic_views, make_two_view_loader
 from .diagnostics import collapse_report
@@ -61,6 +69,7 @@ from .memory import preflight
 from .models import VICReg, VICRegWithProbe, build_model
 from .optim import build_optimizer, learning_rate
 from .views import make_augment_config
+
 
 @dataclass
 class TrainResult:
@@ -108,9 +117,13 @@ class Run:
     def with_steps(self, steps_per_epoch: int) -> Run:
         """This run with its step counts, derived from the loader's ``steps_per_epoch``."""
         cfg, total_steps = self.cfg, self.cfg.epochs * steps_per_epoch
-        return replace(self, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
-                       warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
-                       stop_at=min(total_steps, cfg.max_steps) if cfg.max_steps else total_steps)
+        return replace(
+            self,
+            steps_per_epoch=steps_per_epoch,
+            total_steps=total_steps,
+            warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
+            stop_at=min(total_steps, cfg.max_steps) if cfg.max_steps else total_steps,
+        )
 
     @property
     def master(self) -> bool:
@@ -199,8 +212,9 @@ def check_writable(folder: Path) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
-        raise ConfigError(f"out_dir={str(folder)!r} is not a writable folder ({e.strerror or e}); "
-                          "choose another out_dir") from None
+        raise ConfigError(
+            f"out_dir={str(folder)!r} is not a writable folder ({e.strerror or e}); choose another out_dir"
+        ) from None
 
 
 def setup(cfg: Config) -> Run:
@@ -259,16 +273,29 @@ def save_checkpoint(run: Run, state: State, terms: dict[str, float]) -> None:
     else:
         rng = [rng_state()]
     if run.master:
-        atomic_save(training_state(state.net, state.optimizer, state.probe_optimizer, state.scaler, state.step,
-                                   state.step / run.steps_per_epoch, run.cfg, rng), run.ckpt_path)
+        atomic_save(
+            training_state(
+                state.net,
+                state.optimizer,
+                state.probe_optimizer,
+                state.scaler,
+                state.step,
+                state.step / run.steps_per_epoch,
+                run.cfg,
+                rng,
+            ),
+            run.ckpt_path,
+        )
 
 
 def _diverged(run: Run, step: int, what: str) -> TrainingDiverged:
     ckpt = run.ckpt_path
     last = f"the last good checkpoint is kept at {ckpt}" if ckpt.is_file() else "no checkpoint was written yet"
-    return TrainingDiverged(f"training diverged at step {step}: {what}; {last}. Typical fixes: a lower base_lr "
-                            "or a longer warmup_epochs (resume with them: --resume auto --set base_lr=... "
-                            "warmup_epochs=... resume_changes=base_lr,warmup_epochs), or amp=none.")
+    return TrainingDiverged(
+        f"training diverged at step {step}: {what}; {last}. Typical fixes: a lower base_lr "
+        "or a longer warmup_epochs (resume with them: --resume auto --set base_lr=... "
+        "warmup_epochs=... resume_changes=base_lr,warmup_epochs), or amp=none."
+    )
 
 
 def _check_finite(run: Run, step: int, values: dict[str, float]) -> None:
@@ -299,11 +326,13 @@ class MetricsLog:
         if cfg.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
+
                 self._writer = SummaryWriter(str(run.out_dir / "tb"))
             except ImportError:
                 pass
         if cfg.progress:
             from tqdm.auto import tqdm
+
             self._bar = tqdm(total=run.total_steps, initial=step, desc="VICReg", unit="step", dynamic_ncols=True)
 
     def _open_metrics(self, step: int, resumed: bool):
@@ -337,13 +366,25 @@ class MetricsLog:
         (t, s), now = self._timer, time.perf_counter()
         imgs_per_s = (step - s) * self.run.cfg.batch_size / max(now - t, 1e-9)
         self._timer = (now, step)
-        self({"kind": "step", "step": step, "epoch": step / self.run.steps_per_epoch, **self.last, "lr": lr,
-              "imgs_per_s": imgs_per_s})
+        self(
+            {
+                "kind": "step",
+                "step": step,
+                "epoch": step / self.run.steps_per_epoch,
+                **self.last,
+                "lr": lr,
+                "imgs_per_s": imgs_per_s,
+            }
+        )
         if self._bar is not None:
             last = self.last
-            self._bar.set_postfix(loss=f"{last['loss']:.3f}", s=f"{last['invariance']:.3f}",
-                                  v=f"{last['variance']:.3f}", c=f"{last['covariance']:.3f}",
-                                  img_s=f"{imgs_per_s:.0f}")
+            self._bar.set_postfix(
+                loss=f"{last['loss']:.3f}",
+                s=f"{last['invariance']:.3f}",
+                v=f"{last['variance']:.3f}",
+                c=f"{last['covariance']:.3f}",
+                img_s=f"{imgs_per_s:.0f}",
+            )
 
     def advance(self) -> None:
         """One step done: the progress bar moves on."""
@@ -364,10 +405,12 @@ class MetricsLog:
 
 def epoch_line(cfg: Config, record: dict, last: dict[str, float]) -> str:
     """The line the progress bar prints at the end of an epoch."""
-    return (f"epoch {record['epoch']}/{cfg.epochs}: loss {last['loss']:.3f} (s {last['invariance']:.3f}, "
-            f"v {last['variance']:.3f}, c {last['covariance']:.3f}) | probe {record['online_probe_acc']:.3f}"
-            + (f" | emb eff. rank {record['emb_effective_rank']:.1f}" if "emb_effective_rank" in record else "")
-            + (f" | k-NN {record['knn_acc']:.3f}" if "knn_acc" in record else ""))
+    return (
+        f"epoch {record['epoch']}/{cfg.epochs}: loss {last['loss']:.3f} (s {last['invariance']:.3f}, "
+        f"v {last['variance']:.3f}, c {last['covariance']:.3f}) | probe {record['online_probe_acc']:.3f}"
+        + (f" | emb eff. rank {record['emb_effective_rank']:.1f}" if "emb_effective_rank" in record else "")
+        + (f" | k-NN {record['knn_acc']:.3f}" if "knn_acc" in record else "")
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -380,12 +423,20 @@ def build_criterion(cfg: Config):
     In the run's dtype; variance and covariance over the global batch under DDP. No finiteness check
     inside (it would wait for the GPU every step): :meth:`MetricsLog.step` checks every record.
     """
-    return functools.partial(vicreg_loss, sim_coeff=cfg.sim_coeff, std_coeff=cfg.std_coeff,
-                             cov_coeff=cfg.cov_coeff, gamma=cfg.gamma, eps=cfg.eps, check_finite=False)
+    return functools.partial(
+        vicreg_loss,
+        sim_coeff=cfg.sim_coeff,
+        std_coeff=cfg.std_coeff,
+        cov_coeff=cfg.cov_coeff,
+        gamma=cfg.gamma,
+        eps=cfg.eps,
+        check_finite=False,
+    )
 
 
-def train_step(run: Run, state: State, model, criterion, x_a: torch.Tensor, x_b: torch.Tensor,
-               y: torch.Tensor) -> tuple[VICRegTerms, torch.Tensor, float]:
+def train_step(
+    run: Run, state: State, model, criterion, x_a: torch.Tensor, x_b: torch.Tensor, y: torch.Tensor
+) -> tuple[VICRegTerms, torch.Tensor, float]:
     """One optimisation step on this process's share of the global batch (two views + labels).
 
     Returns the loss terms (on the device, not synced), the online probe's logits and the step's lr.
@@ -412,12 +463,15 @@ def check_share(run: Run, y: torch.Tensor) -> None:
     """The loss's all-gather needs equal shares (no sizes are exchanged): batch_size / world images."""
     share = run.cfg.batch_size // run.world
     if len(y) != share:
-        raise RuntimeError(f"this process got {len(y)} images, expected batch_size / world = {share}: "
-                           "the loader must give every process an equal share")
+        raise RuntimeError(
+            f"this process got {len(y)} images, expected batch_size / world = {share}: "
+            "the loader must give every process an equal share"
+        )
 
 
-def train_one_epoch(run: Run, state: State, model, criterion, loader, log: MetricsLog,
-                    signals: distributed.StopSignals) -> tuple[torch.Tensor, int]:
+def train_one_epoch(
+    run: Run, state: State, model, criterion, loader, log: MetricsLog, signals: distributed.StopSignals
+) -> tuple[torch.Tensor, int]:
     """One pass over ``loader`` (from the step it was set to start at); stops early at ``run.stop_at``,
     or after a stop signal, with a checkpoint at the step reached (``signals.agreed`` is then set).
 
@@ -489,8 +543,13 @@ def collapse_record(run: Run, model: VICReg, diag_views: DiagnosticViews | None)
         e_a.append(e.float())
     model.train(was_training)
     record = {f"emb_{k}": v for k, v in collapse_report(torch.cat(e_a), torch.cat(e_b)).as_dict().items()}
-    record.update({f"repr_{k}": v for k, v in collapse_report(torch.cat(r_a)).as_dict().items()
-                   if k in ("std_mean", "effective_rank", "dead_fraction")})
+    record.update(
+        {
+            f"repr_{k}": v
+            for k, v in collapse_report(torch.cat(r_a)).as_dict().items()
+            if k in ("std_mean", "effective_rank", "dead_fraction")
+        }
+    )
     return record
 
 
@@ -508,15 +567,23 @@ def knn_record(run: Run, state: State, epoch: int, evals: EpochEval) -> dict[str
     if not (cfg.knn_every and (epoch + 1) % cfg.knn_every == 0 and state.step < run.stop_at):
         return {}
     evals.knn_data = evals.knn_data or load_eval_data(cfg)
-    return {"knn_acc": knn_comparison(state.net.model, cfg, run.device, run.amp_dtype, evals.knn_data,
-                                      baselines=False)["trained"]}
+    return {
+        "knn_acc": knn_comparison(state.net.model, cfg, run.device, run.amp_dtype, evals.knn_data, baselines=False)[
+            "trained"
+        ]
+    }
 
 
-def end_of_epoch(run: Run, state: State, epoch: int, probe_counts: tuple[torch.Tensor, int],
-                 evals: EpochEval, log: MetricsLog) -> dict:
+def end_of_epoch(
+    run: Run, state: State, epoch: int, probe_counts: tuple[torch.Tensor, int], evals: EpochEval, log: MetricsLog
+) -> dict:
     """The epoch record (online probe: all processes; collapse report, k-NN: rank 0), logged, then the checkpoint."""
-    record = {"kind": "epoch", "epoch": epoch + 1, "step": state.step,
-              "online_probe_acc": probe_accuracy(run, *probe_counts)}
+    record = {
+        "kind": "epoch",
+        "epoch": epoch + 1,
+        "step": state.step,
+        "online_probe_acc": probe_accuracy(run, *probe_counts),
+    }
     if run.master:
         record.update(collapse_record(run, state.net.model, evals.diag_views))
         record.update(knn_record(run, state, epoch, evals))
@@ -546,13 +613,23 @@ def start(cfg: Config) -> tuple[Run, State, object, torch.nn.Module, EpochEval, 
     changes = check_resume_config(ckpt["config"], cfg) if ckpt is not None else {}  # resume_changes only
 
     aug = make_augment_config(cfg)
-    loader = make_two_view_loader(cfg.dataset, cfg.data_dir, aug, cfg.batch_size, train_size=cfg.train_size,
-                                  download=cfg.download, seed=cfg.seed, num_workers=cfg.num_workers, device=run.device)
+    loader = make_two_view_loader(
+        cfg.dataset,
+        cfg.data_dir,
+        aug,
+        cfg.batch_size,
+        train_size=cfg.train_size,
+        download=cfg.download,
+        seed=cfg.seed,
+        num_workers=cfg.num_workers,
+        device=run.device,
+    )
     evals = EpochEval(build_diag_views(run, aug))  # rank 0, CPU
     state = build_state(run, loader.num_classes)
     if ckpt is not None:
-        state.step = restore_training_state(ckpt, state.net, state.optimizer, state.probe_optimizer, state.scaler,
-                                            run.rank)
+        state.step = restore_training_state(
+            ckpt, state.net, state.optimizer, state.probe_optimizer, state.scaler, run.rank
+        )
     model = wrap_model(run, state.net)
     run = run.with_steps(len(loader))
     log = MetricsLog(run, state.step, resumed=ckpt is not None)
@@ -565,34 +642,57 @@ def start(cfg: Config) -> tuple[Run, State, object, torch.nn.Module, EpochEval, 
 def print_start_lines(run: Run, diag_views: DiagnosticViews | None) -> None:
     """What this run is (model, data, processes, precision, batch, steps, lr) and its collapse-report views."""
     cfg = run.cfg
-    print(f"VICReg | {cfg.backbone} + expander {cfg.expander} | {cfg.dataset} | world={run.world} "
-          f"device={run.device} {precision_note(cfg, run.device)} | batch {cfg.batch_size} "
-          f"({cfg.batch_size // run.world}/proc) | {run.steps_per_epoch} steps/epoch x {cfg.epochs} epochs "
-          f"| lr {cfg.lr:g} {cfg.optimizer}", flush=True)
-    print(f"collapse report: {len(diag_views)} held-out images from {diag_views.source}" if diag_views is not None
-          else "collapse report: off (diag_size=0)", flush=True)
+    print(
+        f"VICReg | {cfg.backbone} + expander {cfg.expander} | {cfg.dataset} | world={run.world} "
+        f"device={run.device} {precision_note(cfg, run.device)} | batch {cfg.batch_size} "
+        f"({cfg.batch_size // run.world}/proc) | {run.steps_per_epoch} steps/epoch x {cfg.epochs} epochs "
+        f"| lr {cfg.lr:g} {cfg.optimizer}",
+        flush=True,
+    )
+    print(
+        f"collapse report: {len(diag_views)} held-out images from {diag_views.source}"
+        if diag_views is not None
+        else "collapse report: off (diag_size=0)",
+        flush=True,
+    )
 
 
 def report_resume_changes(run: Run, step: int, changes: dict, log: MetricsLog) -> None:
     """The settings a resume changed on purpose (``resume_changes``): a record in metrics.jsonl and a line."""
     if not changes:
         return
-    log({"kind": "resume_changes", "step": step,
-         "changes": {k: {"checkpoint": a, "now": b} for k, (a, b) in changes.items()}})
+    log(
+        {
+            "kind": "resume_changes",
+            "step": step,
+            "changes": {k: {"checkpoint": a, "now": b} for k, (a, b) in changes.items()},
+        }
+    )
     if run.master:
-        print(f"resuming at step {step} with changed settings (resume_changes): "
-              + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()), flush=True)
+        print(
+            f"resuming at step {step} with changed settings (resume_changes): "
+            + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()),
+            flush=True,
+        )
 
 
 def stop_on_signal(run: Run, state: State, log: MetricsLog, signals: distributed.StopSignals) -> None:
     """After a stop signal (the checkpoint at ``state.step`` is written): a ``stop`` record, one line on
     stderr (rank 0), the signal's previous Python handler if it had one, then :class:`~.distributed.Preempted`."""
     name = signal.Signals(signals.agreed).name
-    log({"kind": "stop", "step": state.step, "epoch": state.step / run.steps_per_epoch, "signal": name,
-         "checkpoint": str(run.ckpt_path)})
+    log(
+        {
+            "kind": "stop",
+            "step": state.step,
+            "epoch": state.step / run.steps_per_epoch,
+            "signal": name,
+            "checkpoint": str(run.ckpt_path),
+        }
+    )
     log.close()
-    message = (f"stopped by {name} at step {state.step}; checkpoint written to {run.ckpt_path}; "
-               "resume with --resume auto")
+    message = (
+        f"stopped by {name} at step {state.step}; checkpoint written to {run.ckpt_path}; resume with --resume auto"
+    )
     if run.master:
         print(f"vicreg-edu: {message}", file=sys.stderr, flush=True)
     signals.forward()  # e.g. submitit's USR2 handler: requeue the job, then exit
@@ -630,8 +730,7 @@ def train(cfg: Config) -> TrainResult:
             stop_on_signal(run, state, log, signals)
 
     state.net.eval()
-    result = TrainResult(model=state.net.model, config=cfg, out_dir=run.out_dir, history=log.history,
-                         epochs=log.epochs)
+    result = TrainResult(model=state.net.model, config=cfg, out_dir=run.out_dir, history=log.history, epochs=log.epochs)
     if run.master and cfg.final_eval:
         result.final = knn_comparison(state.net.model, cfg, run.device, run.amp_dtype, evals.knn_data)
         log({"kind": "final", "step": state.step, **{f"knn_{k}": v for k, v in result.final.items()}})
@@ -642,8 +741,11 @@ def train(cfg: Config) -> TrainResult:
 
 def format_final(result: TrainResult) -> str:
     """A small table: k-NN accuracy of the trained encoder next to its baselines."""
-    names = {"trained": "VICReg-trained encoder", "random_init": "randomly initialised encoder",
-             "raw_pixels": "raw pixels"}
+    names = {
+        "trained": "VICReg-trained encoder",
+        "random_init": "randomly initialised encoder",
+        "raw_pixels": "raw pixels",
+    }
     lines = [f"k-NN accuracy (k=20, cosine, T=0.07) on the {result.config.dataset} test split:"]
     lines += [f"  {names[k]:<30s} {v * 100:6.2f}%" for k, v in result.final.items()]
     lines.append(f"wall time {result.wall_time:.1f} s; metrics in {result.metrics_path}")

@@ -39,6 +39,7 @@ IMAGENET_MEAN, IMAGENET_STD = DATASET_STATS["imagenet"]
 CIFAR10_MEAN, CIFAR10_STD = DATASET_STATS["cifar10"]
 SHAPES_MEAN, SHAPES_STD = DATASET_STATS["shapes"]
 
+
 @dataclass
 class AugmentConfig:
     """Everything that defines the two views. Defaults = the official ImageNet recipe.
@@ -103,9 +104,15 @@ class AugmentConfig:
             raise ValueError(f"crop_ratio must satisfy 0 < min <= max, got {self.crop_ratio}")
         if self.interpolation not in ("bicubic", "bilinear"):
             raise ValueError(f"interpolation must be 'bicubic' or 'bilinear', got {self.interpolation!r}")
-        probs = {"flip_p": self.flip_p, "jitter_p": self.jitter_p, "grayscale_p": self.grayscale_p,
-                 "blur_p[0]": self.blur_p[0], "blur_p[1]": self.blur_p[1],
-                 "solarize_p[0]": self.solarize_p[0], "solarize_p[1]": self.solarize_p[1]}
+        probs = {
+            "flip_p": self.flip_p,
+            "jitter_p": self.jitter_p,
+            "grayscale_p": self.grayscale_p,
+            "blur_p[0]": self.blur_p[0],
+            "blur_p[1]": self.blur_p[1],
+            "solarize_p[0]": self.solarize_p[0],
+            "solarize_p[1]": self.solarize_p[1],
+        }
         for name, p in probs.items():
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"{name} is a probability and must lie in [0, 1], got {p}")
@@ -148,8 +155,9 @@ def cifar_augment(**overrides) -> AugmentConfig:
         >>> cifar_augment().size, cifar_augment().blur_p
         (32, (0.0, 0.0))
     """
-    base = AugmentConfig(size=32, crop_scale=(0.2, 1.0), blur_p=(0.0, 0.0), solarize_p=(0.1, 0.1),
-                         mean=CIFAR10_MEAN, std=CIFAR10_STD)
+    base = AugmentConfig(
+        size=32, crop_scale=(0.2, 1.0), blur_p=(0.0, 0.0), solarize_p=(0.1, 0.1), mean=CIFAR10_MEAN, std=CIFAR10_STD
+    )
     return _with_overrides(base, overrides)
 
 
@@ -162,8 +170,16 @@ def shapes_augment(**overrides) -> AugmentConfig:
         >>> shapes_augment().crop_scale
         (0.3, 1.0)
     """
-    base = AugmentConfig(size=32, crop_scale=(0.3, 1.0), saturation=0.4, hue=0.25, blur_p=(0.0, 0.0),
-                         solarize_p=(0.1, 0.1), mean=SHAPES_MEAN, std=SHAPES_STD)
+    base = AugmentConfig(
+        size=32,
+        crop_scale=(0.3, 1.0),
+        saturation=0.4,
+        hue=0.25,
+        blur_p=(0.0, 0.0),
+        solarize_p=(0.1, 0.1),
+        mean=SHAPES_MEAN,
+        std=SHAPES_STD,
+    )
     return _with_overrides(base, overrides)
 
 

@@ -25,6 +25,7 @@ Example (in a notebook)::
     >>> explorer = AblationExplorer(load_results("ablation_grid"))   # doctest: +SKIP
     >>> explorer                                                      # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -42,11 +43,23 @@ from matplotlib.figure import Figure
 
 from . import experiments as ex
 
-__all__ = ["AblationExplorer", "summary_figure", "plot_factor_grid", "plot_loss_curves", "factor_runs",
-           "train_point", "figure_png"]
+__all__ = [
+    "AblationExplorer",
+    "summary_figure",
+    "plot_factor_grid",
+    "plot_loss_curves",
+    "factor_runs",
+    "train_point",
+    "figure_png",
+]
 
-FACTOR_TITLES = {"sim_coeff": "$\\lambda$ (sim_coeff)", "std_coeff": "$\\mu$ (std_coeff)",
-                 "cov_coeff": "$\\nu$ (cov_coeff)", "gamma": "$\\gamma$", "aug": "augmentation switched off"}
+FACTOR_TITLES = {
+    "sim_coeff": "$\\lambda$ (sim_coeff)",
+    "std_coeff": "$\\mu$ (std_coeff)",
+    "cov_coeff": "$\\nu$ (cov_coeff)",
+    "gamma": "$\\gamma$",
+    "aug": "augmentation switched off",
+}
 SLIDER_LABELS = {"sim_coeff": "λ (sim)", "std_coeff": "μ (std)", "cov_coeff": "ν (cov)", "gamma": "γ"}
 AUG_LABELS = {"crop": "crop", "flip_p": "flip", "jitter_p": "jitter", "grayscale_p": "gray", "solarize_p": "solarize"}
 TERMS = ("invariance $s$", "variance $v$", "covariance $c$")
@@ -83,14 +96,33 @@ def summary_figure(summary: dict, base: dict, title: str) -> Figure:
         for r, style in ((base, "--"), (summary, "-")):
             curve = np.array(r["curve"])
             axes[0].plot(curve[:, 0], curve[:, k + 1], style, marker=".", color=f"C{k}")
-    axes[0].set(xlabel="training step", ylabel="loss term (unweighted, log)", yscale="log",
-                title="blue $s$, orange $v$, green $c$\n(solid: this run, dashed: baseline)")
-    bars = [("k-NN accuracy", {"this run": summary["knn"], "baseline": base["knn"],
-                               "random enc.": base["knn_random_init"], "raw pixels": base["knn_raw_pixels"]}),
-            ("embedding std (mean)", {"this run": summary["emb_std_mean"], "baseline": base["emb_std_mean"]}),
-            ("effective rank", {"emb. (this)": summary["emb_effective_rank"], "emb. (base)": base["emb_effective_rank"],
-                                "repr. (this)": summary["repr_effective_rank"],
-                                "repr. (base)": base["repr_effective_rank"]})]
+    axes[0].set(
+        xlabel="training step",
+        ylabel="loss term (unweighted, log)",
+        yscale="log",
+        title="blue $s$, orange $v$, green $c$\n(solid: this run, dashed: baseline)",
+    )
+    bars = [
+        (
+            "k-NN accuracy",
+            {
+                "this run": summary["knn"],
+                "baseline": base["knn"],
+                "random enc.": base["knn_random_init"],
+                "raw pixels": base["knn_raw_pixels"],
+            },
+        ),
+        ("embedding std (mean)", {"this run": summary["emb_std_mean"], "baseline": base["emb_std_mean"]}),
+        (
+            "effective rank",
+            {
+                "emb. (this)": summary["emb_effective_rank"],
+                "emb. (base)": base["emb_effective_rank"],
+                "repr. (this)": summary["repr_effective_rank"],
+                "repr. (base)": base["repr_effective_rank"],
+            },
+        ),
+    ]
     for ax, (ylabel, values) in zip(axes[1:], bars):
         ax.bar(list(values), list(values.values()), color=["C0" if "this" in k else "C7" for k in values])
         ax.set(ylabel=ylabel, title=ylabel, ylim=(0, None))
@@ -142,8 +174,11 @@ def plot_factor_grid(grid: dict, metrics: list[tuple[str, str]], title: str) -> 
                 ax.axhline(base["knn_random_init"], ls="--", color="gray", lw=1, label="random encoder")
             ax.set_xticks(range(len(labels)), labels, rotation=30 if factor == "aug" else 0)
             log = key in ("invariance", "variance", "covariance")
-            ax.set(xlabel=FACTOR_TITLES[factor] if row == len(metrics) - 1 else None,
-                   ylabel=ylabel if col == 0 else None, yscale="log" if log else "linear")
+            ax.set(
+                xlabel=FACTOR_TITLES[factor] if row == len(metrics) - 1 else None,
+                ylabel=ylabel if col == 0 else None,
+                yscale="log" if log else "linear",
+            )
     for row, (key, _) in enumerate(metrics):  # once every column is drawn (the row shares its y axis)
         if key not in ("invariance", "variance", "covariance"):
             axes[row, 0].set_ylim(0, 1.08 * max(r[key] for r in grid["runs"]))
@@ -185,8 +220,9 @@ def _watch_progress(metrics: Path, epochs: int, progress: Callable[[float], None
             progress(min(max(epochs_done) / epochs, 1.0))
 
 
-def train_point(point: dict, sizes: dict, out_dir: str | Path,
-                progress: Optional[Callable[[float], None]] = None) -> dict:
+def train_point(
+    point: dict, sizes: dict, out_dir: str | Path, progress: Optional[Callable[[float], None]] = None
+) -> dict:
     """Train one setting exactly like a grid run and return its :func:`~vicreg_edu.experiments.summarize` record.
 
     ``sizes`` = ``epochs``, ``train_size``, ``test_size``, ``diag_size`` (e.g.
@@ -231,9 +267,15 @@ class AblationExplorer:
     ``explorer.widget`` is the ``VBox``.
     """
 
-    def __init__(self, grid: dict, live_sizes: Optional[dict] = None, *,
-                 run_fn: Optional[Callable[[dict, Callable[[float], None]], dict]] = None,
-                 background: bool = True, out_root: str = "runs/ch07_live"):
+    def __init__(
+        self,
+        grid: dict,
+        live_sizes: Optional[dict] = None,
+        *,
+        run_fn: Optional[Callable[[dict, Callable[[float], None]], dict]] = None,
+        background: bool = True,
+        out_root: str = "runs/ch07_live",
+    ):
         import ipywidgets as w
 
         self.grid, self.background, self.out_root = grid, background, out_root
@@ -249,21 +291,42 @@ class AblationExplorer:
         self._moved_during_run = False
         self.thread: Optional[threading.Thread] = None
 
-        self.sliders = {f: w.SelectionSlider(options=grid["factors"][f], value=grid["default_point"][f],
-                                             description=SLIDER_LABELS.get(f, f), continuous_update=False)
-                        for f in grid["factors"]}
-        self.toggles = {a: w.Checkbox(value=True, description=AUG_LABELS.get(a, a), indent=False,
-                                      layout=w.Layout(width="90px")) for a in grid["aug_off"]}
-        self.button = w.Button(description="Run it live", button_style="primary", icon="play",
-                               tooltip="train the current setting now, with the grid's sizes",
-                               layout=w.Layout(width="220px"))
-        self.progress = w.FloatProgress(value=0.0, min=0.0, max=1.0, description="training",
-                                        layout=w.Layout(visibility="hidden"))
+        self.sliders = {
+            f: w.SelectionSlider(
+                options=grid["factors"][f],
+                value=grid["default_point"][f],
+                description=SLIDER_LABELS.get(f, f),
+                continuous_update=False,
+            )
+            for f in grid["factors"]
+        }
+        self.toggles = {
+            a: w.Checkbox(value=True, description=AUG_LABELS.get(a, a), indent=False, layout=w.Layout(width="90px"))
+            for a in grid["aug_off"]
+        }
+        self.button = w.Button(
+            description="Run it live",
+            button_style="primary",
+            icon="play",
+            tooltip="train the current setting now, with the grid's sizes",
+            layout=w.Layout(width="220px"),
+        )
+        self.progress = w.FloatProgress(
+            value=0.0, min=0.0, max=1.0, description="training", layout=w.Layout(visibility="hidden")
+        )
         self.hint = w.HTML("")
         self.figure = w.Image(format="png", layout=w.Layout(max_width="100%"))
         self.log = w.HTML("")
-        self.widget = w.VBox([w.HBox(list(self.sliders.values())), w.HBox(list(self.toggles.values())),
-                              w.HBox([self.button, self.progress]), self.hint, self.figure, self.log])
+        self.widget = w.VBox(
+            [
+                w.HBox(list(self.sliders.values())),
+                w.HBox(list(self.toggles.values())),
+                w.HBox([self.button, self.progress]),
+                self.hint,
+                self.figure,
+                self.log,
+            ]
+        )
         for control in self.controls:
             control.observe(self.update, names="value")
         self.button.on_click(self.run_live)
@@ -277,8 +340,10 @@ class AblationExplorer:
 
     def current_point(self) -> dict:
         """The setting the controls describe, in the grid's point format."""
-        return {**{f: float(s.value) for f, s in self.sliders.items()},
-                "aug_off": [a for a, t in self.toggles.items() if not t.value]}
+        return {
+            **{f: float(s.value) for f, s in self.sliders.items()},
+            "aug_off": [a for a, t in self.toggles.items() if not t.value],
+        }
 
     @staticmethod
     def key(point: dict) -> str:
@@ -330,8 +395,10 @@ class AblationExplorer:
             self.draw(*found)
             return
         still = f" The figure still shows the {self.shown}." if self.shown else ""
-        self.hint.value = (f"<b>{_point_label(point)}</b>: not in the one-factor grid (it changes one factor at a time). "
-                           f"Press <b>Run it live</b> to train it.{still}")
+        self.hint.value = (
+            f"<b>{_point_label(point)}</b>: not in the one-factor grid (it changes one factor at a time). "
+            f"Press <b>Run it live</b> to train it.{still}"
+        )
 
     def update(self, change=None) -> None:
         """The controls' callback. During a live run the move is only noted; the run's end applies it."""
@@ -390,11 +457,14 @@ class AblationExplorer:
             try:  # still "running" while drawing, so a move made now waits for the result
                 with self._lock:
                     self.live_results[self.key(point)] = summary
-                self.draw(summary, f"live run: {_point_label(point)} ({self._sizes_text()}, "
-                                   f"{summary['wall_time_s']:.0f} s)")
-                self.log.value += (f"<div>live run {_point_label(point)}: k-NN {summary['knn']:.3f}, embedding std "
-                                   f"{summary['emb_std_mean']:.3f}, effective rank "
-                                   f"{summary['emb_effective_rank']:.1f}, {summary['wall_time_s']:.0f} s</div>")
+                self.draw(
+                    summary, f"live run: {_point_label(point)} ({self._sizes_text()}, {summary['wall_time_s']:.0f} s)"
+                )
+                self.log.value += (
+                    f"<div>live run {_point_label(point)}: k-NN {summary['knn']:.3f}, embedding std "
+                    f"{summary['emb_std_mean']:.3f}, effective rank "
+                    f"{summary['emb_effective_rank']:.1f}, {summary['wall_time_s']:.0f} s</div>"
+                )
             except Exception as e:
                 problem = f"Drawing the result failed: {type(e).__name__}: {e}"
         with self._lock:
@@ -414,6 +484,8 @@ class AblationExplorer:
     def _repr_mimebundle_(self, **kwargs):
         """The widget view, with a readable text fallback for viewers that cannot render widgets."""
         bundle = self.widget._repr_mimebundle_(**kwargs)
-        bundle["text/plain"] = ("[ablation explorer: sliders for λ, μ, ν, γ, augmentation switches and a 'Run it live' "
-                                "button; run the notebook in JupyterLab or Colab to use them]")
+        bundle["text/plain"] = (
+            "[ablation explorer: sliders for λ, μ, ν, γ, augmentation switches and a 'Run it live' "
+            "button; run the notebook in JupyterLab or Colab to use them]"
+        )
         return bundle

@@ -4,6 +4,7 @@ The book's chapters read measured runs (the ablation grid, the baselines, the lo
 recipe search) with :func:`load_results` after a plain ``pip install`` instead of retraining;
 the commands that make them write with :func:`write_results` into ``vicreg_edu/results/``.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,5 +59,10 @@ def rounded(x: float, digits: int = 4) -> float:
 
 def machine_info() -> dict:
     """torch version, threads, cores, Python and platform: stored next to every measured run."""
-    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_cores": os.cpu_count(),
-            "python": platform.python_version(), "platform": platform.machine()}
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.machine(),
+    }
