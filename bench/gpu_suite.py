@@ -128,15 +128,18 @@ def inject_data(images, labels) -> None:
     torch = _torch()
     import vicreg_edu.trainer as T
     from vicreg_edu.augment import TwoViewBatchAugment
-    from vicreg_edu.data import InMemoryTwoViewLoader
+    from vicreg_edu.data import DiagnosticViews, InMemoryTwoViewLoader
 
     def loader(name, root, aug, batch_size, *, seed=0, device="cpu", **_):
         return InMemoryTwoViewLoader(
             images.to(device), labels.to(device), TwoViewBatchAugment(aug), batch_size, seed=seed
         )
 
-    def diagnostic_views(name, root, aug, n, seed=0, device="cpu"):
-        return TwoViewBatchAugment(aug)(images[: max(2, n)].to(device), torch.Generator().manual_seed(seed))
+    def diagnostic_views(name, root, aug, n, seed=0, **_):
+        if n == 0:
+            return None
+        view_a, view_b = TwoViewBatchAugment(aug)(images[: max(2, n)], torch.Generator().manual_seed(seed))
+        return DiagnosticViews(view_a, view_b, aug.mean, aug.std, "the benchmark's images")
 
     T.make_two_view_loader, T.diagnostic_views = loader, diagnostic_views
 
