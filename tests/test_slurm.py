@@ -38,7 +38,7 @@ import pytest
 import torch
 
 from slurm_fixture import LocalSlurm, free_port, skip_reason
-from vicreg_edu import cli, slurm
+from vicreg_edu import cli, config, slurm
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -439,6 +439,7 @@ def test_skip_reason_names_what_is_missing(monkeypatch):
 
 def test_requested_resources_are_derived_printed_and_overridable(capsys, monkeypatch):
     """No cluster needed: what `vicreg-edu submit` asks SLURM for, from the config, unless told otherwise."""
+    monkeypatch.setattr(config, "FAST", False)  # the presets at full size, also under make test's VICREG_EDU_FAST=1
     parser = cli.build_parser()
 
     def request(*argv):
@@ -577,9 +578,11 @@ def _stub_bin(tmp_path: Path, srun_body: str) -> Path:
     return bin_dir
 
 
-def test_sbatch_script_runs_srun_torchrun_with_a_valid_command_line(tmp_path):
+def test_sbatch_script_runs_srun_torchrun_with_a_valid_command_line(tmp_path, monkeypatch):
     """The script under bash with stand-ins for srun/scontrol: the srun + torchrun + trainer command it builds."""
     import torch.distributed.run as torchrun
+
+    monkeypatch.setattr(config, "FAST", False)  # the preset at full size, also under make test's VICREG_EDU_FAST=1
 
     bin_dir = _stub_bin(tmp_path, "exit 3\n")
     env = {
