@@ -30,6 +30,18 @@ import torch
 from .config import RESUME_CHANGEABLE, TRAJECTORY_KEYS, Config, resume_change_keys
 from .errors import CheckpointError, CheckpointNotFoundError, ConfigError
 
+UNREADABLE_FILE_ERRORS = (
+    pickle.UnpicklingError,
+    zipfile.BadZipFile,
+    RuntimeError,
+    EOFError,
+    ValueError,
+    OSError,
+    AttributeError,
+    ModuleNotFoundError,
+    UnicodeDecodeError,
+)
+"""What ``torch.load`` raises on a torn, foreign or garbage file (reported as a :class:`CheckpointError`)."""
 REQUIRED_KEYS = ("net", "config", "step")  # what evaluation and resumption read
 
 
@@ -90,17 +102,7 @@ def load_checkpoint(path: str | Path) -> dict:
         )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except (
-        pickle.UnpicklingError,
-        zipfile.BadZipFile,
-        RuntimeError,
-        EOFError,
-        ValueError,
-        OSError,
-        AttributeError,
-        ModuleNotFoundError,
-        UnicodeDecodeError,
-    ) as e:
+    except UNREADABLE_FILE_ERRORS as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path} is not a readable vicreg-edu checkpoint ({reason[:200]})") from e
     missing = [k for k in REQUIRED_KEYS if not isinstance(ckpt, dict) or k not in ckpt]

@@ -411,7 +411,7 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
 
 
 def _run_protocol(args: argparse.Namespace) -> None:
-    from . import distributed as D
+    from . import distributed
     from .linear_eval import evaluate_protocol, format_result, protocol_config
 
     keys = (
@@ -440,10 +440,10 @@ def _run_protocol(args: argparse.Namespace) -> None:
             args.resume or "",
             args.device,
         )
-        if D.is_main_process():
+        if distributed.is_main_process():
             print(format_result(result), flush=True)
     finally:
-        D.cleanup()
+        distributed.cleanup()
 
 
 def _run_eval(args: argparse.Namespace) -> None:

@@ -26,15 +26,13 @@ or keep torchvision's classifier and load with ``strict=False``: the only missin
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
 
 import torch
 import torchvision
 from torch import nn
 
-from .checkpoint import atomic_save, load_checkpoint
+from .checkpoint import UNREADABLE_FILE_ERRORS, atomic_save, load_checkpoint
 from .errors import CheckpointError, CheckpointNotFoundError, ConfigError
 from .models import build_backbone
 
@@ -123,17 +121,7 @@ def read_torchvision_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointNotFoundError(f"no weights file at {path}; {hint}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (
-        pickle.UnpicklingError,
-        zipfile.BadZipFile,
-        RuntimeError,
-        EOFError,
-        ValueError,
-        OSError,
-        AttributeError,
-        ModuleNotFoundError,
-        UnicodeDecodeError,
-    ) as e:
+    except UNREADABLE_FILE_ERRORS as e:
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise CheckpointError(f"{path} is not a readable weights file ({reason[:160]}); {hint}") from e
     if not isinstance(obj, dict) or obj.get("format") == "vicreg-edu":
