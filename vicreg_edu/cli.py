@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 from .config import PRESETS, Config, apply_overrides, check_device, get_config
 from . import slurm
@@ -31,6 +32,7 @@ from .errors import UserError, one_line
 from .slurm import SubmitError
 
 PROG = "vicreg-edu"
+RANK_0_GRACE_S = 3.0  # seconds the other ranks wait before exiting on an error only rank 0 reports
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,6 +40,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         if _rank() != 0:
+            time.sleep(RANK_0_GRACE_S)  # torchrun stops every worker once one exits: let rank 0 print first
             sys.exit(2)
         super().error(message)
 
@@ -315,6 +318,8 @@ def _guarded(job, args: argparse.Namespace | None = None) -> int:
             raise
         if _rank() == 0:
             print(f"{PROG}: error: {one_line(e)}", file=sys.stderr, flush=True)
+        else:  # torchrun stops every worker once one exits: give rank 0 the time to print the line first
+            time.sleep(RANK_0_GRACE_S)
         return 2
     return status if isinstance(status, int) and not isinstance(status, bool) and status != 0 else 0
 
