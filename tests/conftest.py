@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
 from pathlib import Path
 
@@ -22,6 +23,16 @@ from PIL import Image
 from vicreg_edu.config import get_config
 
 ROOT = Path(__file__).resolve().parents[1]
+EXIT_WATCHDOG_S = 300
+
+
+def pytest_unconfigure(config):
+    """After the summary: if the interpreter has not exited within EXIT_WATCHDOG_S seconds (a child
+    process or thread it waits for), print every thread's stack and exit with status 1, so a hang
+    at exit shows up as a failed run with its cause, not as a CI timeout."""
+    faulthandler.dump_traceback_later(EXIT_WATCHDOG_S, exit=True)
+
+
 TINY = dict(
     train_size=256,
     test_size=128,

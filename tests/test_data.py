@@ -374,3 +374,77 @@ def test_corrupt_image_names_its_file(tmp_path):
     assert ds[ds.samples.index((str(tmp_path / "train/a/ok.png"), 0))][0].mode == "RGB"  # RGBA -> RGB
     with pytest.raises(DataError, match=r"cannot read the image file .*train/a/broken\.jpg"):
         [ds[i] for i in range(len(ds))]
+
+
+# -----------------------------------------------------------------------------
+# loader workers ignore SIGTERM (pre-emption): they must still stop when a run or the interpreter ends
+
+
+def test_loader_close_stops_its_workers():
+    loader = DataLoaderTwoViews(Shapes("test", n=32), TwoViewTransform(shapes_augment()), batch_size=8, num_workers=2)
+    loader.set_epoch(0)
+    next(iter(loader))
+    workers = list(loader.loader._iterator._workers)
+    assert len(workers) == 2 and all(w.is_alive() for w in workers)
+    loader.close()
+    assert not any(w.is_alive() for w in workers)
+    loader.set_epoch(1)  # usable again: new workers
+    assert len(list(loader)) == len(loader)
+    loader.close()
+
+
+def test_trainer_stops_loader_workers_when_a_run_fails(tmp_path):
+    """A worker's error ends the run; its workers are gone when train() raises, not at garbage collection."""
+    import multiprocessing
+
+    from conftest import _tiny
+
+    from vicreg_edu.trainer import train
+
+    root = tmp_path / "corrupt"
+    for split in ("train", "val"):
+        for cls in ("a", "b"):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(4):
+                if split == "train":
+                    (root / split / cls / f"{i}.jpg").write_bytes(b"\xff\xd8 truncated")
+                else:
+                    Image.new("L", (20, 20), 60 * i).save(root / split / cls / f"{i}.png")
+    cfg = _tiny(
+        tmp_path / "run",
+        dataset="imagefolder",
+        augment="imagenet",
+        data_dir=str(root),
+        aug={"size": 16},
+        batch_size=4,
+        diag_size=4,
+        train_size=0,
+        num_workers=1,
+    )
+    before = set(multiprocessing.active_children())
+    with pytest.raises(DataError, match="cannot read the image file"):
+        train(cfg)
+    assert set(multiprocessing.active_children()) <= before
+
+
+def test_interpreter_exits_with_a_loader_still_open(tmp_path):
+    """A loader kept alive to the end (here by a reference cycle, as a traceback does) does not hang
+    the exit: multiprocessing's exit hook would SIGTERM the workers, which ignore it, then wait."""
+    import subprocess
+    import sys
+
+    from conftest import _subprocess_env
+
+    code = (
+        "from vicreg_edu.data import DataLoaderTwoViews, Shapes\n"
+        "from vicreg_edu.augment import TwoViewTransform\n"
+        "from vicreg_edu.views import shapes_augment\n"
+        "loader = DataLoaderTwoViews(Shapes('test', n=32), TwoViewTransform(shapes_augment()), 8, num_workers=2)\n"
+        "loader.set_epoch(0); next(iter(loader))\n"
+        "loader.cycle = loader\n"
+        "print('workers', len(loader.loader._iterator._workers), flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=_subprocess_env(), capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and "workers 2" in done.stdout, done.stderr[-2000:]

@@ -97,12 +97,14 @@ import csv
 import functools
 import hashlib
 import io
+import atexit
 import os
 import pickle
 import random
 import signal
 import re
 import tarfile
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -812,7 +814,9 @@ def ignore_stop_signals(worker_id: int = 0) -> None:
     SLURM sends its pre-emption SIGTERM to every process of a job, loader workers included. A
     worker killed by it makes the main process raise ("DataLoader worker ... is killed by signal")
     before it can checkpoint the step it reached; ignoring the signal leaves the stop to the main
-    process, which finishes the step, checkpoints and then shuts its workers down itself.
+    process, which finishes the step, checkpoints and then shuts its workers down itself
+    (:meth:`DataLoaderTwoViews.close`). Python's own exit stops daemonic children with SIGTERM and
+    then waits for them, so a loader still open at exit is closed first (:func:`_close_open_loaders`).
     """
     for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, signal.SIG_IGN)
@@ -984,6 +988,9 @@ class InMemoryTwoViewLoader:
         self.epoch = epoch
         self.sampler.set_epoch(epoch, start)
 
+    def close(self) -> None:
+        """Nothing to stop (no worker processes): the loaders' common interface."""
+
     def __iter__(self):
         order = torch.tensor(list(self.sampler), device=self.images.device)
         local, aug = self.sampler.batch_size, self.augment
@@ -1009,6 +1016,36 @@ class _EpochKeys(Sampler):
     def __iter__(self):
         epoch = self.shard.order.epoch
         return ((epoch, i) for i in self.shard)
+
+
+def stop_workers(batches) -> None:
+    """Stop the worker processes of a DataLoader iterator (``iter(loader)``; None: nothing to do).
+
+    Told to stop through their queues (torch's own shutdown), then killed if still alive: the
+    trainer's workers ignore SIGTERM (:func:`ignore_stop_signals`).
+    """
+    if batches is None or not hasattr(batches, "_workers"):  # single-process iterator: no workers
+        return
+    batches._shutdown_workers()
+    for w in batches._workers:
+        if w.is_alive():
+            w.kill()
+            w.join()
+
+
+_OPEN_LOADERS: weakref.WeakSet = weakref.WeakSet()  # DataLoaderTwoViews with worker processes
+
+
+@atexit.register  # after multiprocessing's exit hook was registered (torch imports it): runs before it
+def _close_open_loaders() -> None:
+    """Stop the workers of every loader still open, as the interpreter exits.
+
+    Without it, multiprocessing's exit hook sends the workers SIGTERM, which they ignore
+    (:func:`ignore_stop_signals`), and then waits for them forever: e.g. after a run that raised,
+    whose traceback keeps its loader alive.
+    """
+    for loader in list(_OPEN_LOADERS):
+        loader.close()
 
 
 class DataLoaderTwoViews:
@@ -1060,9 +1097,20 @@ class DataLoaderTwoViews:
             persistent_workers=num_workers > 0,
             worker_init_fn=ignore_stop_signals if num_workers > 0 else None,
         )
+        if num_workers > 0:
+            _OPEN_LOADERS.add(self)
 
     def __len__(self) -> int:
         return self.sampler.steps
+
+    def close(self) -> None:
+        """Stop the worker processes now (the trainer calls it when a run ends, however it ends).
+
+        They ignore SIGTERM (:func:`ignore_stop_signals`): they are told to stop through their
+        queues and, if still alive after that, killed. A later ``iter()`` starts new ones.
+        """
+        it, self.loader._iterator = self.loader._iterator, None  # persistent workers' iterator
+        stop_workers(it)
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.sampler.set_epoch(epoch, start)
@@ -1216,7 +1264,11 @@ def diagnostic_views(
         num_workers=num_workers,
         worker_init_fn=ignore_stop_signals if num_workers > 0 else None,
     )
-    for (x_a, x_b), _ in loader:
-        views[0][done : done + len(x_a)], views[1][done : done + len(x_b)] = x_a, x_b
-        done += len(x_a)
+    batches = iter(loader)
+    try:  # a worker's error ends the loop: its workers stop here, not at exit (they ignore SIGTERM)
+        for (x_a, x_b), _ in batches:
+            views[0][done : done + len(x_a)], views[1][done : done + len(x_b)] = x_a, x_b
+            done += len(x_a)
+    finally:
+        stop_workers(batches)
     return DiagnosticViews(views[0], views[1], aug.mean, aug.std, source)

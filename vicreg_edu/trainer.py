@@ -717,17 +717,20 @@ def train(cfg: Config) -> TrainResult:
     criterion = build_criterion(cfg)
     with distributed.StopSignals() as signals:  # from here on a stop signal only sets a flag
         run, state, loader, model, evals, log = start(cfg)
-        start_epoch, skip = divmod(state.step, run.steps_per_epoch)
-        for epoch in range(start_epoch, cfg.epochs):
-            if state.step >= run.stop_at or signals.agreed:
-                break
-            loader.set_epoch(epoch, start=skip if epoch == start_epoch else 0)
-            probe_counts = train_one_epoch(run, state, model, criterion, loader, log, signals)
-            if run.epoch_end(state.step):  # else a signal stopped it mid-epoch, checkpoint written
-                end_of_epoch(run, state, epoch, probe_counts, evals, log)
-                signals.sync()  # a signal during the epoch-end work stops here
-        if signals.agreed:
-            stop_on_signal(run, state, log, signals)
+        try:
+            start_epoch, skip = divmod(state.step, run.steps_per_epoch)
+            for epoch in range(start_epoch, cfg.epochs):
+                if state.step >= run.stop_at or signals.agreed:
+                    break
+                loader.set_epoch(epoch, start=skip if epoch == start_epoch else 0)
+                probe_counts = train_one_epoch(run, state, model, criterion, loader, log, signals)
+                if run.epoch_end(state.step):  # else a signal stopped it mid-epoch, checkpoint written
+                    end_of_epoch(run, state, epoch, probe_counts, evals, log)
+                    signals.sync()  # a signal during the epoch-end work stops here
+            if signals.agreed:
+                stop_on_signal(run, state, log, signals)
+        finally:
+            loader.close()  # loader workers stop now, not when the loader is garbage-collected
 
     state.net.eval()
     result = TrainResult(model=state.net.model, config=cfg, out_dir=run.out_dir, history=log.history, epochs=log.epochs)
