@@ -164,8 +164,16 @@ def _blend(x: torch.Tensor, y: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     return (f * x + (1 - f) * y).clamp_(0, 1)
 
 
+_HSV_OFFSETS = torch.tensor([5.0, 3.0, 1.0]).view(1, 3, 1, 1)  # R, G, B of the HSV -> RGB formula below
+
+
 def adjust_hue(x, h):
-    """Rotate the hue by h (B,) turns in HSV space (torchvision ``adjust_hue``)."""
+    """Rotate the hue by h (B,) turns in HSV space (torchvision ``adjust_hue``).
+
+    RGB -> HSV as torchvision; back with the closed form of the six-sector table:
+    channel_n = v - v * s * clamp(min(k, 4 - k), 0, 1), k = (n + 6 * hue) mod 6, n = 5, 3, 1
+    for R, G, B (the same values, in a few whole-tensor ops instead of a selection per sector).
+    """
     r, g, b = x.unbind(1)
     maxc, _ = x.max(1)
     minc, _ = x.min(1)
@@ -176,23 +184,10 @@ def adjust_hue(x, h):
     hue = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
     hue = torch.where(chroma == 0, torch.zeros_like(hue), hue)
     hue = torch.remainder(hue / 6.0 + h.view(-1, 1, 1), 1.0)  # (B, H, W) in [0, 1)
-    # HSV -> RGB
-    v = maxc
-    i = torch.floor(hue * 6.0)
-    f = hue * 6.0 - i
-    i = i.long() % 6
-    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    sector = [i == k for k in range(5)]  # sector 5 is what is left
-
-    def pick(*by_sector):  # the value of each pixel's sector, (B, H, W)
-        out = by_sector[5]
-        for k in range(4, -1, -1):
-            out = torch.where(sector[k], by_sector[k], out)
-        return out
-
-    # sectors 0..5 of the hue circle: (r, g, b) = (v,t,p) (q,v,p) (p,v,t) (p,q,v) (t,p,v) (v,p,q)
-    rgb = [pick(v, q, p, p, t, v), pick(t, v, v, q, p, p), pick(p, p, t, v, v, q)]
-    return torch.stack(rgb, 1).clamp_(0, 1)  # (B, 3, H, W)
+    k = torch.remainder(_HSV_OFFSETS.to(x.device, x.dtype) + 6.0 * hue[:, None], 6.0)  # (B, 3, H, W)
+    t = torch.minimum(k, 4.0 - k).clamp_(0, 1)
+    v = maxc[:, None]
+    return (v - v * s[:, None] * t).clamp_(0, 1)  # (B, 3, H, W)
 
 
 def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, sigma_max: float) -> torch.Tensor:
