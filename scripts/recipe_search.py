@@ -149,6 +149,7 @@ def recipe_config(
     """
     recipe = copy.deepcopy(recipe)
     aug = dict(recipe.pop("aug", {}))
+    epochs = recipe.pop("epochs", epochs)  # a recipe may set its own budget (e.g. a cheaper model, more epochs)
     return get_config(
         "demo",
         fast=fast,
@@ -238,7 +239,7 @@ def run_recipe(
         "name": name,
         "stage": stage,
         "recipe": json.loads(json.dumps(recipe)),
-        "epochs": epochs,
+        "epochs": cfg.epochs,
         "seed": seed,
         "train_size": train_size,
     }
@@ -323,7 +324,7 @@ def search_main(args: argparse.Namespace) -> int:
             out.write_text(json.dumps(data, indent=1) + "\n")
             lp = "  -  " if rec["linear_probe"] is None else f"{rec['linear_probe']:.3f}"
             print(
-                f"[{args.stage}] {name:>28} e{args.epochs} s{seed}: k-NN {rec['knn']:.3f} (rand "
+                f"[{args.stage}] {name:>28} e{rec['epochs']} s{seed}: k-NN {rec['knn']:.3f} (rand "
                 f"{rec['knn_random_init']:.3f}, pix {rec['knn_raw_pixels']:.3f}) lin {lp} v {rec['variance']:.3f} "
                 f"std {rec['emb_std_mean']:.2f} rank {rec['emb_effective_rank']:.0f}/"
                 f"{rec['emb_effective_rank_random']:.0f} "

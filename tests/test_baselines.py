@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -60,3 +61,23 @@ def test_shipped_baselines_match_the_demo_preset():
     for r in rows:
         assert 0 <= r["linear_probe"] <= 1 and 0 <= r["supervised"] <= 1 and math.isfinite(r["supervised_cpu_s"])
     assert rows[-1]["supervised"] == data["supervised_ceiling"]["test_acc"]  # same run, same seed and budget
+    assert 0 < data["supervised_ceiling"]["knn"] <= 1
+
+
+def test_demo_prints_the_stored_supervised_knn_only_for_its_own_recipe(monkeypatch):
+    from vicreg_edu import config
+    from vicreg_edu.results import load_results, stored_supervised_knn
+    from vicreg_edu.trainer import TrainResult, format_final
+
+    monkeypatch.setattr(config, "FAST", False)
+    demo = config.get_config("demo")
+    stored = load_results("baselines")["supervised_ceiling"]["knn"]
+    assert stored_supervised_knn(demo) == stored
+    assert stored_supervised_knn(demo.replace(seed=3)) == stored  # the seed is not the recipe
+    for other in (demo.replace(epochs=3), demo.replace(base_lr=0.1), demo.replace(train_size=500)):
+        assert stored_supervised_knn(other) is None
+    result = TrainResult(model=None, config=demo, out_dir=Path("runs/x"), history=[], epochs=[])
+    result.final, result.wall_time = {"trained": 0.5, "random_init": 0.1, "raw_pixels": 0.1}, 1.0
+    assert f"supervised, same budget *     {stored * 100:6.2f}%" in format_final(result)
+    result.config = demo.replace(epochs=3)
+    assert "supervised" not in format_final(result)

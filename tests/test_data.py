@@ -6,9 +6,7 @@ import time
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
 from PIL import Image
-from torch.utils.data import DistributedSampler
 
 from vicreg_edu import data as D
 from vicreg_edu.augment import TwoViewBatchAugment, TwoViewTransform
@@ -19,7 +17,6 @@ from vicreg_edu.data import (
     TwoViewDataset,
     in_memory_uint8,
     load_dataset,
-    make_loader,
     make_two_view_loader,
 )
 from vicreg_edu.errors import DataError
@@ -261,51 +258,6 @@ def test_two_view_dataset_views_differ_label_kept():
     for i in range(5):
         (a, b), y = ds[i]
         assert y == base.targets[i] and a.shape == (3, 32, 32) and not torch.allclose(a, b)
-
-
-def test_make_loader_batches_and_reproducibility():
-    ds = TwoViewDataset(Shapes("test", n=100), TwoViewTransform(shapes_augment()))
-    loader = make_loader(ds, 32, seed=5)
-    assert len(loader) == 3 and loader.pin_memory == torch.cuda.is_available()
-    batches = [b for b in loader]
-    (a, b), y = batches[0]
-    assert a.shape == (32, 3, 32, 32) and y.shape == (32,)
-
-    def first(seed, workers=0):
-        torch.manual_seed(123)  # global RNG in a different state each time must not matter
-        return next(iter(make_loader(ds, 16, seed=seed, num_workers=workers)))
-
-    (a1, _), y1 = first(5)
-    (a2, _), y2 = first(5)
-    (a3, _), y3 = first(6)
-    assert torch.equal(y1, y2) and torch.equal(a1, a2)
-    assert not torch.equal(y1, y3)
-    assert len(make_loader(ds, 32, drop_last=False)) == 4
-    with pytest.raises(ValueError, match="no batch"):
-        make_loader(ds, 101)
-
-
-def test_make_loader_workers_reproducible():
-    ds = TwoViewDataset(Shapes("test", n=40), TwoViewTransform(shapes_augment()))
-    runs = []
-    for _ in range(2):
-        loader = make_loader(ds, 8, seed=1, num_workers=2)
-        assert loader.persistent_workers
-        runs.append(next(iter(loader))[0][0])
-    assert torch.equal(runs[0], runs[1])
-
-
-def test_make_loader_distributed_uses_distributed_sampler(tmp_path):
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
-    try:
-        ds = Shapes("test", n=50)
-        loader = make_loader(ds, 10, seed=3)  # auto: initialised -> distributed
-        assert isinstance(loader.sampler, DistributedSampler)
-        assert loader.sampler.seed == 3 and loader.sampler.drop_last
-        assert len(loader) == 5
-        assert not isinstance(make_loader(ds, 10, distributed=False).sampler, DistributedSampler)
-    finally:
-        dist.destroy_process_group()
 
 
 # -----------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import Shapes, in_memory_uint8
-from .evaluate import extract_features, linear_probe, normalize_uint8
+from .evaluate import extract_features, knn_accuracy, linear_probe, normalize_uint8
 from .results import RESULTS_DIR, machine_info, rounded, write_results
 from .views import SHAPES_MEAN, SHAPES_STD
 from .models import build_backbone, evaluating
@@ -103,7 +103,9 @@ def train_supervised(
         mean, std: per-channel normalisation (the dataset's statistics).
 
     Returns:
-        ``{"test_acc", "train_acc", "steps", "n_labels", "cpu_time_s", "wall_time_s"}``.
+        ``{"test_acc", "knn", "train_acc", "steps", "n_labels", "cpu_time_s", "wall_time_s"}``:
+        ``knn`` is the k-NN accuracy of the trained backbone's features (training images as the
+        memory), computed as the trainer's final table computes it for a VICReg encoder.
 
     Example:
         >>> x = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8); y = torch.arange(32) % 2
@@ -149,8 +151,10 @@ def train_supervised(
     net.eval()
     feats_logits = extract_features(net, x_test, mean, std)
     test_acc = (feats_logits.argmax(1) == y_test).float().mean().item()
+    f_train, f_test = (extract_features(net.backbone, images, mean, std) for images in (x, x_test))
     return {
         "test_acc": test_acc,
+        "knn": knn_accuracy(f_train, y, f_test, y_test),
         "train_acc": correct / max(seen, 1),
         "steps": steps,
         "n_labels": len(x),

@@ -50,7 +50,7 @@ Other datasets
 fetches them; without it a missing folder raises FileNotFoundError with instructions), and
 ``load_dataset("imagefolder"|"imagenet", root, split)`` reads ``root/train`` or ``root/val`` with
 ``torchvision.datasets.ImageFolder``. ``TwoViewDataset`` turns any of them into
-``((view_a, view_b), label)`` pairs and ``make_loader`` builds the (distributed) DataLoader.
+``((view_a, view_b), label)`` pairs and ``DataLoaderTwoViews`` batches them (one shard per process).
 
 ImageNet as it comes
 --------------------
@@ -636,7 +636,7 @@ def in_memory_uint8(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
     if data is None or targets is None:
         raise TypeError(
             f"in_memory_uint8 needs a dataset with .data (N, H, W, 3) uint8 and .targets, like Shapes or "
-            f"CIFAR10; {type(dataset).__name__} has none (images on disk: use TwoViewDataset + make_loader)"
+            f"CIFAR10; {type(dataset).__name__} has none (images on disk: use DataLoaderTwoViews)"
         )
     data = np.asarray(data)
     if data.dtype != np.uint8 or data.ndim != 4 or data.shape[-1] != 3:
@@ -820,81 +820,6 @@ def ignore_stop_signals(worker_id: int = 0) -> None:
     """
     for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, signal.SIG_IGN)
-
-
-def _seed_worker(worker_id: int) -> None:
-    """Seed numpy and random in a worker from torch's per-worker seed (torch seeds itself)."""
-    s = torch.initial_seed() % 2**32
-    np.random.seed(s)
-    random.seed(s)
-
-
-def make_loader(
-    dataset: Dataset,
-    batch_size: int,
-    *,
-    shuffle: bool = True,
-    drop_last: bool = True,
-    num_workers: int = 0,
-    seed: int = 0,
-    distributed: bool | None = None,
-    pin_memory: bool | None = None,
-    persistent_workers: bool | None = None,
-) -> DataLoader:
-    """Build the DataLoader for one process (one rank).
-
-    Args:
-        dataset: any map-style dataset.
-        batch_size: images per batch **per rank** (global batch = batch_size x world size).
-        shuffle, drop_last: as in DataLoader; with ``distributed`` they go to the DistributedSampler.
-        num_workers: loader worker processes.
-        seed: shuffling seed; in distributed mode the sampler's seed (identical on every rank,
-            so the ranks see disjoint shards) and ``seed + rank`` for the workers' random streams.
-        distributed: None = "torch.distributed is initialised"; True uses a DistributedSampler
-            (call ``loader.sampler.set_epoch(epoch)`` every epoch).
-        pin_memory: None = CUDA available.
-        persistent_workers: None = ``num_workers > 0``.
-
-    Returns:
-        DataLoader. Augmentations in the workers draw from torch's RNG, which DataLoader seeds
-        per worker from its generator; here that generator is seeded, so runs are reproducible.
-
-    Raises:
-        ValueError: batch_size < 1, or drop_last would leave no batch at all.
-
-    Example:
-        >>> loader = make_loader(Shapes("test", n=64), batch_size=16)
-        >>> len(loader)
-        4
-    """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    if distributed is None:
-        distributed = D.is_distributed()
-    rank, world = (D.get_rank(), D.get_world_size()) if distributed else (0, 1)
-    per_rank = len(dataset) // world
-    if drop_last and per_rank < batch_size:
-        raise ValueError(
-            f"{len(dataset)} images over {world} rank(s) give {per_rank} per rank, fewer than batch_size="
-            f"{batch_size}: with drop_last=True there would be no batch. Lower batch_size."
-        )
-    sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last) if distributed else None
-    if pin_memory is None:
-        pin_memory = torch.cuda.is_available()
-    if persistent_workers is None:
-        persistent_workers = num_workers > 0
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=shuffle if sampler is None else False,
-        sampler=sampler,
-        num_workers=num_workers,
-        pin_memory=pin_memory,
-        drop_last=drop_last,
-        persistent_workers=persistent_workers and num_workers > 0,
-        worker_init_fn=_seed_worker if num_workers > 0 else None,
-        generator=torch.Generator().manual_seed(seed + rank),
-    )
 
 
 # -----------------------------------------------------------------------------

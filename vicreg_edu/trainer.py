@@ -39,6 +39,7 @@ import json
 import math
 import random
 import signal
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -68,6 +69,7 @@ from .loss import VICRegTerms, vicreg_loss
 from .memory import preflight
 from .models import VICReg, VICRegWithProbe, build_model
 from .optim import build_optimizer, learning_rate
+from .results import stored_supervised_knn
 from .views import make_augment_config
 
 
@@ -751,7 +753,13 @@ def format_final(result: TrainResult) -> str:
     }
     lines = [f"k-NN accuracy (k=20, cosine, T=0.07) on the {result.config.dataset} test split:"]
     lines += [f"  {names[k]:<30s} {v * 100:6.2f}%" for k, v in result.final.items()]
-    lines.append(f"wall time {result.wall_time:.1f} s; metrics in {result.metrics_path}")
+    ceiling = stored_supervised_knn(result.config)
+    if ceiling is not None:
+        lines.append(f"  {'supervised, same budget *':<30s} {ceiling * 100:6.2f}%")
+        lines.append("  * same backbone and epochs trained with labels, stored: python -m vicreg_edu.baselines")
+    rates = [r["imgs_per_s"] for r in result.history[1:]]  # the first record includes the warm-up
+    speed = f" (training {statistics.median(rates):.0f} images/s)" if rates else ""
+    lines.append(f"wall time {result.wall_time:.1f} s{speed}; metrics in {result.metrics_path}")
     return "\n".join(lines)
 
 

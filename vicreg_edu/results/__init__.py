@@ -41,6 +41,25 @@ def load_results(name: str) -> dict:
     return json.loads(path.read_text())
 
 
+def stored_supervised_knn(cfg) -> float | None:
+    """The supervised ceiling's k-NN accuracy stored in ``baselines.json`` if it was measured with
+    ``cfg``'s recipe (the same backbone, data, epochs, batch, optimiser, loss and views; seed
+    aside), else None: what the demo prints beside its own k-NN.
+
+    Example:
+        >>> from vicreg_edu.config import get_config
+        >>> stored_supervised_knn(get_config("demo", fast=False, epochs=1)) is None
+        True
+    """
+    if cfg.dataset != "shapes" or cfg.train_size:
+        return None
+    data = load_results("baselines")
+    ours = json.loads(json.dumps(cfg.to_dict()))
+    if any(ours.get(k) != v for k, v in data["config"].items() if k != "seed"):
+        return None
+    return data["supervised_ceiling"].get("knn")
+
+
 def write_results(path: str | Path, data: dict) -> None:
     """Write ``data`` as indented JSON to ``path`` (folders created)."""
     path = Path(path)
