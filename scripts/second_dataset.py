@@ -58,7 +58,7 @@ def write_digits(root: Path) -> tuple[tuple[float, ...], tuple[float, ...]]:
 def read_split(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 images (N, 3, 32, 32) and labels of one split, read back from the PNG files."""
     files = sorted((root / split).glob("*/*.png"))
-    x = torch.stack([torch.from_numpy(np.asarray(Image.open(f).convert("RGB"))).permute(2, 0, 1) for f in files])
+    x = torch.stack([torch.from_numpy(np.array(Image.open(f).convert("RGB"))).permute(2, 0, 1) for f in files])
     return x, torch.tensor([int(f.parent.name) for f in files])
 
 

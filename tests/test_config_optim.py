@@ -56,7 +56,7 @@ def test_overrides_parse_types():
     assert cfg.epochs == 5 and cfg.base_lr == 1.0 and isinstance(cfg.base_lr, float)
     preset_aug = get_config("demo", fast=False).aug  # aug.KEY=VALUE adds to the preset's own aug overrides
     assert cfg.expander == "64" and cfg.aug == {**preset_aug, "jitter_p": 0} and cfg.progress is False
-    assert cfg.data_dir == "/x" and preset_aug == {"crop_scale": (0.8, 1.0)}
+    assert cfg.data_dir == "/x" and preset_aug == {"crop_scale": (0.6, 1.0), "flip_p": 0.0}
 
 
 def test_schedule_warmup_then_cosine_to_end_ratio():

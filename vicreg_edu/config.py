@@ -186,8 +186,9 @@ RESUME_CHANGEABLE = tuple(f.name for f in fields(Config) if f.metadata.get("resu
 def _demo() -> Config:
     """Built-in Shapes data, small CNN, AdamW: a real VICReg run in about three minutes on 2 CPU cores.
 
-    10 epochs of batch 128; coefficients lambda/mu/nu = 25/50/0.5; AdamW at base lr 1.5e-2 with
-    1 warm-up epoch and a cosine that decays only to 0.75 x the peak; mild crops (scale 0.8-1).
+    10 epochs of batch 128; a two-layer expander 1024-512; coefficients lambda/mu/nu = 25/50/0.5;
+    AdamW at base lr 1.5e-2 with 1 warm-up epoch and a cosine that decays only to 0.75 x the peak;
+    crops of scale 0.6-1 and no horizontal flips (Shapes rotates its shapes, it never mirrors them).
     Chosen by the recipe search (``scripts/recipe_search.py``; every run:
     ``load_results("recipe_search")``; what it found: ``vicreg_edu/results/README.md``).
     AdamW rather than LARS: LARS's trust ratio (eta = 0.001) limits each step's relative change of
@@ -196,9 +197,9 @@ def _demo() -> Config:
     return Config(
         dataset="shapes",
         augment="shapes",
-        aug={"crop_scale": (0.8, 1.0)},
+        aug={"crop_scale": (0.6, 1.0), "flip_p": 0.0},
         backbone="small_cnn",
-        expander="512-512-512",
+        expander="1024-512",
         sim_coeff=25.0,
         std_coeff=50.0,
         cov_coeff=0.5,

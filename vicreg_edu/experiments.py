@@ -3,7 +3,7 @@
 Its results ship with the package (``vicreg_edu.results.load_results("ablation_grid")``), so the
 chapter and its explorer (``widgets``) read them after a plain ``pip install``.
 
-**Ablation grid** (chapter 7): the demo preset with *one* thing changed from the default point
+**Ablation grid** (chapter 7): the demo preset at its full budget with *one* thing changed from the default point
    of the loss of Bardes, Ponce & LeCun (ICLR 2022, arXiv 2105.04906, Eq. 6): lambda
    (``sim_coeff``), mu (``std_coeff``), nu (``cov_coeff``), gamma, or one augmentation switched
    off (``crop``, ``flip_p``, ``jitter_p``, ``grayscale_p``, ``solarize_p``: the
@@ -12,7 +12,7 @@ chapter and its explorer (``widgets``) read them after a plain ``pip install``.
    Results: ``load_results("ablation_grid")``.
 Command line (from the repository root; results go to ``vicreg_edu/results/``)::
 
-    python -m vicreg_edu.experiments grid --workers 2           # 19 runs, ~20 CPU-min
+    python -m vicreg_edu.experiments grid --workers 2           # 19 runs of the demo's budget
 
 Every run is seeded (``Config.seed``), so the same settings and thread count give the same
 numbers; only the wall and CPU times change between two executions (and the wall time depends
@@ -48,16 +48,15 @@ FACTORS = {
 BASELINE_SEEDS = [1, 2]
 # Switching an augmentation off = this AugmentConfig override (see vicreg_edu/augment.py).
 AUG_OFF = {"crop": False, "flip_p": 0.0, "jitter_p": 0.0, "grayscale_p": 0.0, "solarize_p": (0.0, 0.0)}
-# Sizes of one grid run: 3 epochs of all 10,000 images (234 steps of 128; about 65 CPU-s a run on one
-# idle core). With half the images (117 steps) the baseline reached k-NN 0.16 (random encoder 0.13):
-# too close to chance for the grid to show anything.
-SIZES = {"epochs": 3, "train_size": 10_000, "test_size": 2_000, "diag_size": 512}
 # The recipe around the grid's loss factors: today's demo preset (chapter 5) for everything but the
-# coefficients, i.e. its batch size and augmentation overrides (crops 0.8-1). Read from the preset,
-# so a change of the preset makes the shipped grid stale (tests/test_experiments.py checks that
-# the JSON's "settings" match) instead of silently mixing two recipes in chapter 7.
+# coefficients, i.e. its batch size and augmentation overrides. Read from the preset, so a change
+# of the preset makes the shipped grid stale (tests/test_experiments.py checks that the JSON's
+# "settings" match) instead of silently mixing two recipes in chapter 7.
 _DEMO = get_config("demo", fast=False)
 GRID_RECIPE = {"batch_size": _DEMO.batch_size, "aug": dict(_DEMO.aug)}
+# Sizes of one grid run: the demo's full budget (10 epochs of all 10,000 images, 780 steps of 128),
+# so the grid's effects are those of chapter 5's run, not of a shorter regime.
+SIZES = {"epochs": _DEMO.epochs, "train_size": 10_000, "test_size": 2_000, "diag_size": 512}
 
 
 def grid_points() -> list[tuple[str, dict]]:
