@@ -129,8 +129,9 @@ plt.show()
 # augmentations of one image, following the official VICReg recipe scaled down to 32 pixels:
 # random resized crop, horizontal flip, colour jitter, grayscale and, rarely, solarisation (the
 # ImageNet recipe also blurs, and treats the two views asymmetrically; chapter 5 has the details).
-# The book's demo keeps the crops mild (each crop covers 80 to 100 % of the image, printed
-# below), so that the shape stays in the view.
+# The book's demo keeps the crops moderate (each crop covers 60 to 100 % of the image, printed
+# below), so that the shape stays in the view, and flips no image (chapter 5 shows the search
+# that chose both).
 
 # %%
 shapes = Shapes(split="train", n=256 if FAST else 2000, seed=0)
@@ -166,9 +167,9 @@ show_view_pairs(shapes, demo_augment, title="Shapes: each column is one image an
 plt.show()
 
 # %% [markdown]
-# Each column is one training example. The two views of a column can be mirrored, slightly
+# Each column is one training example. The two views of a column can be cropped and
 # rescaled, recoloured, brightened or turned gray, yet they show the same shape (in the first
-# column's second view the gray crescent nearly disappears into the background: augmentations
+# column's second view the crescent nearly disappears into the background: augmentations
 # can also destroy information, which is why the demo keeps them mild). The second and third
 # images have gradient backgrounds, the others flat ones; a view keeps its image's background
 # kind, only recoloured. The invariance term will pull the two views' embeddings together.

@@ -62,7 +62,7 @@ print("fast mode:", FAST)
 # %% [markdown]
 # ## Training with the invariance term alone
 #
-# We train the book's demo encoder (a small CNN and a 512-512-512 expander, on the built-in
+# We train the book's demo encoder (a small CNN and a 1024-512 expander, on the built-in
 # Shapes images) with `std_coeff=0` and `cov_coeff=0`: the loss is then $\lambda\, s$ with the
 # demo's $\lambda$ (printed below), nothing else. The run is short on purpose (the cell prints its
 # wall time). After every epoch
@@ -147,7 +147,7 @@ plt.show()
 # embeddings, not its size: it is scale-free. As the invariance-only run collapses, its effective
 # rank does not fall, and it can even rise: what remains of the spread is a tiny jitter spread
 # over many directions, and a small round cloud has a high effective rank (in the table above it
-# climbs from about 24 to 55 while the std falls twenty-fold; this panel's axis does not start
+# climbs from about 21 to 62 while the std falls about 25-fold; this panel's axis does not start
 # at 0). So **read complete
 # collapse on the standard deviation** (and the dead fraction), never on the effective rank;
 # chapter 6 collects, in one table, what a healthy run, complete collapse and dimensional
@@ -389,19 +389,19 @@ plt.show()
 
 # %% [markdown]
 # Read the trained line against the random-init line. Both runs avoid collapse: the batch of 32
-# images, far smaller than the embedding width $d = 512$, ends with a mean std of 0.52 (the table
-# above), of the same order as batch 256's 0.63. But neither has learned the classes at this
-# budget. The batch of 256 ends *below* the random network (k-NN 0.101 against 0.115; at equal
-# epochs it took 8 times fewer steps, 28 in all). The batch of 32 ends at 0.143, less than 2
+# images, far smaller than the embedding width $d = 512$, ends with a mean std of 0.54 (the table
+# above), of the same order as batch 256's 0.59. But neither has clearly learned the classes at
+# this budget. The batch of 256 ends *below* the random network (k-NN 0.101 against 0.115; at
+# equal epochs it took 8 times fewer steps, 28 in all). The batch of 32 ends at 0.161, three
 # points above the band of this book's random encoders (0.11 to 0.13 across its chapters and
-# seeds) and level with a $k$-NN on raw pixels (0.141 in chapter 5): not a sign of learning either. So this
+# seeds) and two above a $k$-NN on raw pixels (0.141 in chapter 5): a faint sign at best. So this
 # measurement cannot answer the batch-size question: it shows that a batch far smaller than the
 # width trains without collapsing, and nothing about how the accuracy depends on the batch size.
 # The stored recipe search (`load_results("recipe_search")`, run `b256-10/50/1`) does not settle
 # it either: its one batch-256 run, 12 epochs with another recipe ($\lambda/\mu/\nu$ 10/50/1,
 # learning rate 0.01, Shapes with noisy backgrounds), also ended below its random encoder
 # (0.1095 against 0.1165). The question needs runs that learn: several batch sizes, each at a
-# budget like chapter 5's (10 epochs of the preset reach a $k$-NN of 0.71 at batch 128), each on
+# budget like chapter 5's (10 epochs of the preset reach a $k$-NN of 0.86 at batch 128), each on
 # more than one seed, for instance `vicreg-edu train --set batch_size=32 seed=1`.
 
 # %% [markdown]

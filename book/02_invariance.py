@@ -32,7 +32,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from vicreg_edu import (
-    FAST, Shapes, TwoViewBatchAugment, build_model, covariance_loss, get_config, in_memory_uint8,
+    FAST, TwoViewBatchAugment, build_model, covariance_loss, get_config, in_memory_uint8,
     invariance_loss, load_dataset, make_augment_config, train, variance_loss)
 from vicreg_edu.plots import pca_2d
 
@@ -269,60 +269,15 @@ plt.show()
 # Before training, the lines are nearly as long as the distances between images ($r$ is not far
 # from 1): a random network does not know that two views show the same shape. After the
 # invariance-only run the lines are short in absolute terms (look at the axis ticks: the whole
-# cloud is tiny), but they are hardly shorter relative to the cloud: $r$ has barely gone down
-# (0.81 before training, 0.74 after, in the table above), while the spread fell thirty-fold. The
+# cloud is tiny), but they are only a little shorter relative to the cloud: $r$ went from 0.77
+# before training to 0.63 (the table above), while the spread fell nearly twenty-fold. The
 # invariance term pulled the pairs together by pulling everything together, the shortcut of the
 # identity above. After the full VICReg run the cloud does not shrink (compare the mean std in
-# the panel titles) and the pairs are clearly tighter than the cloud ($r = 0.42$): with the variance term
+# the panel titles) and the pairs are clearly tighter than the cloud ($r = 0.47$): with the variance term
 # holding the scale fixed, the only way left to lower $s$ is to bring each image's views
-# together *relative to the other images*, which is what we wanted from the start.
-#
-# What do the widest directions of the full VICReg panel measure? A direction that both views
-# share and no augmentation removes is a candidate. Shapes' default backgrounds are flat or a
-# linear gradient between two colours, and the crops and colour jitter keep a gradient a
-# gradient (Shapes can also draw noisy backgrounds, another such shared cue; they are off by
-# default, and the `vicreg_edu.data` module docstring says why; chapter 6 looks at what the
-# encoder keeps). So the next cell correlates the first two principal components of the VICReg
-# embeddings (view a) with that background kind (read off the data: the same test images
-# generated with flat backgrounds only differ exactly where the background is a gradient), with
-# each view's high-frequency content (the mean absolute difference of neighbouring pixels), with
-# its mean brightness, and measures how much of each component's variance the shape class
-# explains (between-class variance over total variance; about 0.02 by chance with 10 classes).
-
-# %%
-z_vicreg_a = embedded["after full VICReg"][0]  # (pairs, 512): view a, full VICReg
-pcs = pca_2d(z_vicreg_a)[0]  # (pairs, 2): first two principal components
-flat_only, _ = in_memory_uint8(Shapes("test", backgrounds=("flat",)))  # the same images, every background flat
-gradient = (flat_only[:pairs] != test_images[:pairs]).flatten(1).any(1).double()  # (pairs,) 1 = gradient
-features = {"gradient background": gradient,
-            "high-frequency content": (view_a[..., 1:] - view_a[..., :-1]).abs().mean(dim=(1, 2, 3)).double(),
-            "brightness": view_a.mean(dim=(1, 2, 3)).double()}
-
-
-def class_share(x, labels):
-    """Fraction of the variance of x (N,) explained by the class means (0: none, 1: all)."""
-    means = torch.stack([x[labels == c].mean() for c in labels.unique()])
-    counts = torch.stack([(labels == c).sum() for c in labels.unique()]).double()
-    return ((counts * (means - x.mean()) ** 2).sum() / ((x - x.mean()) ** 2).sum()).item()
-
-
-print(f"{gradient.mean().item():.0%} of these {pairs} images have a gradient background")
-print(f"{'':>4}  " + "  ".join(f"corr. with {name}" for name in features) + "  class share")
-for k in range(2):
-    corrs = [torch.corrcoef(torch.stack([pcs[:, k], f]))[0, 1].item() for f in features.values()]
-    print(f"PC {k + 1}  " + "  ".join(f"{c:>{len(name) + 11}.2f}" for c, name in zip(corrs, features))
-          + f"  {class_share(pcs[:, k], test_labels[:pairs]):11.2f}")
-
-# %% [markdown]
-# The panel is one connected cloud, and the table above finds no strong cause behind its widest
-# directions. The
-# first component follows none of the three properties (every correlation below 0.1 in size);
-# the second follows the high-frequency content a little (+0.34) and the brightness less
-# (+0.23), and neither follows the background kind (gradient or flat). The shape class explains
-# a small share of each component's variance (0.04, against about 0.02 by chance).
-# This run is 60 steps long, so that is no surprise: the two views of an image already sit
-# closer than two images (r above), but the leading directions do not yet sort the images by
-# shape. What a full demo run's embedding keeps and discards is chapter 6's question.
+# together *relative to the other images*, which is what we wanted from the start. What the
+# widest directions of a full demo run's embedding measure, and what it keeps and discards, is
+# chapter 6's question.
 
 # %%
 assert ratios["after full VICReg"] < ratios["before training"], "VICReg should tighten the pairs"

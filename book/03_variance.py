@@ -219,7 +219,7 @@ assert torch.isclose(terms.variance, (v_a + v_b) / 2)
 # %% [markdown]
 # ## Experiment: invariance + variance
 #
-# Now train the demo model (a small CNN and a 512-512-512 expander on the built-in Shapes data)
+# Now train the demo model (a small CNN and a 1024-512 expander on the built-in Shapes data)
 # with the demo preset's $\lambda$ and $\mu$ (printed below) and **no covariance term**
 # (`cov_coeff=0.0`). The variance term
 # should stop the complete collapse of chapters 1 and 2. Does it give useful embeddings?
@@ -296,13 +296,13 @@ for r in (result, result_mu5):
 # %% [markdown]
 # The column printed as "predicted std" is the balance formula fed with each run's own final
 # $1 - \rho$, so read it as the consistency check described above, not as a forecast. The first
-# row is the demo's $\mu$: the formula lands on the clamp $\gamma$, and the measured spread sits
-# on it (1.01 in the stored run). That row tests little: the spread overshot $\gamma$ in the
-# first epoch (the epoch table above: 1.94 after it), and above $\gamma$ the hinge does not push
+# row is the demo's $\mu$: the formula lands on the clamp $\gamma$, and the measured spread, 0.90,
+# sits a little below it. That row tests little: the spread overshot $\gamma$ in the
+# first epoch (the epoch table above: 1.43 after it), and above $\gamma$ the hinge does not push
 # at all, only the invariance term pulls the spread back down; whether it stops at $\gamma$ or
 # keeps falling, two epochs cannot tell. The second row is the real check. With $\mu = 5$ and
-# this run's $1 - \rho = 0.611$, the balance lies far inside the hinge, at 0.08, and the run's
-# spread is 0.09 there (stored run) instead of climbing to $\gamma$: the run ended (nearly) at a
+# this run's $1 - \rho = 0.670$, the balance lies far inside the hinge, at 0.07, and the run's
+# spread is 0.08 there instead of climbing to $\gamma$: the run ended (nearly) at a
 # balance point of the two forces. A crude model (one number per run, a network that can do more
 # than rescale), and one that explains where the spread stopped rather than foretelling it; a
 # true prediction would need $\rho$ before the run. Chapter 4 shows that the covariance term adds
@@ -339,12 +339,13 @@ plt.show()
 
 # %% [markdown]
 # Left: every dimension has a clearly non-zero standard deviation, none is dead. Complete
-# collapse is gone (in this run the standard deviations cluster around $\gamma = 1$, mean 0.998
-# in the printout above; how close they get depends on how long the run is, as the previous
-# section showed). Right: the correlation matrix is anything but
+# collapse is gone (in this run the standard deviations lie between 0.41 and a little above
+# $\gamma = 1$, mean 0.83 in the printout above; how close they get to $\gamma$ depends on how
+# long the run is, as the previous section showed). Right: the correlation matrix is anything but
 # diagonal. Red and blue off the diagonal mean that two dimensions move together (or against each
-# other) from image to image; in this run nearly every entry is close to $+1$ or $-1$ (99% of the
-# pairs above 0.5 in size; the pale rows and columns are the few dimensions that partly escaped),
+# other) from image to image; in this run most entries are close to $+1$ or $-1$ (89% of the
+# pairs above 0.5 in size, 0.79 on average; the pale rows and columns are the dimensions that
+# partly escaped),
 # so up to sign and scale the dimensions are
 # copies of one another: the 512 numbers say nearly the same thing.
 
@@ -474,16 +475,17 @@ for name, (model, _) in siamese.items():
           f" {z.std(0).mean():>14.4f}")
 
 # %% [markdown]
-# Compare the columns. BatchNorm keeps the last hidden layer spread out in both models (0.142
-# and 0.294), whether or not they collapsed, so a healthy hidden layer says nothing about the
+# Compare the columns. BatchNorm keeps the last hidden layer spread out in both models (0.349
+# and 0.242), whether or not they collapsed, so a healthy hidden layer says nothing about the
 # embedding; the embedding's spread, the output of the one layer without BatchNorm after it, is
-# what separates the collapsed model from the other: 0.0038 against 0.979, about 250 times
+# what separates the collapsed model from the other: 0.025 against 1.007, about 40 times
 # smaller. The weight norm shows *how* that layer collapsed, and it was not by shrinking:
-# $\lVert W \rVert$ is 15.41 against 17.23, both *above* the 13.1 of PyTorch's default
-# initialisation of a $512 \times 512$ layer ($\sqrt{512/3}$). A hidden layer half as spread out
-# and a weight 11% smaller account for a factor of about 2.3 of the 250; the remaining factor of
-# about 100 is direction: the rows of the collapsed model's $W$ turned away from the directions
-# in which its hidden layer varies. This is the one account of collapse the book uses: the
+# $\lVert W \rVert$ is 17.22 against 20.56, both *above* the 13.1 of PyTorch's default
+# initialisation of the $1024 \to 512$ layer ($\sqrt{512/3}$). The collapsed model's hidden layer
+# is even more spread out than the healthy one's (x1.44) and its weight 16% smaller (x0.84):
+# together a factor of 1.2 the *other* way, so all of the factor of 40 (about 50 once those two
+# are divided out) is direction: the rows of the collapsed model's $W$ turned away from the
+# directions in which its hidden layer varies. This is the one account of collapse the book uses: the
 # shortcut is an embedding that varies less from image to image, and chapter 2's identity gives
 # only one of the forces that lead there; a network may get there by shrinking its last layer or,
 # as here, by turning it. BatchNorm standardises what goes *into* the last layer; only the

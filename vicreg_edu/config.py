@@ -188,7 +188,7 @@ def _demo() -> Config:
 
     10 epochs of batch 128; a two-layer expander 1024-512; coefficients lambda/mu/nu = 25/50/0.5;
     AdamW at base lr 1.5e-2 with 1 warm-up epoch and a cosine that decays only to 0.75 x the peak;
-    crops of scale 0.6-1 and no horizontal flips (Shapes rotates its shapes, it never mirrors them).
+    crops of scale 0.6-1 and no horizontal flips.
     Chosen by the recipe search (``scripts/recipe_search.py``; every run:
     ``load_results("recipe_search")``; what it found: ``vicreg_edu/results/README.md``).
     AdamW rather than LARS: LARS's trust ratio (eta = 0.001) limits each step's relative change of
