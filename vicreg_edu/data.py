@@ -116,7 +116,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
 from torchvision.datasets.folder import is_image_file
 
-from . import distributed as D
+from . import distributed
 from .augment import TwoViewBatchAugment, TwoViewTransform
 from .config import IN_MEMORY_DATASETS, check_batch_split
 from .errors import DataError, DataNotFoundError
@@ -897,8 +897,8 @@ class InMemoryTwoViewLoader:
         rank: int | None = None,
         world: int | None = None,
     ):
-        rank = D.get_rank() if rank is None else rank
-        world = D.get_world_size() if world is None else world
+        rank = distributed.get_rank() if rank is None else rank
+        world = distributed.get_world_size() if world is None else world
         self.images, self.labels, self.augment = images, labels, augment
         self.batch_size, self.seed, self.rank, self.world = batch_size, seed, rank, world
         self.sampler = ShardSampler(len(images), max(batch_size // world, 1), rank, world, seed)
@@ -1005,8 +1005,8 @@ class DataLoaderTwoViews:
         rank: int | None = None,
         world: int | None = None,
     ):
-        rank = D.get_rank() if rank is None else rank
-        world = D.get_world_size() if world is None else world
+        rank = distributed.get_rank() if rank is None else rank
+        world = distributed.get_world_size() if world is None else world
         self.device = torch.device(device)
         self.sampler = ShardSampler(len(dataset), max(batch_size // world, 1), rank, world, seed)
         _check_batches(self.sampler.steps, len(dataset), batch_size, world)

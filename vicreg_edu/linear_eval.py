@@ -58,7 +58,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
-from . import distributed as D
+from . import distributed
 from .checkpoint import atomic_save
 from .data import load_dataset
 from .errors import CheckpointError, CheckpointNotFoundError, ConfigError, DataError, DataNotFoundError
@@ -391,11 +391,11 @@ def train_one_epoch(
         loss.backward()
         optimizer.step()
         total += loss.detach()
-        if step % cfg.log_every == 0 and D.is_main_process():
+        if step % cfg.log_every == 0 and distributed.is_main_process():
             log(f"epoch {epoch + 1}/{cfg.epochs} step {step + 1}/{len(loader)} loss {loss.item():.4f} (rank 0)")
-    if D.is_distributed():
+    if distributed.is_distributed():
         torch.distributed.all_reduce(total)
-    return total.item() / (len(loader) * D.get_world_size())
+    return total.item() / (len(loader) * distributed.get_world_size())
 
 
 @torch.no_grad()
@@ -410,7 +410,7 @@ def topk_accuracy(model: nn.Module, loader: DataLoader, device: torch.device) ->
         logits = model(x.to(device, non_blocking=True))  # (b, classes)
         hits = logits.topk(min(5, logits.shape[1]), dim=1).indices.eq(y.to(device)[:, None])  # (b, k)
         counts += torch.stack([hits[:, 0].sum(), hits.any(1).sum(), torch.tensor(len(y), device=device)])
-    if D.is_distributed():
+    if distributed.is_distributed():
         torch.distributed.all_reduce(counts)
     return counts[0].item() / max(counts[2].item(), 1), counts[1].item() / max(counts[2].item(), 1), counts[2].item()
 
@@ -484,14 +484,14 @@ def restore(path: Path, model: Classifier, optimizer, cfg: EvalConfig, meta: dic
 
 
 def _log(text: str) -> None:
-    if D.is_main_process():
+    if distributed.is_main_process():
         print(text, flush=True)
 
 
 def _setup(backbone: nn.Module, repr_dim: int, data_dir, cfg: EvalConfig, out_dir: Path, resume: str, device):
     """Data, model, optimiser and the resumed state: ``(run dict, start epoch, history)``."""
-    dev = D.setup(device)
-    rank, world = D.get_rank(), D.get_world_size()
+    dev = distributed.setup(device)
+    rank, world = distributed.get_rank(), distributed.get_world_size()
     train, val = load_folders(data_dir, cfg)
     meta = dict(fingerprint=fingerprint(backbone), train_size=len(train), num_classes=len(train.classes))
     model = Classifier(backbone, repr_dim, len(train.classes), cfg.finetune, cfg.seed).to(dev)
@@ -585,7 +585,7 @@ def run_protocol(
                 seconds=time.time() - t0,
             )
         )
-        if D.is_main_process():
+        if distributed.is_main_process():
             out_dir.mkdir(parents=True, exist_ok=True)
             atomic_save(
                 eval_state(run["model"], run["optimizer"], epoch + 1, history, cfg, run["meta"]),
@@ -596,7 +596,7 @@ def run_protocol(
             f"({history[-1]['seconds']:.1f} s)"
         )
     result = _result(history, cfg, run, out_dir)
-    if result["finished"] and D.is_main_process():
+    if result["finished"] and distributed.is_main_process():
         tmp = out_dir / (RESULTS_NAME + ".tmp")
         tmp.write_text(json.dumps({k: v for k, v in result.items()}, indent=2))
         os.replace(tmp, out_dir / RESULTS_NAME)
