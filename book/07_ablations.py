@@ -15,7 +15,7 @@
 # chapter does it for every knob of VICReg
 # ([Bardes et al., 2022](https://arxiv.org/abs/2105.04906)): the three loss weights $\lambda$
 # (invariance), $\mu$ (variance), $\nu$ (covariance), the variance target $\gamma$, and each
-# augmentation. Sliders pick a setting; the numbers come from a precomputed grid of short runs,
+# augmentation. Sliders pick a setting; the numbers come from a precomputed grid of runs,
 # and a button trains the setting you chose, live. The goal is to reproduce the *direction* of
 # the paper's findings on the built-in Shapes data: without the variance term the embeddings
 # collapse, and without the covariance term they lose rank.
@@ -76,14 +76,15 @@ print("fast mode:", FAST)
 # `load_results("ablation_grid")` reads it after a plain `pip install`. Its default point is the
 # paper's coefficients $\lambda/\mu/\nu = 25/25/1$, $\gamma = 1$; everything else is today's
 # `demo` preset of chapter 5 (batch 128, AdamW with its learning rate and schedule: `base_lr`
-# 0.015, a 1-epoch warm-up, then a cosine that stops at 0.75 times the peak; the Shapes
-# augmentations with crops of scale 0.8-1, the Shapes data without noisy backgrounds):
+# 0.015, a 1-epoch warm-up, then a cosine that stops at 0.75 times the peak; the expander
+# 1024-512; the Shapes augmentations with crops of scale 0.6-1 and no flips, the Shapes data
+# without noisy backgrounds):
 # `experiments.config_for` starts from the preset, `experiments.GRID_RECIPE` reads the batch
 # size and the augmentation overrides from it, and the settings printed below record them. The
 # grid centres on the paper's weights, not on the demo's 25/50/0.5, so that its
 # columns read as the paper's ablations (the $\mu$ column includes the demo's $\mu = 50$, with
-# $\nu = 1$ instead of its 0.5). Each run is short (the epochs and image counts are in the settings) and changes
-# **one factor at a time** around the default point; the baseline is repeated with two other
+# $\nu = 1$ instead of its 0.5). Each run has the demo's full budget (10 epochs of all 10 000
+# images, as in the settings) and changes **one factor at a time** around the default point; the baseline is repeated with two other
 # seeds to show how much a number moves by chance. The "Run it live" button below trains through
 # the same `config_for` and `summarize` as the grid, so live runs and grid runs are comparable.
 # Each run records the final $k$-NN accuracy of the trained backbone, the effective rank and the
@@ -126,41 +127,42 @@ wd.plot_factor_grid(grid, [("knn", "k-NN accuracy"), ("emb_std_mean", "embedding
 plt.show()
 
 # %% [markdown]
-# Read each column against the shaded band: the baseline repeated with three seeds, so a
-# difference inside the band is noise. And read every conclusion below as one about *short*
-# runs: each run of the grid is 3 epochs long, where the baseline reaches a $k$-NN of 0.401
-# (chapter 5's preset reaches 0.71 after its 10 epochs); a factor that barely matters, or an
-# augmentation whose removal helps, at this budget may behave differently in a full run.
+# Read each column against the shaded band: the baseline repeated with three seeds (k-NN 0.809
+# to 0.856), so a difference inside the band is noise. Every run has chapter 5's budget (10
+# epochs), so these are the effects of the demo's own regime; the baseline's paper weights reach
+# 0.831 there, next to 0.861 for chapter 5's preset (25/50/0.5).
 #
-# - **$\mu$.** At $\mu = 0$ the embedding std drops to almost zero and the $k$-NN accuracy to the
-#   random encoder's level (dashed line) or below: collapse. The *embedding* effective rank does
-#   not drop: RankMe normalises the singular values, so on a collapsed embedding it measures the
-#   shape of the tiny noise that is left, which points in all directions. The backbone's
+# - **$\mu$.** At $\mu = 0$ the embedding std drops to almost zero (0.004) and the $k$-NN accuracy
+#   to the random encoder's level (0.118 against 0.114): collapse. The *embedding* effective rank
+#   does not drop: RankMe normalises the singular values, so on a collapsed embedding it measures
+#   the shape of the tiny noise that is left, which points in all directions. The backbone's
 #   effective rank (last row) does drop. Collapse is read from the spread (std, dead dimensions)
-#   first, the rank second. $\mu = 5$ is not enough either in these short runs (the std stays
-#   small), while a larger $\mu$ than the default spreads the embeddings faster, which helps a
-#   little ($k$-NN 0.451 at $\mu = 50$ in the table above, just above the seed band of 0.401 to
-#   0.431; the demo preset of chapter 5 uses $\mu = 50$).
-# - **$\nu$.** The effective rank of the embeddings grows with $\nu$ over the whole range. At
-#   $\nu = 0$ the spread is fine (the variance hinge still holds each dimension up) but the
-#   effective rank is about two dimensions: every dimension says almost the same thing. The
-#   accuracy follows the rank up to the largest $\nu$: $\nu = 5$ lands just above the band too
-#   (0.451, like $\mu = 50$).
+#   first, the rank second. $\mu = 5$ is not enough either (std 0.124, $k$-NN 0.160), while
+#   $\mu = 50$ spreads the embeddings further (std 0.80 against 0.55) at an accuracy inside the
+#   seed band (0.851): the demo preset's $\mu = 50$ buys a healthier $v$, not accuracy.
+# - **$\nu$.** At $\nu = 0$ the spread is fine (the variance hinge still holds each dimension up)
+#   but the effective rank is about two dimensions: every dimension says almost the same thing,
+#   and the $k$-NN accuracy falls to 0.257. $\nu = 0.2$ keeps a low rank (35) and loses five
+#   points (0.776). Too much is as bad: at $\nu = 5$ the covariance term, which grows like the
+#   fourth power of the spread, pulls the std down to 0.15 against the variance hinge's
+#   $\mu = 25$ and the accuracy to chance (0.116). The weights act as a balance, not one by one.
 # - **$\lambda$.** At $\lambda = 0$ nothing asks the two views to agree: the embeddings are spread
-#   out and of high rank, yet the $k$-NN accuracy is near chance, barely above the random encoder's.
-#   Spread without invariance is noise. A $\lambda$ above the default squeezes the embeddings (lower std, lower rank): what
-#   matters is the balance of $\lambda$ against $\mu$ and $\nu$, not their size.
-# - **$\gamma$.** Almost nothing moves (the exercise explains why).
-# - **Augmentations.** Switching colour jitter off costs the most, down to near the random
-#   encoder's accuracy (0.154 against 0.114): on Shapes colour is the strongest nuisance (every
-#   image has random foreground and background colours), and without jitter the two views share
-#   their colours, so agreeing on colour is mostly enough. Switching grayscale or solarisation off
-#   also costs clearly more than the seed band (0.266 and 0.352): both are colour changes too.
-#   Switching the crop or the flip off *raises* the accuracy of these short runs (0.490 without
-#   the crop; 0.549 without the flip, the best run of the grid): removing those augmentations
-#   helps rather than hurts here. The literature's finding that random crops (with colour distortion) matter most
-#   ([Chen et al., 2020](https://arxiv.org/abs/2002.05709)) comes from long ImageNet runs; whether
-#   longer runs on Shapes would reverse the order, this grid of short runs cannot tell.
+#   out and of high rank (328), yet the $k$-NN accuracy is near chance (0.141). Spread without
+#   invariance is noise. $\lambda = 5$ learns, less well (0.750); $\lambda = 50$ overpowers the
+#   variance term (std 0.25, $v = 0.74$) and nearly collapses (0.153): what matters is the
+#   balance of $\lambda$ against $\mu$ and $\nu$, not their size.
+# - **$\gamma$.** $\gamma = 2$ gives exactly the baseline's run (only the logged $v$ moves, by the
+#   target's shift); $\gamma = 0.5$ stays inside the seed band (0.812). The exercise explains why.
+# - **Augmentations.** At the full budget, switching the crop off costs the most: the accuracy
+#   falls to 0.127, near the random encoder, and the spread to 0.29 (without crops the two views
+#   of an image differ only in colour, and matching colours is easy). Switching colour jitter off
+#   costs as much (0.141): on Shapes colour is the strongest nuisance (every image has random
+#   foreground and background colours), and without jitter the two views share their colours, so
+#   agreeing on colour is mostly enough. Grayscale and solarisation matter too (0.403 and 0.686
+#   without them). The flip column repeats the baseline exactly: the demo's views flip no image
+#   already (chapter 5), so switching flips off changes nothing, a check that every run is
+#   deterministic. Crops and colour distortion being the two that matter most is the
+#   literature's finding on ImageNet as well ([Chen et al., 2020](https://arxiv.org/abs/2002.05709)).
 
 # %%
 wd.plot_factor_grid(grid, [("invariance", "invariance $s$ (log)"), ("variance", "variance $v$ (log)"),
@@ -214,8 +216,9 @@ plt.show()
 # covariance term the effective rank collapses to a few dimensions and the accuracy drops too,
 # by more than the spread of the three baseline seeds. The *sizes* cannot be compared. The paper
 # measures linear top-1 on ImageNet after 100 epochs of a ResNet-50, where dropping the
-# covariance term costs 11 of 68.6 points and the model still learns a lot; here each run is a
-# few epochs of a small CNN on synthetic images, evaluated by $k$-NN. Three seeds give only a
+# covariance term costs 11 of 68.6 points and the model still learns a lot; here each run is
+# 10 epochs of a small CNN on synthetic images, evaluated by $k$-NN (dropping the covariance
+# term costs 57 of 83 points: the short run has no other way to spread its dimensions). Three seeds give only a
 # rough idea of the noise, so read the accuracy gaps as directions; the effective rank, measured
 # on the very embeddings the loss acts on, is the clear signal.
 
@@ -301,7 +304,7 @@ explorer
 # %% [markdown]
 # ## Exercise
 #
-# **1. Why does $\gamma$ barely matter in these short runs?** The $\gamma = 2$ run of the grid ends with exactly
+# **1. Why does $\gamma$ barely matter in these runs?** The $\gamma = 2$ run of the grid ends with exactly
 # the baseline's $k$-NN accuracy, spread and effective rank; only its variance term differs.
 # Without looking at that run, predict its final variance term $v$ from the baseline's
 # (`base["variance"]`, `base["emb_std_mean"]`). Hint: in the baseline, is any embedding
@@ -313,7 +316,7 @@ my_prediction = None  # replace None with your value of v for the gamma = 2 run
 
 # %% cellView="form" collapsed=true jupyter={"outputs_hidden": true, "source_hidden": true} mystnb={"code_prompt_hide": "Hide solution", "code_prompt_show": "Show solution"} tags=["solution", "hide-cell"]
 # @title Solution (run this cell to check your answer; open it to read the worked answer)
-# Answer: the baseline's embeddings never reach std 1 in these short runs, so for every dimension
+# Answer: the baseline's embeddings never reach std 1 in these runs, so for every dimension
 # gamma - S > 0 for gamma = 1 and gamma = 2 alike: the hinge is in its linear part, its gradient
 # (-1/d per dimension) does not depend on gamma, and both runs take exactly the same steps. Only
 # the value moves: v(gamma=2) = mean(2 - S) = v(gamma=1) + 1. Gamma matters once dimensions reach
@@ -353,7 +356,7 @@ def weighted_shares(run):
 # %% cellView="form" collapsed=true jupyter={"outputs_hidden": true, "source_hidden": true} mystnb={"code_prompt_hide": "Hide solution", "code_prompt_show": "Show solution"} tags=["solution", "hide-cell"]
 # @title Solution (run this cell to check your answer; open it to read the worked answer)
 # Answer: weight each term by the run's own coefficient; the sum must give back the recorded loss.
-# In these short runs mu*v carries most of the loss in almost every run: the embeddings' stds
+# In these runs mu*v carries most of the loss in almost every run: the embeddings' stds
 # stay below gamma (exercise 1), so every dimension's hinge is active and most of the optimiser's
 # effort goes into spreading the embeddings; lambda*s and nu*c are small corrections on top.
 # The exceptions (printed last): mu = 0, where nothing asks for spread, and nu = 0, where the
