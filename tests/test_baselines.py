@@ -78,6 +78,6 @@ def test_demo_prints_the_stored_supervised_knn_only_for_its_own_recipe(monkeypat
         assert stored_supervised_knn(other) is None
     result = TrainResult(model=None, config=demo, out_dir=Path("runs/x"), history=[], epochs=[])
     result.final, result.wall_time = {"trained": 0.5, "random_init": 0.1, "raw_pixels": 0.1}, 1.0
-    assert f"supervised, same budget *     {stored * 100:6.2f}%" in format_final(result)
+    assert f"{'supervised, same budget *':<30s} {stored * 100:6.2f}%" in format_final(result)
     result.config = demo.replace(epochs=3)
     assert "supervised" not in format_final(result)

@@ -65,9 +65,10 @@ def test_config_for_switches_the_named_augmentation_off():
         test_size=128,
     )
     aug = make_augment_config(cfg)
-    assert (cfg.std_coeff, cfg.sim_coeff, cfg.cov_coeff, cfg.gamma) == (0.0, 25.0, 1.0, 1.0)
-    assert aug.crop is False and aug.solarize_p == (0.0, 0.0) and aug.jitter_p > 0 and aug.flip_p > 0
     default = make_augment_config(ag.config_for(ag.DEFAULT_POINT, epochs=1, train_size=256, test_size=128))
+    assert (cfg.std_coeff, cfg.sim_coeff, cfg.cov_coeff, cfg.gamma) == (0.0, 25.0, 1.0, 1.0)
+    assert aug.crop is False and aug.solarize_p == (0.0, 0.0)
+    assert aug.jitter_p == default.jitter_p > 0 and aug.flip_p == default.flip_p  # the others: the preset's
     assert default.crop is True and default.solarize_p != (0.0, 0.0)
     with pytest.raises(ValueError, match="augmentation"):
         ag.config_for({**ag.DEFAULT_POINT, "aug_off": ["blur"]}, epochs=1, train_size=256, test_size=128)
