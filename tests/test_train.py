@@ -310,6 +310,9 @@ def test_unequal_share_stops_training(tmp_path, monkeypatch):
         def set_epoch(self, *args, **kwargs):
             self.loader.set_epoch(*args, **kwargs)
 
+        def close(self):
+            self.loader.close()
+
         def __iter__(self):
             for i, (x_a, x_b, y) in enumerate(self.loader):
                 yield (x_a[:-1], x_b[:-1], y[:-1]) if i == 1 else (x_a, x_b, y)
