@@ -149,9 +149,9 @@ def train_supervised(
                 seen += len(yb)
             step += 1
     net.eval()
-    feats_logits = extract_features(net, x_test, mean, std)
-    test_acc = (feats_logits.argmax(1) == y_test).float().mean().item()
     f_train, f_test = (extract_features(net.backbone, images, mean, std) for images in (x, x_test))
+    with torch.no_grad():
+        test_acc = (net.head(f_test).argmax(1) == y_test).float().mean().item()
     return {
         "test_acc": test_acc,
         "knn": knn_accuracy(f_train, y, f_test, y_test),

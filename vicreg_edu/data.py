@@ -92,12 +92,12 @@ process too), so ``set_epoch`` works everywhere.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import csv
 import functools
 import hashlib
 import io
-import atexit
 import os
 import pickle
 import random
