@@ -16,9 +16,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from vicreg_edu.augment import TwoViewBatchAugment, TwoViewTransform
+from vicreg_edu.augment import TwoViewTransform
+from vicreg_edu.batch_augment import TwoViewBatchAugment
 from vicreg_edu.views import cifar_augment, imagenet_augment, shapes_augment
-from vicreg_edu.data import Shapes, in_memory_uint8
+from vicreg_edu.data import in_memory_uint8
+from vicreg_edu.shapes import Shapes
 
 
 def main():

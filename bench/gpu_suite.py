@@ -127,7 +127,7 @@ def inject_data(images, labels) -> None:
     """Make ``train()`` read the given uint8 (N, 3, H, W) images (in memory, augmented on the device)."""
     torch = _torch()
     import vicreg_edu.trainer as T
-    from vicreg_edu.augment import TwoViewBatchAugment
+    from vicreg_edu.batch_augment import TwoViewBatchAugment
     from vicreg_edu.data import DiagnosticViews, InMemoryTwoViewLoader
 
     def loader(name, root, aug, batch_size, *, seed=0, device="cpu", **_):
@@ -303,7 +303,8 @@ def m_jpeg_pipeline(tiny: bool, tmp: str) -> dict:
     from torch.utils.data import DataLoader
     from torchvision.io import decode_jpeg
 
-    from vicreg_edu.augment import TwoViewBatchAugment, TwoViewTransform
+    from vicreg_edu.augment import TwoViewTransform
+    from vicreg_edu.batch_augment import TwoViewBatchAugment
     from vicreg_edu.views import imagenet_augment
     from vicreg_edu.data import TwoViewDataset, read_image
 
@@ -419,7 +420,8 @@ def m_compile_fp16(tiny: bool, tmp: str) -> dict:
     import functools
 
     from vicreg_edu.config import get_config
-    from vicreg_edu.data import Shapes, in_memory_uint8
+    from vicreg_edu.data import in_memory_uint8
+    from vicreg_edu.shapes import Shapes
 
     device = _device()
     fallbacks = []

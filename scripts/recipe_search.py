@@ -30,9 +30,10 @@ from typing import Any
 
 import torch
 
-from vicreg_edu.augment import TwoViewBatchAugment
+from vicreg_edu.batch_augment import TwoViewBatchAugment
 from vicreg_edu.config import get_config
-from vicreg_edu.data import Shapes, in_memory_uint8
+from vicreg_edu.data import in_memory_uint8
+from vicreg_edu.shapes import Shapes
 from vicreg_edu.diagnostics import collapse_report
 from vicreg_edu.evaluate import extract_features, linear_probe
 from vicreg_edu.experiments import summarize
@@ -64,7 +65,7 @@ SEARCH_BASE: dict[str, Any] = {
 
 # What the search may change, and the values it tries (one factor at a time in the screen stage),
 # roughly in the order of their expected effect (the screen runs them in this order).
-# ``aug.X`` keys are AugmentConfig fields (vicreg_edu/augment.py); the others are Config fields.
+# ``aug.X`` keys are AugmentConfig fields (vicreg_edu/views.py); the others are Config fields.
 # The search also tried three augmentations the library does not have (random rotation, pixel
 # noise, translation) and a Shapes variant without noisy backgrounds, from a patched copy of the
 # code; recipe_search.json keeps those runs and the patch ("experimental"), and says why none was kept.

@@ -10,19 +10,19 @@ import torchvision.transforms as T
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from vicreg_edu.augment import (
+from vicreg_edu.augment import TwoViewTransform, eval_transform
+from vicreg_edu.batch_augment import (
     _CROP_TRIALS,
     BatchAugment,
     TwoViewBatchAugment,
-    TwoViewTransform,
     _blend,
     _gray,
     adjust_hue,
-    eval_transform,
     gaussian_blur,
 )
 from vicreg_edu.views import cifar_augment, imagenet_augment, shapes_augment
-from vicreg_edu.data import Shapes, in_memory_uint8
+from vicreg_edu.data import in_memory_uint8
+from vicreg_edu.shapes import Shapes
 
 
 @pytest.fixture(scope="module")
@@ -546,7 +546,7 @@ def test_batched_path_reproduces_the_frozen_implementation(images, case, shape):
 @pytest.mark.parametrize("case", ["cifar", "imagenet24", "no_crop_same_size"])
 def test_views_as_one_batch_reproduce_the_frozen_implementation(images, case):
     """On a GPU both views run as one batch of 2B images (on CPU one after the other): same outputs."""
-    from vicreg_edu.augment import _augment_views
+    from vicreg_edu.batch_augment import _augment_views
 
     cfg = _EQUIVALENCE_CASES[case]()
     x = images[0]
@@ -560,7 +560,7 @@ def test_views_as_one_batch_reproduce_the_frozen_implementation(images, case):
 def test_device_work_reads_nothing_back(images, case):
     """The device part needs no sync: run it on the meta device, whose tensors have no data, so
     any read back to the host (.item(), nonzero, a data-dependent branch) would raise."""
-    from vicreg_edu.augment import _augment_views
+    from vicreg_edu.batch_augment import _augment_views
 
     cfg = _EQUIVALENCE_CASES[case]()
     x = images[0][:16]

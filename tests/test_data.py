@@ -9,17 +9,19 @@ import torch
 from PIL import Image
 
 from vicreg_edu import data as D
-from vicreg_edu.augment import TwoViewBatchAugment, TwoViewTransform
+from vicreg_edu import shapes as S
+from vicreg_edu.augment import TwoViewTransform
+from vicreg_edu.batch_augment import TwoViewBatchAugment
 from vicreg_edu.data import (
     DataLoaderTwoViews,
     InMemoryTwoViewLoader,
-    Shapes,
     TwoViewDataset,
     in_memory_uint8,
     load_dataset,
     make_two_view_loader,
 )
 from vicreg_edu.errors import DataError
+from vicreg_edu.shapes import Shapes
 from vicreg_edu.views import DATASET_STATS, SHAPES_MEAN, SHAPES_STD, cifar_augment, shapes_augment
 
 
@@ -29,7 +31,7 @@ from vicreg_edu.views import DATASET_STATS, SHAPES_MEAN, SHAPES_STD, cifar_augme
 
 def test_shapes_deterministic_for_a_seed():
     a = Shapes("test", n=120, seed=3).data.copy()
-    D._make_shapes.cache_clear()  # really regenerate, not the memoised copy
+    S._make_shapes.cache_clear()  # really regenerate, not the memoised copy
     b = Shapes("test", n=120, seed=3)
     assert np.array_equal(a, b.data)
     assert not np.array_equal(a, Shapes("test", n=120, seed=4).data)
@@ -43,8 +45,8 @@ def _texture(data: np.ndarray) -> np.ndarray:
 
 def test_shapes_backgrounds_switch():
     """Noisy backgrounds are off by default; with them on, only the would-be noisy images change."""
-    default, every = Shapes("test", n=300, seed=2), Shapes("test", n=300, seed=2, backgrounds=D.BACKGROUNDS)
-    assert default.backgrounds == ("flat", "gradient") and every.backgrounds == D.BACKGROUNDS
+    default, every = Shapes("test", n=300, seed=2), Shapes("test", n=300, seed=2, backgrounds=S.BACKGROUNDS)
+    assert default.backgrounds == ("flat", "gradient") and every.backgrounds == S.BACKGROUNDS
     assert default.targets == every.targets
     changed = np.any(default.data != every.data, axis=(1, 2, 3))
     assert 0.2 < changed.mean() < 0.5  # about a third of the images were drawn noisy
@@ -76,7 +78,7 @@ def test_shapes_default_sizes_and_stats():
     t = time.perf_counter()
     test = Shapes("test")
     elapsed = time.perf_counter() - t
-    assert len(test) == 2_000 and D.SHAPES_SPLIT_SIZES["train"] == 10_000
+    assert len(test) == 2_000 and S.SHAPES_SPLIT_SIZES["train"] == 10_000
     assert elapsed < 15, f"generating 2000 images took {elapsed:.1f}s"
     # DATASET_STATS were measured on the default train split; another draw agrees to sampling error
     x = Shapes("train", n=3000).data.reshape(-1, 3).astype(np.float64) / 255
@@ -388,7 +390,8 @@ def test_interpreter_exits_with_a_loader_still_open(tmp_path):
     from conftest import _subprocess_env
 
     code = (
-        "from vicreg_edu.data import DataLoaderTwoViews, Shapes\n"
+        "from vicreg_edu.data import DataLoaderTwoViews\n"
+        "from vicreg_edu.shapes import Shapes\n"
         "from vicreg_edu.augment import TwoViewTransform\n"
         "from vicreg_edu.views import shapes_augment\n"
         "loader = DataLoaderTwoViews(Shapes('test', n=32), TwoViewTransform(shapes_augment()), 8, num_workers=2)\n"

@@ -20,7 +20,8 @@ diagnostics and results    :func:`collapse_report`, :func:`effective_rank`, :fun
 
 Figures are in :mod:`vicreg_edu.plots`, further measures in :mod:`vicreg_edu.diagnostics`, chapter
 7's sliders in :mod:`vicreg_edu.widgets`. One module per concept: ``loss``, ``views`` (what the two
-views are), ``augment`` (making them), ``data``, ``models``, ``trainer``, ``evaluate``,
+views are), ``augment`` (making them from PIL images), ``batch_augment`` (the same on device batches),
+``shapes`` (the built-in dataset), ``data``, ``models``, ``trainer``, ``evaluate``,
 ``diagnostics``, ``plots``, ``config``, ``optim``, ``checkpoint``, ``distributed``, ``errors``,
 ``cli`` (the only argument parser; ``python -m vicreg_edu``), ``slurm``, ``experiments`` (chapter
 7's grid), ``baselines``, ``results``, ``widgets``.
@@ -33,14 +34,16 @@ Example:
     ['covariance', 'invariance', 'loss', 'variance']
 """
 
-from .augment import TwoViewBatchAugment, TwoViewTransform
+from .augment import TwoViewTransform
+from .batch_augment import TwoViewBatchAugment
 from .config import FAST, Config, get_config
-from .data import Shapes, in_memory_uint8, load_dataset
+from .data import in_memory_uint8, load_dataset
 from .diagnostics import collapse_report, effective_rank
 from .evaluate import EvalData, extract_features, knn_accuracy, linear_probe, load_checkpoint_model, load_eval_data
 from .loss import VICRegLoss, covariance_loss, invariance_loss, variance_loss, vicreg_loss
 from .models import VICReg, build_model
 from .results import load_results
+from .shapes import Shapes
 from .trainer import TrainResult, format_final, train
 from .views import make_augment_config
 

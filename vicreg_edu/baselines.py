@@ -29,11 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Shapes, in_memory_uint8
+from .data import in_memory_uint8
 from .evaluate import extract_features, knn_accuracy, linear_probe, normalize_uint8
 from .results import RESULTS_DIR, machine_info, rounded, write_results
 from .views import SHAPES_MEAN, SHAPES_STD
 from .models import build_backbone, evaluating
+from .shapes import Shapes
 
 
 def shapes_tensors(split: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -254,7 +254,7 @@ def _cifar(dataset: str) -> Config:
       ``--set amp=fp16`` matches it;
     - augmentation code: solo applies torchvision/PIL transforms image by image (crop, jitter,
       grayscale, solarize, flip); ours runs the same distributions batched on the device
-      (``augment.BatchAugment``, flip before the colour ops, which it commutes with); pixel
+      (``batch_augment.BatchAugment``, flip before the colour ops, which it commutes with); pixel
       rounding and interpolation details differ.
 
     Fast mode shrinks sizes only (``_FAST_SHRINK``).

@@ -46,7 +46,7 @@ FACTORS = {
 }
 # Extra seeds of the baseline: their spread is the noise level a difference must beat.
 BASELINE_SEEDS = [1, 2]
-# Switching an augmentation off = this AugmentConfig override (see vicreg_edu/augment.py).
+# Switching an augmentation off = this AugmentConfig override (see vicreg_edu/views.py).
 AUG_OFF = {"crop": False, "flip_p": 0.0, "jitter_p": 0.0, "grayscale_p": 0.0, "solarize_p": (0.0, 0.0)}
 # The recipe around the grid's loss factors: today's demo preset (chapter 5) for everything but the
 # coefficients, i.e. its batch size and augmentation overrides. Read from the preset, so a change
