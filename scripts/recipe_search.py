@@ -40,7 +40,7 @@ from vicreg_edu.experiments import summarize
 from vicreg_edu.models import evaluating, random_twin
 from vicreg_edu.trainer import train
 from vicreg_edu.views import make_augment_config
-from vicreg_edu.results import RESULTS_DIR, machine_info, rounded, write_results
+from vicreg_edu.results import RECIPE_KEYS, RESULTS_DIR, machine_info, recipe_of, rounded, write_results
 
 _DEMO = get_config("demo", fast=False)
 
@@ -361,28 +361,7 @@ def long_run_main(args: argparse.Namespace) -> int:
         "what": f"the demo preset trained for {args.epochs} epochs instead of {_DEMO.epochs} "
         "(learning-rate schedule stretched to the longer run), scripts/recipe_search.py",
         "command": "OMP_NUM_THREADS=1 python scripts/recipe_search.py long " + " ".join(args.argv),
-        "config": {
-            k: v
-            for k, v in cfg.to_dict().items()
-            if k
-            in (
-                "backbone",
-                "expander",
-                "epochs",
-                "batch_size",
-                "optimizer",
-                "base_lr",
-                "weight_decay",
-                "sim_coeff",
-                "std_coeff",
-                "cov_coeff",
-                "aug",
-                "seed",
-                "knn_every",
-                "train_size",
-                "test_size",
-            )
-        },
+        "config": recipe_of(cfg, RECIPE_KEYS + ("knn_every", "train_size", "test_size")),
         "final": {k: rounded(v) for k, v in result.final.items()},
         "epochs": [
             {k: (rounded(r[k]) if isinstance(r[k], float) else r[k]) for k in keep if k in r} for r in result.epochs

@@ -8,7 +8,6 @@ import pytest
 import torch
 from PIL import Image
 
-from vicreg_edu import data as D
 from vicreg_edu import shapes as S
 from vicreg_edu.augment import TwoViewTransform
 from vicreg_edu.batch_augment import TwoViewBatchAugment

@@ -31,7 +31,7 @@ from torch import nn
 
 from .data import in_memory_uint8
 from .evaluate import extract_features, knn_accuracy, linear_probe, normalize_uint8
-from .results import RESULTS_DIR, machine_info, rounded, write_results
+from .results import RESULTS_DIR, machine_info, recipe_of, rounded, write_results
 from .views import SHAPES_MEAN, SHAPES_STD
 from .models import build_backbone, evaluating
 from .shapes import Shapes
@@ -78,6 +78,44 @@ class SupervisedNet(nn.Module):
         return self.head(self.backbone(x))
 
 
+def _lr_scale(step: int, warmup: int, steps: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``steps``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+
+def _fit(net, xn, y, *, steps: int, batch_size: int, lr: float, weight_decay: float, generator) -> float:
+    """``steps`` AdamW steps of cross-entropy on normalised images ``xn`` with random horizontal
+    flips; returns the training accuracy over the last epoch's steps."""
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+    bs = min(batch_size, len(xn))
+    warmup = max(1, min(len(xn) // bs, steps // 20))
+    net.train()
+    step, correct, seen = 0, 0, 0
+    while step < steps:
+        order = torch.randperm(len(xn), generator=generator)
+        for i in range(0, len(xn) - bs + 1, bs):
+            if step >= steps:
+                break
+            idx = order[i : i + bs]
+            xb, yb = xn[idx], y[idx]
+            flip = torch.rand(len(idx), generator=generator) < 0.5
+            xb = torch.where(flip.view(-1, 1, 1, 1), xb.flip(-1), xb)
+            for group in opt.param_groups:
+                group["lr"] = lr * _lr_scale(step, warmup, steps)
+            logits = net(xb)
+            loss = F.cross_entropy(logits, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if step >= steps - max(1, len(xn) // bs):
+                correct += (logits.argmax(1) == yb).sum().item()
+                seen += len(yb)
+            step += 1
+    return correct / max(seen, 1)
+
+
 def train_supervised(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -118,37 +156,8 @@ def train_supervised(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = SupervisedNet(backbone, int(max(y.max(), y_test.max())) + 1)
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
-    bs = min(batch_size, len(x))
-    warmup = max(1, min(len(x) // bs, steps // 20))
     xn = normalize_uint8(x, mean, std)
-    net.train()
-    step, correct, seen = 0, 0, 0
-    while step < steps:
-        order = torch.randperm(len(x), generator=g)
-        for i in range(0, len(x) - bs + 1, bs):
-            if step >= steps:
-                break
-            idx = order[i : i + bs]
-            xb, yb = xn[idx], y[idx]
-            flip = torch.rand(len(idx), generator=g) < 0.5
-            xb = torch.where(flip.view(-1, 1, 1, 1), xb.flip(-1), xb)
-            scale = (
-                (step + 1) / warmup
-                if step < warmup
-                else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
-            )
-            for group in opt.param_groups:
-                group["lr"] = lr * scale
-            logits = net(xb)
-            loss = F.cross_entropy(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if step >= steps - max(1, len(x) // bs):  # training accuracy over the last epoch's steps
-                correct += (logits.argmax(1) == yb).sum().item()
-                seen += len(yb)
-            step += 1
+    train_acc = _fit(net, xn, y, steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay, generator=g)
     net.eval()
     f_train, f_test = (extract_features(net.backbone, images, mean, std) for images in (x, x_test))
     with torch.no_grad():
@@ -156,7 +165,7 @@ def train_supervised(
     return {
         "test_acc": test_acc,
         "knn": knn_accuracy(f_train, y, f_test, y_test),
-        "train_acc": correct / max(seen, 1),
+        "train_acc": train_acc,
         "steps": steps,
         "n_labels": len(x),
         "cpu_time_s": time.process_time() - cpu0,
@@ -275,27 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     data = {
         "what": "supervised ceiling and label efficiency on Shapes (vicreg_edu/baselines.py)",
         "command": "python -m vicreg_edu.baselines " + " ".join(sys.argv[1:] if argv is None else argv),
-        "config": {
-            k: v
-            for k, v in cfg.to_dict().items()
-            if k
-            in (
-                "backbone",
-                "expander",
-                "epochs",
-                "batch_size",
-                "optimizer",
-                "base_lr",
-                "weight_decay",
-                "warmup_epochs",
-                "end_lr_ratio",
-                "sim_coeff",
-                "std_coeff",
-                "cov_coeff",
-                "aug",
-                "seed",
-            )
-        },
+        "config": recipe_of(cfg),
         "vicreg": {
             "knn": rounded(result.final["trained"]),
             "knn_random_init": rounded(result.final["random_init"]),

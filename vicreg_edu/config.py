@@ -223,6 +223,24 @@ SOLO_LEARN_CIFAR = (
 )
 
 
+# What the cifar presets still differ in from solo-learn (its scripts/pretrain/cifar/vicreg.yaml):
+# - backbone: solo's CIFAR ``conv1`` is 3x3, stride 1, **padding 2** (34x34 maps after it; ours
+#   padding 1, 32x32) with PyTorch's default init (ours Kaiming normal), and its torchvision
+#   ResNet-18 has ``zero_init_residual=False`` (ours True, as the official VICReg ResNet-50);
+# - projector: solo's last ``Linear`` has a bias (our expander's has none, as the official one);
+# - LARS trust ratio: solo divides by ``||grad|| + wd * ||w|| + 1e-8``, we by
+#   ``||grad + wd * w||`` (the official VICReg code), which is never larger: the same at weight
+#   decay 0, a ratio at least as large here at 1e-4 (``optim.LARS``);
+# - schedule: solo's warm-up starts at ``warmup_start_lr`` 3e-5, ours at 0;
+# - online probe: solo trains ``Linear(512, classes)`` in the same LARS optimiser (lr
+#   ``classifier_lr`` 0.1, no weight decay) on both views; ours is a separate AdamW (lr 1e-3) on
+#   view a. Both see detached features, so neither changes the encoder;
+# - precision: solo ``16-mixed`` (fp16 autocast + GradScaler); ours ``amp=auto`` (bf16 on CUDA);
+#   ``--set amp=fp16`` matches it;
+# - augmentation code: solo applies torchvision/PIL transforms image by image (crop, jitter,
+#   grayscale, solarize, flip); ours runs the same distributions batched on the device
+#   (``batch_augment.BatchAugment``, flip before the colour ops, which it commutes with); pixel
+#   rounding and interpolation details differ.
 def _cifar(dataset: str) -> Config:
     """solo-learn's VICReg CIFAR recipe: 92.07% CIFAR-10 / 68.54% CIFAR-100 linear (its README).
 
@@ -237,25 +255,7 @@ def _cifar(dataset: str) -> Config:
     (0.4, 0.4, 0.2, 0.1) p 0.8, grayscale 0.2, no blur, solarization 0.1, flip 0.5, the same on
     both views), normalised with the statistics of the dataset trained on (solo's ``MEANS_N_STD``).
 
-    What still differs from solo-learn:
-
-    - backbone: solo's CIFAR ``conv1`` is 3x3, stride 1, **padding 2** (34x34 maps after it; ours
-      padding 1, 32x32) with PyTorch's default init (ours Kaiming normal), and its torchvision
-      ResNet-18 has ``zero_init_residual=False`` (ours True, as the official VICReg ResNet-50);
-    - projector: solo's last ``Linear`` has a bias (our expander's has none, as the official one);
-    - LARS trust ratio: solo divides by ``||grad|| + wd * ||w|| + 1e-8``, we by
-      ``||grad + wd * w||`` (the official VICReg code), which is never larger: the same at weight
-      decay 0, a ratio at least as large here at 1e-4 (``optim.LARS``);
-    - schedule: solo's warm-up starts at ``warmup_start_lr`` 3e-5, ours at 0;
-    - online probe: solo trains ``Linear(512, classes)`` in the same LARS optimiser (lr
-      ``classifier_lr`` 0.1, no weight decay) on both views; ours is a separate AdamW (lr 1e-3) on
-      view a. Both see detached features, so neither changes the encoder;
-    - precision: solo ``16-mixed`` (fp16 autocast + GradScaler); ours ``amp=auto`` (bf16 on CUDA);
-      ``--set amp=fp16`` matches it;
-    - augmentation code: solo applies torchvision/PIL transforms image by image (crop, jitter,
-      grayscale, solarize, flip); ours runs the same distributions batched on the device
-      (``batch_augment.BatchAugment``, flip before the colour ops, which it commutes with); pixel
-      rounding and interpolation details differ.
+    How it still differs from solo-learn: the comment above this function.
 
     Fast mode shrinks sizes only (``_FAST_SHRINK``).
     """

@@ -573,18 +573,9 @@ def run_protocol(
         set_epoch_lr(run["optimizer"], epoch, cfg.epochs)
         loss = train_one_epoch(run["net"], run["train"], run["optimizer"], run["dev"], cfg, epoch, _log)
         top1, top5, _ = topk_accuracy(run["model"], run["val"], run["dev"])
-        lrs = [g["lr"] for g in run["optimizer"].param_groups]
-        history.append(
-            dict(
-                epoch=epoch + 1,
-                loss=loss,
-                top1=top1,
-                top5=top5,
-                lr_head=lrs[0],
-                lr_backbone=lrs[1] if len(lrs) > 1 else 0.0,
-                seconds=time.time() - t0,
-            )
-        )
+        lrs = [g["lr"] for g in run["optimizer"].param_groups] + [0.0]  # head, backbone (0: frozen)
+        record = dict(epoch=epoch + 1, loss=loss, top1=top1, top5=top5, lr_head=lrs[0], lr_backbone=lrs[1])
+        history.append({**record, "seconds": time.time() - t0})
         if distributed.is_main_process():
             out_dir.mkdir(parents=True, exist_ok=True)
             atomic_save(

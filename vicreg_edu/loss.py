@@ -114,21 +114,18 @@ def vicreg_loss(
 ) -> VICRegTerms:
     """The VICReg loss of paper Eq. (6): ``lambda s + mu (v_a + v_b) / 2 + nu (c_a + c_b)``.
 
-    The numbers of :func:`vicreg_loss_reference` (lambda, mu, nu = sim_coeff, std_coeff,
-    cov_coeff), computed without a (D, D) matrix when N < D. Under torch.distributed, s uses
-    this rank's batch and v, c the batch gathered from all ranks (:func:`gather_with_grad`), so
-    the mean over ranks of ``loss`` is the single-process loss. In float32 (float64 stays
-    float64), also inside an autocast region.
+    The numbers of :func:`vicreg_loss_reference`, without a (D, D) matrix when N < D, in float32
+    (float64 stays float64) also under autocast. Under torch.distributed, s uses this rank's
+    batch and v, c the batch gathered from all ranks (:func:`gather_with_grad`).
 
     Args:
         z_a, z_b: (N, D) embeddings (expander outputs) of the two views, row i of each from
             the same image.
         sim_coeff, std_coeff, cov_coeff: weights lambda, mu, nu (paper: 25, 25, 1).
         gamma, eps: target std and the epsilon of the variance term.
-        check_finite: raise a ValueError on NaN/Inf input (default; one read back to the host,
-            a device sync on a GPU). With ``False`` NaN/Inf propagate into the terms and on a
-            GPU the loss reads nothing back to the host (its Gram side then runs in float64,
-            see :class:`_SecondMoments`). Under ``torch.compile`` use ``check_finite=False``.
+        check_finite: raise a ValueError on NaN/Inf input (one read back to the host). With
+            ``False`` NaN/Inf propagate and a GPU reads nothing back (the Gram side then runs in
+            float64, see :class:`_SecondMoments`); use it under ``torch.compile``.
     Returns:
         VICRegTerms(loss, invariance, variance, covariance), 0-dim tensors; only ``loss`` is
         weighted, ``variance`` is (v_a + v_b)/2 and ``covariance`` is c_a + c_b.

@@ -144,6 +144,23 @@ def _check_amp(amp: str) -> None:
         raise ConfigError(f"amp={amp!r} for a memory estimate: choose one of {', '.join(AMPS)}")
 
 
+def _step_objects(cfg: Config, num_classes: int | None):
+    """``cfg``'s network with its probe and both optimisers, on the default device (as the trainer builds them)."""
+    from .models import VICRegWithProbe, build_model
+    from .optim import build_optimizer
+
+    net = VICRegWithProbe(build_model(cfg), num_classes or _NUM_CLASSES.get(cfg.dataset, 1000))
+    if cfg.channels_last and torch.get_default_device().type == "cuda":
+        net = net.to(memory_format=torch.channels_last)  # same bytes; the fake count skips the copy
+    optimizer = build_optimizer(
+        net.model, cfg.optimizer, cfg.weight_decay, cfg.momentum, cfg.lars_eta, getattr(cfg, "lars_clip", False)
+    )
+    probe_optimizer = torch.optim.AdamW(net.probe.parameters(), lr=cfg.probe_lr, weight_decay=1e-6)
+    for group in optimizer.param_groups:
+        group["lr"] = cfg.lr
+    return net, optimizer, probe_optimizer
+
+
 def _training_step(
     cfg: Config,
     per_gpu_batch: int,
@@ -162,22 +179,14 @@ def _training_step(
     measured step's batch is on the device, just before its forward.
     """
     from .loss import vicreg_loss
-    from .models import VICRegWithProbe, build_model
-    from .optim import build_optimizer
 
     dtype = torch.get_default_dtype()
     size = make_augment_config(cfg).size
-    net = VICRegWithProbe(build_model(cfg), num_classes or _NUM_CLASSES.get(cfg.dataset, 1000))
-    if cfg.channels_last and torch.get_default_device().type == "cuda":
-        net = net.to(memory_format=torch.channels_last)  # same bytes; the fake count skips the copy
+    net, optimizer, probe_optimizer = _step_objects(cfg, num_classes)
     params = [p for p in net.parameters() if p.requires_grad]
     buckets = torch.empty(sum(p.numel() for p in params), dtype=dtype) if world > 1 else None  # DDP's
-    optimizer = build_optimizer(
-        net.model, cfg.optimizer, cfg.weight_decay, cfg.momentum, cfg.lars_eta, getattr(cfg, "lars_clip", False)
-    )
-    probe_optimizer = torch.optim.AdamW(net.probe.parameters(), lr=cfg.probe_lr, weight_decay=1e-6)
-    for group in optimizer.param_groups:
-        group["lr"] = cfg.lr
+
+    loss_kwargs = {k: getattr(cfg, k) for k in ("sim_coeff", "std_coeff", "cov_coeff", "gamma", "eps")}
 
     def prepare(x):
         return x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else x
@@ -192,16 +201,7 @@ def _training_step(
     def step(x_a, x_b, y):
         with autocast():
             z_a, z_b, logits = net(prepare(x_a), prepare(x_b))
-        terms = vicreg_loss(
-            gathered(z_a.to(dtype)),
-            gathered(z_b.to(dtype)),
-            cfg.sim_coeff,
-            cfg.std_coeff,
-            cfg.cov_coeff,
-            cfg.gamma,
-            cfg.eps,
-            check_finite=False,
-        )
+        terms = vicreg_loss(gathered(z_a.to(dtype)), gathered(z_b.to(dtype)), **loss_kwargs, check_finite=False)
         probe_loss = F.cross_entropy(logits.to(dtype), y)
         optimizer.zero_grad(set_to_none=True)
         probe_optimizer.zero_grad(set_to_none=True)
@@ -523,6 +523,20 @@ class LaunchPlan:
     note: str
 
 
+def _launch_command(nodes: int, gpus_per_node: int, train_args: str) -> str:
+    """The engine for the job's size: SLURM (submitit) across nodes, torchrun on one node, else one process."""
+    if nodes > 1:
+        return f"vicreg-edu submit --nodes {nodes} --gpus-per-node {gpus_per_node} -- {train_args}"
+    if gpus_per_node > 1:
+        return f"torchrun --nproc_per_node={gpus_per_node} -m vicreg_edu train {train_args}"
+    return f"vicreg-edu train {train_args}"
+
+
+def _shares(chain: list[tuple[int, float]], world: int) -> list[tuple[int, float]]:
+    """The (global batch, base_lr) pairs of ``chain`` that split into 2 or more images on each of ``world`` GPUs."""
+    return [(b, lr) for b, lr in chain if b % world == 0 and b // world >= 2]
+
+
 def launch_plan(
     nodes: int,
     gpus_per_node: int,
@@ -560,30 +574,22 @@ def launch_plan(
     base = get_config(preset, fast=False)
     chain = [(2048, 0.2), (512, 0.4)] if epochs == 1000 else [(512, 0.3)]
     chain += [(256, 0.5), (128, 0.8)]
-    for global_batch, base_lr in chain:
-        if global_batch % world or global_batch // world < 2:
-            continue
-        per_gpu = global_batch // world
-        need = HEADROOM * step_memory(base, per_gpu, amp, world)
-        if need <= 0.9 * usable:
-            break
-    else:
+    needs = ((b, lr, HEADROOM * step_memory(base, b // world, amp, world)) for b, lr in _shares(chain, world))
+    fit = next(((b, lr, need) for b, lr, need in needs if need <= 0.9 * usable), None)  # the largest that fits
+    if fit is None:
         raise ConfigError(
             f"no batch of the paper's ({', '.join(str(b) for b, _ in chain)}) fits "
             f"{world} GPU(s) of {gpu_memory_gib:g} GiB in {amp}: use more or larger GPUs"
         )
+    (global_batch, base_lr, need), per_gpu = fit, fit[0] // world
     overrides = {"data_dir": data_dir}
     if global_batch != base.batch_size:
         overrides.update(batch_size=global_batch, base_lr=base_lr)
     if amp != "bf16":
         overrides["amp"] = "none" if amp == "fp32" else amp
-    train_args = f"--preset {preset} --set " + " ".join(f"{k}={v}" for k, v in overrides.items())
-    if nodes > 1:
-        command = f"vicreg-edu submit --nodes {nodes} --gpus-per-node {gpus_per_node} -- {train_args}"
-    elif gpus_per_node > 1:
-        command = f"torchrun --nproc_per_node={gpus_per_node} -m vicreg_edu train {train_args}"
-    else:
-        command = f"vicreg-edu train {train_args}"
+    command = _launch_command(
+        nodes, gpus_per_node, f"--preset {preset} --set " + " ".join(f"{k}={v}" for k, v in overrides.items())
+    )
     source = "the paper's" if epochs == 1000 else "the official launch's"
     note = f"{per_gpu} images per GPU need ~{need / 2**30:.0f} GiB of {gpu_memory_gib:g}; " + (
         f"{source} batch and learning rate"

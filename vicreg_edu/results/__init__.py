@@ -60,6 +60,37 @@ def stored_supervised_knn(cfg) -> float | None:
     return data["supervised_ceiling"].get("knn")
 
 
+# The fields that make a run's recipe (what a stored run records of its Config).
+RECIPE_KEYS = (
+    "backbone",
+    "expander",
+    "epochs",
+    "batch_size",
+    "optimizer",
+    "base_lr",
+    "weight_decay",
+    "warmup_epochs",
+    "end_lr_ratio",
+    "sim_coeff",
+    "std_coeff",
+    "cov_coeff",
+    "aug",
+    "seed",
+)
+
+
+def recipe_of(cfg, keys: tuple[str, ...] = RECIPE_KEYS) -> dict:
+    """The ``keys`` fields of ``cfg`` (a Config or its ``to_dict()``) as a dict, for a results file.
+
+    Example:
+        >>> from vicreg_edu.config import get_config
+        >>> recipe_of(get_config("demo"), ("batch_size", "optimizer"))
+        {'batch_size': 128, 'optimizer': 'adamw'}
+    """
+    d = cfg if isinstance(cfg, dict) else cfg.to_dict()
+    return {k: d[k] for k in keys if k in d}
+
+
 def write_results(path: str | Path, data: dict) -> None:
     """Write ``data`` as indented JSON to ``path`` (folders created)."""
     path = Path(path)
