@@ -21,6 +21,7 @@ print one line, ``vicreg-edu: error: ...``, and exit with status 2; ``--debug`` 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -417,22 +418,10 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
 
 def _run_protocol(args: argparse.Namespace) -> None:
     from . import distributed
-    from .linear_eval import evaluate_protocol, format_result, protocol_config
+    from .linear_eval import EvalConfig, evaluate_protocol, format_result, protocol_config
 
-    keys = (
-        "epochs",
-        "batch_size",
-        "lr_head",
-        "lr_backbone",
-        "weight_decay",
-        "crop_size",
-        "resize_size",
-        "workers",
-        "seed",
-        "max_epochs",
-        "log_every",
-        "subset",
-    )
+    settable = {f.name for f in dataclasses.fields(EvalConfig)} - {"protocol", "percent"}
+    keys = [k for k in vars(args) if k in settable]  # the EvalConfig fields this command line sets
     try:
         cfg = protocol_config(args.protocol, args.percent, **{k: getattr(args, k) for k in keys})
         result = evaluate_protocol(
