@@ -45,11 +45,9 @@ from vicreg_edu.results import RECIPE_KEYS, RESULTS_DIR, machine_info, recipe_of
 _DEMO = get_config("demo", fast=False)
 
 
-# The starting point of the search: the demo preset of before the search (AdamW 1e-2, batch 128,
-# expander 512-512-512, coefficients 25/25/1, shapes_augment) with the one change the issue
-# measured to help, crop scale (0.8, 1). The second session's runs at the demo's budget (stage
-# "budget" in recipe_search.json) were passed as ``--recipes FILE --epochs 10``; the chosen preset
-# differs from this base only in mu = 50 and nu = 0.5 (and the data: no noisy backgrounds).
+# The screen stage's starting point (``screen_candidates``): AdamW 1e-2, batch 128, expander
+# 512-512-512, coefficients 25/25/1, crop scale (0.8, 1). Later stages pass their own recipes
+# (``--recipes FILE``); the recipe each stored run used is in its record in recipe_search.json.
 SEARCH_BASE: dict[str, Any] = {
     "batch_size": 128,
     "optimizer": "adamw",
@@ -66,9 +64,9 @@ SEARCH_BASE: dict[str, Any] = {
 # What the search may change, and the values it tries (one factor at a time in the screen stage),
 # roughly in the order of their expected effect (the screen runs them in this order).
 # ``aug.X`` keys are AugmentConfig fields (vicreg_edu/views.py); the others are Config fields.
-# The search also tried three augmentations the library does not have (random rotation, pixel
-# noise, translation) and a Shapes variant without noisy backgrounds, from a patched copy of the
-# code; recipe_search.json keeps those runs and the patch ("experimental"), and says why none was kept.
+# recipe_search.json also holds runs of three augmentations the library does not have (random
+# rotation, pixel noise, translation) and of Shapes without noisy backgrounds, made with a modified
+# library (the modification is stored under "experimental"), and says why none was kept.
 SEARCH_SPACE: dict[str, list] = {
     "aug.hue": [0.5, 0.1],
     "aug.crop_scale": [(0.5, 1.0), (0.3, 1.0), (0.95, 1.0)],
