@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from .config import get_config
-from .results import RESULTS_DIR, machine_info, rounded, write_results
+from .results import RESULTS_DIR, machine_info, recipe_of, rounded, write_results
 
 # ==============================================================================================
 # 1. Ablation grid (chapter 7)
@@ -56,6 +56,9 @@ _DEMO = get_config("demo", fast=False)
 GRID_RECIPE = {"batch_size": _DEMO.batch_size, "aug": dict(_DEMO.aug)}
 # Sizes of one grid run: the demo's full budget (10 epochs of all 10,000 images, 780 steps of 128),
 # so the grid's effects are those of chapter 5's run, not of a shorter regime.
+# The recipe fields every point of the grid shares (the grid file records them under "settings").
+_GRID_FIXED = ("dataset", "backbone", "expander", "batch_size", "optimizer", "base_lr", "weight_decay")
+_GRID_FIXED += ("warmup_epochs", "end_lr_ratio", "aug")
 SIZES = {"epochs": _DEMO.epochs, "train_size": 10_000, "test_size": 2_000, "diag_size": 512}
 
 
@@ -265,21 +268,7 @@ def grid_main(args: argparse.Namespace) -> int:
         "command": "OMP_NUM_THREADS=1 python -m vicreg_edu.experiments grid " + " ".join(args.argv),
         "settings": {
             **sizes,
-            **{
-                k: cfg[k]
-                for k in (
-                    "dataset",
-                    "backbone",
-                    "expander",
-                    "batch_size",
-                    "optimizer",
-                    "base_lr",
-                    "weight_decay",
-                    "warmup_epochs",
-                    "end_lr_ratio",
-                    "aug",
-                )
-            },
+            **recipe_of(cfg, _GRID_FIXED),
             "seed": "0, and the baseline repeated with seeds " + ", ".join(map(str, BASELINE_SEEDS)),
             "knn": "k=20, cosine, T=0.07, bank = the train_size training images, test_size test images",
         },
