@@ -6,9 +6,13 @@ run" is a state the test holds; one slow test trains a tiny real run through the
 
 from __future__ import annotations
 
+import re
+import sys
 import threading
+from pathlib import Path
 
 import pytest
+import yaml
 
 pytest.importorskip("ipywidgets")
 
@@ -195,3 +199,89 @@ def test_real_tiny_live_run(grid, tmp_path, real_figures):
     assert explorer.shown.startswith("live run: default point (1 epochs x 256 images")
     assert seen and seen[-1] == 1.0 and not explorer.button.disabled
     assert list(tmp_path.glob("run-*/metrics.jsonl")), "the run wrote no metrics under out_root"
+
+
+def test_output_bundle_carries_the_figure_as_a_png_fallback(grid):
+    """The explorer's output: the widget view, the current figure as image/png (what JupyterLab
+    shows for an untrusted notebook, and GitHub and nbviewer show) and a line of text."""
+    import base64
+
+    explorer = AblationExplorer(grid, run_fn=BlockingRun({}), background=False)
+    bundle = explorer._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle and "ablation explorer" in bundle["text/plain"]
+    assert base64.b64decode(bundle["image/png"]) == explorer.figure.value
+    explorer.set_point({**grid["default_point"], "std_coeff": 0.0})  # the fallback follows the figure
+    assert base64.b64decode(explorer._repr_mimebundle_()["image/png"]) == explorer.figure.value
+
+
+# ----------------------------------------------------------------------------------------------
+# the site's widget renderer and the installed ipywidgets
+
+ROOT = Path(__file__).resolve().parents[1]
+RENDERER = re.compile(
+    r"https://cdn\.jsdelivr\.net/npm/@jupyter-widgets/html-manager@(\d+\.\d+\.\d+)/dist/embed-amd\.js"
+)
+
+
+def site_renderer_versions() -> tuple[list[str], list[str]]:
+    """(html-manager versions the pages load, html-manager versions the require.js shim maps to)."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]
+    loaded = [m.group(1) for url in config["nb_ipywidgets_js"] for m in [RENDERER.fullmatch(url)] if m]
+    shims = [attrs["body"] for name, attrs in config.get("html_js_files", []) if name is None]
+    mapped = re.findall(r"@jupyter-widgets/html-manager@(\d+\.\d+\.\d+)/dist", " ".join(shims))
+    return loaded, mapped
+
+
+def caret_allows(caret: str, version: str) -> bool:
+    """npm's ^X.Y.Z range (X >= 1): same major, at least X.Y.Z."""
+    low = tuple(int(x) for x in caret.lstrip("^").split("."))
+    v = tuple(int(x) for x in version.split("."))
+    return v[0] == low[0] and v >= low
+
+
+def test_site_pins_the_widget_renderer_of_the_installed_ipywidgets():
+    """_config.yml loads one @jupyter-widgets/html-manager, the one the installed ipywidgets names
+    (its embed code's semver range), its require.js font shim points at the same version, and the
+    models stored in chapter 7 speak the protocol versions of the installed ipywidgets."""
+    import ipywidgets
+    import nbformat
+
+    loaded, mapped = site_renderer_versions()
+    assert len(loaded) == 1, f"_config.yml's nb_ipywidgets_js should load one html-manager: {loaded}"
+    assert mapped == loaded, f"the require.js shim maps html-manager {mapped}, the pages load {loaded}"
+    caret = ipywidgets._version.__html_manager_version__
+    assert caret_allows(caret, loaded[0]), (
+        f"html-manager {loaded[0]} does not satisfy ipywidgets {ipywidgets.__version__}'s {caret}"
+    )
+    nb = nbformat.read(ROOT / "book" / "07_ablations.ipynb", as_version=4)
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    protocol = {
+        "@jupyter-widgets/controls": ipywidgets._version.__jupyter_widgets_controls_version__,
+        "@jupyter-widgets/base": ipywidgets._version.__jupyter_widgets_base_version__,
+        "@jupyter-widgets/output": ipywidgets._version.__jupyter_widgets_output_version__,
+    }
+    stale = {
+        (m["model_module"], m["model_module_version"])
+        for m in state.values()
+        if protocol.get(m["model_module"], m["model_module_version"]) != m["model_module_version"]
+    }
+    assert not stale, f"chapter 7's stored models {stale} are not those of ipywidgets {ipywidgets.__version__}"
+
+
+def test_site_renderer_is_built_on_the_installed_widget_packages():
+    """html-manager's own dependencies (@jupyter-widgets/base, controls, output) are the ones the
+    installed jupyterlab_widgets (ipywidgets' JupyterLab half, same release) is built on. Needs the
+    npm package that scripts/check_site.py packs into _build/npm (skipped before a site check)."""
+    import json
+
+    (version,), _ = site_renderer_versions()
+    pkg = ROOT / "_build" / "npm" / f"@jupyter-widgets+html-manager@{version}" / "package" / "package.json"
+    lab = Path(sys.prefix) / "share" / "jupyter" / "labextensions" / "@jupyter-widgets" / "jupyterlab-manager"
+    if not pkg.exists() or not (lab / "package.json").exists():
+        pytest.skip(f"needs {pkg} (make site-check offline packs it) and the jupyterlab_widgets labextension")
+    deps = json.loads(pkg.read_text())["dependencies"]
+    lab_deps = json.loads((lab / "package.json").read_text())["dependencies"]
+    for name in ("@jupyter-widgets/base", "@jupyter-widgets/controls", "@jupyter-widgets/output"):
+        assert deps[name] == lab_deps[name], (
+            f"html-manager {version} needs {name} {deps[name]}, the installed jupyterlab_widgets {lab_deps[name]}"
+        )

@@ -28,6 +28,7 @@ Example (in a notebook)::
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
@@ -149,10 +150,12 @@ def factor_runs(grid: dict, factor: str) -> tuple[list[str], list[dict]]:
 def plot_factor_grid(grid: dict, metrics: list[tuple[str, str]], title: str) -> Figure:
     """Rows = ``metrics`` (``(key, axis label)``), columns = the factors; one factor changed per run.
 
-    The baseline run is the filled marker; the shaded band spans the baseline repeated with
-    every seed (the noise level). Loss terms are drawn on a log axis; every other row starts at
-    0, so no axis is truncated. The k-NN row also marks the random encoder (dashed). A pyplot
-    figure: ``plt.show()`` displays it in a notebook."""
+    Every column is categorical (a few chosen values, evenly spaced, or which augmentation is
+    off), so each run is a point, not joined by lines. The baseline run is the filled marker;
+    the shaded band spans the baseline repeated with every seed (the noise level). Loss terms
+    are drawn on a log axis; every other row starts at 0, so no axis is truncated. The k-NN row
+    also marks the random encoder (dashed). A pyplot figure: ``plt.show()`` displays it in a
+    notebook."""
     import matplotlib.pyplot as plt
 
     runs = {r["name"]: r for r in grid["runs"]}
@@ -166,7 +169,7 @@ def plot_factor_grid(grid: dict, metrics: list[tuple[str, str]], title: str) -> 
         i_base = next(i for i, r in enumerate(picked) if r is base)
         for row, (key, ylabel) in enumerate(metrics):
             ax, y = axes[row, col], [r[key] for r in picked]
-            ax.plot(range(len(y)), y, "o-" if factor != "aug" else "o", color="C0", mfc="white")
+            ax.plot(range(len(y)), y, "o", ls="none", color="C0", mfc="white")
             ax.plot([i_base], [y[i_base]], "o", color="C0")
             seeds = [r[key] for r in seed_runs]
             ax.axhspan(min(seeds), max(seeds), color="C0", alpha=0.15, lw=0, label=f"baseline, {len(seeds)} seeds")
@@ -297,6 +300,8 @@ class AblationExplorer:
                 value=grid["default_point"][f],
                 description=SLIDER_LABELS.get(f, f),
                 continuous_update=False,
+                style={"description_width": "55px"},
+                layout=w.Layout(width="260px"),
             )
             for f in grid["factors"]
         }
@@ -319,7 +324,7 @@ class AblationExplorer:
         self.log = w.HTML("")
         self.widget = w.VBox(
             [
-                w.HBox(list(self.sliders.values())),
+                w.HBox(list(self.sliders.values()), layout=w.Layout(flex_flow="row wrap")),
                 w.HBox(list(self.toggles.values())),
                 w.HBox([self.button, self.progress]),
                 self.hint,
@@ -482,10 +487,14 @@ class AblationExplorer:
     # -- display
 
     def _repr_mimebundle_(self, **kwargs):
-        """The widget view, with a readable text fallback for viewers that cannot render widgets."""
+        """The widget view, with two fallbacks in the same output for viewers that do not render it:
+        the current figure as ``image/png`` (what JupyterLab shows for an untrusted notebook before
+        it has run, and GitHub and nbviewer show) and a line of text."""
         bundle = self.widget._repr_mimebundle_(**kwargs)
         bundle["text/plain"] = (
             "[ablation explorer: sliders for λ, μ, ν, γ, augmentation switches and a 'Run it live' "
             "button; run the notebook in JupyterLab or Colab to use them]"
         )
+        if self.figure.value:
+            bundle["image/png"] = base64.b64encode(self.figure.value).decode("ascii")
         return bundle
