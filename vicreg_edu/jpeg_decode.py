@@ -1,0 +1,121 @@
+"""Two views from JPEG files, decoded on a device: every random draw planned on the CPU first.
+
+For a batch of JPEG files (their bytes), :class:`JpegTwoViewDecoder`
+
+1. reads each image's size from its header (PIL, no decode),
+2. draws both views' parameters on the CPU from the same :class:`~vicreg_edu.views.AugmentConfig`
+   and the same distributions as the PIL path (:meth:`BatchAugment.sample
+   <vicreg_edu.batch_augment.BatchAugment.sample>`: crop area and log aspect ratio, 10 trials,
+   flip, colour-jitter order and factors, grayscale, blur sigma, solarization), and turns them
+   into integer crop boxes per image with torchvision's rule (:meth:`BatchAugment.crop_boxes
+   <vicreg_edu.batch_augment.BatchAugment.crop_boxes>`: the first fitting trial, else the centre
+   crop),
+3. decodes with ``torchvision.io.decode_jpeg(..., device=...)`` a few files at a time
+   (``decode_batch``; a batched call that fails is retried image by image),
+4. crops and resizes each image to the view size on the device (``resized_crop``, antialiased,
+   as PIL's resize), giving one uint8 batch per view, and
+5. hands each batch with its parameters to the batched colour ops of
+   :class:`~vicreg_edu.batch_augment.BatchAugment` (flip, jitter, grayscale, blur, solarize,
+   normalise), with the crop switched off there since it is done.
+
+Only the sizes are read before the decode, so no image is decoded twice and a device decoder
+(nvJPEG on CUDA) never waits on the host for a random draw. Shapes: ``n`` files -> two float32
+``(n, 3, size, size)`` tensors on ``device``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from collections.abc import Sequence
+
+import torch
+import torchvision.transforms.functional as TF
+from PIL import Image
+from torchvision.io import ImageReadMode, decode_jpeg
+
+from .batch_augment import BatchAugment
+from .views import AugmentConfig
+
+
+def image_sizes(files: Sequence[bytes]) -> list[tuple[int, int]]:
+    """(height, width) of each encoded image, from its header alone (PIL opens lazily)."""
+    sizes = []
+    for data in files:
+        with Image.open(io.BytesIO(data)) as img:
+            sizes.append((img.height, img.width))
+    return sizes
+
+
+class JpegTwoViewDecoder:
+    """JPEG bytes -> (view_a, view_b), decoded on ``device``, crops planned before the decode.
+
+    Args:
+        cfg: the recipe (the object the PIL path reads).
+        device: where to decode and augment (``"cuda"`` on a GPU machine).
+        decode_batch: files per ``decode_jpeg`` call (1 = image by image).
+
+    Example:
+        >>> from vicreg_edu.views import cifar_augment
+        >>> buf = io.BytesIO(); Image.new("RGB", (40, 30), "red").save(buf, "JPEG")
+        >>> a, b = JpegTwoViewDecoder(cifar_augment())([buf.getvalue()] * 2, torch.Generator().manual_seed(0))
+        >>> a.shape, b.dtype
+        (torch.Size([2, 3, 32, 32]), torch.float32)
+    """
+
+    def __init__(self, cfg: AugmentConfig, device: str | torch.device = "cpu", decode_batch: int = 8):
+        if not isinstance(cfg, AugmentConfig):
+            raise TypeError(f"cfg must be an AugmentConfig, got {type(cfg).__name__}")
+        if decode_batch < 1:
+            raise ValueError(f"decode_batch must be >= 1, got {decode_batch}")
+        self.cfg, self.device, self.decode_batch = cfg, torch.device(device), decode_batch
+        self.views = (BatchAugment(cfg, 0), BatchAugment(cfg, 1))
+        # the colour ops on the already cropped batch: the same recipe with its crop done
+        done = dataclasses.replace(cfg, crop=False)
+        self.colour = (BatchAugment(done, 0), BatchAugment(done, 1))
+        self.batched_decode_failures = 0  # batched calls retried image by image
+
+    def plan(self, sizes: Sequence[tuple[int, int]], generator: torch.Generator | None = None):
+        """Both views' parameters (as ``BatchAugment.sample``) and crop boxes (n, 4) = (top, left, h, w)."""
+        params = [view.sample(len(sizes), generator) for view in self.views]
+        boxes = []
+        for view, p in zip(self.views, params):
+            box = torch.empty(len(sizes), 4, dtype=torch.long)
+            for hw in set(sizes):  # one vectorised call per distinct image size
+                rows = torch.tensor([k for k, s in enumerate(sizes) if s == hw])
+                box[rows] = view.crop_boxes({k: v[rows] for k, v in p.items()}, *hw)
+            boxes.append(box)
+        return params, boxes
+
+    def decode(self, files: Sequence[bytes]) -> list[torch.Tensor]:
+        """uint8 (3, H, W) images on the device, ``decode_batch`` files per call."""
+        data = [torch.frombuffer(bytearray(f), dtype=torch.uint8) for f in files]
+        out = []
+        for start in range(0, len(data), self.decode_batch):
+            chunk = data[start : start + self.decode_batch]
+            try:
+                out += decode_jpeg(chunk, mode=ImageReadMode.RGB, device=self.device)
+            except RuntimeError:  # e.g. nvJPEG's "Failed to decode batch": one at a time
+                if len(chunk) == 1:
+                    raise
+                self.batched_decode_failures += 1
+                out += [decode_jpeg(d, mode=ImageReadMode.RGB, device=self.device) for d in chunk]
+        return out
+
+    def crop_resize(self, images: Sequence[torch.Tensor], boxes: torch.Tensor) -> torch.Tensor:
+        """uint8 (n, 3, size, size): each image's box resized to the view size (crop off: the
+        shorter side resized to ``size``, then the centre square, as the PIL path)."""
+        S, cfg = self.cfg.size, self.cfg
+        mode = TF.InterpolationMode.BICUBIC if cfg.interpolation == "bicubic" else TF.InterpolationMode.BILINEAR
+        if not cfg.crop:
+            return torch.stack([TF.center_crop(TF.resize(x, S, mode, antialias=True), S) for x in images])
+        return torch.stack(
+            [TF.resized_crop(x, *box.tolist(), [S, S], mode, antialias=True) for x, box in zip(images, boxes)]
+        )
+
+    def __call__(self, files: Sequence[bytes], generator: torch.Generator | None = None):
+        params, boxes = self.plan(image_sizes(files), generator)
+        images = self.decode(files)
+        return tuple(
+            colour.apply(self.crop_resize(images, box), p) for colour, p, box in zip(self.colour, params, boxes)
+        )
