@@ -17,7 +17,11 @@
 # any labels: the trainer's per-epoch collapse report, covariance and correlation heatmaps,
 # singular value spectra with the effective rank, a 2-D picture of the representations, and how
 # to read the three loss terms together, including a pitfall reported by users of the official
-# code.
+# code. Collapse here means the embedding's *spread* going to zero: first every dimension's
+# standard deviation (complete collapse), or all but a few directions of it (dimensional
+# collapse, read on the effective rank). As in the other chapters, the loss's logged $v$ is the
+# average of the two branches' variance terms, $[v(Z) + v(Z')]/2$, and its $c$ the sum of their
+# covariance terms, $c(Z) + c(Z')$; $v(Z)$, $c(Z)$ are one branch's.
 
 # %%
 try:

@@ -503,8 +503,13 @@ print(f"worked solution: smallest n = {expected_n} (exp(0.4 / 0.07) = {math.exp(
 # `my_knn_predict(train_f, train_y, test_f, k, T)` returns the predicted class of every test
 # image (a tensor of integers). Normalise the features, take the $k$ most similar training
 # images (`topk`), add up $e^{s_i / T}$ per class (`scatter_add_` or a loop over the classes) and
-# take the arg-max. The answer cell runs your function on the trained backbone's features and
-# compares its accuracy with the library's `knn_accuracy`.
+# take the arg-max. The answer cell checks your function on fresh inputs built so that the
+# weighting decides: 40 test points, each with three training points of one class at cosine
+# similarity about 0.5 and two of another class at about 0.9 (in its own plane, so no other
+# point comes near). At $T = 0.07$ the two close ones must win every time, at $T = 100$ the three
+# far ones (a plain majority, which therefore fails the first test). Then it compares your
+# accuracy on the trained backbone's features with the library's `knn_accuracy` (within 0.5
+# points). While your function still returns `None`, the cell says "not answered yet".
 
 # %%
 def my_knn_predict(train_f, train_y, test_f, k=20, T=0.07):
@@ -527,12 +532,35 @@ def accuracy(predict):
     return (predict(repr_train, y_train, repr_test, k=20, T=0.07) == y_test).float().mean().item()
 
 
+def outvoted_case(n_test=40, seed=2024):
+    """Fresh test points where the weighted vote (T = 0.07) and a majority vote disagree: each has,
+    in its own plane, 3 training points of class a at similarity ~0.5 and 2 of class b at ~0.9."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randint(10, (n_test,), generator=g)
+    b = (a + torch.randint(1, 10, (n_test,), generator=g)) % 10  # another class
+    sims = torch.cat([0.45 + 0.1 * torch.rand(n_test, 3, generator=g), 0.85 + 0.1 * torch.rand(n_test, 2, generator=g)], 1)
+    train_f, test_f = torch.zeros(5 * n_test, 2 * n_test), torch.zeros(n_test, 2 * n_test)
+    for i in range(n_test):
+        train_f[5 * i:5 * i + 5, 2 * i:2 * i + 2] = on_circle(sims[i])
+        test_f[i, 2 * i] = 1.0
+    train_y = torch.stack([a, a, a, b, b], 1).flatten()
+    return train_f, train_y, test_f, b, a  # the weighted vote's answer, the majority's
+
+
+train_o, y_o, test_o, weighted_answer, majority_answer = outvoted_case()
+assert knn_accuracy(train_o, y_o, test_o, weighted_answer, k=5, temperature=0.07) == 1.0
+assert knn_accuracy(train_o, y_o, test_o, majority_answer, k=5, temperature=100.0) == 1.0
 reference = knn_accuracy(repr_train, y_train, repr_test, y_test, k=20, temperature=0.07)
+assert torch.equal(knn_predict_solution(train_o, y_o, test_o, k=5, T=0.07), weighted_answer)
 assert abs(accuracy(knn_predict_solution) - reference) < 0.005, (accuracy(knn_predict_solution), reference)
 if my_knn_predict(repr_train[:5], y_train[:5], repr_test[:2], k=2) is None:
     print("my_knn_predict: not answered yet (replace `return None` with your code, then rerun both cells)")
 else:
+    close = (torch.as_tensor(my_knn_predict(train_o, y_o, test_o, k=5, T=0.07)) == weighted_answer).float().mean()
+    assert close == 1.0, f"at T = 0.07 the two close neighbours must win; yours win on {100 * close:.0f}% of the points"
+    far = (torch.as_tensor(my_knn_predict(train_o, y_o, test_o, k=5, T=100.0)) == majority_answer).float().mean()
+    assert far == 1.0, f"at T = 100 the vote is nearly uniform and the majority must win; it does on {100 * far:.0f}%"
     mine = accuracy(my_knn_predict)
     assert abs(mine - reference) < 0.005, f"your vote gives {100 * mine:.1f}%, which is wrong: knn_accuracy gives {100 * reference:.1f}%"
-    print(f"my_knn_predict is right: {100 * mine:.1f}%")
+    print(f"my_knn_predict is right: the weighting decides as it should, and {100 * mine:.1f}% on the features")
 print(f"worked solution: {100 * accuracy(knn_predict_solution):.1f}%, knn_accuracy: {100 * reference:.1f}%")

@@ -451,8 +451,10 @@ assert steps == list(range(1, 17))
 
 # %% [markdown]
 # The resumed run picked up at step 6 and the metrics file holds every step once. The epoch lines
-# show the loss terms after 16 steps on 512 images, far from a trained model (the online probe is
-# at chance, 0.11); the point is that the command works. The trainer also refuses to resume with a
+# show the loss terms after 16 steps on 512 images ($v$ the average of the two branches' variance
+# terms, $c$ the sum of their covariance terms, as everywhere in the book), far from a trained
+# model: the online probe is at chance (0.11), which says only that 16 steps teach nothing, so
+# no accuracy of this run is evidence of anything; the point is that the command works. The trainer also refuses to resume with a
 # different recipe (a changed learning rate would give a run that is neither the old one nor a new
 # one), and says so in one line (the trainers exit with 2, torchrun with 1):
 
