@@ -1,7 +1,8 @@
-"""Issue 15's GPU speed suite: five measurements in one go, each in its own process with a time cap.
+"""Issues 15 and 25's GPU speed suite: measurements in one go, each in its own process with a time cap.
 
-    python bench/gpu_suite.py                        # on the GPU: all five, at most 7 minutes (caps)
-    python bench/gpu_suite.py --tiny                 # CPU dry run, tiny sizes, seconds per measurement
+    python bench/gpu_suite.py                        # on the GPU: the five below, at most 405 s (caps)
+    python bench/gpu_suite.py --profile --jpeg       # and profile_step, jpeg_planned (540 s of caps)
+    python bench/gpu_suite.py --tiny --profile --jpeg  # CPU dry run, tiny sizes, seconds per measurement
     python bench/gpu_suite.py --only loss_vs_lightly,jpeg_pipeline --out /tmp/suite.json
 
 Writes one JSON (``--out``, default ``bench/results/gpu_suite[_tiny].json``) and prints a table.
@@ -23,11 +24,28 @@ Every ratio is between two figures measured in the same run, on the same device.
                    two-view augmentation on the device. Ratio (b) / imagenet_step's trainer rate.
   loss_vs_lightly  ``bench/loss.py`` cases: forward + backward of our loss (default, and
                    ``check_finite=False``, the trainer's sync-free call) and of lightly's VICRegLoss,
-                   N in {256, 2048}, D = 8192. Ratio lightly / ours.
+                   N in {256, 2048}, D = 8192. Ratio lightly / ours. On a GPU machine without
+                   lightly it first runs ``pip install --no-index --find-links bench/wheels lightly``
+                   (wheels from ``scripts/bundle_lightly.sh``; never on CPU).
   compile_fp16     the trainer for 200 steps on Shapes with the cifar10 recipe: eager (the
                    device's default precision), ``compile=True``, ``amp=fp16`` (GradScaler), and eager
                    with another seed. Loss curves compared; tolerance = the seed-to-seed difference
                    (a change that moves the curve less than changing the seed is within noise).
+
+  profile_step     (``--profile``) the trainer's own loop (``trainer.start`` + ``train_one_epoch``)
+                   for a CIFAR-size (cifar10 recipe, 32 px, batch 256) and a ResNet-50 (224 px,
+                   batch 256) configuration: 10 warm-up steps, then 10 under torch.profiler (CPU
+                   and, on a GPU, CUDA activities). The backbone, expander, probe, loss, both
+                   optimisers' steps, the loader's next batch and the log's host read are wrapped
+                   in ``record_function`` ranges on these objects (no library change); backward
+                   ops are given to the forward range with their autograd sequence number. Per
+                   phase and step: host ms, device (kernel) ms, kernels, scalar reads, CUDA
+                   syncs, shares. Also one LARS step on the model's parameters, per parameter vs
+                   ``foreach``.
+  jpeg_planned     (``--jpeg``) ``vicreg_edu.jpeg_decode.JpegTwoViewDecoder`` (draws planned on the
+                   CPU before the decode; ``decode_jpeg`` on the device 1 or 16 files per call; crop
+                   + resize per image; batched colour ops) on the jpeg_pipeline files, next to the
+                   DataLoader + PIL path: images/s and images per CPU-second of each.
 
 ``--tiny`` runs the same code on CPU with tiny models and sizes (a smoke test, no timing claim).
 Where a measurement needs CUDA the tiny run uses the CPU fallback and says so in ``fallbacks``:
@@ -55,14 +73,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MEASUREMENTS = ("cifar_step", "imagenet_step", "jpeg_pipeline", "loss_vs_lightly", "compile_fp16")
+EXTRA = {"profile": "profile_step", "jpeg": "jpeg_planned"}  # --profile, --jpeg add these
 CAPS_S = {
+    "profile_step": 75,
+    "jpeg_planned": 60,
     "cifar_step": 70,
     "imagenet_step": 90,
-    "jpeg_pipeline": 60,
+    "jpeg_pipeline": 45,
     "loss_vs_lightly": 50,
     "compile_fp16": 150,
-}  # GPU: 420 s
-TINY_CAPS_S = {name: 150 for name in MEASUREMENTS}
+}  # GPU: 540 s in all; the five defaults 405 s
+TINY_CAPS_S = {name: 150 for name in CAPS_S}
+ALL = MEASUREMENTS + tuple(EXTRA.values())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -297,16 +319,52 @@ def _to_uint8(data: bytes):
     return _torch().frombuffer(bytearray(data), dtype=_torch().uint8)
 
 
+def pil_loader_rate(folder: Path, cfg, batch: int, workers: int, device) -> tuple[float, float]:
+    """Images/s of today's DataLoader + PIL two-view path over an ImageFolder, to the device, and
+    images per CPU-second (the main process and its workers; the workers' warm-up epoch start
+    included, so a lower bound)."""
+    import torchvision
+    from torch.utils.data import DataLoader
+
+    from vicreg_edu.augment import TwoViewTransform
+    from vicreg_edu.data import TwoViewDataset, read_image
+
+    ds = torchvision.datasets.ImageFolder(str(folder), loader=read_image)
+    loader = DataLoader(
+        TwoViewDataset(ds, TwoViewTransform(cfg)),
+        batch_size=batch,
+        num_workers=workers,
+        drop_last=True,
+        pin_memory=device.type == "cuda",
+        persistent_workers=True,
+    )
+    list(zip(range(1), loader))  # start the workers
+    t, seen = time.perf_counter(), 0
+    cpu = _cpu_s()
+    for (a, b), _ in loader:
+        a, b = a.to(device, non_blocking=True), b.to(device, non_blocking=True)
+        seen += len(a)
+    _sync(device)
+    wall = time.perf_counter() - t
+    loader._iterator._shutdown_workers()  # joined: their CPU time is now in RUSAGE_CHILDREN
+    return seen / wall, seen / (_cpu_s() - cpu)
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and of its children that have ended (loader workers)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def m_jpeg_pipeline(tiny: bool, tmp: str) -> dict:
     torch = _torch()
-    import torchvision
     from torch.utils.data import DataLoader
     from torchvision.io import decode_jpeg
 
-    from vicreg_edu.augment import TwoViewTransform
     from vicreg_edu.batch_augment import TwoViewBatchAugment
     from vicreg_edu.views import imagenet_augment
-    from vicreg_edu.data import TwoViewDataset, read_image
 
     device = _device()
     n, batch = (16, 8) if tiny else (2048, 256)
@@ -319,24 +377,7 @@ def m_jpeg_pipeline(tiny: bool, tmp: str) -> dict:
     cfg = imagenet_augment()
     fallbacks = [] if device.type == "cuda" else ["decode_jpeg and the batched augmentation on CPU (no GPU)"]
 
-    # (a) DataLoader + PIL, every core a worker
-    ds = torchvision.datasets.ImageFolder(str(folder), loader=read_image)
-    loader = DataLoader(
-        TwoViewDataset(ds, TwoViewTransform(cfg)),
-        batch_size=batch,
-        num_workers=workers,
-        drop_last=True,
-        pin_memory=device.type == "cuda",
-        persistent_workers=True,
-    )
-    list(zip(range(1), loader))  # start the workers
-    t, seen = time.perf_counter(), 0
-    for (a, b), _ in loader:
-        a, b = a.to(device, non_blocking=True), b.to(device, non_blocking=True)
-        seen += len(a)
-    _sync(device)
-    pil_rate = seen / (time.perf_counter() - t)
-    del loader
+    pil_rate, _ = pil_loader_rate(folder, cfg, batch, workers, device)  # (a) DataLoader + PIL, every core a worker
 
     # (b) workers read bytes; decode on the device in batches; batched two-view augmentation there
     raw = DataLoader(
@@ -384,6 +425,76 @@ def m_jpeg_pipeline(tiny: bool, tmp: str) -> dict:
     }
 
 
+def m_jpeg_planned(tiny: bool, tmp: str) -> dict:
+    """vicreg_edu.jpeg_decode (draws planned on the CPU, decode_jpeg on the device a few files at a
+    time, crop + resize per image, batched colour ops) next to the DataLoader + PIL path, same files."""
+    torch = _torch()
+    from vicreg_edu.jpeg_decode import JpegTwoViewDecoder
+    from vicreg_edu.views import imagenet_augment
+
+    device = _device()
+    n, batch = (16, 8) if tiny else (1024, 256)
+    workers = min(os.cpu_count() or 1, 2 if tiny else 64)
+    folder = Path(tmp) / "jpegs"
+    mean_bytes = write_jpegs(folder, n)
+    paths = sorted((folder / "class0").glob("*.jpg"))
+    cfg = imagenet_augment()
+    fallbacks = [] if device.type == "cuda" else ["decode_jpeg, crops and colour ops on CPU (no GPU)"]
+    pil_rate, pil_per_cpu_s = pil_loader_rate(folder, cfg, batch, workers, device)
+    results = {
+        "images": n,
+        "mean_file_kb": mean_bytes / 1024,
+        "batch": batch,
+        "pil_workers": workers,
+        "pil_dataloader_images_per_s": pil_rate,
+        "pil_images_per_s_per_worker": pil_rate / workers,
+        "pil_images_per_cpu_s": pil_per_cpu_s,
+        "decode_device": device.type,
+        "rows": [],
+    }
+    gen = torch.Generator().manual_seed(0)
+    for decode_batch in (4,) if tiny else (1, 16):
+        dec = JpegTwoViewDecoder(cfg, device, decode_batch=decode_batch)
+        dec([Path(p).read_bytes() for p in paths[:batch]], gen)  # warm-up: nvJPEG handles, kernels
+        _sync(device)
+        t, cpu, seen = time.perf_counter(), _cpu_s(), 0
+        for start in range(0, n - batch + 1, batch):  # the bytes are read in this process
+            view_a, _ = dec([Path(p).read_bytes() for p in paths[start : start + batch]], gen)
+            seen += len(view_a)
+        _sync(device)
+        wall, cpu = time.perf_counter() - t, _cpu_s() - cpu
+        results["rows"].append(
+            {
+                "decode_batch": decode_batch,
+                "images_per_s": seen / wall,
+                "images_per_cpu_s": seen / cpu,
+                "batched_decode_failures": dec.batched_decode_failures,
+                "view_shape": list(view_a.shape),
+            }
+        )
+    best = max(results["rows"], key=lambda r: r["images_per_s"])
+    ratios = {
+        "planned/pil_path": best["images_per_s"] / pil_rate,
+        "planned/pil_path per CPU-second": best["images_per_cpu_s"] / pil_per_cpu_s,
+    }
+    return {"results": results, "ratios": ratios, "fallbacks": fallbacks}
+
+
+WHEELS = ROOT / "bench" / "wheels"  # scripts/bundle_lightly.sh writes lightly and what it needs here
+
+
+def install_lightly() -> str:
+    """``pip install --no-index --find-links bench/wheels lightly`` (installed packages that satisfy
+    a requirement stay); what happened, in words."""
+    if not any(WHEELS.glob("lightly-*.whl")):
+        return f"not installed: no lightly wheel in {WHEELS} (run scripts/bundle_lightly.sh, carry bench/wheels)"
+    cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--find-links", str(WHEELS), "lightly"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        return f"not installed: pip exit {proc.returncode}: " + (proc.stderr.strip().splitlines() or [""])[-1][:300]
+    return "installed from " + str(WHEELS.relative_to(ROOT))
+
+
 def m_loss_vs_lightly(tiny: bool, tmp: str) -> dict:
     spec = importlib.util.spec_from_file_location("bench_loss", ROOT / "bench" / "loss.py")
     bench_loss = importlib.util.module_from_spec(spec)
@@ -392,6 +503,16 @@ def m_loss_vs_lightly(tiny: bool, tmp: str) -> dict:
     sizes = [(16, 128)] if tiny else [(256, 8192), (2048, 8192)]
     repeats = 1 if tiny else 10
     missing = bench_loss.lightly_available()
+    # only on a GPU machine (a fresh one, given back after the run): never into a CPU checkout's environment
+    install = (
+        "already importable"
+        if not missing
+        else install_lightly()
+        if _torch().cuda.is_available()
+        else "no GPU: not tried"
+    )
+    if missing and install.startswith("installed"):
+        missing = bench_loss.lightly_available()
     rows, ratios, fallbacks = [], {}, []
     if missing:
         fallbacks.append(f"lightly not importable ({missing}): ours only")
@@ -412,7 +533,8 @@ def m_loss_vs_lightly(tiny: bool, tmp: str) -> dict:
         if "ours_nosync_ms" in row and "ours_ms" in row:
             ratios[f"nosync/ours@{n}x{d}"] = row["ours_nosync_ms"] / row["ours_ms"]
         rows.append(row)
-    return {"results": {"rows": rows, "device": device, "repeats": repeats}, "ratios": ratios, "fallbacks": fallbacks}
+    results = {"rows": rows, "device": device, "repeats": repeats, "lightly_install": install}
+    return {"results": results, "ratios": ratios, "fallbacks": fallbacks}
 
 
 def m_compile_fp16(tiny: bool, tmp: str) -> dict:
@@ -472,6 +594,221 @@ def m_compile_fp16(tiny: bool, tmp: str) -> dict:
             results[f"{name}_max_rel_diff"] = dev
             results[f"{name}_within_noise"] = bool(dev <= noise)
             ratios[f"{name}/eager images/s"] = rates[name] / rates["eager"]
+    return {"results": results, "ratios": ratios, "fallbacks": fallbacks}
+
+
+# ----------------------------------------------------------------------------------------------
+# --profile: torch.profiler over the trainer's own loop, split by phase
+
+RANGES = {  # what each instrumented callable is called in the profile
+    "augmentation": "augmentation",  # the loader's next batch (in-memory loader: the batched views)
+    "backbone": "backbone",
+    "expander": "expander",
+    "loss": "loss",
+    "probe": "probe",
+    "optimiser": "optimiser step (LARS)",
+    "probe_optimiser": "probe step (AdamW)",
+    "log": "log (loss to host)",
+}
+READ_EVENT = "aten::_local_scalar_dense"  # a tensor's value read by the host (item, bool, int): on a GPU, a sync
+SYNC_EVENTS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize")
+BACKWARD = "autograd::engine::evaluate_function: "
+
+
+def _ranged(fn, label: str):
+    from torch.profiler import record_function
+
+    def wrapped(*args, **kwargs):
+        with record_function(label):
+            return fn(*args, **kwargs)
+
+    return wrapped
+
+
+class _RangedLoader:
+    """The trainer's loader with each batch fetched inside the ``augmentation`` range."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        it = iter(self.loader)
+        while True:
+            with _torch().profiler.record_function(RANGES["augmentation"]):
+                batch = next(it, None)
+            if batch is None:
+                return
+            yield batch
+
+
+def instrument(state, criterion, log):
+    """Name the step's parts for the profiler on these objects only (no library code changes):
+    the model's modules, the loss, both optimisers' ``step`` and the log's host read."""
+    net = state.net
+    for module, key in ((net.model.backbone, "backbone"), (net.model.expander, "expander"), (net.probe, "probe")):
+        module.forward = _ranged(module.forward, RANGES[key])
+    state.optimizer.step = _ranged(state.optimizer.step, RANGES["optimiser"])
+    state.probe_optimizer.step = _ranged(state.probe_optimizer.step, RANGES["probe_optimiser"])
+    log.step = _ranged(log.step, RANGES["log"])
+    return _ranged(criterion, RANGES["loss"])
+
+
+def _top(e):
+    while e.cpu_parent is not None:
+        e = e.cpu_parent
+    return e
+
+
+def phase_summary(events, steps: int) -> dict:
+    """Per phase and step: host (CPU) ms of its top-level events, device ms of the kernels they
+    launched, kernel count, scalar reads (``_local_scalar_dense``: a sync when the tensor is on a
+    GPU; on CPU tensors, a plain read) and CUDA synchronize calls. Backward ops go to the phase
+    whose forward op has their sequence number (autograd's link between a backward node and the
+    forward op that made it)."""
+    labels = set(RANGES.values())
+    fwd_phase = {}
+    for e in events:
+        top = _top(e)
+        if top.name in labels and e.sequence_nr >= 0:
+            fwd_phase[(e.thread, e.sequence_nr)] = top.name
+    rows: dict[str, dict] = {}
+
+    def row(name):
+        return rows.setdefault(
+            name, {"host_ms": 0.0, "device_ms": 0.0, "kernels": 0, "scalar_reads": 0, "cuda_syncs": 0}
+        )
+
+    def phase_of(top):
+        if top.name in labels:
+            return top.name
+        if top.name.startswith(BACKWARD):
+            owner = fwd_phase.get((top.fwd_thread, top.sequence_nr))
+            return f"{owner} backward" if owner else "backward (gradient accumulation, other)"
+        return "other (lr, zero_grad, casts, probe loss, scaler)"
+
+    for e in events:
+        if e.cpu_parent is None and e.device_type.name == "CPU":
+            r = row(phase_of(e))
+            r["host_ms"] += e.cpu_time_total / 1e3
+            r["device_ms"] += e.device_time_total / 1e3
+            stack = [e]
+            while stack:
+                ev = stack.pop()
+                r["kernels"] += len(ev.kernels)
+                stack += ev.cpu_children
+        if e.name == READ_EVENT:
+            row(phase_of(_top(e)))["scalar_reads"] += 1
+        elif e.name in SYNC_EVENTS:
+            row(phase_of(_top(e)))["cuda_syncs"] += 1
+    host, device = sum(r["host_ms"] for r in rows.values()), sum(r["device_ms"] for r in rows.values())
+    for r in rows.values():
+        r["host_share"] = r["host_ms"] / host if host else 0.0
+        r["device_share"] = r["device_ms"] / device if device else 0.0
+        for k in ("host_ms", "device_ms", "kernels", "scalar_reads", "cuda_syncs"):
+            r[k] /= steps
+    return dict(sorted(rows.items(), key=lambda kv: -kv[1]["device_ms" if device else "host_ms"]))
+
+
+def lars_step_ms(params, device, iters: int) -> dict:
+    """One LARS step on these parameters' shapes: per parameter vs foreach (ms)."""
+    torch = _torch()
+    from vicreg_edu.optim import LARS
+
+    out = {}
+    for foreach in (False, True):
+        ps = [torch.nn.Parameter(p.detach().clone()) for p in params]
+        for p in ps:
+            p.grad = torch.randn_like(p)
+        opt = LARS(ps, lr=0.1, weight_decay=1e-6, foreach=foreach)
+        out["foreach" if foreach else "per_parameter"] = 1e3 * _timed(opt.step, device, iters, warmup=2)
+    out["per_parameter/foreach"] = out["per_parameter"] / out["foreach"]
+    return out
+
+
+def _lars_update(optimizer, device) -> str:
+    from vicreg_edu.optim import FOREACH_DEFAULT, LARS
+
+    if not isinstance(optimizer, LARS):
+        return type(optimizer).__name__
+    flag = optimizer.param_groups[0].get("foreach")
+    return "foreach" if flag or (flag is None and device.type == FOREACH_DEFAULT) else "per parameter"
+
+
+def profile_trainer(cfg, warmup: int, steps: int, out_dir: str) -> dict:
+    """``warmup`` steps of the trainer's own loop (``train_one_epoch``), then ``steps`` under torch.profiler."""
+    from dataclasses import replace
+
+    from torch.profiler import ProfilerActivity, profile
+
+    import vicreg_edu.trainer as T
+    from vicreg_edu.distributed import StopSignals
+
+    cfg = cfg.replace(
+        max_steps=warmup + steps, out_dir=out_dir, final_eval=False, knn_every=0, progress=False, tensorboard=False
+    )
+    cfg = cfg.replace(ckpt_every=0, diag_size=min(cfg.diag_size, 64), log_every=min(cfg.log_every, steps))
+    run, state, loader, model, _evals, log = T.start(cfg)
+    criterion = instrument(state, T.build_criterion(cfg), log)
+    loader, signals = _RangedLoader(loader), StopSignals()
+    loader.loader.set_epoch(0)
+    T.train_one_epoch(replace(run, stop_at=warmup), state, model, criterion, loader, log, signals)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if run.device.type == "cuda" else [])
+    _sync(run.device)
+    start = time.perf_counter()
+    with profile(activities=activities) as prof:
+        T.train_one_epoch(replace(run, stop_at=warmup + steps), state, model, criterion, loader, log, signals)
+        _sync(run.device)
+    wall = (time.perf_counter() - start) / steps
+    loader.loader.close()
+    params = [p for p in state.net.model.parameters() if p.requires_grad]
+    return {
+        "batch": cfg.batch_size,
+        "steps_profiled": steps,
+        "step_ms_under_profiler": 1e3 * wall,
+        "phases": phase_summary(prof.events(), steps),
+        "lars_step_ms": lars_step_ms(params, run.device, iters=3 if run.device.type == "cpu" else 20),
+        "lars_update_in_trainer": _lars_update(state.optimizer, run.device),
+        "parameters": len(params),
+    }
+
+
+def m_profile_step(tiny: bool, tmp: str) -> dict:
+    """One CIFAR-size and one ResNet-50 configuration of the trainer, profiled."""
+    torch = _torch()
+    from vicreg_edu.config import get_config
+
+    device = _device()
+    torch.backends.cudnn.benchmark = True
+    cases = {
+        "cifar10@256": ("cifar10", 256, 32, {}),
+        "imagenet-resnet50@256": ("imagenet-resnet50", 256, 256, {}),
+    }
+    if tiny:
+        cases = {
+            "cifar10@8 (tiny)": ("cifar10", 8, 32, dict(backbone="small_cnn", expander="32-32")),
+            "imagenet-resnet50@8 (tiny)": (
+                "imagenet-resnet50",
+                8,
+                72,
+                dict(backbone="small_cnn", expander="32-32", aug={"size": 64}),
+            ),
+        }
+    warmup, steps = (1, 2) if tiny else (10, 10)
+    results, fallbacks = {}, []
+    if device.type != "cuda":
+        fallbacks.append("CPU activities only (no CUDA): device_ms columns are 0")
+    for name, (preset, batch, src, extra) in cases.items():
+        cfg = get_config(preset, fast=False).replace(dataset="shapes", batch_size=batch, **extra)
+        images, labels = synthetic_images(batch * (warmup + steps + 2), src)
+        inject_data(images, labels)
+        results[name] = profile_trainer(cfg, warmup, steps, os.path.join(tmp, preset))
+        del images, labels
+    ratios = {
+        f"lars per_parameter/foreach @ {k}": v["lars_step_ms"]["per_parameter/foreach"] for k, v in results.items()
+    }
     return {"results": results, "ratios": ratios, "fallbacks": fallbacks}
 
 
@@ -537,6 +874,9 @@ def print_table(report: dict) -> None:
             print(f"    {m.get('error', '')}")
             continue
         res = m["results"]
+        if name == "profile_step":
+            _print_profile(res)
+            res = {}
         for row in res.get("rows", []):
             print("    " + "  ".join(f"{k}={_fmt(v)}" for k, v in row.items()))
         for k, v in res.items():
@@ -546,6 +886,20 @@ def print_table(report: dict) -> None:
             print(f"    RATIO {k} = {_fmt(v)}")
     for k, v in report.get("cross_ratios", {}).items():
         print(f"RATIO {k} = {_fmt(v)}")
+
+
+def _print_profile(res: dict) -> None:
+    for case, r in res.items():
+        ms, lars = r["step_ms_under_profiler"], r["lars_update_in_trainer"]
+        print(f"    {case}: {ms:.1f} ms per step under the profiler, LARS {lars}")
+        head = f"{'host ms':>8} {'share':>6} {'dev ms':>8} {'share':>6} {'kernels':>8} {'reads':>6} {'syncs':>6}"
+        print(f"      {'phase':<48} {head}")
+        for phase, v in r["phases"].items():
+            print(
+                f"      {phase:<48} {v['host_ms']:8.2f} {v['host_share']:6.1%} {v['device_ms']:8.2f} "
+                f"{v['device_share']:6.1%} {v['kernels']:8.0f} {v['scalar_reads']:6.1f} {v['cuda_syncs']:6.1f}"
+            )
+        print("      LARS step ms: " + ", ".join(f"{k} {_fmt(v)}" for k, v in r["lars_step_ms"].items()))
 
 
 def cross_ratios(measurements: dict) -> dict:
@@ -559,6 +913,12 @@ def cross_ratios(measurements: dict) -> dict:
         )
     except (KeyError, IndexError, TypeError):
         pass
+    try:
+        rows = measurements["jpeg_planned"]["results"]["rows"]
+        step = measurements["imagenet_step"]["results"]["rows"][-1]["trainer_images_per_s"]
+        out["jpeg_planned/imagenet_trainer_step"] = max(r["images_per_s"] for r in rows) / step
+    except (KeyError, IndexError, TypeError, ValueError):
+        pass
     return out
 
 
@@ -567,7 +927,9 @@ def main(argv=None) -> int:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
     )
     p.add_argument("--tiny", "--dry-run", action="store_true", help="tiny sizes on CPU (smoke test)")
-    p.add_argument("--only", default="", help=f"comma-separated subset of {','.join(MEASUREMENTS)}")
+    p.add_argument("--only", default="", help=f"comma-separated subset of {','.join(ALL)}")
+    p.add_argument("--profile", action="store_true", help="also profile_step (torch.profiler over the trainer)")
+    p.add_argument("--jpeg", action="store_true", help="also jpeg_planned (vicreg_edu.jpeg_decode vs PIL)")
     p.add_argument("--out", default=None, help="JSON path (default bench/results/gpu_suite[_tiny].json)")
     p.add_argument("--cap-scale", type=float, default=1.0, help="multiply every time cap")
     p.add_argument("--_child", nargs=2, help=argparse.SUPPRESS)
@@ -577,9 +939,10 @@ def main(argv=None) -> int:
         return 0
 
     names = [n for n in args.only.split(",") if n] or list(MEASUREMENTS)
-    unknown = sorted(set(names) - set(MEASUREMENTS))
+    names += [m for flag, m in EXTRA.items() if getattr(args, flag) and m not in names]
+    unknown = sorted(set(names) - set(ALL))
     if unknown:
-        raise SystemExit(f"--only: unknown measurement(s) {unknown}; choose from {', '.join(MEASUREMENTS)}")
+        raise SystemExit(f"--only: unknown measurement(s) {unknown}; choose from {', '.join(ALL)}")
     out = Path(args.out or ROOT / "bench" / "results" / f"gpu_suite{'_tiny' if args.tiny else ''}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     caps = TINY_CAPS_S if args.tiny else CAPS_S

@@ -1,8 +1,10 @@
 """bench/gpu_suite.py in its tiny CPU mode: a smoke test of the script, not a timing test.
 
 It runs every measurement of issue 15 end to end (the real trainer loop, the loss bench, the JPEG
-writer and both decode paths, compile and fp16 runs) with tiny sizes, and checks that the JSON
-names every measurement, marks the CPU fallbacks, and holds finite positive ratios.
+writer and both decode paths, compile and fp16 runs) with tiny sizes, plus ``--profile`` (the
+trainer's loop under torch.profiler, split by phase) and ``--jpeg`` (vicreg_edu.jpeg_decode next to
+the PIL path), and checks that the JSON names every measurement, marks the CPU fallbacks, and
+holds finite positive ratios.
 """
 
 import json
@@ -16,13 +18,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = ROOT / "bench" / "gpu_suite.py"
 MEASUREMENTS = ("cifar_step", "imagenet_step", "jpeg_pipeline", "loss_vs_lightly", "compile_fp16")
+EXTRA = ("profile_step", "jpeg_planned")
 
 
 @pytest.fixture(scope="module")
 def tiny_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("suite") / "suite.json"
     proc = subprocess.run(
-        [sys.executable, str(SUITE), "--tiny", "--out", str(out)], capture_output=True, text=True, timeout=900, cwd=ROOT
+        [sys.executable, str(SUITE), "--tiny", "--profile", "--jpeg", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        cwd=ROOT,
     )
     assert out.exists(), proc.stdout[-2000:] + proc.stderr[-2000:]
     return json.loads(out.read_text()), proc
@@ -30,7 +37,7 @@ def tiny_report(tmp_path_factory):
 
 def test_tiny_suite_runs_every_measurement(tiny_report):
     report, proc = tiny_report
-    assert report["tiny"] is True and list(report["measurements"]) == list(MEASUREMENTS)
+    assert report["tiny"] is True and list(report["measurements"]) == list(MEASUREMENTS + EXTRA)
     for name, m in report["measurements"].items():
         assert m["status"] == "ok", (name, m.get("error"), m.get("traceback"))
     assert proc.returncode == 0
@@ -48,6 +55,7 @@ def test_tiny_suite_ratios_are_finite(tiny_report):
     assert set(report["cross_ratios"]) == {
         "jpeg_device_path/imagenet_trainer_step",
         "jpeg_pil_path/imagenet_trainer_step",
+        "jpeg_planned/imagenet_trainer_step",
     }
 
 
@@ -63,6 +71,30 @@ def test_tiny_suite_marks_cpu_fallbacks(tiny_report):
     curves = m["compile_fp16"]["results"]["curves"]
     assert set(curves) == {"eager", "eager_seed1", "compile", "fp16"}
     assert all(len(c) >= 2 and all(math.isfinite(v) for v in c) for c in curves.values())
+
+
+def test_tiny_profile_splits_the_step(tiny_report):
+    report, proc = tiny_report
+    res = report["measurements"]["profile_step"]["results"]
+    assert len(res) == 2  # a CIFAR-size and a ResNet-50-recipe case
+    for case, r in res.items():
+        phases = r["phases"]
+        for name in ("augmentation", "backbone", "backbone backward", "expander", "expander backward", "loss"):
+            assert phases[name]["host_ms"] > 0, (case, name)
+        assert phases["optimiser step (LARS)"]["host_ms"] > 0 and phases["log (loss to host)"]["scalar_reads"] > 0
+        assert abs(sum(p["host_share"] for p in phases.values()) - 1) < 1e-6
+        assert r["lars_step_ms"]["per_parameter"] > 0 and r["lars_step_ms"]["foreach"] > 0
+    assert "optimiser step (LARS)" in proc.stdout
+
+
+def test_tiny_jpeg_planned_views(tiny_report):
+    report, _ = tiny_report
+    m = report["measurements"]["jpeg_planned"]
+    if report["environment"]["device"] == "cpu":
+        assert any("decode_jpeg" in f for f in m["fallbacks"])
+        assert m["results"]["rows"][0]["view_shape"] == [8, 3, 224, 224]
+    assert all(r["images_per_s"] > 0 and r["images_per_cpu_s"] > 0 for r in m["results"]["rows"])
+    assert report["measurements"]["loss_vs_lightly"]["results"]["lightly_install"]  # says what happened
 
 
 def test_unknown_measurement_is_refused():
