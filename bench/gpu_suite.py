@@ -750,6 +750,7 @@ def profile_trainer(cfg, warmup: int, steps: int, out_dir: str) -> dict:
         max_steps=warmup + steps, out_dir=out_dir, final_eval=False, knn_every=0, progress=False, tensorboard=False
     )
     cfg = cfg.replace(ckpt_every=0, diag_size=min(cfg.diag_size, 64), log_every=min(cfg.log_every, steps))
+    cfg = cfg.replace(compile=False)  # the ranges wrap eager modules (compile_fp16 measures compile)
     run, state, loader, model, _evals, log = T.start(cfg)
     criterion = instrument(state, T.build_criterion(cfg), log)
     loader, signals = _RangedLoader(loader), StopSignals()
