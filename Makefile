@@ -43,7 +43,9 @@ lab-check: $(STAMP)
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
-# Opens the built site in headless Chromium (apt-get install -y chromium): pages load, figures show, math renders.
+# Opens the built site in headless Chromium (apt-get install -y chromium): pages load, figures show, math renders,
+# chapter 7's explorer renders from its stored widget state, no page error (scripts/check_site.py; screenshots in
+# _build/screenshots/). Offline, the CDN's scripts come from `npm pack` copies in _build/npm/.
 site-check: book
 	$(PY) scripts/check_site.py
 

@@ -12,6 +12,7 @@ Chromium by scripts/check_site.py (skipped where Chromium is not installed).
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shutil
 import subprocess
@@ -402,6 +403,42 @@ def test_chapter_7_stores_the_explorer_with_its_figure():
         if b.get("path") == ["value"] and base64.b64decode(b["data"])[:4] == b"\x89PNG"
     ]
     assert pngs, "chapter 7's stored Image widget holds no PNG: the page would show the controls without a figure"
+
+
+def test_chapter_7_explorer_output_shows_a_figure_without_widgets():
+    """The explorer's stored output holds, next to the widget view and the text line, the default
+    point's figure as image/png: JupyterLab shows it for an untrusted notebook before the first
+    run (it renders no widget view then), GitHub and nbviewer show it. It is the figure the stored
+    Image widget holds (the site's explorer), a PNG of non-zero size."""
+    nb = read_ipynb("07_ablations")
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    outputs = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if WIDGET_VIEW in o.get("data", {})
+    ]
+    assert outputs, "chapter 7 stores no widget view (the explorer's output)"
+    for out in outputs:
+        data = out["data"]
+        assert "image/png" in data, (
+            "chapter 7's explorer output has no image/png fallback: JupyterLab (before running), GitHub and "
+            "nbviewer show no figure; re-execute it with scripts/execute_chapters.py "
+            "(AblationExplorer._repr_mimebundle_)"
+        )
+        assert "ablation explorer" in data.get("text/plain", ""), "the explorer's text line is missing"
+        png = base64.b64decode(data["image/png"])
+        width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")  # the IHDR chunk
+        assert png[:4] == b"\x89PNG" and width > 0 and height > 0, "the fallback is not a PNG of non-zero size"
+        # the view's VBox -> its Image child: the same figure as the fallback
+        todo, seen, images = [data[WIDGET_VIEW]["model_id"]], set(), []
+        while todo:
+            model_id = todo.pop()
+            if model_id in seen:
+                continue
+            seen.add(model_id)
+            model = state.get(model_id, {})
+            if model.get("model_name") == "ImageModel":
+                images += [base64.b64decode(b["data"]) for b in model.get("buffers", []) if b.get("path") == ["value"]]
+            todo += re.findall(r"IPY_MODEL_([0-9a-f]+)", json.dumps(model.get("state", {})))
+        assert png in images, "the image/png fallback is not the figure the stored explorer shows"
 
 
 @pytest.fixture(scope="module")
