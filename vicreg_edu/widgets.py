@@ -294,6 +294,16 @@ class AblationExplorer:
         self._moved_during_run = False
         self.thread: Optional[threading.Thread] = None
 
+        self._build_controls(w)
+        for control in self.controls:
+            control.observe(self.update, names="value")
+        self.button.on_click(self.run_live)
+        self._show_point(self.current_point())
+
+    def _build_controls(self, w) -> None:
+        """The sliders, switches, button, progress bar, figure and log, laid out in ``self.widget``."""
+        grid = self.grid
+
         self.sliders = {
             f: w.SelectionSlider(
                 options=grid["factors"][f],
@@ -332,10 +342,6 @@ class AblationExplorer:
                 self.log,
             ]
         )
-        for control in self.controls:
-            control.observe(self.update, names="value")
-        self.button.on_click(self.run_live)
-        self._show_point(self.current_point())
 
     # -- what the controls say
 
