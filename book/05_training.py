@@ -387,7 +387,7 @@ print(f"k-NN of the random encoder in these runs (seeds 0 / 1): {min(band):.3f} 
 # norm, and the loss on the last batch:
 
 # %%
-def relative_moves(name, lr, weight_decay, eta=0.001, clip=False, steps=3 if FAST else 10):
+def relative_moves(name, lr, weight_decay, eta=0.001, clip=False, steps=2 if FAST else 10):
     """Mean relative change ||W - W0|| / ||W0|| of the weight matrices after `steps` constant-lr steps, and the last loss."""
     torch.manual_seed(0)
     net = build_model(demo).train()
@@ -409,7 +409,7 @@ def relative_moves(name, lr, weight_decay, eta=0.001, clip=False, steps=3 if FAS
 optimiser_settings = {"AdamW, lr 0.0075 (the preset)": ("adamw", demo.lr, demo.weight_decay),
                       "LARS, lr 0.1, eta 0.001 (paper)": ("lars", 0.1, 1e-6),
                       "LARS, lr 0.15, eta 0.02, clipped (solo-learn)": ("lars", 0.15, 1e-4, 0.02, True)}
-steps_measured = 3 if FAST else 10
+steps_measured = 2 if FAST else 10
 print(f"{'optimiser':<46} {f'weights moved in {steps_measured} steps':>26} {'per step':>9} {'loss':>7}")
 for label, setting in optimiser_settings.items():
     move, loss = relative_moves(*setting)
@@ -716,7 +716,7 @@ def online_style_probe(f_train, y_train, f_test, y_test, steps, lr=1e-3, standar
 
 
 eval_data = load_eval_data(cfg)
-n_probe = 2000 if FAST else len(eval_data.train_x)  # training images for the probes (fast mode: fewer)
+n_probe = 1000 if FAST else len(eval_data.train_x)  # training images for the probes (fast mode: fewer)
 result.model.eval()
 f_tr, f_te = (extract_features(result.model.backbone, x, eval_data.mean, eval_data.std)
               for x in (eval_data.train_x[:n_probe], eval_data.test_x))
