@@ -28,15 +28,17 @@ except ImportError:  # Colab: install the library from the repository, once
     import vicreg_edu
 
 # %%
+import inspect
 import time
 
 import matplotlib.pyplot as plt
 import torch
 
 from vicreg_edu import diagnostics, plots
+from vicreg_edu import loss as loss_module  # the module, for its Algorithm-1 listing
 from vicreg_edu import (
-    Config, FAST, TwoViewBatchAugment, covariance_loss, extract_features, get_config, load_eval_data,
-    load_results, make_augment_config, train)
+    FAST, TwoViewBatchAugment, covariance_loss, extract_features, get_config, load_eval_data,
+    load_results, make_augment_config, train, vicreg_loss)
 
 torch.manual_seed(0)
 print("fast mode:", FAST)
@@ -61,10 +63,11 @@ print("fast mode:", FAST)
 # $C_{jk} = \sigma^2$ for every pair and are heavily penalised.
 #
 # Like $v$, the term is computed separately on each branch, and the loss adds the two:
-# $\nu\,[c(Z) + c(Z')]$, with $\nu = 1$ in the paper and $\nu = 0.5$ in the demo preset (the
-# experiment below says why). So the `covariance` the trainer logs (chapters 5 to 7) is that sum,
-# $c(Z) + c(Z')$, about twice one branch's term, while this chapter's tables and
-# `covariance_loss(z)` give $c(Z)$ of one batch of embeddings.
+# $\nu\,[c(Z) + c(Z')]$, with $\nu = 1$ in the paper and $\nu = 0.5$ in the demo preset (chosen by
+# the recipe search of chapter 5, whose table shows the runs). So the `covariance` the trainer
+# logs is that sum, $c(Z) + c(Z')$, about twice one branch's term, and the $v$ it logs is the
+# branch average $[v(Z) + v(Z')]/2$ (chapter 0's convention). `covariance_loss(z)` gives $c(Z)$
+# of one batch, and every table of this chapter says in its header which of the two it prints.
 
 # %% [markdown]
 # ## Why divide by $d$
@@ -103,6 +106,50 @@ for d in (32, 128, 512, 2048):
 # the value of $c$ is only comparable between runs of the same width and batch size. This is
 # one reason to read $c$ next to the diagnostics (correlation heatmaps, spectra) rather than on
 # its own.
+
+# %% [markdown]
+# ## Its gradient
+#
+# Chapter 2 differentiated $s$ and chapter 3 differentiated $v$; the same for $c$. Write
+# $X = Z - \mathbf{1}\bar z^\top$ for the centred batch, so $C = X^\top X/(n-1)$, and $C_\text{off}$
+# for $C$ with its diagonal set to zero. Then $c = \frac{1}{d}\sum_{j \neq k} C_{jk}^2$ changes by
+# $dc = \frac{2}{d} \langle C_\text{off}, dC \rangle$, and
+# $dC = (dX^\top X + X^\top dX)/(n-1)$ with $C_\text{off}$ symmetric gives
+# $dc = \frac{4}{d(n-1)} \langle X C_\text{off}, dX \rangle$. The centring drops out (the columns
+# of $X C_\text{off}$ already sum to zero over the batch), so for each embedding
+#
+# $$ \frac{\partial c}{\partial z_i} = \frac{4}{d\,(n-1)}\, C_\text{off}\,(z_i - \bar z),
+#    \qquad
+#    \frac{\partial c}{\partial z_{ij}} = \frac{4}{d\,(n-1)} \sum_{k \neq j} C_{jk}\,(z_{ik} - \bar z_k) . $$
+#
+# Read it like the other two. Coordinate $j$ of image $i$ is pushed (the step goes *against* the
+# gradient) opposite to the deviations of the dimensions it covaries with, each weighted by the
+# covariance: if $j$ and $k$ move together ($C_{jk} > 0$), an image above the mean in $k$ gets
+# its $j$ pushed down, which undoes the correlation. Like $v$'s gradient (chapter 3) it depends on
+# the other images only through batch statistics ($\bar z$ and $C$), never on one particular
+# other image. Unlike $v$'s, its size scales like $\sigma^3$ when every embedding is scaled by
+# $\sigma$ ($C \propto \sigma^2$, $z_i - \bar z \propto \sigma$): the derivative of a term that grows
+# like $\sigma^4$. The formula against autograd, on a batch with correlated dimensions, with
+# $n > d$ and with $n < d$ (where `covariance_loss` takes the Gram side):
+
+# %%
+def covariance_gradient(z):
+    """The formula above: 4 / (d (n - 1)) (z_i - mean) C_off, for every row i at once."""
+    n, d = z.shape
+    x = z - z.mean(dim=0)
+    c_off = (x.T @ x / (n - 1)).fill_diagonal_(0)
+    return 4 * x @ c_off / (d * (n - 1))
+
+
+for n_g, d_g in ((256, 32), (16, 128)):
+    g = torch.Generator().manual_seed(n_g)
+    z = (torch.randn(n_g, d_g, generator=g, dtype=torch.float64)
+         @ torch.randn(d_g, d_g, generator=g, dtype=torch.float64)).requires_grad_()  # correlated
+    (autograd,) = torch.autograd.grad(covariance_loss(z), z)
+    by_hand = covariance_gradient(z.detach())
+    print(f"n = {n_g:>3}, d = {d_g:>3}: max |autograd - formula| = {(autograd - by_hand).abs().max():.1e} "
+          f"(largest entry {autograd.abs().max():.2e})")
+    assert torch.allclose(autograd, by_hand, rtol=1e-9, atol=1e-12)
 
 # %% [markdown]
 # ## Computing it cheaply: $n \times n$ instead of $d \times d$
@@ -195,6 +242,35 @@ print(f"sample-contrastive    + sum_i |x_i|^4 = {sample_contrastive + rows:.6e}"
 assert torch.isclose(dimension_contrastive + columns, sample_contrastive + rows, rtol=1e-10)
 
 # %% [markdown]
+# ## The whole loss, as Algorithm 1
+#
+# With $c$ the three terms are complete. The paper gives the loss as a short PyTorch-style
+# pseudo-code (its Algorithm 1); the library keeps a readable copy of it,
+# `vicreg_edu.loss.vicreg_loss_reference` (with the official code's /2 on the variance term,
+# chapter 3), next to the `vicreg_loss` the trainer calls, which computes the same numbers with
+# the Gram side when $n < d$, float32 statistics and input checks. Here is the reference, as
+# the library holds it:
+
+# %%
+print(inspect.getsource(loss_module.vicreg_loss_reference))
+
+# %% [markdown]
+# Its four outputs are the fields of `VICRegTerms`: the weighted loss, $s$, $v$ averaged over the
+# two branches and $c$ summed over them. On a fresh batch, both functions with the paper's
+# weights, once with $n > d$ and once with $n < d$:
+
+# %%
+for n_a, d_a in ((256, 64), (32, 256)):
+    g = torch.Generator().manual_seed(d_a)
+    z_a = torch.randn(n_a, d_a, generator=g) @ torch.randn(d_a, d_a, generator=g) / d_a**0.5
+    z_b = z_a + 0.3 * torch.randn(n_a, d_a, generator=g)
+    reference, library = loss_module.vicreg_loss_reference(z_a, z_b), vicreg_loss(z_a, z_b)
+    print(f"n = {n_a}, d = {d_a}: " + ", ".join(
+        f"{field} {getattr(reference, field):.5f} / {getattr(library, field):.5f}" for field in reference._fields))
+    assert all(torch.allclose(r, l, rtol=1e-5) for r, l in zip(reference, library))
+print("(each pair: vicreg_loss_reference / vicreg_loss)")
+
+# %% [markdown]
 # ## Experiment: adding $c$
 #
 # Two runs of the demo model that differ only in $\nu$: invariance + variance (`cov_coeff=0.0`,
@@ -246,21 +322,23 @@ print(f"embedding dimension {z.shape[1]}, {len(z)} test images. k-NN: accuracy (
 
 # %% [markdown]
 # The covariance term does what it says: compare the off-diagonal energy $c(Z)$ (one branch's
-# covariance term, here of the 2000 test embeddings: 172.0 without $c$ in the loss, 3.8 with it)
+# covariance term, here of the 2000 test embeddings: 178.3 without $c$ in the loss, 4.8 with it)
 # and the effective rank of the two rows (the assertion two cells below checks that the rank at least
 # doubles). Two more columns deserve a look. The **standard deviation**: with $c$, chapter 3's
 # balance between the variance hinge and the invariance term gets a third player, since $c$
 # grows like the fourth power of the scale (even decorrelated embeddings pay the noise floor
 # $(d-1)/(n-1)\,\sigma^4$ per branch) and so pulls the spread down too: in this run the full
 # model's spread is the smaller of the two, well short of $\gamma$ (the lighter $\nu$ of the
-# demo preset is aimed at this, see below). The **invariance** $s$ is a squared distance, so
+# demo preset is aimed at this; the table at the end of this experiment shows the pull at the
+# full budget). The **invariance** $s$ is a squared distance, so
 # compare it relative to the scale, $s / 2\sigma^2$ (chapter 3), not in absolute terms: in this
-# run the full model's two views agree a little better by that measure (0.52 against 0.61),
-# although it has to keep about 90 effective directions invariant where the other keeps about
-# 23. The $k$-NN column is sobering: 48 steps on 3 072 images are far too
-# few to learn the classes, and both backbones are within about two points of the random encoder
-# (printed below the table). These runs show what $c$ does to the *geometry* of the embeddings,
-# not accuracy; chapter 5 trains the demo for its full 10 epochs.
+# run the two models' views agree about equally well by that measure (0.570 with $c$, 0.583
+# without), although the full model keeps about 67 effective directions invariant where the
+# other keeps about 22. The $k$-NN column is sobering: 48 steps on 3 072 images are far too
+# few to learn the classes, and both backbones (0.124 and 0.111) are within about one point of
+# the random encoder (0.119, printed below the table). These runs show what $c$ does to the
+# *geometry* of the embeddings, not accuracy; the stored full-budget runs at the end of this
+# experiment give the accuracy.
 # The spectrum shows where the extra rank comes from.
 
 # %%
@@ -298,63 +376,44 @@ assert rank["full VICReg"] > 2 * rank["inv + var"], rank
 # correlation with itself, 1) stands out of a patchwork of paler reds and blues, many of them
 # far from white. Much correlation is left after a run this short: the two lines under the
 # figure give, for each model, the mean |correlation| between different dimensions and the share
-# of pairs above 0.5; with $c$ both are far lower than without it (0.260 against 0.789, and
-# 11.6% of the pairs above 0.5 against 89.0%), but far from zero. Chapter 5 trains longer.
+# of pairs above 0.5; with $c$ both are far lower than without it (0.285 against 0.812, and
+# 15.6% of the pairs above 0.5 against 88.8%), but far from zero. Chapter 5 trains longer.
 
 # %% [markdown]
-# ### Why the demo uses $\nu = 0.5$
+# ### The weight $\nu$ at the full budget
 #
-# The covariance term pulls the spread down (it grows like $\sigma^4$), and in a short run that
-# pull keeps the standard deviations from reaching $\gamma$. The recipe search that chose the
-# demo preset (`scripts/recipe_search.py`, stored in `load_results("recipe_search")`) trained the
-# full demo budget, 10 epochs on all 10 000 images, with several weights; the table prints its
-# runs on the default data, one seed each, with the final variance term $v$ as the trainer logs
-# it (the branch average $[v(Z) + v(Z')]/2$). These runs use the search's base schedule (printed
-# above the table: base lr 1e-2, a cosine down to 0.001 x the peak); the preset's schedule, run
-# with the chosen weights in another stage of the search, is printed under the table:
+# The two runs above are 48 steps long: they show what $c$ does to the geometry, and their
+# $k$-NN accuracies sit at the random encoder's. Chapter 7's stored grid (`load_results(
+# "ablation_grid")`) trained the demo preset for its full budget (10 epochs, 780 steps) with the
+# paper's $\lambda = \mu = 25$ and four values of $\nu$, one seed each. The table gives the
+# logged terms with the loss's conventions: $v$ is the branch **average** $[v(Z) + v(Z')]/2$ and
+# $c$ the branch **sum** $c(Z) + c(Z')$, both at the last logged step.
 
 # %%
-search = load_results("recipe_search")
-base = search["base"]  # what every run of the search shares, unless its recipe overrides it
-columns = f"{'v':>6} {'std':>6} {'eff. rank':>10} {'(random enc.)':>14} {'k-NN':>6}"
-
-
-def row_text(row):
-    return (f"{row['variance']:>6.2f} {row['emb_std_mean']:>6.2f} {row['emb_effective_rank']:>10.0f} "
-            f"{row['emb_effective_rank_random']:>14.0f} {row['knn']:>6.3f}")
-
-
-end_ratio = base.get("end_lr_ratio", Config.end_lr_ratio)  # the budget runs kept the default
-print(f"stage 'budget': base lr {base['base_lr']:g}, cosine to {end_ratio:g} x the peak, seed 0")
-print(f"{'lambda/mu/nu':>13} {columns}")
-for row in search["runs"]:
-    if row["stage"] == "budget" and row["data"].startswith("shapes (default") and row["name"].count("/") == 2:
-        print(f"{row['name'].removeprefix('b128-'):>13} {row_text(row)}")
-print(f"\nthe preset's schedule ({demo.sim_coeff:g}/{demo.std_coeff:g}/{demo.cov_coeff:g}, base lr "
-      f"{demo.base_lr:g}, cosine to {demo.end_lr_ratio:g} x the peak), stage 'schedule2'")
-print(f"{'seed':>13} {columns}")
-for row in search["runs"]:
-    recipe = row["recipe"]
-    if (row["stage"] == "schedule2" and recipe.get("base_lr") == demo.base_lr
-            and recipe.get("end_lr_ratio") == demo.end_lr_ratio):
-        print(f"{row['seed']:>13} {row_text(row)}")
+grid = {row["name"]: row for row in load_results("ablation_grid")["runs"]}
+nu_runs = sorted((row for row in grid.values() if row["factor"] == "cov_coeff" or row["name"] == "baseline"),
+                 key=lambda row: row["point"]["cov_coeff"])
+v_head, c_head = "v = (v(Z)+v(Z'))/2", "c = c(Z)+c(Z')"
+print(f"{'nu':>5} {'k-NN':>6} {'eff. rank':>9} {'mean std':>8} {v_head:>19} {c_head:>15}")
+for row in nu_runs:
+    print(f"{row['point']['cov_coeff']:>5g} {row['knn']:>6.3f} {row['emb_effective_rank']:>9.1f} "
+          f"{row['emb_std_mean']:>8.2f} {row['variance']:>19.2f} {row['covariance']:>15.2f}")
+seeds = [row for row in grid.values() if row["factor"] in (None, "seed")]
+print(f"random encoder (k-NN): {min(r['knn_random_init'] for r in seeds):.4f} to "
+      f"{max(r['knn_random_init'] for r in seeds):.4f} over {len(seeds)} seeds")
 
 # %% [markdown]
-# Read the table from the top. With the paper's 25/25/1 the variance term is still near 0.5 after
-# 10 epochs (a standard deviation near half of $\gamma$); doubling $\mu$ halves $v$, and halving
-# $\nu$ to 0.5 brings it down to about 0.14 and the spread to about 0.9, at the same $k$-NN
-# accuracy, for a lower effective rank (118 to 90, still well above the random encoder's 57).
-# Halving $\nu$ again (0.25) lowers $v$ further, but the effective rank falls to 65, barely above
-# the random encoder's: with too little weight on $c$, dimensional collapse starts to come back.
-# The $k$-NN accuracy hardly moves across the four rows (one seed each, so differences of a point
-# are noise): the choice is about a healthy run (chapter 6's table), not about accuracy at this
-# budget, and $\nu = 0.5$ is the compromise. The accuracy comes from the schedule: the same
-# 25/50/0.5 with the preset's learning rate and a cosine that stops at 0.75 x the peak (the two
-# rows under the table) reaches 0.71 and 0.73 on seeds 0 and 1, against 0.61 for seed 0 in the
-# table, with a slightly lower
-# $v$ (0.11 and 0.10 against 0.14) and the same spread and effective rank (about 0.9 and 89).
-# Chapter 5 trains the preset, which then also changes the views and the expander (its table
-# of the search: 0.855 on average over four seeds).
+# Read the rows from the top (one seed each). Without $c$ ($\nu = 0$) the embedding collapses
+# dimensionally, as in chapter 3 (effective rank 2.0), and its $k$-NN, 0.257, is far below the
+# others'. A little $c$ ($\nu = 0.2$) brings back 35 effective directions and most of the accuracy
+# (0.776); the paper's $\nu = 1$ gives the highest rank and accuracy of the four (82.2 and 0.831).
+# The pull of $c$ on the spread shows in the std column: it falls from 1.07 to 0.55 as $\nu$ grows
+# from 0 to 1, and $v$ rises with it (0.01 to 0.51). At $\nu = 5$ the pull wins: the spread falls
+# to 0.15, $v$ stays at 0.84, and the $k$-NN, 0.116, is inside the random encoder's band (0.1125
+# to 0.1215): that run learned nothing. Too much weight on $c$ brings back the collapse of the
+# spread that $v$ is there to prevent. The demo preset's 25/50/0.5 (twice the paper's $\mu$, half
+# its $\nu$) lets the spread come closer to $\gamma$ at this budget; chapter 5 shows the recipe
+# search that chose it, with its table of runs.
 
 # %% [markdown]
 # ## Comparison with Barlow Twins
@@ -402,11 +461,12 @@ for name, (z_a, z_b) in views.items():
     print(f"{name:<12}: Barlow Twins invariance part {on:8.1f}, redundancy part {off:8.1f}")
 
 # %% [markdown]
-# The model trained without $c$ does slightly better on Barlow Twins' invariance part (its
+# The model trained without $c$ does better on Barlow Twins' invariance part (122.2 against
+# 195.5; its
 # dimensions, near copies of one number, agree across the views about as well as that number
 # does) and far worse on the redundancy part: its dimensions are correlated not only within a
 # branch but across the branches too. The full VICReg model, never trained on the
-# cross-correlation, has a redundancy part several times smaller: decorrelating each branch
+# cross-correlation, has a redundancy part six times smaller (42.8 against 272.1): decorrelating each branch
 # also decorrelates the dimensions across the branches. The two objectives are different routes to the same goal, embeddings that agree
 # across views and whose dimensions carry different information.
 
