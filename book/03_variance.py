@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from vicreg_edu import diagnostics, plots
 from vicreg_edu import (
     FAST, TwoViewBatchAugment, build_model, extract_features, get_config, in_memory_uint8, invariance_loss,
-    load_dataset, load_eval_data, make_augment_config, train, variance_loss, vicreg_loss)
+    load_dataset, load_eval_data, load_results, make_augment_config, train, variance_loss, vicreg_loss)
 
 torch.manual_seed(0)
 print("fast mode:", FAST)
@@ -63,7 +63,9 @@ print("fast mode:", FAST)
 # - It is a **mean over dimensions**, so its value lies in $[0, \gamma]$ whatever $d$ is: it is
 #   the average shortfall of the standard deviations.
 #
-# `vicreg_edu.loss.variance_loss` computes it. Four dimensions with standard deviations
+# `vicreg_edu.loss.variance_loss` computes it for one batch, $v(Z)$. (The loss, and every $v$ the
+# trainer logs, is the **average** over the two branches, $[v(Z) + v(Z')]/2$, and its $c$ is the
+# covariance term **summed** over them, $c(Z) + c(Z')$: the section on the /2 below.) Four dimensions with standard deviations
 # $0, 0.5, 1, 2$ have shortfalls $\approx 0.99, 0.5, 0, 0$, so $v \approx 0.37$:
 
 # %%
@@ -278,30 +280,30 @@ print(f"embedding dimension: {result.epochs[-1]['emb_dim']}")
 
 # %%
 def balance(result):
-    """(1 - rho, predicted std, measured std) at the last epoch of an inv + var run."""
+    """(1 - rho, balance std, measured std) at the last epoch of an inv + var run."""
     last, c = result.epochs[-1], result.config
     one_minus_rho = last["emb_alignment_mse"] / (2 * last["emb_std_mean"] ** 2)
-    predicted = min(c.gamma, c.std_coeff / (4 * c.sim_coeff * one_minus_rho))
-    return one_minus_rho, predicted, last["emb_std_mean"]
+    balance_std = min(c.gamma, c.std_coeff / (4 * c.sim_coeff * one_minus_rho))  # from this run's own s, std
+    return one_minus_rho, balance_std, last["emb_std_mean"]
 
 
 result_mu5 = train(cfg.replace(std_coeff=5.0, out_dir="runs/ch03_inv_var_mu5"))
-print(f"{'lambda':>6} {'mu':>4} {'1 - rho':>8} {'predicted std':>14} {'measured std':>13}  prediction")
+print(f"{'lambda':>6} {'mu':>4} {'1 - rho':>8} {'balance std':>14} {'measured std':>13}  balance point")
 for r in (result, result_mu5):
-    one_minus_rho, predicted, measured = balance(r)
-    where = "on the clamp gamma" if predicted >= r.config.gamma else "inside the hinge"
-    print(f"{r.config.sim_coeff:>6g} {r.config.std_coeff:>4g} {one_minus_rho:>8.3f} {predicted:>14.2f} "
+    one_minus_rho, balance_std, measured = balance(r)
+    where = "on the clamp gamma" if balance_std >= r.config.gamma else "inside the hinge"
+    print(f"{r.config.sim_coeff:>6g} {r.config.std_coeff:>4g} {one_minus_rho:>8.3f} {balance_std:>14.2f} "
           f"{measured:>13.2f}  {where}")
 
 # %% [markdown]
-# The column printed as "predicted std" is the balance formula fed with each run's own final
-# $1 - \rho$, so read it as the consistency check described above, not as a forecast. The first
-# row is the demo's $\mu$: the formula lands on the clamp $\gamma$, and the measured spread, 0.90,
+# The column "balance std" is the balance formula fed with each run's own final $1 - \rho$: a
+# consistency check of the final state, as described above, not a forecast. The first
+# row is the demo's $\mu$: the formula lands on the clamp $\gamma$, and the measured spread, 0.87,
 # sits a little below it. That row tests little: the spread overshot $\gamma$ in the
-# first epoch (the epoch table above: 1.43 after it), and above $\gamma$ the hinge does not push
+# first epoch (the epoch table above: 1.37 after it), and above $\gamma$ the hinge does not push
 # at all, only the invariance term pulls the spread back down; whether it stops at $\gamma$ or
 # keeps falling, two epochs cannot tell. The second row is the real check. With $\mu = 5$ and
-# this run's $1 - \rho = 0.670$, the balance lies far inside the hinge, at 0.07, and the run's
+# this run's $1 - \rho = 0.679$, the balance lies far inside the hinge, at 0.07, and the run's
 # spread is 0.08 there instead of climbing to $\gamma$: the run ended (nearly) at a
 # balance point of the two forces. A crude model (one number per run, a network that can do more
 # than rescale), and one that explains where the spread stopped rather than foretelling it; a
@@ -339,12 +341,12 @@ plt.show()
 
 # %% [markdown]
 # Left: every dimension has a clearly non-zero standard deviation, none is dead. Complete
-# collapse is gone (in this run the standard deviations lie between 0.41 and a little above
-# $\gamma = 1$, mean 0.83 in the printout above; how close they get to $\gamma$ depends on how
+# collapse is gone (in this run the standard deviations lie between 0.33 and about 1.2, around
+# $\gamma = 1$, mean 0.81 in the printout above; how close they get to $\gamma$ depends on how
 # long the run is, as the previous section showed). Right: the correlation matrix is anything but
 # diagonal. Red and blue off the diagonal mean that two dimensions move together (or against each
 # other) from image to image; in this run most entries are close to $+1$ or $-1$ (89% of the
-# pairs above 0.5 in size, 0.79 on average; the pale rows and columns are the dimensions that
+# pairs above 0.5 in size, 0.81 on average; the pale rows and columns are the dimensions that
 # partly escaped),
 # so up to sign and scale the dimensions are
 # copies of one another: the 512 numbers say nearly the same thing.
@@ -374,6 +376,31 @@ assert report.effective_rank < 0.25 * z.shape[1], "expected dimensional collapse
 # the same at scale: on ImageNet, invariance + variance reaches 57.5% linear accuracy against
 # 68.6% for the full loss after 100 epochs (Table 7). Chapter 4 adds the term that looks at
 # *pairs* of dimensions.
+#
+# The run above is 48 steps long, too short to learn the classes, so it shows the geometry
+# only. The same comparison at the demo's full budget (10 epochs, 780 steps) is stored in
+# chapter 7's grid (`load_results("ablation_grid")`: the demo preset with the paper's weights
+# 25/25/1 as its default point, one factor changed at a time):
+
+# %%
+grid = {row["name"]: row for row in load_results("ablation_grid")["runs"]}
+rows = {"full loss, nu = 1": grid["baseline"], "no covariance term, nu = 0": grid["cov_coeff=0"]}
+print(f"{'lambda/mu/nu = 25/25/nu, 780 steps':<28} {'k-NN':>6} {'eff. rank':>9} {'mean std':>8} {'v':>5}")
+for name, row in rows.items():
+    print(f"{name:<28} {row['knn']:>6.3f} {row['emb_effective_rank']:>9.1f} {row['emb_std_mean']:>8.2f} "
+          f"{row['variance']:>5.2f}")
+seeds = [row for row in grid.values() if row["factor"] in (None, "seed")]
+print(f"random encoder (k-NN): {min(r['knn_random_init'] for r in seeds):.4f} to "
+      f"{max(r['knn_random_init'] for r in seeds):.4f} over {len(seeds)} seeds; "
+      f"v is the branch average [v(Z) + v(Z')]/2")
+
+# %% [markdown]
+# At the full budget the picture is starker, and now it comes with an accuracy. Without $c$ the
+# variance term is met in full (std 1.07, above $\gamma$; $v = 0.01$), and the 512 dimensions use
+# about two directions (effective rank 2.0): the embedding has collapsed dimensionally. Its
+# backbone's $k$-NN, 0.257, is above the random encoder's band (0.1125 to 0.1215 over three
+# seeds), so it learned something, but it is far below the full loss's 0.831 (effective rank
+# 82.2) at the same budget.
 
 # %% [markdown]
 # ## The variance term as a plug-in
@@ -475,20 +502,26 @@ for name, (model, _) in siamese.items():
           f" {z.std(0).mean():>14.4f}")
 
 # %% [markdown]
-# Compare the columns. BatchNorm keeps the last hidden layer spread out in both models (0.349
-# and 0.242), whether or not they collapsed, so a healthy hidden layer says nothing about the
+# Compare the columns. BatchNorm keeps the last hidden layer spread out in both models (0.348
+# and 0.246), whether or not they collapsed, so a healthy hidden layer says nothing about the
 # embedding; the embedding's spread, the output of the one layer without BatchNorm after it, is
-# what separates the collapsed model from the other: 0.025 against 1.007, about 40 times
+# what separates the collapsed model from the other: 0.024 against 1.014, about 40 times
 # smaller. The weight norm shows *how* that layer collapsed, and it was not by shrinking:
-# $\lVert W \rVert$ is 17.22 against 20.56, both *above* the 13.1 of PyTorch's default
+# $\lVert W \rVert$ is 17.23 against 20.59, both *above* the 13.1 of PyTorch's default
 # initialisation of the $1024 \to 512$ layer ($\sqrt{512/3}$). The collapsed model's hidden layer
-# is even more spread out than the healthy one's (x1.44) and its weight 16% smaller (x0.84):
+# is even more spread out than the healthy one's (x1.41) and its weight 16% smaller (x0.84):
 # together a factor of 1.2 the *other* way, so all of the factor of 40 (about 50 once those two
 # are divided out) is direction: the rows of the collapsed model's $W$ turned away from the
-# directions in which its hidden layer varies. This is the one account of collapse the book uses: the
-# shortcut is an embedding that varies less from image to image, and chapter 2's identity gives
-# only one of the forces that lead there; a network may get there by shrinking its last layer or,
-# as here, by turning it. BatchNorm standardises what goes *into* the last layer; only the
+# directions in which its hidden layer varies. This is the account of collapse the book uses
+# throughout: **collapse is the embedding's spread going to zero** (every dimension's standard
+# deviation across the images falls towards 0, then the dimensions die), not the last layer's
+# weights going to zero. Chapter 2's identity pulls $W$ smaller, yet this collapsed layer ended
+# larger than at initialisation: its output stopped varying because its rows turned away from
+# the directions in which its input varies, and the constant it outputs for every image,
+# $W \bar h$, comes from the mean $\bar h$ of its input (the layer has no bias). Chapter 2's
+# invariance-only run went the same way: its $\lVert W \rVert$ grew from 13.06 to 14.70 while its
+# embedding's spread fell $\times 0.054$ (there the hidden layer's spread fell too, $\times 0.40$,
+# a small part of the whole). BatchNorm standardises what goes *into* the last layer; only the
 # variance term acts on what comes out of it.
 
 # %% [markdown]
