@@ -36,8 +36,7 @@ from matplotlib.ticker import MaxNLocator
 
 from vicreg_edu import (
     FAST, collapse_report, get_config, invariance_loss, load_eval_data, load_results, train, vicreg_loss)
-from vicreg_edu.evaluate import normalize_uint8
-from vicreg_edu.plots import plot_spectrum
+from vicreg_edu import evaluate, plots
 
 torch.manual_seed(0)
 print("fast mode:", FAST)
@@ -181,13 +180,13 @@ assert rank_ratio > 2 * std_ratio, "the effective rank should fall much less tha
 
 # %%
 eval_data = load_eval_data(cfg_inv)
-images = normalize_uint8(eval_data.test_x[:512], eval_data.mean, eval_data.std)  # (512, 3, 32, 32)
+images = evaluate.normalize_uint8(eval_data.test_x[:512], eval_data.mean, eval_data.std)  # (512, 3, 32, 32)
 with torch.no_grad():
     z_inv = result_inv.model(images)[1]  # forward returns (representation, embedding)
     z_vicreg = result_vicreg.model(images)[1]
 fig, ax = plt.subplots(figsize=(9, 4), constrained_layout=True)  # colours as in the figure above
-plot_spectrum(z_inv, ax=ax, label="invariance only")
-plot_spectrum(z_vicreg, ax=ax, label="full VICReg",
+plots.plot_spectrum(z_inv, ax=ax, label="invariance only")
+plots.plot_spectrum(z_vicreg, ax=ax, label="full VICReg",
               title="Singular values of 512 test embeddings (centred, not normalised)")
 ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize="small")  # beside the axes, off the curves
 plt.show()

@@ -34,7 +34,7 @@ import torch
 from vicreg_edu import (
     FAST, TwoViewBatchAugment, build_model, covariance_loss, get_config, in_memory_uint8,
     invariance_loss, load_dataset, load_results, make_augment_config, train, variance_loss)
-from vicreg_edu.plots import pca_2d
+from vicreg_edu import plots
 
 torch.manual_seed(0)
 print("fast mode:", FAST)
@@ -254,7 +254,7 @@ for name, (za, zb) in embedded.items():
 # %%
 def plot_view_pairs(z_a, z_b, ax, shown=12, title=""):
     """PCA of both views together; `shown` pairs drawn, each joined by a line."""
-    coords, _ = pca_2d(torch.cat([z_a, z_b]))  # (2N, 2), fitted on every embedding
+    coords, _ = plots.pca_2d(torch.cat([z_a, z_b]))  # (2N, 2), fitted on every embedding
     a, b = coords[: len(z_a)], coords[len(z_a):]
     ax.scatter(coords[:, 0], coords[:, 1], s=4, color="lightgray", label="all embeddings")
     for i in range(shown):

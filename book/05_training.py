@@ -38,9 +38,7 @@ from vicreg_edu import (
     Config, FAST, Shapes, TwoViewBatchAugment, TwoViewTransform, build_model, extract_features, format_final,
     get_config, linear_probe, load_dataset, load_eval_data, load_results, make_augment_config, train, vicreg_loss)
 from vicreg_edu.data import make_two_view_loader
-from vicreg_edu.models import build_backbone, build_expander
-from vicreg_edu.optim import build_optimizer
-from vicreg_edu.views import shapes_augment
+from vicreg_edu import models, optim, views
 
 torch.manual_seed(0)
 print("fast mode:", FAST)
@@ -111,7 +109,7 @@ print(f"k-NN of the random encoder in these runs: {min(random_knn):.3f} to {max(
 # a random encoder's (57). The preset takes 25/50/0.5: $v \approx 0.14$ and a std of about 0.9.
 # The data matter too: the preset's Shapes draws flat and gradient backgrounds only, because two
 # views of an image with a *noisy* background share the noise, no augmentation removes it, and
-# a short run learns it as a feature (the `vicreg_edu.data.Shapes` docstring gives the
+# a short run learns it as a feature (`vicreg_edu/results/README.md` gives the
 # measurement; chapter 6 looks at what the trained embedding does encode). These rows use the
 # search's base schedule (base lr 1e-2, a cosine down to 0.001 x the peak); another stage of the
 # search changed the schedule only, and that is where most of the remaining accuracy was (next
@@ -174,10 +172,10 @@ def n_params(module):
 
 
 with torch.device("meta"):  # no weights are allocated
-    resnet50, repr_dim = build_backbone("resnet50")
-    official_expander = build_expander(repr_dim, "8192-8192-8192")
-    small_cnn, small_dim = build_backbone("small_cnn")
-    demo_expander = build_expander(small_dim, demo.expander)
+    resnet50, repr_dim = models.build_backbone("resnet50")
+    official_expander = models.build_expander(repr_dim, "8192-8192-8192")
+    small_cnn, small_dim = models.build_backbone("small_cnn")
+    demo_expander = models.build_expander(small_dim, demo.expander)
 print(f"paper: ResNet-50 {n_params(resnet50) / 1e6:6.1f} M + expander {n_params(official_expander) / 1e6:6.1f} M "
       f"parameters ({repr_dim} -> {official_expander[-1].out_features})")
 print(f"demo:  SmallCNN  {n_params(small_cnn) / 1e6:6.3f} M + expander {n_params(demo_expander) / 1e6:6.3f} M "
@@ -286,7 +284,7 @@ plt.show()
 # images:
 
 # %%
-aug_cfg = shapes_augment()
+aug_cfg = views.shapes_augment()
 shapes = Shapes("train", n=256 if FAST else 1024, seed=0)
 images = torch.from_numpy(shapes.data).permute(0, 3, 1, 2).contiguous()  # uint8 (N, 3, 32, 32)
 view_a, view_b = TwoViewBatchAugment(aug_cfg)(images[:8], torch.Generator().manual_seed(0))
@@ -392,7 +390,7 @@ def relative_moves(name, lr, weight_decay, eta=0.001, clip=False, steps=2 if FAS
     torch.manual_seed(0)
     net = build_model(demo).train()
     start = {n: p.detach().clone() for n, p in net.named_parameters() if p.ndim > 1}
-    opt = build_optimizer(net, name, weight_decay, demo.momentum, eta, clip)
+    opt = optim.build_optimizer(net, name, weight_decay, demo.momentum, eta, clip)
     for group in opt.param_groups:
         group["lr"] = lr
     augment, g = TwoViewBatchAugment(make_augment_config(demo)), torch.Generator().manual_seed(0)
@@ -500,7 +498,7 @@ loader = make_two_view_loader(cfg.dataset, cfg.data_dir, make_augment_config(cfg
 loader.set_epoch(0)
 x_a, x_b, _ = next(iter(loader))  # two augmented views of the first batch: (128, 3, 32, 32) each
 model = build_model(cfg).train()  # backbone + expander, random initial weights
-optimizer = build_optimizer(model, cfg.optimizer, cfg.weight_decay, cfg.momentum, cfg.lars_eta)
+optimizer = optim.build_optimizer(model, cfg.optimizer, cfg.weight_decay, cfg.momentum, cfg.lars_eta)
 
 _, z_a = model(x_a)  # each call returns (representation, embedding); keep the (128, 512) embeddings
 _, z_b = model(x_b)

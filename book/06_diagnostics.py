@@ -45,8 +45,7 @@ from vicreg_edu import (
     FAST, TwoViewBatchAugment, build_model, covariance_loss, effective_rank, extract_features, get_config,
     in_memory_uint8, invariance_loss, load_checkpoint_model, load_dataset, make_augment_config, train,
     vicreg_loss)
-from vicreg_edu.config import TRAJECTORY_KEYS
-from vicreg_edu.diagnostics import correlation_matrix, covariance_matrix, numerical_rank, per_dim_std
+from vicreg_edu import config, diagnostics
 
 torch.manual_seed(0)
 print("fast mode:", FAST)
@@ -66,7 +65,7 @@ print("fast mode:", FAST)
 sizes = dict(epochs=2, train_size=1280, test_size=1000) if FAST else {}  # full size: the preset as it is
 own = get_config("demo", knn_every=1, final_eval=False, out_dir="runs/ch06_demo" + ("_fast" if FAST else ""),
                  progress=True, seed=0, **sizes)
-RECIPE = [k for k in TRAJECTORY_KEYS if k not in ("epochs", "train_size", "seed")]  # the resume rule's keys but length and seed
+RECIPE = [k for k in config.TRAJECTORY_KEYS if k not in ("epochs", "train_size", "seed")]  # the resume rule's keys but length and seed
 
 
 def reusable(c):
@@ -188,7 +187,7 @@ print(f"{n} test images: y {tuple(y_trained.shape)}, z {tuple(z_trained.shape)}"
 
 # %%
 k = 48
-fig = plots.plot_heatmap_pair(covariance_matrix(y_trained), covariance_matrix(z_trained), k=k,
+fig = plots.plot_heatmap_pair(diagnostics.covariance_matrix(y_trained), diagnostics.covariance_matrix(z_trained), k=k,
                               titles=(f"representation y: covariance (first {k} of {y_trained.shape[1]})",
                                       f"embedding z: covariance (first {k} of {z_trained.shape[1]})"),
                               kind="covariance", share_scale=False)
@@ -196,7 +195,7 @@ fig.suptitle("Trained model, test images: covariance matrices (each panel on its
 plt.show()
 
 # %%
-fig = plots.plot_heatmap_pair(correlation_matrix(y_trained), correlation_matrix(z_trained), k=k,
+fig = plots.plot_heatmap_pair(diagnostics.correlation_matrix(y_trained), diagnostics.correlation_matrix(z_trained), k=k,
                               titles=("representation y: correlation", "embedding z: correlation"),
                               kind="correlation")
 fig.suptitle("Trained model, test images: correlation matrices (same scale, -1 to 1)")
@@ -214,7 +213,7 @@ plt.show()
 # %%
 def mean_abs_offdiag_corr(x):
     """Mean |correlation| over the pairs of distinct dimensions of x (N, D)."""
-    corr = correlation_matrix(x)
+    corr = diagnostics.correlation_matrix(x)
     d = corr.shape[0]
     return float((corr.abs().sum() - corr.diagonal().abs().sum()) / (d * (d - 1)))
 
@@ -405,7 +404,7 @@ print(f"the {kept} direction is {float(torch.atan2(w[1], w[0])) * 180 / torch.pi
 # Shapes can draw a third background kind, noisy, which no augmentation removes either. In the
 # recipe search a short run on such data learned it as a feature (98.7 % of a noisy test image's
 # 20 nearest neighbours were noisy too) and lost about 8 points of $k$-NN accuracy, which is why
-# the default data draws flat and gradient backgrounds only (`Shapes(backgrounds=data.BACKGROUNDS)`
+# the default data draws flat and gradient backgrounds only (`Shapes(backgrounds=shapes.BACKGROUNDS)`
 # brings the noisy ones back; numbers in `load_results("recipe_search")`).
 
 # %%
@@ -459,7 +458,7 @@ def read_terms(z_a, z_b):
     spread = 0.5 * (z_a.var(0).mean() + z_b.var(0).mean())
     rel = float(t.invariance / (2 * spread)) if spread > 0 else float("nan")
     return dict(s=float(t.invariance), v=float(t.variance), c=float(t.covariance),
-                std=float(per_dim_std(z_a).mean()), erank=effective_rank(z_a), s_rel=rel)
+                std=float(diagnostics.per_dim_std(z_a).mean()), erank=effective_rank(z_a), s_rel=rel)
 
 
 views = TwoViewBatchAugment(aug_cfg)(images, torch.Generator().manual_seed(0))

@@ -39,10 +39,7 @@ import torch.nn.functional as F
 from vicreg_edu import (
     FAST, build_model, extract_features, get_config, knn_accuracy, linear_probe, load_checkpoint_model,
     load_eval_data, load_results, train)
-from vicreg_edu.baselines import balanced_subset, label_efficiency
-from vicreg_edu.checkpoint import load_checkpoint
-from vicreg_edu.config import TRAJECTORY_KEYS
-from vicreg_edu.evaluate import normalize_uint8
+from vicreg_edu import baselines, checkpoint, config, evaluate
 
 torch.manual_seed(0)
 print("fast mode:", FAST)
@@ -129,7 +126,7 @@ assert knn_accuracy(train_f, train_y, query, query_y, k=5, temperature=100.0) ==
 # `runs/ch08_demo/`), so it also runs on its own. The next cell prints which it did.
 
 # %%
-RECIPE = [k for k in TRAJECTORY_KEYS if k not in ("epochs", "train_size", "seed")]  # the resume rule's keys but length and seed
+RECIPE = [k for k in config.TRAJECTORY_KEYS if k not in ("epochs", "train_size", "seed")]  # the resume rule's keys but length and seed
 own_sizes = dict(epochs=1) if FAST else {}  # our own run; full size: the preset as it is
 own_dir = Path("runs/ch08_demo_fast" if FAST else "runs/ch08_demo")
 preset = get_config("demo", **own_sizes)
@@ -143,7 +140,7 @@ def finished_demo_run(path, epochs=None):
         return None
     model, cfg = load_checkpoint_model(path)
     other = {k: getattr(cfg, k) for k in RECIPE if getattr(cfg, k) != getattr(preset, k)}
-    finished = (load_checkpoint(path)["epoch"] >= cfg.epochs >= preset.epochs
+    finished = (checkpoint.load_checkpoint(path)["epoch"] >= cfg.epochs >= preset.epochs
                 and cfg.epochs == (epochs or cfg.epochs))
     if other or not finished:
         print(f"{path}: not used ({f'another recipe: {other}' if other else 'another length, or unfinished'})")
@@ -197,7 +194,7 @@ with torch.no_grad():
     emb_train, emb_test = model.expander(repr_train), model.expander(repr_test)
     torch.manual_seed(0)
     rand_train, rand_test = frozen(build_model(cfg).eval().backbone)
-pix_train, pix_test = (normalize_uint8(x, *stats).flatten(1) for x in (x_train, x_test))
+pix_train, pix_test = (evaluate.normalize_uint8(x, *stats).flatten(1) for x in (x_train, x_test))
 features = {"raw pixels": (pix_train, pix_test), "random encoder": (rand_train, rand_test),
             "trained backbone $y$": (repr_train, repr_test), "trained expander $z$": (emb_train, emb_test)}
 for name, (ftr, fte) in features.items():
@@ -368,7 +365,7 @@ try:
 except FileNotFoundError as missing:
     print(missing)
     sup_steps = 60 if FAST else 200  # the demo's full budget would be cfg.epochs * (10_000 // cfg.batch_size) steps
-    rows = label_efficiency(model.backbone, supervised_steps=sup_steps, batch_size=cfg.batch_size,
+    rows = baselines.label_efficiency(model.backbone, supervised_steps=sup_steps, batch_size=cfg.batch_size,
                             backbone=cfg.backbone, probe_epochs=probe_epochs)
     ceiling = rows[-1]["supervised"]  # 100% of the labels
     sup_budget = f"{sup_steps} steps of batch {cfg.batch_size}"
@@ -417,7 +414,7 @@ plt.show()
 
 # %%
 for r in rows:
-    idx = balanced_subset(y_train, r["fraction"], seed=0)
+    idx = baselines.balanced_subset(y_train, r["fraction"], seed=0)
     acc = linear_probe(repr_train[idx], y_train[idx], repr_test, y_test, epochs=probe_epochs,
                        batch_size=min(256, len(idx)))
     print(f"{100 * r['fraction']:5g}% of {len(y_train):,} training images ({len(idx):5,} labels): "

@@ -49,8 +49,7 @@ from PIL import Image
 
 from vicreg_edu import FAST, VICReg, covariance_loss, get_config, variance_loss
 from vicreg_edu import cli, data, linear_eval, memory, slurm
-from vicreg_edu.config import PAPER_BASE_LR
-from vicreg_edu.optim import learning_rate
+from vicreg_edu import config, optim
 
 print("fast mode:", FAST)
 
@@ -532,7 +531,7 @@ def schedule(cfg, n_images=imagenet_train):
     per_epoch = n_images // cfg.batch_size
     total, warmup = cfg.epochs * per_epoch, round(cfg.warmup_epochs * per_epoch)
     steps = np.union1d(np.arange(0, total, max(1, total // 20_000)), [warmup, total])
-    lrs = np.array([learning_rate(int(s), total, warmup, cfg.lr, cfg.end_lr_ratio) for s in steps])
+    lrs = np.array([optim.learning_rate(int(s), total, warmup, cfg.lr, cfg.end_lr_ratio) for s in steps])
     return steps / per_epoch, lrs
 
 
@@ -579,7 +578,7 @@ assert abs(peak - full.lr) < 1e-12 and abs(end - full.lr * full.end_lr_ratio) < 
 
 # %%
 print(f"{'batch':>6s} {'base_lr':>8s} {'peak lr':>8s}")
-for batch, base in sorted(PAPER_BASE_LR.items()):
+for batch, base in sorted(config.PAPER_BASE_LR.items()):
     print(f"{batch:>6d} {base:>8g} {batch / 256 * base:>8.3f}")
 
 # %% [markdown]
@@ -671,7 +670,7 @@ cfg16 = get_config("imagenet-resnet50", fast=False, batch_size=16 * 64)
 expected_lr = cfg16.lr
 expected_warmup = round(cfg16.warmup_epochs * (imagenet_train // cfg16.batch_size))
 assert abs(expected_lr - 0.8) < 1e-12 and expected_warmup == 12510
-assert learning_rate(expected_warmup, 1000 * 1251, expected_warmup, expected_lr) == expected_lr
+assert optim.learning_rate(expected_warmup, 1000 * 1251, expected_warmup, expected_lr) == expected_lr
 for what, mine, expected in [("peak lr", my_peak_lr, expected_lr), ("warm-up steps", my_warmup_steps, expected_warmup)]:
     if mine is None:
         print(f"{what}: not answered yet (replace None in the cell above, then rerun both cells)")

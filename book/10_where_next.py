@@ -35,7 +35,7 @@ from vicreg_edu import (
     FAST, TwoViewBatchAugment, build_model, collapse_report, covariance_loss, extract_features, get_config,
     in_memory_uint8, invariance_loss, knn_accuracy, load_dataset, make_augment_config, variance_loss,
     vicreg_loss)
-from vicreg_edu.optim import learning_rate
+from vicreg_edu import optim
 
 torch.manual_seed(0)
 print("fast mode:", FAST)
@@ -184,7 +184,7 @@ def train_with(kind, steps, seed=0):
     g = torch.Generator().manual_seed(seed)
     for step in range(steps):
         for group in optimizer.param_groups:  # warm-up over steps // 3, then cosine to end_lr_ratio x peak
-            group["lr"] = learning_rate(step, steps, steps // 3, cfg.lr, cfg.end_lr_ratio)
+            group["lr"] = optim.learning_rate(step, steps, steps // 3, cfg.lr, cfg.end_lr_ratio)
         view_a, view_b = augment(train_x[torch.randint(len(train_x), (cfg.batch_size,), generator=g)], generator=g)
         loss = two_view_loss(kind, model(view_a)[1], model(view_b)[1], g)
         optimizer.zero_grad()
