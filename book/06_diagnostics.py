@@ -263,7 +263,7 @@ ranks = {}
 for name, x in [("z trained", z_trained), ("z random", z_random), ("y trained", y_trained), ("y random", y_random)]:
     ranks[name] = effective_rank(x)
     print(f"{name:>10}: dimension {x.shape[1]:4d}, effective rank {ranks[name]:6.1f}, "
-          f"numerical rank {numerical_rank(x):4d}")
+          f"numerical rank {diagnostics.numerical_rank(x):4d}")
 
 # %% [markdown]
 # The numerical rank counts directions with *any* variance, however small: it reacts to details
@@ -404,7 +404,7 @@ print(f"the {kept} direction is {float(torch.atan2(w[1], w[0])) * 180 / torch.pi
 # Shapes can draw a third background kind, noisy, which no augmentation removes either. In the
 # recipe search a short run on such data learned it as a feature (98.7 % of a noisy test image's
 # 20 nearest neighbours were noisy too) and lost about 8 points of $k$-NN accuracy, which is why
-# the default data draws flat and gradient backgrounds only (`Shapes(backgrounds=shapes.BACKGROUNDS)`
+# the default data draws flat and gradient backgrounds only (`Shapes(backgrounds=vicreg_edu.shapes.BACKGROUNDS)`
 # brings the noisy ones back; numbers in `load_results("recipe_search")`).
 
 # %%
