@@ -33,7 +33,6 @@ import torch
 from vicreg_edu import (
     FAST, Shapes, TwoViewTransform, get_config, load_dataset, make_augment_config, variance_loss,
     vicreg_loss)
-from vicreg_edu.views import cifar_augment
 
 torch.manual_seed(0)
 print("fast mode:", FAST)
@@ -216,7 +215,7 @@ except FileNotFoundError as missing:
     cifar = None
     print(missing)
 if cifar is not None:
-    show_view_pairs(cifar, cifar_augment(), title="CIFAR-10: each column is one image and its two views")
+    show_view_pairs(cifar, make_augment_config(get_config("cifar10")), title="CIFAR-10: each column is one image and its two views")
     plt.show()
 
 # %% [markdown]

@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from matplotlib.ticker import MaxNLocator
 
 from vicreg_edu import (
-    FAST, collapse_report, get_config, invariance_loss, load_eval_data, load_results, train, vicreg_loss)
-from vicreg_edu import evaluate, plots
+    FAST, get_config, invariance_loss, load_eval_data, load_results, train, vicreg_loss)
+from vicreg_edu import diagnostics, evaluate, plots
 
 torch.manual_seed(0)
 print("fast mode:", FAST)
@@ -222,7 +222,7 @@ examples = {
 }
 print(f"{'':>22}  mean std  dead fraction  effective rank  numerical rank")
 for name, z in examples.items():
-    r = collapse_report(z)
+    r = diagnostics.collapse_report(z)
     print(f"{name:>22}  {r.std_mean:8.3f}  {r.dead_fraction:13.2f}  {r.effective_rank:14.1f}"
           f"  {r.numerical_rank:14d}")
 

@@ -32,9 +32,9 @@ import matplotlib.pyplot as plt
 import torch
 
 from vicreg_edu import (
-    FAST, TwoViewBatchAugment, build_model, covariance_loss, get_config, in_memory_uint8,
-    invariance_loss, load_dataset, load_results, make_augment_config, train, variance_loss)
-from vicreg_edu import plots
+    FAST, TwoViewBatchAugment, build_model, covariance_loss, get_config, invariance_loss, load_dataset,
+    load_results, make_augment_config, train, variance_loss)
+from vicreg_edu import data, plots
 
 torch.manual_seed(0)
 print("fast mode:", FAST)
@@ -166,7 +166,7 @@ assert torch.allclose(z_a.grad, by_hand, atol=1e-9) and torch.allclose(z_b.grad,
 
 # %%
 cfg = get_config("demo")
-test_images, test_labels = in_memory_uint8(load_dataset("shapes", split="test"))
+test_images, test_labels = data.in_memory_uint8(load_dataset("shapes", split="test"))
 pairs = 256 if FAST else 512
 view_a, view_b = TwoViewBatchAugment(make_augment_config(cfg))(
     test_images[:pairs], generator=torch.Generator().manual_seed(0))  # (pairs, 3, 32, 32) each

@@ -33,10 +33,10 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from vicreg_edu import diagnostics, plots
+from vicreg_edu import data, diagnostics, plots
 from vicreg_edu import (
-    FAST, TwoViewBatchAugment, build_model, extract_features, get_config, in_memory_uint8, invariance_loss,
-    load_dataset, load_eval_data, load_results, make_augment_config, train, variance_loss, vicreg_loss)
+    FAST, TwoViewBatchAugment, build_model, extract_features, get_config, invariance_loss, load_dataset,
+    load_eval_data, load_results, make_augment_config, train, variance_loss, vicreg_loss)
 
 torch.manual_seed(0)
 print("fast mode:", FAST)
@@ -421,7 +421,7 @@ print(f"random encoder (k-NN): {min(r['knn_random_init'] for r in seeds):.4f} to
 # augmentation and loss terms:
 
 # %%
-train_images, _ = in_memory_uint8(load_dataset("shapes", split="train"))  # uint8 (N, 3, 32, 32)
+train_images, _ = data.in_memory_uint8(load_dataset("shapes", split="train"))  # uint8 (N, 3, 32, 32)
 
 
 def siamese_run(std_coeff, steps, seed=0):
@@ -490,7 +490,7 @@ plt.show()
 # the spread of the embeddings:
 
 # %%
-test_images, _ = in_memory_uint8(load_dataset("shapes", split="test"))
+test_images, _ = data.in_memory_uint8(load_dataset("shapes", split="test"))
 held_out, _ = TwoViewBatchAugment(make_augment_config(cfg))(
     test_images[:256], generator=torch.Generator().manual_seed(1))
 print(f"{'':>22} {'hidden std (after BN, ReLU)':>28} {'|W_last|':>9} {'embedding std':>14}")

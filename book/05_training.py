@@ -33,11 +33,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from vicreg_edu import plots
+from vicreg_edu import data, plots
 from vicreg_edu import (
     Config, FAST, Shapes, TwoViewBatchAugment, TwoViewTransform, build_model, extract_features, format_final,
     get_config, linear_probe, load_dataset, load_eval_data, load_results, make_augment_config, train, vicreg_loss)
-from vicreg_edu.data import make_two_view_loader
 from vicreg_edu import models, optim, views
 
 torch.manual_seed(0)
@@ -493,7 +492,7 @@ print(f"preset {preset}: {cfg.backbone} + expander {cfg.expander}, {cfg.epochs} 
 
 # %%
 torch.manual_seed(cfg.seed)  # the trainer seeds every generator, then builds the loader and the model
-loader = make_two_view_loader(cfg.dataset, cfg.data_dir, make_augment_config(cfg), cfg.batch_size,
+loader = data.make_two_view_loader(cfg.dataset, cfg.data_dir, make_augment_config(cfg), cfg.batch_size,
                               train_size=cfg.train_size, seed=cfg.seed)
 loader.set_epoch(0)
 x_a, x_b, _ = next(iter(loader))  # two augmented views of the first batch: (128, 3, 32, 32) each
@@ -719,10 +718,10 @@ result.model.eval()
 f_tr, f_te = (extract_features(result.model.backbone, x, eval_data.mean, eval_data.std)
               for x in (eval_data.train_x[:n_probe], eval_data.test_x))
 updates = cfg.epochs * len(loader)  # the online probe's updates over the whole run
-data = (f_tr, eval_data.train_y[:n_probe], f_te, eval_data.test_y)
-probes = {f"AdamW lr 1e-3, {updates} updates, raw features": online_style_probe(*data, updates),
-          f"AdamW lr 1e-3, {updates} updates, standardised": online_style_probe(*data, updates, standardise=True),
-          f"AdamW lr 1e-2, {updates} updates, raw features": online_style_probe(*data, updates, lr=1e-2),
+probe_data = (f_tr, eval_data.train_y[:n_probe], f_te, eval_data.test_y)
+probes = {f"AdamW lr 1e-3, {updates} updates, raw features": online_style_probe(*probe_data, updates),
+          f"AdamW lr 1e-3, {updates} updates, standardised": online_style_probe(*probe_data, updates, standardise=True),
+          f"AdamW lr 1e-2, {updates} updates, raw features": online_style_probe(*probe_data, updates, lr=1e-2),
           "linear_probe: standardised, SGD lr 0.1, 100 epochs": linear_probe(*data)}
 label = "the run's online probe, last epoch (moving encoder, training views)"
 print(f"{label:<68} {result.epochs[-1]['online_probe_acc']:.3f}")

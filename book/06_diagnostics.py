@@ -40,11 +40,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from vicreg_edu import plots
+from vicreg_edu import data, evaluate, plots
 from vicreg_edu import (
-    FAST, TwoViewBatchAugment, build_model, covariance_loss, effective_rank, extract_features, get_config,
-    in_memory_uint8, invariance_loss, load_checkpoint_model, load_dataset, make_augment_config, train,
-    vicreg_loss)
+    FAST, TwoViewBatchAugment, build_model, covariance_loss, extract_features, get_config,
+    invariance_loss, load_dataset, make_augment_config, train, vicreg_loss)
 from vicreg_edu import config, diagnostics
 
 torch.manual_seed(0)
@@ -77,7 +76,7 @@ def reusable(c):
 
 for ckpt in (Path("runs/ch05_demo/checkpoint.pt"), Path(own.out_dir, "checkpoint.pt")):
     if ckpt.is_file() and ckpt.with_name("metrics.jsonl").is_file():
-        model, cfg = load_checkpoint_model(ckpt)
+        model, cfg = evaluate.load_checkpoint_model(ckpt)
         if reusable(cfg):
             metrics_path = ckpt.with_name("metrics.jsonl")
             print(f"loaded the demo run stored in {ckpt.parent}/")
@@ -158,7 +157,7 @@ plt.show()
 # %%
 aug_cfg = make_augment_config(cfg)  # the run's normalisation statistics
 test_set = load_dataset(cfg.dataset, cfg.data_dir, "test")
-images, labels = in_memory_uint8(test_set)
+images, labels = data.in_memory_uint8(test_set)
 n = 1000 if FAST else 2000
 images, labels = images[:n], labels[:n]
 torch.manual_seed(0)
@@ -261,7 +260,7 @@ plt.show()
 # %%
 ranks = {}
 for name, x in [("z trained", z_trained), ("z random", z_random), ("y trained", y_trained), ("y random", y_random)]:
-    ranks[name] = effective_rank(x)
+    ranks[name] = diagnostics.effective_rank(x)
     print(f"{name:>10}: dimension {x.shape[1]:4d}, effective rank {ranks[name]:6.1f}, "
           f"numerical rank {diagnostics.numerical_rank(x):4d}")
 
@@ -458,7 +457,7 @@ def read_terms(z_a, z_b):
     spread = 0.5 * (z_a.var(0).mean() + z_b.var(0).mean())
     rel = float(t.invariance / (2 * spread)) if spread > 0 else float("nan")
     return dict(s=float(t.invariance), v=float(t.variance), c=float(t.covariance),
-                std=float(diagnostics.per_dim_std(z_a).mean()), erank=effective_rank(z_a), s_rel=rel)
+                std=float(diagnostics.per_dim_std(z_a).mean()), erank=diagnostics.effective_rank(z_a), s_rel=rel)
 
 
 views = TwoViewBatchAugment(aug_cfg)(images, torch.Generator().manual_seed(0))
@@ -602,13 +601,13 @@ def effective_rank_solution(z):
 
 
 for z in (z_a, z_low_a):
-    assert abs(effective_rank_solution(z) - effective_rank(z)) < 1e-3 * effective_rank(z)
+    assert abs(effective_rank_solution(z) - diagnostics.effective_rank(z)) < 1e-3 * diagnostics.effective_rank(z)
 mine = my_effective_rank(z_a)
 if mine is None:
     print("my_effective_rank: not answered yet (replace `return None` with your code, then rerun both cells)")
 else:
-    assert abs(mine - effective_rank(z_a)) < 1e-3 * effective_rank(z_a), (
-        f"my_effective_rank gives {mine:.3f}, which is wrong: the library says {effective_rank(z_a):.3f}")
+    assert abs(mine - diagnostics.effective_rank(z_a)) < 1e-3 * diagnostics.effective_rank(z_a), (
+        f"my_effective_rank gives {mine:.3f}, which is wrong: the library says {diagnostics.effective_rank(z_a):.3f}")
     print(f"my_effective_rank is right: {mine:.2f}")
 low = read_terms(z_low_a, z_low_b)
 print(f"{'':>17} {'s':>9} {'v':>7} {'c':>10} {'std':>7} {'eff.rank':>8} {'s/2Var':>7}")

@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 
 from vicreg_edu import (
-    FAST, build_model, extract_features, get_config, knn_accuracy, linear_probe, load_checkpoint_model,
-    load_eval_data, load_results, train)
+    FAST, build_model, extract_features, get_config, knn_accuracy, linear_probe, load_eval_data,
+    load_results, train)
 from vicreg_edu import baselines, checkpoint, config, evaluate
 
 torch.manual_seed(0)
@@ -138,7 +138,7 @@ def finished_demo_run(path, epochs=None):
     if not path.is_file():
         print(f"{path}: not found")
         return None
-    model, cfg = load_checkpoint_model(path)
+    model, cfg = evaluate.load_checkpoint_model(path)
     other = {k: getattr(cfg, k) for k in RECIPE if getattr(cfg, k) != getattr(preset, k)}
     finished = (checkpoint.load_checkpoint(path)["epoch"] >= cfg.epochs >= preset.epochs
                 and cfg.epochs == (epochs or cfg.epochs))

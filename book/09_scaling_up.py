@@ -47,8 +47,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vicreg_edu import FAST, VICReg, covariance_loss, get_config, variance_loss
-from vicreg_edu import cli, data, linear_eval, memory, slurm
+from vicreg_edu import FAST, covariance_loss, get_config, variance_loss
+from vicreg_edu import cli, data, linear_eval, memory, models, slurm
 from vicreg_edu import config, optim
 
 print("fast mode:", FAST)
@@ -199,7 +199,7 @@ assert torch.allclose(without_sum, one_process / W, rtol=1e-4, atol=1e-6)
 
 # %%
 with torch.device("meta"):
-    big = VICReg(backbone=full.backbone, expander=full.expander)
+    big = models.VICReg(backbone=full.backbone, expander=full.expander)
 n_backbone = sum(p.numel() for p in big.backbone.parameters())
 n_expander = sum(p.numel() for p in big.expander.parameters())
 print(f"backbone (ResNet-50 without its classifier): {n_backbone / 1e6:6.1f} M parameters")

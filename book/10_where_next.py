@@ -32,10 +32,9 @@ import matplotlib.pyplot as plt
 import torch
 
 from vicreg_edu import (
-    FAST, TwoViewBatchAugment, build_model, collapse_report, covariance_loss, extract_features, get_config,
-    in_memory_uint8, invariance_loss, knn_accuracy, load_dataset, make_augment_config, variance_loss,
-    vicreg_loss)
-from vicreg_edu import optim
+    FAST, TwoViewBatchAugment, build_model, covariance_loss, extract_features, get_config,
+    invariance_loss, knn_accuracy, load_dataset, make_augment_config, variance_loss, vicreg_loss)
+from vicreg_edu import data, diagnostics, optim
 
 torch.manual_seed(0)
 print("fast mode:", FAST)
@@ -163,8 +162,8 @@ plt.show()
 
 # %%
 cfg = get_config("demo")
-train_x, train_y = in_memory_uint8(load_dataset("shapes", split="train"))
-test_x, test_y = in_memory_uint8(load_dataset("shapes", split="test"))
+train_x, train_y = data.in_memory_uint8(load_dataset("shapes", split="train"))
+test_x, test_y = data.in_memory_uint8(load_dataset("shapes", split="test"))
 augment_cfg = make_augment_config(cfg)
 
 
@@ -203,7 +202,7 @@ for name, model in {"random init": build_model(cfg).eval(), **models}.items():
     f_train = extract_features(model.backbone, train_x[:bank], augment_cfg.mean, augment_cfg.std)
     f_test = extract_features(model.backbone, test_x, augment_cfg.mean, augment_cfg.std)
     z_test = extract_features(lambda x: model(x)[1], test_x, augment_cfg.mean, augment_cfg.std)
-    report = collapse_report(z_test)
+    report = diagnostics.collapse_report(z_test)
     results[name] = (knn_accuracy(f_train, train_y[:bank], f_test, test_y), report.std_mean,
                      report.effective_rank)
 print(f"{steps} steps of {cfg.batch_size} images each")

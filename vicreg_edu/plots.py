@@ -70,6 +70,26 @@ def _to_numpy(x, name: str) -> np.ndarray:
 # covariance / correlation heatmaps
 
 
+def _square_block(matrix, kind: str, k: Optional[int]):
+    """The top-left k x k block of a finite square matrix as numpy, and the full size D."""
+    if kind not in ("covariance", "correlation"):
+        raise ValueError(f"kind must be 'covariance' or 'correlation', got {kind!r}")
+    m = _to_numpy(matrix, "matrix")
+    if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] == 0:
+        raise ValueError(
+            f"matrix must be a square (D, D) {kind} matrix, got shape {m.shape}; "
+            f"compute it from embeddings with diagnostics.{kind}_matrix(z)"
+        )
+    if not np.isfinite(m).all():
+        raise ValueError("matrix contains NaN or Inf; expected all finite")
+    d = m.shape[0]
+    if k is not None:
+        if not isinstance(k, int) or not 1 <= k <= d:
+            raise ValueError(f"k must be an int in [1, {d}] (the matrix is {d} x {d}), got {k!r}")
+        m = m[:k, :k]
+    return m, d
+
+
 def plot_matrix_heatmap(
     matrix,
     ax=None,
@@ -100,21 +120,7 @@ def plot_matrix_heatmap(
 
         >>> ax = plot_matrix_heatmap(diagnostics.correlation_matrix(z), kind="correlation", k=32)
     """
-    if kind not in ("covariance", "correlation"):
-        raise ValueError(f"kind must be 'covariance' or 'correlation', got {kind!r}")
-    m = _to_numpy(matrix, "matrix")
-    if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] == 0:
-        raise ValueError(
-            f"matrix must be a square (D, D) {kind} matrix, got shape {m.shape}; "
-            f"compute it from embeddings with diagnostics.{kind}_matrix(z)"
-        )
-    if not np.isfinite(m).all():
-        raise ValueError("matrix contains NaN or Inf; expected all finite")
-    d = m.shape[0]
-    if k is not None:
-        if not isinstance(k, int) or not 1 <= k <= d:
-            raise ValueError(f"k must be an int in [1, {d}] (the matrix is {d} x {d}), got {k!r}")
-        m = m[:k, :k]
+    m, d = _square_block(matrix, kind, k)
     shown = m.shape[0]
     if vmax is None:
         vmax = 1.0 if kind == "correlation" else float(np.abs(m).max())
