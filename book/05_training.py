@@ -491,7 +491,8 @@ except FileNotFoundError as missing:
     print(missing)
     print("-> training the demo preset on the built-in Shapes data instead.")
     preset = "demo"
-    sizes = {}  # the whole preset: 10 epochs (fast mode: get_config shrinks it to 3)
+    # the whole preset: 10 epochs of all 10,000 images (fast mode: get_config shrinks it to 3 epochs; half the images)
+    sizes = dict(train_size=5000) if FAST else {}
 cfg = get_config(preset, out_dir=str(run_dir), progress=True, final_eval=True, seed=0, **sizes)
 cfg = cfg.replace(knn_every=1)  # k-NN after every epoch, next to the online probe
 print(f"preset {preset}: {cfg.backbone} + expander {cfg.expander}, {cfg.epochs} epochs on "
