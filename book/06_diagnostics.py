@@ -512,7 +512,7 @@ for name, r in readings.items():
 #
 # Two one-liners to remember: **$c = 0$ with $s = 0$ is collapse**; and **read complete collapse
 # on the std, dimensional collapse on the effective rank.** Read a rising $c$ with the std: while
-# the spread grows towards $\gamma$, $c$ rises like $\sigma^4$ (chapter 5's run triples its $c$
+# the spread grows towards $\gamma$, $c$ rises like $\sigma^4$ (chapter 5's run more than doubles its $c$
 # that way); once the std sits at $\gamma$, $c$ should stay roughly stable, as the first author
 # says in vicreg#14 (a user's report there of $c$ rising from 2.6 to 6.5 got no answer).
 # Chapter 1 shows a complete collapse (invariance alone), chapters 3, 4 and 7 a dimensional one
