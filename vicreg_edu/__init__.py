@@ -16,6 +16,8 @@ data and views             :class:`Shapes` (built-in dataset), :func:`load_datas
 evaluation                 :func:`load_eval_data` -> :class:`EvalData`, :func:`extract_features`,
                            :func:`knn_accuracy`, :func:`linear_probe`, :func:`load_checkpoint_model`
 diagnostics and results    :func:`collapse_report`, :func:`effective_rank`, :func:`load_results`
+explorers                  :class:`Explorer` (precomputed figures switched by sliders and
+                           checkboxes in the browser, missing ones trained live in a kernel)
 =========================  ===================================================================
 
 Figures are in :mod:`vicreg_edu.plots`, further measures in :mod:`vicreg_edu.diagnostics`, chapter
@@ -24,7 +26,7 @@ views are), ``augment`` (making them from PIL images), ``batch_augment`` (the sa
 ``shapes`` (the built-in dataset), ``data``, ``models``, ``trainer``, ``evaluate``,
 ``diagnostics``, ``plots``, ``config``, ``optim``, ``checkpoint``, ``distributed``, ``errors``,
 ``cli`` (the only argument parser; ``python -m vicreg_edu``), ``slurm``, ``experiments`` (chapter
-7's grid), ``baselines``, ``results``, ``widgets``.
+7's grid), ``baselines``, ``results``, ``widgets``, ``explorer``.
 
 Example:
     >>> import torch
@@ -40,6 +42,7 @@ from .config import FAST, Config, get_config
 from .data import in_memory_uint8, load_dataset
 from .diagnostics import collapse_report, effective_rank
 from .evaluate import EvalData, extract_features, knn_accuracy, linear_probe, load_checkpoint_model, load_eval_data
+from .explorer import Explorer
 from .loss import VICRegLoss, covariance_loss, invariance_loss, variance_loss, vicreg_loss
 from .models import VICReg, build_model
 from .results import load_results
@@ -77,4 +80,5 @@ __all__ = [
     "collapse_report",
     "effective_rank",
     "load_results",
+    "Explorer",
 ]
