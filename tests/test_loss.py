@@ -218,6 +218,67 @@ def test_sync_free_float64_gram_side_agrees(make, monkeypatch):
     torch.testing.assert_close(g1, g2, rtol=1e-4, atol=1e-6 * g1.abs().max().item())
 
 
+class _Float64Ops(TorchDispatchMode):
+    """Records the operators that return a float64 tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if any(isinstance(t, torch.Tensor) and t.dtype == torch.float64 for t in torch.utils._pytree.tree_leaves(out)):
+            self.ops.append(str(func))
+        return out
+
+
+@pytest.mark.parametrize("n,d", [(32, 128), (64, 512), (128, 64)])
+def test_float32_gram_side_close_to_float64(n, d, monkeypatch):
+    """gram_dtype="float32" (GPUs with slow float64), as a GPU runs it (no host reads): no float64
+    operator at all, and the terms and gradients within float32 rounding of the float64 default."""
+    monkeypatch.setattr(L, "_host_reads_are_free", lambda _z: False)
+    z_a, z_b = random_pair(n, d, seed=5, dtype=torch.float32)
+    runs = {}
+    for gram_dtype in ("float64", "float32"):
+        a, b = z_a.clone().requires_grad_(), z_b.clone().requires_grad_()
+        with _Float64Ops() as seen:
+            t = vicreg_loss(a, b, check_finite=False, gram_dtype=gram_dtype)
+            t.loss.backward()
+        runs[gram_dtype] = (t, a.grad, seen.ops)
+    (t64, g64, ops64), (t32, g32, ops32) = runs["float64"], runs["float32"]
+    assert ops32 == []
+    assert (len(ops64) > 0) == (n < d)  # teeth: the default uses float64 on the Gram side only
+    for x, y in zip(t32, t64):
+        assert x.dtype == y.dtype == torch.float32
+        torch.testing.assert_close(x, y, rtol=2e-5, atol=1e-6)
+    torch.testing.assert_close(g32, g64, rtol=1e-4, atol=1e-5 * g64.abs().max().item())
+    # the default is float64, and the module passes the argument on
+    a, b = z_a.clone(), z_b.clone()
+    assert torch.equal(vicreg_loss(a, b, check_finite=False).loss, t64.loss.detach())
+    module = VICRegLoss(check_finite=False, gram_dtype="float32")
+    assert torch.equal(module(a, b).loss, t32.loss.detach())
+
+
+def test_float32_gram_side_reads_nothing_back(monkeypatch):
+    """The float32 Gram side keeps the sync-free promise: no host read on fake tensors."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    monkeypatch.setattr(L, "_host_reads_are_free", lambda _z: False)
+    with FakeTensorMode():
+        z_a, z_b = torch.empty(8, 32, requires_grad=True), torch.empty(8, 32, requires_grad=True)
+        vicreg_loss(z_a, z_b, check_finite=False, gram_dtype="float32").loss.backward()
+        assert z_a.grad.dtype == torch.float32
+
+
+def test_bad_gram_dtype_is_one_line():
+    z = torch.randn(4, 8)
+    for bad in ("float16", "fp32", None):
+        with pytest.raises(ValueError, match=r"^gram_dtype must be 'float32' or 'float64', got "):
+            vicreg_loss(z, z, gram_dtype=bad)
+    with pytest.raises(ValueError, match="gram_dtype"):
+        VICRegLoss(gram_dtype="bf16")
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_unchecked_loss_makes_no_cuda_sync():
     z_a, z_b = (torch.randn(256, 2048, device="cuda", requires_grad=True) for _ in range(2))

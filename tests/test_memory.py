@@ -163,7 +163,8 @@ def test_preflight_stops_with_one_line_naming_a_batch_that_fits(monkeypatch):
         "ResNet-50 + 8192x3 at 256 images per GPU in bf16 needs about 31.9 GB; "
         "this GPU has 30.0 GB free: use --set batch_size=1024 "
     )
-    assert "batch_size=512 base_lr=0.4" in line and "16 GPUs for batch_size=2048" in line
+    assert "batch_size=1024 base_lr=0.2 (the 1000-epoch base_lr with the linear scaling rule;" in line
+    assert "16 GPUs for batch_size=2048" in line and "0.4" not in line  # no 100-epoch small-batch rate
     assert line.endswith("or memory_check=false to try anyway")
     assert M.HEADROOM * M.CACHED_ESTIMATES[128, "bf16", 8] <= 30 * GB  # the suggestion fits
     # the trainer's autocast dtype, the config's amp name, or fp16 give the same answer
@@ -197,7 +198,7 @@ def test_launch_plan_per_hardware_class():
         )
         and paper.per_gpu == 64
     )
-    big = plans["8 x 80 GB (A100 / H100)"]
+    big = plans["8 x 80 GB (A100 / H100 / H200)"]
     assert (
         big.command
         == (
@@ -206,13 +207,55 @@ def test_launch_plan_per_hardware_class():
         )
         and big.per_gpu == 256
     )
-    v100 = plans["8 x 32 GB (V100)"]  # 256 per GPU would leave less than 10% spare: the paper's batch 512
-    assert v100.overrides == {"data_dir": "/path/to/imagenet", "batch_size": 512, "base_lr": 0.4, "amp": "fp16"}
-    short = M.launch_plan(1, 8, 32, amp="fp16", epochs=100)
+    # 128 per GPU (~17.8 GB) fits a 32 GB V100; 256 would leave less than 10% spare
+    v100 = plans["8 x 32 GB (V100)"]
+    assert v100.overrides == {"data_dir": "/path/to/imagenet", "batch_size": 1024, "amp": "fp16"}
+    assert v100.per_gpu == 128 and v100.base_lr == 0.2 and "linear scaling rule" in v100.lr_source
+    assert 17 * GB < M.HEADROOM * M.CACHED_ESTIMATES[128, "fp16", 8] < 18 * GB
+    slow = plans["8 x 24 GB (A10 / L4 / RTX: slow float64)"]
+    assert slow.overrides["gram_dtype"] == "float32" and slow.global_batch == 1024
+    # a 1000-epoch plan never takes appendix C.4's 100-epoch small-batch rates
+    for gib in (80, 40, 32, 24, 16, 12):
+        for gpus in (1, 8):
+            try:
+                plan = M.launch_plan(1, gpus, gib)
+            except ConfigError:
+                continue
+            assert plan.base_lr == 0.2 and plan.epochs == 1000, (gib, gpus, plan.note)
+    short = M.launch_plan(1, 8, 16, amp="fp16", epochs=100)
     assert short.command.endswith("--preset imagenet-resnet50-100ep --set data_dir=/path/to/imagenet amp=fp16")
-    assert M.launch_plan(1, 1, 24).overrides["batch_size"] == 128  # one 24 GB GPU: batch 128, base_lr 0.8
+    assert short.base_lr == 0.3 and short.global_batch == 512
+    short_big = M.launch_plan(1, 8, 80, epochs=100)  # the paper's 100-epoch runs: 0.3 at batch 2048 (vicreg#13)
+    assert short_big.overrides == {"data_dir": "/path/to/imagenet", "batch_size": 2048}
+    assert short_big.base_lr == 0.3 and "vicreg#13" in short_big.lr_source
+    one = M.launch_plan(1, 1, 24, epochs=100)  # one 24 GB GPU: batch 128, appendix C.4's 0.8
+    assert one.overrides["batch_size"] == 128 and one.base_lr == 0.8
     with pytest.raises(ConfigError, match="no batch of the paper's"):
         M.launch_plan(1, 1, 4)
+    with pytest.raises(ConfigError, match="epochs=300"):
+        M.launch_plan(1, 8, 80, epochs=300)
+
+
+def test_chapter_exercise_batch_is_one_the_planner_accepts():
+    """Chapter 9's exercise: 16 GPUs x 64 images, base_lr 0.2 at 1000 epochs; the planner's lr for batch 1024."""
+    assert M.PLAN_BASE_LR[1000][1024][0] == 0.2
+    assert M.launch_plan(2, 8, 16, amp="fp16").global_batch == 1024  # 2 nodes x 8 x 16 GB: 64 per GPU
+
+
+def test_expected_time_from_measured_rates():
+    """The rates are the measured ones; the paper's V100 rate gives back its own 11 h per 100 epochs."""
+    import json
+    from pathlib import Path
+
+    suite = json.loads(Path(__file__).parents[1].joinpath("bench/results/gpu_suite_h200_2026-11-30.json").read_text())
+    (row,) = suite["measurements"]["imagenet_step"]["results"]["rows"]
+    assert M.MEASURED_RATES["H200"][0] == row["trainer_images_per_s"] and row["batch"] == 512
+    paper = M.launch_plan(4, 8, 32, amp="fp16")
+    t = M.expected_time(paper, M.MEASURED_RATES["V100"][0])
+    assert abs(t["run_h"] - 110) < 0.2 and abs(t["gpu_h"] - 32 * t["run_h"]) < 1e-9
+    big = M.launch_plan(1, 8, 80)
+    t = M.expected_time(big, M.MEASURED_RATES["H200"][0])
+    assert big.steps_per_epoch == 625 and abs(t["epoch_s"] - 625 * 2048 / (8 * row["trainer_images_per_s"])) < 1e-9
 
 
 def test_trainer_setup_runs_the_preflight(monkeypatch, tmp_path):

@@ -140,6 +140,9 @@ class Config:
     # parameters and activations: float32 | float64 (float64: exactness tests)
     dtype: str = rule("float32", choices=("float32", "float64"), trajectory=True)
     sync_bn: bool = rule(True)  # synchronise BatchNorm statistics across processes
+    # covariance term's Gram side (global batch < expander width) on a GPU: float64 | float32 (for GPUs whose
+    # float64 runs at 1/32-1/64 of float32: A10, L4, L40S, RTX); loss.vicreg_loss's gram_dtype
+    gram_dtype: str = rule("float64", choices=("float64", "float32"))
     # CUDA: stop if the step needs more memory than is free (memory.preflight); false: warn
     memory_check: bool = rule(True)
 

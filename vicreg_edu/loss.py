@@ -31,6 +31,10 @@ calls: the same numbers (tests/test_loss.py checks it), computed faster and with
 * Host syncs: by default the loss checks its input for NaN/Inf and raises a ValueError (one
   read back to the host). ``check_finite=False`` skips it; then, on a GPU, the loss reads
   nothing back to the host (no sync), see :func:`vicreg_loss`.
+* Precision of the Gram side without host reads: ``gram_dtype="float64"`` (default) or
+  ``"float32"`` for GPUs with little float64 throughput (1/32 to 1/64 of float32 on A10, L4,
+  L40S and the RTX cards; V100, A100, H100 and H200 run float64 at half or full rate), see
+  :class:`_SecondMoments`.
 * Distributed training (``torch.distributed`` initialised): s is the mean over this rank's
   local batch; v and c are computed over the global batch, gathered from every rank with
   :func:`gather_with_grad`, whose backward passes gradients back to the rank that produced
@@ -111,6 +115,7 @@ def vicreg_loss(
     gamma: float = 1.0,
     eps: float = 1e-4,
     check_finite: bool = True,
+    gram_dtype: str = "float64",
 ) -> VICRegTerms:
     """The VICReg loss of paper Eq. (6): ``lambda s + mu (v_a + v_b) / 2 + nu (c_a + c_b)``.
 
@@ -125,13 +130,22 @@ def vicreg_loss(
         gamma, eps: target std and the epsilon of the variance term.
         check_finite: raise a ValueError on NaN/Inf input (one read back to the host). With
             ``False`` NaN/Inf propagate and a GPU reads nothing back (the Gram side then runs in
-            float64, see :class:`_SecondMoments`); use it under ``torch.compile``.
+            ``gram_dtype``, see :class:`_SecondMoments`); use it under ``torch.compile``.
+        gram_dtype: ``"float64"`` or ``"float32"``: the precision of the covariance term's
+            Gram side (N < D) when the loss reads nothing back to the host (a GPU with
+            ``check_finite=False``). ``"float32"`` is for GPUs with slow float64; it agrees with
+            float64 to about 1e-6 relative on ordinary batches, but loses digits when the
+            off-diagonal covariance is tiny next to the diagonal (tests/test_loss.py: 0.5 % off
+            on a batch with one dimension 1000x the others). Where host reads are free (CPU) or
+            allowed (``check_finite=True``), the Gram side starts in float32 and switches to
+            float64 only in that regime, whatever ``gram_dtype`` says.
     Returns:
         VICRegTerms(loss, invariance, variance, covariance), 0-dim tensors; only ``loss`` is
         weighted, ``variance`` is (v_a + v_b)/2 and ``covariance`` is c_a + c_b.
     Raises:
         ValueError: z_a and z_b shapes differ, not 2-D, integer dtype, batch < 2, NaN/Inf
-            (with ``check_finite``; the message names z_a or z_b).
+            (with ``check_finite``; the message names z_a or z_b), a ``gram_dtype`` other than
+            ``"float32"`` / ``"float64"``.
 
     Example:
         >>> z_a, z_b = torch.randn(32, 16), torch.randn(32, 16)
@@ -139,6 +153,7 @@ def vicreg_loss(
         >>> torch.allclose(terms.loss, vicreg_loss_reference(z_a, z_b).loss)
         True
     """
+    gram_float64 = _check_gram_dtype(gram_dtype)
     distributed = _distributed()
     _check_pair(z_a, z_b, min_batch=1 if distributed else 2)
     z_a, z_b = _as_float32(z_a), _as_float32(z_b)
@@ -153,8 +168,8 @@ def vicreg_loss(
     if check_finite:
         _check_finite(z_a=z_a, z_b=z_b)
     host_reads = check_finite or _host_reads_are_free(z_a)
-    var_a, c_a = _variance_and_covariance(z_a, host_reads)  # Var(Z[:, j]) (D,) and c(Z)
-    var_b, c_b = _variance_and_covariance(z_b, host_reads)
+    var_a, c_a = _variance_and_covariance(z_a, host_reads, gram_float64)  # Var(Z[:, j]) (D,) and c(Z)
+    var_b, c_b = _variance_and_covariance(z_b, host_reads, gram_float64)
 
     # variance v, Eq. (1)-(2): hinge on each dimension's std, mean of the two branches
     v = (_hinge(var_a, gamma, eps) + _hinge(var_b, gamma, eps)) / 2
@@ -183,10 +198,12 @@ class VICRegLoss(nn.Module):
         gamma: float = 1.0,
         eps: float = 1e-4,
         check_finite: bool = True,
+        gram_dtype: str = "float64",
     ):
         super().__init__()
+        _check_gram_dtype(gram_dtype)
         self.sim_coeff, self.std_coeff, self.cov_coeff = sim_coeff, std_coeff, cov_coeff
-        self.gamma, self.eps, self.check_finite = gamma, eps, check_finite
+        self.gamma, self.eps, self.check_finite, self.gram_dtype = gamma, eps, check_finite, gram_dtype
 
     def forward(self, z_a: Tensor, z_b: Tensor) -> VICRegTerms:
         return vicreg_loss(
@@ -198,6 +215,7 @@ class VICRegLoss(nn.Module):
             self.gamma,
             self.eps,
             check_finite=self.check_finite,
+            gram_dtype=self.gram_dtype,
         )
 
     def extra_repr(self) -> str:
@@ -325,6 +343,13 @@ def _check_pair(z_a: Tensor, z_b: Tensor, min_batch: int = 2) -> None:
         raise ValueError(f"z_a and z_b must have the same shape (N, D), got {tuple(z_a.shape)} and {tuple(z_b.shape)}")
 
 
+def _check_gram_dtype(gram_dtype: str) -> bool:
+    """True for ``"float64"``, False for ``"float32"``; anything else raises a one-line ValueError."""
+    if gram_dtype not in ("float32", "float64"):
+        raise ValueError(f"gram_dtype must be 'float32' or 'float64', got {gram_dtype!r}")
+    return gram_dtype == "float64"
+
+
 def _as_float32(z: Tensor) -> Tensor:
     """float16/bfloat16 -> float32; float32 and float64 are returned as they are."""
     return z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
@@ -360,15 +385,16 @@ def _hinge(var: Tensor, gamma: float, eps: float) -> Tensor:
     return F.relu(gamma - torch.sqrt(var + eps)).mean()
 
 
-def _variance_and_covariance(z: Tensor, host_reads: bool) -> tuple[Tensor, Tensor]:
+def _variance_and_covariance(z: Tensor, host_reads: bool, gram_float64: bool = True) -> tuple[Tensor, Tensor]:
     """((D,) unbiased per-dimension variance, c(Z)) of an (N, D) batch, from one centring and one matmul.
 
-    host_reads=False: no value is read back to the host (the Gram side runs in float64).
+    host_reads=False: no value is read back to the host (the Gram side runs in float64, or in
+    float32 with ``gram_float64=False``).
     """
     with torch.autocast(z.device.type, enabled=False):
         z = _as_float32(z)
         n, d = z.shape
-        off_diagonal_energy, col_sq = _SecondMoments.apply(z, host_reads)
+        off_diagonal_energy, col_sq = _SecondMoments.apply(z, host_reads, gram_float64)
         return col_sq / (n - 1), off_diagonal_energy / ((n - 1) ** 2 * d)
 
 
@@ -406,14 +432,16 @@ class _SecondMoments(torch.autograd.Function):
       diagonal part, E and its gradient are recomputed in float64 (tests/test_loss.py shows
       plain float32 off by 0.5% there). That decision reads one number back to the host;
       without host reads (``host_reads=False``, a GPU with ``check_finite=False``) the Gram
-      side runs in float64 directly: as many flops as float32 on A100/H100-class GPUs, up to
-      2.3x the time on a CPU (bench/README.md), much slower on GPUs with little float64 rate.
+      side runs in float64 directly (``gram_float64``): full rate on A100/H100/H200, half the
+      float32 rate on V100, up to 2.3x the time on a CPU (bench/README.md), 32-64x slower on
+      A10/L4/L40S/RTX cards, where ``gram_float64=False`` keeps it in float32 and skips the
+      check (no host read), accepting the cancellation error above.
     * sums of squares are taken row by row: torch's float32 CPU ``vector_norm`` over 1e7
       entries in one go is off by ~1e-2.
     """
 
     @staticmethod
-    def forward(ctx, z: Tensor, host_reads: bool) -> tuple[Tensor, Tensor]:
+    def forward(ctx, z: Tensor, host_reads: bool, gram_float64: bool = True) -> tuple[Tensor, Tensor]:
         ctx.in_dtype = z.dtype
         x = z - z.mean(dim=0)  # (N, D)
         n, d = x.shape
@@ -424,10 +452,10 @@ class _SecondMoments(torch.autograd.Function):
             ctx.save_for_backward(x, cov)
             ctx.side = "cov"
             return _squared_norm(cov), col_sq
-        if x.dtype != torch.float64 and not host_reads:
+        if x.dtype != torch.float64 and not host_reads and gram_float64:
             x = x.double()  # the cancellation check below would need a host read: float64 now
         energy, gram, col_sq = _gram_energy(x)
-        if x.dtype != torch.float64 and energy < _CANCELLATION_TOL * col_sq.square().sum():
+        if host_reads and x.dtype != torch.float64 and energy < _CANCELLATION_TOL * col_sq.square().sum():
             # float32 cancellation regime: redo it (and later the backward) in float64
             x = x.double()
             energy, gram, col_sq = _gram_energy(x)
@@ -437,7 +465,7 @@ class _SecondMoments(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_energy: Tensor, grad_col_sq: Tensor) -> tuple[Tensor, None]:
+    def backward(ctx, grad_energy: Tensor, grad_col_sq: Tensor) -> tuple[Tensor, None, None]:
         scale = 4 * grad_energy
         if ctx.side == "cov":
             x, cov_off = ctx.saved_tensors
@@ -447,7 +475,7 @@ class _SecondMoments(torch.autograd.Function):
             x, gram, col_sq = ctx.saved_tensors  # maybe float64, see forward
             grad = (gram @ x).mul_(scale)  # (N, D)
             grad.addcmul_(x, 2 * grad_col_sq - scale * col_sq)
-        return grad.to(ctx.in_dtype), None
+        return grad.to(ctx.in_dtype), None, None
 
 
 def _gram_energy(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:

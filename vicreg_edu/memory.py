@@ -28,7 +28,9 @@ the free memory of the GPU; ``bench/README.md`` ("Per-GPU memory") has the table
 ImageNet presets' model, the checks against a measurement on an H200 and the paper's 11.3 GB,
 and how :data:`CACHED_ESTIMATES` was made. :func:`step_memory` reads that table for the ImageNet
 presets' model and estimates anything else; :func:`launch_plan` gives the command that fits a
-number and size of GPUs.
+number and size of GPUs, with the learning rate for its batch (:data:`PLAN_BASE_LR`, each value
+with its source) and, from :data:`MEASURED_RATES`, the expected epoch time and GPU-hours
+(:func:`expected_time`).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from .config import PAPER_BASE_LR, Config, get_config
+from .config import Config, get_config
 from .errors import ConfigError
 from .views import make_augment_config
 
@@ -186,7 +188,7 @@ def _training_step(
     params = [p for p in net.parameters() if p.requires_grad]
     buckets = torch.empty(sum(p.numel() for p in params), dtype=dtype) if world > 1 else None  # DDP's
 
-    loss_kwargs = {k: getattr(cfg, k) for k in ("sim_coeff", "std_coeff", "cov_coeff", "gamma", "eps")}
+    loss_kwargs = {k: getattr(cfg, k) for k in ("sim_coeff", "std_coeff", "cov_coeff", "gamma", "eps", "gram_dtype")}
 
     def prepare(x):
         return x.contiguous(memory_format=torch.channels_last) if cfg.channels_last else x
@@ -321,7 +323,7 @@ def _check_sizes(per_gpu_batch: int, world: int) -> None:
 
 
 def _model_key(cfg: Config) -> tuple:
-    """What the cached table depends on: model, image size, probe classes, optimiser, dtype, layout."""
+    """What the cached table depends on: model, image size, probe classes, optimiser, dtypes, layout."""
     return (
         cfg.backbone,
         cfg.expander,
@@ -329,6 +331,7 @@ def _model_key(cfg: Config) -> tuple:
         _NUM_CLASSES.get(cfg.dataset, 1000),
         cfg.optimizer,
         cfg.dtype,
+        cfg.gram_dtype,
         cfg.channels_last,
     )
 
@@ -454,8 +457,8 @@ def preflight(cfg: Config, device: torch.device, world: int, amp=_FROM_CONFIG) -
 
     Raises:
         ConfigError: one line: the model, the per-GPU batch, the precision, what it needs, what is
-            free, and a ``batch_size`` that fits (with the paper's ``base_lr`` for it where the paper
-            gives one) or how many images per GPU fit on more GPUs.
+            free, and a ``batch_size`` that fits (with its ``base_lr`` from :data:`PLAN_BASE_LR` when
+            ``cfg.epochs`` is 100 or 1000) or how many GPUs the configured batch needs.
     """
     device = torch.device(device)
     if device.type != "cuda":
@@ -494,13 +497,11 @@ def _advice(cfg: Config, per_gpu: int, amp: str, world: int, free: float) -> str
         return "not even 2 images per GPU fit: use a GPU with more free memory or a smaller model"
     need_fit = HEADROOM * step_memory(cfg, fit, amp, world) / GB
     global_batch = fit * world
-    if global_batch in PAPER_BASE_LR:
-        smaller = f"--set batch_size={global_batch} base_lr={PAPER_BASE_LR[global_batch]} (the paper's base_lr for it"
+    known = PLAN_BASE_LR.get(cfg.epochs, {}).get(global_batch)
+    if known is not None:
+        smaller = f"--set batch_size={global_batch} base_lr={known[0]} ({_SHORT_SOURCE[cfg.epochs, known[0]]}"
     else:
-        paper = [b for b in PAPER_BASE_LR if b <= global_batch and b % world == 0 and b // world >= 2]
-        smaller = f"--set batch_size={global_batch} (the paper gives no base_lr for it" + (
-            f"; batch_size={max(paper)} base_lr={PAPER_BASE_LR[max(paper)]} has one" if paper else ""
-        )
+        smaller = f"--set batch_size={global_batch} (no published base_lr for it at {cfg.epochs} epochs"
     return (
         f"use {smaller}; {fit} per GPU needs ~{need_fit:.0f} GB) "
         f"or {cfg.batch_size // fit} GPUs for batch_size={cfg.batch_size}"
@@ -509,6 +510,59 @@ def _advice(cfg: Config, per_gpu: int, amp: str, world: int, free: float) -> str
 
 # ----------------------------------------------------------------------------------------------
 # the command for a number and size of GPUs
+
+_SECTION_42 = "the paper's linear scaling rule lr = base_lr x batch / 256 (Section 4.2)"
+PLAN_BASE_LR: dict[int, dict[int, tuple[float, str]]] = {
+    1000: {
+        2048: (0.2, "the paper's 1000-epoch recipe (Section 4.2; the official 4-node launch)"),
+        **{
+            b: (0.2, f"the 1000-epoch base_lr 0.2 with {_SECTION_42}; the paper has no 1000-epoch run at batch {b}")
+            for b in (1024, 512, 256, 128)
+        },
+    },
+    100: {
+        2048: (
+            0.3,
+            "the paper's 100-epoch runs: 0.3 at batch 2048 (appendix C.4; first author, facebookresearch/vicreg#13)",
+        ),
+        1024: (0.3, "0.3, what the authors used at 100 epochs both at 2048 (vicreg#13) and at 512 (official launch)"),
+        512: (0.3, "the official 100-epoch launch (README); appendix C.4 says 0.4, vicreg#23 asks which, unanswered"),
+        256: (0.5, "appendix C.4's small-batch value (100 epochs); first author, vicreg#21"),
+        128: (0.8, "appendix C.4's small-batch value (100 epochs)"),
+    },
+}
+"""epochs -> global batch -> (base_lr, its source) for :func:`launch_plan` and the memory check's advice.
+
+The paper's runs: 1000 epochs at batch 2048 with base_lr 0.2; 100 epochs at 2048 with 0.3 (the
+ablations of Tables 7 and 12, 68.6 % linear top-1; vicreg#13). Appendix C.4's small-batch values
+(0.4 / 0.5 / 0.8 at 512 / 256 / 128) come from the 100-epoch setting, so a 1000-epoch plan at a
+smaller batch keeps 0.2 and lets the linear scaling rule lower the peak lr, as the paper's
+recipe does; nobody has published a tuned 1000-epoch value below 2048."""
+_SHORT_SOURCE = {
+    (1000, 0.2): "the 1000-epoch base_lr with the linear scaling rule",
+    (100, 0.3): "the authors' 100-epoch base_lr",
+    (100, 0.5): "the paper's 100-epoch value for it",
+    (100, 0.8): "the paper's 100-epoch value for it",
+}
+
+IMAGENET_TRAIN = 1_281_167
+"""ILSVRC-2012 training images (the trainer drops each epoch's last incomplete batch)."""
+
+MEASURED_RATES: dict[str, tuple[float, str]] = {
+    "H200": (
+        1925.7365638921726,
+        "one H200, the trainer at 512 images per GPU, bf16, synthetic in-memory images augmented on the "
+        "GPU: no JPEG decoding, no all-reduce (bench/results/gpu_suite_h200_2026-11-30.json, imagenet_step)",
+    ),
+    "V100": (
+        100 * IMAGENET_TRAIN / (11 * 3600) / 32,
+        "the paper's 11 h per 100 epochs on 32 V100s at 64 images per GPU, the official code, data "
+        "pipeline included (appendix E)",
+    ),
+}
+"""Training images per second per GPU that were measured, with how: the only rates an expected
+epoch time is computed from (:func:`expected_time`). The H200 figure is a ceiling for a real run
+(the JPEG pipeline and the gradient all-reduce only slow it); the V100 figure is a whole job's."""
 
 
 @dataclass
@@ -521,6 +575,32 @@ class LaunchPlan:
     need_gib: float  # HEADROOM x the estimate, GiB
     command: str
     note: str
+    epochs: int = 1000
+    world: int = 1
+    global_batch: int = 2048
+    base_lr: float = 0.2
+    lr_source: str = ""
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps per ImageNet epoch (the last incomplete batch dropped)."""
+        return IMAGENET_TRAIN // self.global_batch
+
+
+def expected_time(plan: LaunchPlan, images_per_s_per_gpu: float) -> dict[str, float]:
+    """Epoch time, whole-run hours and GPU-hours of ``plan`` if each GPU trains at the given rate.
+
+    ``images_per_s_per_gpu``: one of :data:`MEASURED_RATES` (say which when you quote the result).
+
+    Example:
+        >>> plan = launch_plan(4, 8, 32, amp="fp16")
+        >>> round(expected_time(plan, MEASURED_RATES["V100"][0])["run_h"])  # the paper: 11 h per 100 epochs
+        110
+    """
+    images = plan.steps_per_epoch * plan.global_batch
+    epoch_s = images / (plan.world * images_per_s_per_gpu)
+    run_h = epoch_s * plan.epochs / 3600
+    return {"epoch_s": epoch_s, "run_h": run_h, "gpu_h": run_h * plan.world}
 
 
 def _launch_command(nodes: int, gpus_per_node: int, train_args: str) -> str:
@@ -532,11 +612,6 @@ def _launch_command(nodes: int, gpus_per_node: int, train_args: str) -> str:
     return f"vicreg-edu train {train_args}"
 
 
-def _shares(chain: list[tuple[int, float]], world: int) -> list[tuple[int, float]]:
-    """The (global batch, base_lr) pairs of ``chain`` that split into 2 or more images on each of ``world`` GPUs."""
-    return [(b, lr) for b, lr in chain if b % world == 0 and b // world >= 2]
-
-
 def launch_plan(
     nodes: int,
     gpus_per_node: int,
@@ -544,65 +619,78 @@ def launch_plan(
     amp: str = "bf16",
     epochs: int = 1000,
     data_dir: str = "/path/to/imagenet",
+    slow_float64: bool = False,
 ) -> LaunchPlan:
     """The ImageNet run that fits ``nodes`` x ``gpus_per_node`` GPUs of ``gpu_memory_gib`` each.
 
-    Tries the paper's global batches from the largest down (1000 epochs: 2048 with base_lr 0.2,
-    then appendix C.4's 512 / 256 / 128 with 0.4 / 0.5 / 0.8; 100 epochs: the official launch's
-    512 with 0.3, then 256 / 128) and takes the first whose share per GPU fits with 10% to spare:
+    Tries the global batches of :data:`PLAN_BASE_LR` for ``epochs`` from the largest down (2048,
+    1024, 512, 256, 128) and takes the first whose share per GPU fits with 10% to spare:
     :data:`HEADROOM` x :func:`step_memory` at most 0.9 x (the GPU's memory less 1 GiB for the
     CUDA context). A plan keeps that spare because the headroom was calibrated on one figure
-    (``bench/README.md``); :func:`preflight` then checks the real free memory at the start.
+    (``bench/README.md``); :func:`preflight` then checks the real free memory at the start. The
+    base_lr comes with its source (``lr_source``): 1000 epochs keep the recipe's 0.2 at every
+    batch (linear scaling), 100 epochs use the authors' 100-epoch values.
 
     Args:
-        gpu_memory_gib: memory of one GPU as the vendor lists it (V100 32, A100 40 or 80, H100
-            80: GiB).
+        gpu_memory_gib: memory of one GPU as the vendor lists it (V100 16 or 32, A100 40 or 80,
+            H100 80: GiB).
         amp: ``bf16`` on A100 / H100 / H200, ``fp16`` on V100 (no bf16 there), ``fp32``.
+        slow_float64: the GPUs run float64 at 1/32-1/64 of float32 (A10, L4, L40S, RTX): the
+            plan sets ``gram_dtype=float32`` for the covariance term's Gram side.
 
     Example:
         >>> launch_plan(4, 8, 32, amp="fp16").command.split(" -- ")[1]
         '--preset imagenet-resnet50 --set data_dir=/path/to/imagenet amp=fp16'
+        >>> launch_plan(1, 8, 32, amp="fp16").overrides["batch_size"], launch_plan(1, 8, 32, amp="fp16").base_lr
+        (1024, 0.2)
     """
     _check_amp(amp)
-    if epochs not in (100, 1000):
+    if epochs not in PLAN_BASE_LR:
         raise ConfigError(
             f"epochs={epochs}: the paper's runs are 1000 epochs (imagenet-resnet50) or 100 (imagenet-resnet50-100ep)"
         )
     world = nodes * gpus_per_node
     usable = (gpu_memory_gib - 1) * 2**30
     preset = "imagenet-resnet50" if epochs == 1000 else "imagenet-resnet50-100ep"
-    base = get_config(preset, fast=False)
-    chain = [(2048, 0.2), (512, 0.4)] if epochs == 1000 else [(512, 0.3)]
-    chain += [(256, 0.5), (128, 0.8)]
-    needs = ((b, lr, HEADROOM * step_memory(base, b // world, amp, world)) for b, lr in _shares(chain, world))
+    base = get_config(preset, fast=False)  # memory counted with the float64 Gram side: an upper bound for float32
+    chain = sorted(PLAN_BASE_LR[epochs].items(), reverse=True)
+    shares = [(b, lr) for b, lr in chain if b % world == 0 and b // world >= 2]
+    needs = ((b, lr, HEADROOM * step_memory(base, b // world, amp, world)) for b, lr in shares)
     fit = next(((b, lr, need) for b, lr, need in needs if need <= 0.9 * usable), None)  # the largest that fits
     if fit is None:
         raise ConfigError(
             f"no batch of the paper's ({', '.join(str(b) for b, _ in chain)}) fits "
             f"{world} GPU(s) of {gpu_memory_gib:g} GiB in {amp}: use more or larger GPUs"
         )
-    (global_batch, base_lr, need), per_gpu = fit, fit[0] // world
+    (global_batch, (base_lr, lr_source), need), per_gpu = fit, fit[0] // world
     overrides = {"data_dir": data_dir}
     if global_batch != base.batch_size:
-        overrides.update(batch_size=global_batch, base_lr=base_lr)
+        overrides["batch_size"] = global_batch
+    if base_lr != base.base_lr:
+        overrides["base_lr"] = base_lr
     if amp != "bf16":
         overrides["amp"] = "none" if amp == "fp32" else amp
+    if slow_float64:
+        overrides["gram_dtype"] = "float32"
     command = _launch_command(
         nodes, gpus_per_node, f"--preset {preset} --set " + " ".join(f"{k}={v}" for k, v in overrides.items())
     )
-    source = "the paper's" if epochs == 1000 else "the official launch's"
-    note = f"{per_gpu} images per GPU need ~{need / 2**30:.0f} GiB of {gpu_memory_gib:g}; " + (
-        f"{source} batch and learning rate"
-        if global_batch == base.batch_size
-        else f"batch {global_batch} with the paper's base_lr {base_lr} for it ({base.batch_size} does not fit)"
+    note = (
+        f"{per_gpu} images per GPU need ~{need / 2**30:.0f} GiB of {gpu_memory_gib:g}; batch {global_batch}, "
+        f"base_lr {base_lr} (peak lr {base_lr * global_batch / 256:g}): {lr_source}"
     )
-    return LaunchPlan(preset, overrides, per_gpu, need / 2**30, command, note)
+    return LaunchPlan(
+        preset, overrides, per_gpu, need / 2**30, command, note, epochs, world, global_batch, base_lr, lr_source
+    )
 
 
 HARDWARE = {
-    "8 x 80 GB (A100 / H100)": dict(nodes=1, gpus_per_node=8, gpu_memory_gib=80, amp="bf16"),
+    "8 x 80 GB (A100 / H100 / H200)": dict(nodes=1, gpus_per_node=8, gpu_memory_gib=80, amp="bf16"),
     "8 x 40 GB (A100)": dict(nodes=1, gpus_per_node=8, gpu_memory_gib=40, amp="bf16"),
     "8 x 32 GB (V100)": dict(nodes=1, gpus_per_node=8, gpu_memory_gib=32, amp="fp16"),
+    "8 x 24 GB (A10 / L4 / RTX: slow float64)": dict(
+        nodes=1, gpus_per_node=8, gpu_memory_gib=24, amp="bf16", slow_float64=True
+    ),
     "8 x 16 GB (V100)": dict(nodes=1, gpus_per_node=8, gpu_memory_gib=16, amp="fp16"),
     "4 nodes x 8 x 32 GB (V100, the paper's)": dict(nodes=4, gpus_per_node=8, gpu_memory_gib=32, amp="fp16"),
 }
