@@ -516,3 +516,124 @@ def test_site_hides_solutions(built_site):
             assert not shown, f"book/{name}.html: solution code or output outside the toggle"
         for summary in page.find_all("summary", string=re.compile(r"^\s*After the solution")):
             assert not summary.parent.has_attr("open"), f"book/{name}.html: a folded solution paragraph is open"
+
+
+# An exercise's answer must appear nowhere above it (issue 33, Deliver 7; CHAPTERS.md, "Exercise"). The answer
+# is what a solution cell's stored output prints as its worked answer: its lines that say solution/answer (all
+# its lines but "not answered yet" ones when none does). From them: numbers with >= 3 significant digits
+# (integers: >= 5 digits, since 1024 or 8192 are sizes), powers and fractions (a^4, sigma**4, 25/8192) and call
+# expressions (log(2n - 1), or any of >= 13 characters). Each is looked for in the source and the stored output of
+# every earlier cell that is not itself a (hidden) solution; a number counts as shown when an earlier number with
+# >= 3 significant digits equals it rounded to that number's precision (7.6241 shown as 7.624).
+ANSWER_LINE = re.compile(r"solution|answer", re.I)
+NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?!\w)")
+POWER_OR_FRACTION = re.compile(r"[A-Za-z0-9]+\^-?[A-Za-z0-9.]+|(?<![\d.])\d+/\d+(?![\d.])")
+CALL = re.compile(r"[A-Za-z_][\w.]*\((?:[^()]|\([^()]*\))*\)")
+MATH_CALL = re.compile(r"(?:log|exp|sqrt|max|min)\(")
+# Chapters whose visible answers are other helpers' to fix (the lead's issue-33 pass); each names the cells.
+VISIBLE_ANSWER_KNOWN: dict[str, str] = {}
+
+
+def _no_thousands(text: str) -> str:
+    return re.sub(r"(?<=\d),(?=\d{3})", "", text)
+
+
+def _flat(text: str) -> str:
+    """Text without whitespace, braces, $ and thousands separators, ** written ^ (a^{4} -> a^4)."""
+    return re.sub(r"[\s{}$]", "", _no_thousands(text)).replace("**", "^")
+
+
+def _distinctive(number: str) -> bool:
+    if "." in number or "e" in number.lower():
+        mantissa = re.split(r"[eE]", number.lstrip("+-"))[0]
+        return len(mantissa.replace(".", "").strip("0")) >= 3
+    return len(number.lstrip("+-")) >= 5
+
+
+def _stored_text(cell) -> str:
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream":
+            parts.append(out.get("text", ""))
+        elif "text/plain" in out.get("data", {}) and "image/png" not in out["data"]:
+            parts.append(out["data"]["text/plain"])
+    return "".join(parts)
+
+
+def answer_tokens(cell) -> tuple[set[str], set[str]]:
+    """(numbers, expressions) that a solution cell's stored output prints as its worked answer."""
+    lines = [x for x in _stored_text(cell).splitlines() if x.strip() and "not answered yet" not in x.lower()]
+    text = _no_thousands("\n".join([x for x in lines if ANSWER_LINE.search(x)] or lines))
+    numbers = {n for n in NUMBER.findall(text) if _distinctive(n)}
+    expressions = set(POWER_OR_FRACTION.findall(_flat(text.replace("\n", " ; "))))
+    expressions |= {_flat(e) for e in CALL.findall(text) if len(_flat(e)) >= 13 or MATH_CALL.match(e)}
+    return numbers, expressions
+
+
+def _shown_as(answer: str, text: str) -> set[str]:
+    value, shown = float(answer), set()
+    for number in NUMBER.findall(_no_thousands(text)):
+        if _distinctive(number) and float(number) != 0:
+            if "e" in (number + answer).lower() or "." not in number:
+                same = abs(float(number) - value) <= 5e-3 * abs(value)
+            else:
+                same = round(value, len(number.split(".")[1])) == float(number)
+            if same:
+                shown.add(number)
+    return shown
+
+
+def visible_answers(nb) -> list[tuple[int, int, str]]:
+    """(solution cell, earlier cell, token) for each answer token of a solution cell that an earlier
+    visible cell shows in its source or stored output (0-based .ipynb cell indices)."""
+    hidden = [SOLUTION_TAG in c.get("metadata", {}).get("tags", []) for c in nb.cells]
+    found = []
+    for j, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or not hidden[j]:
+            continue
+        numbers, expressions = answer_tokens(cell)
+        for i, earlier in enumerate(nb.cells[:j]):
+            if not hidden[i]:
+                text = earlier.source + "\n" + _stored_text(earlier)
+                found += [(j, i, f"{n} (as {s})") for n in sorted(numbers) for s in sorted(_shown_as(n, text))]
+                found += [(j, i, e) for e in sorted(expressions) if e in _flat(text)]
+    return found
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xfail(reason=VISIBLE_ANSWER_KNOWN[n], strict=False))
+        if n in VISIBLE_ANSWER_KNOWN
+        else n
+        for n in CHAPTERS
+    ],
+)
+def test_solution_answer_not_shown_above(name):
+    """No solution's printed answer (number or expression) in an earlier visible cell; first, the check
+    itself must fire on a synthetic leak (prose and output above) and pass a clean exercise."""
+    solution_meta = {"tags": [SOLUTION_TAG, "hide-cell"]}
+    answer = nbformat.v4.new_code_cell("# @title Solution\nassert True", metadata=solution_meta)
+    answer.outputs = [nbformat.v4.new_output("stream", text="x: not answered yet\nSolution: log(2n - 1) = 7.6241\n")]
+    leaky = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("a collapsed batch gives $\\log(2n-1)$"),
+            nbformat.v4.new_code_cell("print(7.62)"),
+            answer,
+        ]
+    )
+    leaky.cells[1].outputs = [nbformat.v4.new_output("stream", text="7.624\n")]
+    assert [(i, t) for _, i, t in visible_answers(leaky)] == [
+        (0, "log(2n-1)"),
+        (1, "7.6241 (as 7.62)"),
+        (1, "7.6241 (as 7.624)"),
+    ]
+    clean = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("Predict the loss at n = 1024."), answer])
+    assert visible_answers(clean) == []
+    if not (BOOK / f"{name}.ipynb").exists():
+        pytest.skip("no .ipynb (test_pair_exists fails)")
+    found = visible_answers(read_ipynb(name))
+    assert not found, (
+        f"book/{name}.ipynb: a solution's printed answer is visible above it (solution cell, earlier cell, what): "
+        f"{found[:10]}; ask for a prediction or code whose answer the page does not show (CHAPTERS.md, 'Exercise')"
+    )
