@@ -8,16 +8,15 @@ controls describe; for a setting the grid does not hold, its **Run it live** but
 now with the grid's own :func:`~vicreg_edu.experiments.config_for` and
 :func:`~vicreg_edu.experiments.summarize`, so live and grid runs compare.
 
-How it behaves (tested in ``tests/test_widgets.py``):
+It is a :class:`vicreg_edu.explorer.Explorer` (tested in ``tests/test_widgets.py`` and
+``tests/test_explorer.py``):
 
-- the figure is an ``Image`` widget, so it is part of the widget state a stored notebook keeps:
-  a page without a kernel (the site, nbviewer) shows the controls *and* the figure;
-- a live run trains in a background thread, so the kernel stays responsive: the button is
-  disabled and says it is training, a progress bar follows the run, a second press is ignored;
-- the panel shows one result at a time, the newest; moving a control during a run is applied
-  when the run ends, and the run's result is kept (a log line, and the figure again whenever the
-  controls return to its setting);
-- the hint line ("not in the grid, press Run it live") clears as soon as a result is drawn.
+- every grid run's figure is a precomputed state, so on the site (and in any page without a
+  kernel) moving a slider or unticking a switch shows the stored run of that point, switched by
+  the page's own script; a point the grid does not hold says "not precomputed";
+- in a running kernel the same controls are ipywidgets, and **Run it live** trains a point the
+  grid does not hold (in a background thread, so the kernel stays responsive); its summary is
+  kept in ``live_results`` and its figure is shown whenever the controls return to it.
 
 Example (in a notebook)::
 
@@ -28,12 +27,9 @@ Example (in a notebook)::
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import io
 import json
 import tempfile
-import re
 import threading
 import time
 from pathlib import Path
@@ -43,6 +39,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from . import experiments as ex
+from .explorer import Explorer
 
 __all__ = [
     "AblationExplorer",
@@ -253,21 +250,22 @@ def train_point(
 # the explorer
 
 
-class AblationExplorer:
-    """Sliders (lambda, mu, nu, gamma over the grid's values), one switch per augmentation, a
-    **Run it live** button, a hint line, the figure of the current setting, and a log of live runs.
+class AblationExplorer(Explorer):
+    """The grid's :class:`~vicreg_edu.explorer.Explorer`: a slider per loss factor (lambda, mu,
+    nu, gamma over the grid's values), a checkbox per augmentation (ticked = on), and each grid
+    run's :func:`summary_figure` (seed 0) as the precomputed state of its point.
+
+    On the site every grid point switches in the browser; a point the one-factor grid does not
+    hold says "not precomputed". In a running kernel **Run it live** trains such a point with
+    ``run_fn`` (default :func:`train_point` at ``live_sizes``); its summary is kept in
+    ``live_results`` (``{point tuple: summary}``) and its figure becomes a state.
 
     Args:
         grid: ``load_results("ablation_grid")``.
         live_sizes: sizes of a live run (default: the grid's own, ``grid["settings"]``).
-        run_fn: ``run_fn(point, progress) -> summary``; default :func:`train_point` into a fresh
-            folder under ``out_root``. Tests pass a fake one.
-        background: train in a thread (a live kernel: the notebook stays responsive). ``False``
-            trains in the caller (a notebook executed top to bottom, tests).
+        run_fn: ``run_fn(point) -> summary`` (a grid point dict as in ``grid["runs"]``); tests
+            pass a fake one.
         out_root: where live runs write their metrics and checkpoint (git-ignored ``runs/``).
-
-    Display it like a widget (``explorer`` as a cell's last line, or ``display(explorer)``);
-    ``explorer.widget`` is the ``VBox``.
     """
 
     def __init__(
@@ -275,232 +273,53 @@ class AblationExplorer:
         grid: dict,
         live_sizes: Optional[dict] = None,
         *,
-        run_fn: Optional[Callable[[dict, Callable[[float], None]], dict]] = None,
-        background: bool = True,
+        run_fn: Optional[Callable[[dict], dict]] = None,
         out_root: str = "runs/ch07_live",
     ):
-        import ipywidgets as w
-
-        self.grid, self.background, self.out_root = grid, background, out_root
-        self.runs = {r["name"]: r for r in grid["runs"]}
-        self.base = self.runs["baseline"]
+        self.grid, self.out_root = grid, out_root
+        self.base = next(r for r in grid["runs"] if r["name"] == "baseline")
         settings = grid["settings"]
         self.live_sizes = live_sizes or {k: settings[k] for k in ("epochs", "train_size", "test_size", "diag_size")}
         self.run_fn = run_fn or self._train_default
-        self.live_results: dict[str, dict] = {}  # point key -> newest live summary
-        self.shown: Optional[str] = None  # title of the figure in the panel
-        self._lock = threading.Lock()
-        self._running = False
-        self._moved_during_run = False
-        self.thread: Optional[threading.Thread] = None
-
-        self._build_controls(w)
-        for control in self.controls:
-            control.observe(self.update, names="value")
-        self.button.on_click(self.run_live)
-        self._show_point(self.current_point())
-
-    def _build_controls(self, w) -> None:
-        """The sliders, switches, button, progress bar, figure and log, laid out in ``self.widget``."""
-        grid = self.grid
-
-        self.sliders = {
-            f: w.SelectionSlider(
-                options=grid["factors"][f],
-                value=grid["default_point"][f],
-                description=SLIDER_LABELS.get(f, f),
-                continuous_update=False,
-                style={"description_width": "55px"},
-                layout=w.Layout(width="260px"),
-            )
-            for f in grid["factors"]
+        self.live_results: dict[tuple, dict] = {}
+        self.factors, self.augs = list(grid["factors"]), list(grid["aug_off"])
+        controls = [
+            {"name": f, "label": SLIDER_LABELS.get(f, f), "values": list(grid["factors"][f])} for f in self.factors
+        ] + [{"name": a, "label": AUG_LABELS.get(a, a), "values": [True, False]} for a in self.augs]
+        states = {
+            self.to_tuple(r["point"]): figure_png(summary_figure(r, self.base, f"grid run '{r['name']}'"))
+            for r in grid["runs"]
+            if r["factor"] != "seed"
         }
-        self.toggles = {
-            a: w.Checkbox(value=True, description=AUG_LABELS.get(a, a), indent=False, layout=w.Layout(width="90px"))
-            for a in grid["aug_off"]
-        }
-        self.button = w.Button(
-            description="Run it live",
-            button_style="primary",
-            icon="play",
-            tooltip="train the current setting now, with the grid's sizes",
-            layout=w.Layout(width="220px"),
-        )
-        self.progress = w.FloatProgress(
-            value=0.0, min=0.0, max=1.0, description="training", layout=w.Layout(visibility="hidden")
-        )
-        self.hint = w.HTML("")
-        self.figure = w.Image(format="png", layout=w.Layout(max_width="100%"))
-        self.log = w.HTML("")
-        self.widget = w.VBox(
-            [
-                w.HBox(list(self.sliders.values()), layout=w.Layout(flex_flow="row wrap")),
-                w.HBox(list(self.toggles.values())),
-                w.HBox([self.button, self.progress]),
-                self.hint,
-                self.figure,
-                self.log,
-            ]
+        super().__init__(
+            controls,
+            states,
+            self.to_tuple(grid["default_point"]),
+            live=self._live,
+            title="The one-factor grid: move a slider or untick an augmentation",
         )
 
-    # -- what the controls say
+    def to_tuple(self, point: dict) -> tuple:
+        """A grid point (``{factor: value, "aug_off": [...]}``) as the explorer's point tuple."""
+        return tuple(float(point[f]) for f in self.factors) + tuple(a not in point["aug_off"] for a in self.augs)
 
-    @property
-    def controls(self):
-        return [*self.sliders.values(), *self.toggles.values()]
+    def to_grid_point(self, point: tuple) -> dict:
+        """The explorer's point tuple as a grid point (the inverse of :meth:`to_tuple`)."""
+        n = len(self.factors)
+        off = [a for a, on in zip(self.augs, point[n:]) if not on]
+        return {**dict(zip(self.factors, map(float, point[:n]))), "aug_off": off}
 
-    def current_point(self) -> dict:
-        """The setting the controls describe, in the grid's point format."""
-        return {
-            **{f: float(s.value) for f, s in self.sliders.items()},
-            "aug_off": [a for a, t in self.toggles.items() if not t.value],
-        }
-
-    @staticmethod
-    def key(point: dict) -> str:
-        return json.dumps({k: point[k] for k in sorted(point) if k != "seed"}, sort_keys=True)
-
-    def lookup(self, point: dict) -> Optional[tuple[dict, str]]:
-        """(summary, title) of the newest result at ``point``: a live run of this session, else the
-        grid's run (seed 0); None when neither has it."""
-        if self.key(point) in self.live_results:
-            return self.live_results[self.key(point)], f"live run: {_point_label(point)}"
-        run = next((r for r in self.grid["runs"] if r["point"] == point), None)
-        return (run, f"grid run '{run['name']}'") if run is not None else None
-
-    def set_point(self, point: dict) -> None:
-        """Move every control to ``point`` and redraw once (not once per control)."""
-        with self.hold():
-            for f, s in self.sliders.items():
-                s.value = point[f]
-            for a, t in self.toggles.items():
-                t.value = a not in point["aug_off"]
-        self.update()
-
-    @contextlib.contextmanager
-    def hold(self):
-        """Move several controls without a redraw per move."""
-        for control in self.controls:
-            control.unobserve(self.update, names="value")
-        try:
-            yield
-        finally:
-            for control in self.controls:
-                control.observe(self.update, names="value")
-
-    @property
-    def hint_text(self) -> str:
-        """The hint line without its HTML tags."""
-        return re.sub(r"<[^>]+>", "", self.hint.value)
-
-    # -- drawing
-
-    def draw(self, summary: dict, title: str) -> None:
-        """Replace the panel's figure (one result at a time) and clear the hint line."""
-        self.figure.value = figure_png(summary_figure(summary, self.base, title))
-        self.shown, self.hint.value = title, ""
-
-    def _show_point(self, point: dict) -> None:
-        found = self.lookup(point)
-        if found is not None:
-            self.draw(*found)
-            return
-        still = f" The figure still shows the {self.shown}." if self.shown else ""
-        self.hint.value = (
-            f"<b>{_point_label(point)}</b>: not in the one-factor grid (it changes one factor at a time). "
-            f"Press <b>Run it live</b> to train it.{still}"
-        )
-
-    def update(self, change=None) -> None:
-        """The controls' callback. During a live run the move is only noted; the run's end applies it."""
-        with self._lock:
-            if self._running:
-                self._moved_during_run = True
-                self.hint.value = "Controls moved during the run: the new setting is shown when the run ends."
-                return
-        self._show_point(self.current_point())
-
-    # -- a live run
-
-    def _train_default(self, point: dict, progress: Callable[[float], None]) -> dict:
+    def _train_default(self, point: dict) -> dict:
         Path(self.out_root).mkdir(parents=True, exist_ok=True)
-        out_dir = tempfile.mkdtemp(prefix="run-", dir=self.out_root)
-        return train_point(point, self.live_sizes, out_dir, progress)
+        return train_point(point, self.live_sizes, tempfile.mkdtemp(prefix="run-", dir=self.out_root))
 
-    def _set_progress(self, fraction: float) -> None:
-        if self._running:  # the metrics watcher may report once more after the run has ended
-            self.progress.value = fraction
-            self.button.description = f"Training… {100 * fraction:.0f}%"
-
-    def run_live(self, button=None, *, wait: bool = False) -> Optional[dict]:
-        """The button's callback: train the current setting; ignored while a run is going.
-
-        In the background (``background=True`` and not ``wait``) it returns None at once, the
-        thread being ``self.thread``; otherwise it trains in the caller and returns the run's
-        summary (None when the press was ignored or the run failed)."""
-        with self._lock:
-            if self._running:
-                return None
-            self._running, self._moved_during_run = True, False
-        point = self.current_point()
-        self.button.disabled, self.button.icon = True, "hourglass-half"
-        self.button.description = "Training…"
-        self.progress.value, self.progress.layout.visibility = 0.0, "visible"
-        self.hint.value = f"Training <b>{_point_label(point)}</b> now ({self._sizes_text()})…"
-        if self.background and not wait:
-            self.thread = threading.Thread(target=self._finish_run, args=(point,), daemon=True)
-            self.thread.start()
-            return None
-        return self._finish_run(point)
-
-    def _sizes_text(self) -> str:
+    def _live(self, values: dict) -> bytes:
+        point = self.to_grid_point(tuple(values[n] for n in self.names))
+        summary = self.run_fn(point)
+        self.live_results[self.to_tuple(point)] = summary
         s = self.live_sizes
-        return f"{s['epochs']} epochs x {s['train_size']} images"
-
-    def _finish_run(self, point: dict) -> Optional[dict]:
-        """Train, draw the result, then hand the controls back (a move made meanwhile is applied last)."""
-        summary, problem = None, ""
-        try:
-            summary = self.run_fn(point, self._set_progress)
-        except Exception as e:  # shown in the panel: a thread's exception would otherwise vanish
-            problem = f"The live run failed: {type(e).__name__}: {e}"
-        if summary is not None:
-            try:  # still "running" while drawing, so a move made now waits for the result
-                with self._lock:
-                    self.live_results[self.key(point)] = summary
-                self.draw(
-                    summary, f"live run: {_point_label(point)} ({self._sizes_text()}, {summary['wall_time_s']:.0f} s)"
-                )
-                self.log.value += (
-                    f"<div>live run {_point_label(point)}: k-NN {summary['knn']:.3f}, embedding std "
-                    f"{summary['emb_std_mean']:.3f}, effective rank "
-                    f"{summary['emb_effective_rank']:.1f}, {summary['wall_time_s']:.0f} s</div>"
-                )
-            except Exception as e:
-                problem = f"Drawing the result failed: {type(e).__name__}: {e}"
-        with self._lock:
-            self._running, moved = False, self._moved_during_run
-        self.button.disabled, self.button.icon, self.button.description = False, "play", "Run it live"
-        self.progress.layout.visibility = "hidden"
-        if problem:
-            self.hint.value = problem
-            return None
-        now = self.current_point()
-        if moved and self.key(now) != self.key(point):
-            self._show_point(now)  # the move made during the run, applied now
-        return summary
-
-    # -- display
-
-    def _repr_mimebundle_(self, **kwargs):
-        """The widget view, with two fallbacks in the same output for viewers that do not render it:
-        the current figure as ``image/png`` (what JupyterLab shows for an untrusted notebook before
-        it has run, and GitHub and nbviewer show) and a line of text."""
-        bundle = self.widget._repr_mimebundle_(**kwargs)
-        bundle["text/plain"] = (
-            "[ablation explorer: sliders for λ, μ, ν, γ, augmentation switches and a 'Run it live' "
-            "button; run the notebook in JupyterLab or Colab to use them]"
+        title = (
+            f"live run: {_point_label(point)} ({s['epochs']} epochs x {s['train_size']} images, "
+            f"{summary['wall_time_s']:.0f} s)"
         )
-        if self.figure.value:
-            bundle["image/png"] = base64.b64encode(self.figure.value).decode("ascii")
-        return bundle
+        return figure_png(summary_figure(summary, self.base, title))
