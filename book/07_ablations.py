@@ -228,31 +228,30 @@ plt.show()
 # %% [markdown]
 # ## Explore: sliders and switches
 #
-# `wd.AblationExplorer` (in `vicreg_edu/widgets.py`) holds the controls: four sliders
-# ($\lambda$, $\mu$, $\nu$, $\gamma$, each over the values of the grid), one switch per
-# augmentation, and a **Run it live** button. Their callback looks the current setting up in the
-# grid and draws its loss curves, $k$-NN accuracy, spread and effective rank next to the
-# baseline's. The grid is one factor at a time, so a setting that changes two factors is not in
-# it: then the button trains that setting now, with the grid's sizes. Live runs train in the
-# background, so the notebook stays responsive: the button says it is training and shows its
-# progress, a second press is ignored, a control moved during the run takes effect when the run
-# ends, and every live result is kept (a line under the figure, and its figure again whenever
-# the controls return to its setting).
+# `wd.AblationExplorer` (in `vicreg_edu/widgets.py`, built on the book's `vicreg_edu.Explorer`)
+# holds the controls: four sliders ($\lambda$, $\mu$, $\nu$, $\gamma$, each over the values of
+# the grid), one checkbox per augmentation (ticked: the augmentation is on), and the figure of
+# the setting they describe: its loss curves, $k$-NN accuracy, spread and effective rank next to
+# the baseline's. Every grid run's figure is drawn once, here, and stored with the explorer, so
+# moving a control only switches to the stored figure of that setting. The grid is one factor at
+# a time, so a setting that changes two factors is not in it: the explorer then says "not
+# precomputed" instead of showing a figure, and in a running notebook a **Run it live** button
+# trains that setting now, with the grid's sizes (in the background, so the notebook stays
+# responsive), and keeps its result.
 
 # %%
 LIVE_SIZES = dict(epochs=1, train_size=1000, test_size=500, diag_size=256) if FAST else None  # None: the grid's
 explorer = wd.AblationExplorer(grid, live_sizes=LIVE_SIZES)
-print("a live run trains", explorer.live_sizes)
+print(f"{len(explorer.states)} precomputed states; a live run trains", explorer.live_sizes)
 
 # %% [markdown]
-# Without a live kernel (this page, or the test run) nobody moves a slider, so the next cell does
-# what moving the $\mu$ slider to 0 does: the callback redraws the explorer's figure, shown here
-# as a plain image.
+# The next cell does, in code, what moving the $\mu$ slider to 0 does: the explorer switches to
+# the stored figure of that grid run, shown here as a plain image.
 
 # %%
-explorer.sliders["std_coeff"].value = 0.0
-print("the explorer now shows:", explorer.shown)
-display(Image(explorer.figure.value))
+explorer.select(std_coeff=0.0)
+print("the explorer now shows the grid run", explorer.point, "; message:", repr(explorer.message))
+display(Image(explorer.png))
 
 # %% [markdown]
 # This is the grid's $\mu = 0$ run. Its variance term (orange, solid) climbs towards 1 while the
@@ -271,38 +270,38 @@ display(Image(explorer.figure.value))
 # is tiny: it only checks that the code path works.
 
 # %%
-explorer.sliders["cov_coeff"].value = 0.0  # mu = 0 (set above) and now nu = 0: not in the grid
-print("hint:", explorer.hint_text)
-live = explorer.run_live(wait=True)
-print(explorer.shown)
+explorer.select(cov_coeff=0.0)  # mu = 0 (set above) and now nu = 0: not in the grid
+print("message:", explorer.message)
+explorer.run_live(wait=True)
+live = explorer.live_results[explorer.point]
 print(f"live run: k-NN {live['knn']:.3f}, embedding std {live['emb_std_mean']:.3f}, "
       f"dead dimensions {live['emb_dead_fraction']:.2f}, variance term {live['variance']:.3f}, "
       f"wall time {live['wall_time_s']:.0f} s, CPU time {live['cpu_time_s']:.0f} s")
-display(Image(explorer.figure.value))
-assert 0 <= live["knn"] <= 1 and explorer.hint.value == ""
+display(Image(explorer.png))
+assert 0 <= live["knn"] <= 1 and explorer.message == ""
 
 # %% [markdown]
 # Invariance alone collapses like the $\mu = 0$ grid run: the std bar has almost vanished, the
 # variance term climbs towards 1 and the $k$-NN accuracy is at the random encoder's level. The
 # covariance term could not have saved it anyway: a constant embedding has no covariance to
 # penalise. The wall and CPU times printed above were measured on the machine that executed this
-# notebook (for the stored page: a 2-core CPU shared with other training jobs, a load average
-# of about 4 to 7 during the run, which stretches the wall time); yours will differ. (In fast mode
-# the live run is a few steps long, which is enough to see the std fall but not to finish
-# collapsing.)
+# notebook (for the stored page: a 2-core CPU shared with other training jobs); yours will
+# differ. (In fast mode the live run is a few steps long, which is enough to see the std fall
+# but not to finish collapsing.)
 
 # %% [markdown]
 # ### Your turn
 #
-# The explorer, back at the default point. In a running notebook (JupyterLab, Colab), move a
-# slider or untick a switch and the figure follows; press the button to train the setting you
-# chose. On the site the controls and the figure of the default point are drawn from the
-# widget state stored in the notebook, but they do not respond (no kernel). The same output also
-# stores the default point's figure as a plain image, which JupyterLab (before the notebook has
-# run), GitHub and nbviewer show in place of the controls.
+# The explorer, back at the default point. It works without a kernel: on this site, in an
+# offline copy of it, or in a trusted notebook, move a slider or untick a checkbox and the figure
+# switches to the stored run of that setting (the grid's runs, and the $\mu = 0$, $\nu = 0$ run
+# trained live above). For a setting nobody has trained it says "not precomputed: run this
+# notebook to train it": in a running notebook (JupyterLab, Colab) the same controls come with
+# the **Run it live** button. Viewers that run no script (GitHub, nbviewer, an untrusted
+# notebook) show the default point's figure.
 
 # %%
-explorer.set_point(grid["default_point"])
+explorer.select(**explorer.point_dict(explorer.default))
 explorer
 
 # %% [markdown]
