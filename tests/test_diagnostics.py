@@ -15,6 +15,7 @@ from vicreg_edu.diagnostics import (
     covariance_matrix,
     dead_fraction,
     effective_rank,
+    low_rank_copy,
     numerical_rank,
     off_diagonal_energy,
     per_dim_std,
@@ -316,3 +317,50 @@ def test_errors_on_bad_input():
         effective_rank(torch.tensor([1.0, -0.5]))
     with pytest.raises(ValueError, match="singular values"):
         effective_rank(torch.randn(2, 3, 4))
+
+
+# ----------------------------------------------------------------------------- low_rank_copy
+
+
+def test_low_rank_copy_keeps_each_std_and_mean_in_rank_directions():
+    """Chapter 6's hands-on dimensional collapse: k directions, every dimension's spread kept."""
+    z = torch.randn(400, 24, generator=gen(1)) * torch.linspace(0.2, 2.0, 24) + 3.0
+    for k in (1, 3, 7):
+        low = low_rank_copy(z, k)
+        assert low.shape == z.shape and low.dtype == torch.float64
+        assert numerical_rank(low) == k
+        assert effective_rank(low) <= k + 1e-3
+        torch.testing.assert_close(per_dim_std(low), per_dim_std(z).double())
+        torch.testing.assert_close(low.mean(0), z.double().mean(0))
+    assert effective_rank(z) > 15  # the original is far from collapsed
+
+
+def test_low_rank_copy_without_keep_std_is_the_projection():
+    z = torch.randn(300, 16, generator=gen(2))
+    low = low_rank_copy(z, 2, keep_std=False)
+    centred = z.double() - z.double().mean(0)
+    vh = torch.linalg.svd(centred, full_matrices=False).Vh[:2]
+    torch.testing.assert_close(low, z.double().mean(0) + centred @ vh.T @ vh)
+    assert per_dim_std(low).mean() < per_dim_std(z).mean()  # a projection loses spread
+
+
+def test_low_rank_copy_uses_the_basis_of_another_view():
+    """Both views collapse onto the first view's directions: together they still span k directions."""
+    z_a = torch.randn(300, 12, generator=gen(3))
+    z_b = z_a + 0.3 * torch.randn(300, 12, generator=gen(4))
+    low_a, low_b = low_rank_copy(z_a, 3), low_rank_copy(z_b, 3, basis=z_a)
+    assert numerical_rank(torch.cat([low_a - low_a.mean(0), low_b - low_b.mean(0)])) == 3
+    torch.testing.assert_close(low_b - low_a, low_rank_copy(z_b - z_a, 3, basis=z_a))  # one linear map
+    ratio = per_dim_std(low_b) / per_dim_std(z_b)  # the first view's scales: the second's std about kept
+    assert 0.8 < float(ratio.min()) and float(ratio.max()) < 1.25, ratio
+
+
+@pytest.mark.parametrize("rank", [0, 13, 2.5, True])
+def test_low_rank_copy_refuses_a_bad_rank(rank):
+    with pytest.raises(ValueError, match="rank must be an integer"):
+        low_rank_copy(torch.randn(50, 12), rank)
+
+
+def test_low_rank_copy_refuses_a_basis_of_another_width():
+    with pytest.raises(ValueError, match="basis must have"):
+        low_rank_copy(torch.randn(50, 12), 2, basis=torch.randn(50, 10))

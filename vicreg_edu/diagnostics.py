@@ -442,6 +442,59 @@ def alignment(z_a, z_b) -> tuple[float, float]:
 
 
 # -----------------------------------------------------------------------------
+# a dimensional collapse made by hand, for teaching
+
+
+def low_rank_copy(z, rank: int, basis=None, keep_std: bool = True) -> torch.Tensor:
+    """A dimensionally collapsed copy of ``z``: its rows projected on ``rank`` principal directions.
+
+    The centred rows of ``z`` are projected on the top ``rank`` right singular vectors of the
+    centred ``basis`` (``z`` itself when None), and the column means of ``z`` are added back. With
+    ``keep_std`` every column is then rescaled so that, on ``basis``, it keeps the standard
+    deviation it had (unbiased, as :func:`per_dim_std`): each dimension keeps its spread while all
+    of them move together in ``rank`` directions, the dimensional collapse of a run whose variance
+    term is active (Jing et al., ICLR 2022), seen by the effective rank (<= ``rank``) and the
+    covariance term, not by the std. Both the directions and the scales come from ``basis``, so
+    ``low_rank_copy(z_b, k, basis=z_a)`` applies to the second view the same linear map as
+    ``low_rank_copy(z_a, k)`` to the first. A column whose projection has no spread stays
+    constant. Rescaling columns keeps the rank: the result has numerical rank <= ``rank``.
+
+    Args:
+        z: embeddings, shape (N, D), N >= 2.
+        rank: number of directions kept, 1 <= rank <= min(N, D) of ``basis``.
+        basis: (M, D) embeddings whose principal directions are used, or None for ``z``.
+        keep_std: rescale each column to ``z``'s per-dimension std (default) or leave the projection.
+    Returns:
+        float64 tensor (N, D) on z's device.
+    Raises:
+        ValueError: bad shapes, NaN/Inf, or ``rank`` out of range.
+
+    Example::
+
+        >>> z = torch.randn(256, 32)
+        >>> low = low_rank_copy(z, 3)
+        >>> effective_rank(low) < 3.01, bool(torch.allclose(per_dim_std(low), per_dim_std(z)))
+        (True, True)
+    """
+    x = _check_embeddings(z, min_rows=2)
+    ref = x if basis is None else _check_embeddings(basis, "basis", min_rows=2)
+    if ref.shape[1] != x.shape[1] or ref.device != x.device:
+        raise ValueError(
+            f"basis must have z's D = {x.shape[1]} columns and its device, got {tuple(ref.shape)} on {ref.device}"
+        )
+    if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= min(ref.shape):
+        raise ValueError(f"rank must be an integer in [1, {min(ref.shape)}] (min(N, D) of the basis), got {rank!r}")
+    directions = torch.linalg.svd(_centre(ref), full_matrices=False).Vh[:rank]  # (rank, D)
+    project = directions.T @ directions  # (D, D)
+    if keep_std:
+        spread = (_centre(ref) @ project).std(dim=0, unbiased=True)
+        alive = spread > 1e-12 * spread.max()  # below: rounding noise of a column the directions miss
+        project = project * torch.where(alive, ref.std(dim=0, unbiased=True) / spread.clamp(min=1e-300), 0.0)
+    mean = x.mean(dim=0, keepdim=True)
+    return mean + (x - mean) @ project
+
+
+# -----------------------------------------------------------------------------
 # everything at once, for the trainer's per-epoch log and the notebooks
 
 
