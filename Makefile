@@ -45,9 +45,10 @@ lab-check: $(STAMP)
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 
-# Opens the built site in headless Chromium (apt-get install -y chromium): pages load, figures show, math renders,
-# chapter 7's explorer renders from its stored widget state, no page error (scripts/check_site.py; screenshots in
-# _build/screenshots/). Offline, the CDN's scripts come from `npm pack` copies in _build/npm/.
+# Opens every page of the built site in the system Chromium through Playwright, every host but localhost
+# blocked: pages load, math renders (MathJax from _static), figures load, each explorer's slider drag and
+# checkbox click show the stored figure of the new point, no console error; prints each page's weight
+# (scripts/check_site.py; full-page screenshots, before/after a drag, in _build/screenshots/).
 site-check: book
 	$(PY) scripts/check_site.py
 

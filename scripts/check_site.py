@@ -1,235 +1,90 @@
-"""Open the built book in headless Chromium and check what a reader would see.
+"""Open the built book in headless Chromium (Playwright, the system browser) as a reader would,
+with every host but localhost blocked, and check what it shows.
 
-For every page in _toc.yml (the landing page, each chapter, "Running the notebooks", the
-references) this script loads the page from a local HTTP server and checks, with JavaScript
-evaluated in the page (Chrome DevTools protocol):
+For every page of _toc.yml, served from a local HTTP server at 1280 px:
 
-* the page loads (HTTP 200, a <main> element, no 404 for the page's own files);
-* every <img> has loaded: naturalWidth > 0 (a broken figure has naturalWidth 0); an external
-  image (the Colab badge) whose host cannot be reached from this machine is noted, not failed;
-* chapter pages (book/NN_*) show at least one figure and carry the Colab launch link;
-* every math element (Sphinx's `.math`) was typeset by MathJax into an <mjx-container>, and
-  MathJax reported no TeX error (<mjx-merror>);
-* every stored widget view (a notebook output of ipywidgets, e.g. chapter 7's ablation explorer)
-  was drawn by the widget renderer (@jupyter-widgets/html-manager) from the state stored in the
-  page: as many sliders, checkboxes, buttons and images as the views' models hold, every widget
-  image loaded and visible (non-zero natural and shown size); the pages of WIDGET_PAGES
-  (`--widget-pages`, default chapter 7) must have such views, with sliders, checkboxes and a figure;
-* no page error: no uncaught JavaScript exception and no console.error.
+* the page loads (HTTP 200) and none of its own files fails (HTTP >= 400 or a failed request);
+  a request to any other host is blocked and fails the page (the site must need no CDN), except
+  links a reader opens (the Colab badge image, which is noted, not fetched);
+* math: every Sphinx math element was typeset by MathJax (an <mjx-container> inside, no
+  <mjx-merror>), and no raw TeX delimiter (``\\(``, ``\\[``, ``$$``, ``$\\name``) is left in the
+  page's text outside code;
+* figures: every <img> (but the Colab badge) loaded (naturalWidth > 0); no stored widget view is
+  left unrendered (a ``script[type=application/vnd.jupyter.widget-view+json]`` means a widget with
+  neither a renderer nor a fallback);
+* explorers (``vicreg_edu.Explorer`` outputs, ``.vicreg-explorer``): bound by their script and
+  showing the default figure; each slider is dragged with the mouse to its next value, and each
+  checkbox clicked: the figure must change and be the PNG the chapter's notebook stores for the
+  new point (read from the .ipynb, not from the page), or, for a point with no stored state, the
+  "not precomputed" line must show and the figure be hidden;
+* no uncaught JavaScript exception and no console error.
 
-It saves screenshots of the landing page, of the first chapter (its top, and its first
-displayed equation) and of each page's first widget view (`07_ablations_widgets.png`) under
-_build/screenshots/, and exits 1 with one line per failure.
+Full-page screenshots go to --screenshots (default _build/screenshots/): one per page, and for
+each explorer one before and one after its first slider drag (``07_ablations_explorer0_before.png``
+/ ``..._after.png``, also cropped to the explorer: ``..._explorer0_before_crop.png``). Each page's
+weight (the bytes of its HTML and of every local file it loaded) is printed.
 
-Usage (after `jupyter-book build .`):
+    python scripts/check_site.py [--html _build/html] [--pages book/07_ablations ...]
 
-    sudo apt-get install -y chromium        # Debian/Ubuntu; any Chromium or Chrome binary works
-    python scripts/check_site.py            # or: make site-check
-    python scripts/check_site.py --html _build/html --chromium /usr/bin/chromium
-    python scripts/check_site.py --pages book/07_ablations    # one page
-
-Offline: the pages load MathJax 3, require.js and the widget renderer from jsDelivr's npm mirror
-(cdn.jsdelivr.net/npm/NAME@VERSION/...; _config.yml names them). Where the browser cannot reach
-that CDN (an offline machine, CI), the script answers those requests from local copies of the
-same npm packages, packed once with `npm pack NAME@VERSION` into _build/npm/ (`--npm-cache`;
-npm's registry is often reachable where the CDNs are not); `--mathjax DIR` gives a folder
-holding MathJax's es5/ instead. The pages are the built ones; only where those files come from
-changes.
-
-Dependencies: the standard library and tornado (its websocket client; tornado comes with
-ipykernel/jupyter, which the `dev` and `book` extras install).
+Exit status: 0 all pass, 1 a failure (one line each), 2 the check cannot run here (no Chromium
+or no Playwright). Chromium: the system one (``apt-get install -y chromium``, see
+scripts/system_deps.sh) through ``executable_path``; ``playwright install`` is never needed.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import base64
 import functools
 import http.server
 import json
-import mimetypes
 import re
 import shutil
-import subprocess
 import sys
-import tarfile
-import tempfile
 import threading
-import time
-import urllib.request
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_NAMES = ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome"]
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--hide-scrollbars",
-    "--window-size=1280,1400",
-    "--remote-debugging-port=0",
-]
-VIEWPORT = (1280, 1400)  # CSS pixels: wide enough for the book theme's left sidebar
-NPM_CDN = "https://cdn.jsdelivr.net/npm/"  # MathJax, require.js and the widget renderer come from here
-# Pages that must show live widgets from their stored state (their stored widget views, rendered).
-WIDGET_PAGES = ["book/07_ablations"]
+CHROMIUM = ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"]
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+NOTED_HOSTS = {"colab.research.google.com"}  # the Colab badge: a link target, its image is optional
+RAW_TEX = re.compile(r"\\\(|\\\[|\$\$|\$\\[A-Za-z]")
+EXPLORER_DATA = re.compile(r'<script type="application/json" class="vx-data">(.*?)</script>', re.S)
+BLOCKED: list[str] = []  # the current page's requests to other hosts (aborted)
+EXPLORER_IMG = re.compile(r'<img class="vx-figure"[^>]*src="data:image/png;base64,([^"]+)"')
 
-# Evaluated in each page once it has loaded: wait for every image and for MathJax, then report.
-PAGE_REPORT_JS = """
-(async () => {
-  const sleep = ms => new Promise(r => setTimeout(r, ms));
-  const imgs = Array.from(document.images);
-  imgs.forEach(img => { img.loading = "eager"; });
-  await Promise.all(imgs.map(img => img.complete ? null :
-      new Promise(r => { img.addEventListener("load", r); img.addEventListener("error", r); })));
-  const math = Array.from(document.querySelectorAll(".math"));
-  let mathjax = "none needed";
-  if (math.length) {
-    const t0 = Date.now();
-    while (!(window.MathJax && MathJax.startup && MathJax.startup.promise) && Date.now() - t0 < TIMEOUT_MS)
-      await sleep(100);
-    if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
-      await Promise.race([MathJax.startup.promise, sleep(TIMEOUT_MS)]);
-      mathjax = "MathJax " + (MathJax.version || "?");
-    } else {
-      mathjax = "MathJax never loaded";
-    }
-  }
+PAGE_JS = """() => {
+  const math = [...document.querySelectorAll('.math')];
+  const text = [...document.querySelectorAll('main p, main li, main td, main h1, main h2, main h3, main dd')]
+    .filter(el => !el.closest('pre, code, .highlight, .cell_output'))
+    .map(el => el.innerText).join('\\n');
   return {
-    title: document.title,
-    hasMain: !!document.querySelector("main"),
-    images: imgs.map(i => ({src: i.currentSrc || i.src, width: i.naturalWidth,
-                            output: !!i.closest(".cell_output, .output")})),
+    main: !!document.querySelector('main'),
     math: math.length,
-    mathRendered: math.filter(m => m.querySelector("mjx-container")).length,
-    mathErrors: document.querySelectorAll("mjx-merror").length,
-    mathjax: mathjax,
-    colab: !!document.querySelector('a[href*="colab.research.google.com"]'),
+    typeset: math.filter(el => el.querySelector('mjx-container')).length,
+    merror: document.querySelectorAll('mjx-merror').length,
+    text: text,
+    broken_images: [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src.slice(0, 120)),
+    widget_views: document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length,
+    explorers: document.querySelectorAll('.vicreg-explorer').length,
   };
-})()
-"""
+}"""
+
+SHOWN_JS = """root => {
+  const img = root.querySelector('img.vx-figure'), msg = root.querySelector('.vx-missing');
+  const visible = el => !!el && !el.hidden && el.getBoundingClientRect().height > 0;
+  return {bound: root.getAttribute('data-bound'), img: visible(img) ? img.getAttribute('src') : null,
+          missing: visible(msg) ? msg.innerText : null,
+          key: [...root.querySelectorAll('input[data-control]')].map(i => {
+            const c = JSON.parse(root.querySelector('script.vx-data').textContent).controls[+i.dataset.i];
+            return i.type === 'checkbox' ? c.values.indexOf(i.checked) : +i.value; }).join(',')};
+}"""
 
 
-# Evaluated after PAGE_REPORT_JS on pages with stored widget views: wait until the widget renderer
-# (@jupyter-widgets/html-manager's embed-amd.js) has drawn each view from the page's stored state,
-# then count what it drew against the models the views reach in that state.
-WIDGET_REPORT_JS = """
-(async () => {
-  const sleep = ms => new Promise(r => setTimeout(r, ms));
-  const views = Array.from(document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]'));
-  const stateEl = document.querySelector('script[type="application/vnd.jupyter.widget-state+json"]');
-  const out = {views: views.length, hasState: !!stateEl, missing: [], expected: {}, rendered: {}, subareas: 0,
-               images: [], stateError: null};
-  if (!views.length) return out;
-  let state = {};
-  try { state = JSON.parse(stateEl.textContent).state || {}; } catch (e) { out.stateError = String(e); }
-  const seen = new Set();
-  const todo = views.map(v => { try { return JSON.parse(v.textContent).model_id; } catch (e) { return null; } });
-  while (todo.length) {
-    const id = todo.pop();
-    if (!id || seen.has(id)) continue;
-    if (!state[id]) { out.missing.push(id); continue; }
-    seen.add(id);
-    for (const m of JSON.stringify(state[id].state).matchAll(/IPY_MODEL_([0-9a-f]+)/g)) todo.push(m[1]);
-  }
-  const kinds = {sliders: [/SliderModel$/, ".widget-slider"], checkboxes: [/^CheckboxModel$/, ".widget-checkbox"],
-                 buttons: [/^ButtonModel$/, ".widget-button"], images: [/^ImageModel$/, "img.widget-image"]};
-  for (const [k, [re, _]] of Object.entries(kinds))
-    out.expected[k] = [...seen].filter(id => re.test(state[id].model_name)).length;
-  const count = () => Object.fromEntries(Object.entries(kinds).map(
-      ([k, [_, sel]]) => [k, document.querySelectorAll(".widget-subarea " + sel).length]));
-  const t0 = Date.now();
-  while (Date.now() - t0 < TIMEOUT_MS) {
-    const c = count();
-    if (document.querySelectorAll(".widget-subarea").length >= views.length
-        && Object.keys(kinds).every(k => c[k] >= out.expected[k])) break;
-    await sleep(200);
-  }
-  out.rendered = count();
-  out.subareas = document.querySelectorAll(".widget-subarea").length;
-  const imgs = Array.from(document.querySelectorAll(".widget-subarea img.widget-image"));
-  await Promise.all(imgs.map(img => img.complete && img.naturalWidth ? null : new Promise(r => {
-      img.addEventListener("load", r); img.addEventListener("error", r); setTimeout(r, TIMEOUT_MS); })));
-  out.images = imgs.map(i => { const b = i.getBoundingClientRect();
-      return {width: i.naturalWidth, height: i.naturalHeight, shownWidth: Math.round(b.width),
-              shownHeight: Math.round(b.height)}; });
-  return out;
-})()
-"""
-
-
-# ----------------------------------------------------------------------------
-# a minimal Chrome DevTools protocol client
-
-
-class CDP:
-    """JSON-RPC over the DevTools websocket: `await send(method, **params)`, event handlers."""
-
-    def __init__(self, ws, timeout: float):
-        self.ws, self.timeout = ws, timeout
-        self.next_id, self.pending, self.handlers = 0, {}, {}
-        self.reader = asyncio.ensure_future(self._read())
-
-    async def _read(self):
-        while True:
-            raw = await self.ws.read_message()
-            if raw is None:  # connection closed
-                for fut in self.pending.values():
-                    fut.set_exception(ConnectionError("Chromium closed the DevTools connection"))
-                return
-            msg = json.loads(raw)
-            if "id" in msg and msg["id"] in self.pending:
-                fut = self.pending.pop(msg["id"])
-                if "error" in msg:
-                    fut.set_exception(RuntimeError(f"{msg['error']}"))
-                else:
-                    fut.set_result(msg.get("result", {}))
-            for handler in self.handlers.get(msg.get("method"), []):
-                handler(msg.get("params", {}))
-
-    def on(self, method: str, handler) -> None:
-        self.handlers.setdefault(method, []).append(handler)
-
-    async def send(self, method: str, timeout: float | None = None, **params):
-        self.next_id += 1
-        fut = asyncio.get_running_loop().create_future()
-        self.pending[self.next_id] = fut
-        await self.ws.write_message(json.dumps({"id": self.next_id, "method": method, "params": params}))
-        return await asyncio.wait_for(fut, timeout or self.timeout)
-
-
-def launch_chromium(binary: str, profile: Path) -> tuple[subprocess.Popen, int]:
-    """Start headless Chromium; return the process and its DevTools port."""
-    proc = subprocess.Popen(
-        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    port_file = profile / "DevToolsActivePort"
-    for _ in range(300):  # up to 30 s
-        if port_file.exists() and port_file.read_text().strip():
-            return proc, int(port_file.read_text().split()[0])
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace")[-2000:]
-            raise RuntimeError(f"{binary} exited with code {proc.returncode}:\n{err}")
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"{binary} did not open a DevTools port within 30 s")
-
-
-# ----------------------------------------------------------------------------
-# the site and MathJax
-
-
-def toc_pages(html: Path) -> list[str]:
-    """Page names (`book/intro`, `book/00_introduction`, ...) in _toc.yml order."""
+def toc_pages() -> list[str]:
+    """Page names (``book/intro``, ``book/00_introduction``, ...) in _toc.yml order."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     pages = [toc["root"]]
 
@@ -237,20 +92,33 @@ def toc_pages(html: Path) -> list[str]:
         if isinstance(node, dict):
             if "file" in node:
                 pages.append(str(node["file"]).removesuffix(".md").removesuffix(".ipynb"))
-            for key, value in node.items():
-                if key != "file":
-                    walk(value)
+            for v in node.values():
+                walk(v)
         elif isinstance(node, list):
             for item in node:
                 walk(item)
 
-    walk({k: v for k, v in toc.items() if k != "root"})
+    walk(toc.get("chapters", []))
     return pages
 
 
-def serve(directory: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
-    """Serve `directory` on 127.0.0.1 in a background thread; return the server and base URL."""
+def stored_explorers(page: str, notebooks: Path) -> list[dict]:
+    """``{key: PNG base64}`` of every explorer the page's notebook stores, in output order."""
+    ipynb = notebooks / (Path(page).name + ".ipynb")
+    if not ipynb.exists():
+        return []
+    found = []
+    for cell in json.loads(ipynb.read_text())["cells"]:
+        for out in cell.get("outputs", []):
+            html = out.get("data", {}).get("text/html")
+            html = "".join(html) if isinstance(html, list) else html
+            if html and "vicreg-explorer" in html:
+                data = json.loads(EXPLORER_DATA.search(html).group(1).replace("<\\/", "</"))
+                found.append({**data["states"], data["default"]: EXPLORER_IMG.search(html).group(1)})
+    return found
 
+
+def serve(directory: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
@@ -260,380 +128,164 @@ def serve(directory: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
-@functools.lru_cache(maxsize=None)
-def reachable(url: str, timeout: float = 5.0) -> bool:
-    """True when a HEAD request to `url` succeeds from this machine."""
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
-            return True
-    except Exception:
-        return False
+def drag_to_next(page, slider) -> None:
+    """Drag the range input's thumb with the mouse to the next value (the previous one at the end)."""
+    n, i = int(slider.get_attribute("max")) + 1, int(slider.input_value())
+    j = i + 1 if i + 1 < n else i - 1
+    box = slider.bounding_box()
+    pad = 8  # half of Chromium's default thumb width
+
+    def x(k):
+        return box["x"] + pad + (box["width"] - 2 * pad) * k / (n - 1)
+
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(x(i), y)
+    page.mouse.down()
+    page.mouse.move(x(j), y, steps=8)
+    page.mouse.up()
 
 
-def parse_npm_url(url: str) -> tuple[str, str] | None:
-    """("name@version", path in the package) of a jsDelivr npm URL, else None.
+def check_explorer(page, root, stored: dict | None, name: str, shots: Path, where: str) -> list[str]:
+    fails = []
+    state = root.evaluate(SHOWN_JS)
+    if not state["bound"] or not state["img"]:
+        return [f"{where}: the explorer's script did not run or shows no figure"]
 
-    >>> parse_npm_url("https://cdn.jsdelivr.net/npm/@jupyter-widgets/html-manager@1.0.15/dist/embed-amd.js")
-    ('@jupyter-widgets/html-manager@1.0.15', 'dist/embed-amd.js')
-    """
-    if not url.startswith(NPM_CDN):
-        return None
-    parts = url[len(NPM_CDN) :].split("?")[0].split("#")[0].split("/")
-    n = 2 if parts[0].startswith("@") else 1
-    if len(parts) <= n:
-        return None
-    return "/".join(parts[:n]), "/".join(parts[n:])
+    def expect(action: str, before: dict) -> None:
+        after = root.evaluate(SHOWN_JS)
+        shown = after["img"].split(",", 1)[1] if after["img"] else None
+        if after["key"] == before["key"]:
+            fails.append(f"{where}: {action} did not move the control (point {after['key']})")
+        elif shown is not None and shown == (before["img"] or "").split(",", 1)[-1]:
+            fails.append(f"{where}: {action} (point {before['key']} -> {after['key']}): the figure did not change")
+        elif stored is not None and after["key"] in stored and shown != stored[after["key"]]:
+            fails.append(f"{where}: {action}: the figure is not the notebook's stored state of point {after['key']}")
+        elif stored is not None and after["key"] not in stored and (shown or not after["missing"]):
+            fails.append(f"{where}: {action}: point {after['key']} has no stored state, the page must say so")
 
-
-def npm_scripts(html: Path) -> dict[str, str]:
-    """{npm spec: one URL of it} for every jsDelivr npm script the built pages load (MathJax, require.js,
-    the widget renderer)."""
-    found = {}
-    for page in sorted(html.rglob("*.html")):
-        for url in re.findall(r'src="(' + re.escape(NPM_CDN) + r'[^"]+)"', page.read_text(errors="replace")):
-            spec = parse_npm_url(url)
-            if spec:
-                found.setdefault(spec[0], url)
-    return found
-
-
-def npm_package(spec: str, cache: Path) -> Path:
-    """The folder of npm package `spec` (name@version or name@range), packed once into `cache`."""
-    folder = cache / spec.replace("/", "+")
-    if (folder / "package" / "package.json").exists():
-        return folder / "package"
-    npm = shutil.which("npm")
-    if npm is None:
-        raise RuntimeError(f"npm is not installed, so {spec} cannot be fetched for the offline check")
-    folder.mkdir(parents=True, exist_ok=True)
-    out = subprocess.run(
-        [npm, "pack", spec, "--pack-destination", str(folder)], capture_output=True, text=True, timeout=300
-    )
-    tgz = sorted(folder.glob("*.tgz"))
-    if out.returncode != 0 or not tgz:
-        raise RuntimeError(f"`npm pack {spec}` failed:\n{out.stderr[-2000:]}")
-    with tarfile.open(tgz[-1]) as tar:
-        try:
-            tar.extractall(folder, filter="data")
-        except TypeError:  # Python < 3.10.12 / 3.11.4: no extraction filters
-            tar.extractall(folder)
-    return folder / "package"
+    for k, slider in enumerate(root.locator("input[type=range]").all()):
+        before = root.evaluate(SHOWN_JS)
+        if k == 0:
+            page.screenshot(path=str(shots / f"{name}_before.png"), full_page=True)
+            root.screenshot(path=str(shots / f"{name}_before_crop.png"))
+        drag_to_next(page, slider)
+        expect(f"dragging slider {k}", before)
+        if k == 0:
+            page.screenshot(path=str(shots / f"{name}_after.png"), full_page=True)
+            root.screenshot(path=str(shots / f"{name}_after_crop.png"))
+        slider.focus()  # back to the default point for the next control
+        slider.fill(str(before["key"].split(",")[int(slider.get_attribute("data-i"))]))
+    for k, box in enumerate(root.locator("input[type=checkbox]").all()):
+        before = root.evaluate(SHOWN_JS)
+        box.click()
+        expect(f"clicking checkbox {k}", before)
+        box.click()
+    return fails
 
 
-def local_npm(html: Path, cache: Path, mathjax_arg: str | None) -> dict[str, Path] | None:
-    """{npm spec: local package folder} to answer the pages' jsDelivr requests with, or None when
-    the CDN is reachable (the browser then loads the real files).
+def check_page(context, base: str, page_name: str, html: Path, notebooks: Path, shots: Path, timeout: float):
+    """(failures, notes, weight in bytes) of one page."""
+    fails, notes, loaded = [], [], {}
+    page = context.new_page()
+    page.set_default_timeout(timeout * 1000)
+    page.on("pageerror", lambda e: fails.append(f"{page_name}: uncaught JavaScript error: {e}"))
 
-    `mathjax_arg` (--mathjax DIR) stands in for the mathjax package; the others are packed with
-    npm into `cache` once (npm's registry is often reachable where the CDNs are not)."""
-    scripts = npm_scripts(html)
-    if mathjax_arg is None and (not scripts or all(reachable(url) for url in scripts.values())):
-        return None
-    local = {}
-    for spec in scripts:
-        if spec.split("@")[0] == "mathjax" and mathjax_arg:
-            path = Path(mathjax_arg)
-            folder = next((c for c in (path, path / "package", path.parent) if (c / "es5").is_dir()), None)
-            if folder is None:
-                raise FileNotFoundError(f"--mathjax {mathjax_arg}: expected a folder holding es5/tex-mml-chtml.js")
-            local[spec] = folder
-            continue
-        if not (cache / spec.replace("/", "+") / "package").exists():
-            print(f"{NPM_CDN} not reachable; fetching the npm package {spec} into {cache} (once)")
-        local[spec] = npm_package(spec, cache)
-    return local
+    def on_console(m):
+        if m.type == "error" and "ERR_BLOCKED_BY_CLIENT" not in m.text:  # a blocked request is reported below
+            fails.append(f"{page_name}: console error: {m.text}")
 
+    page.on("console", on_console)
 
-# ----------------------------------------------------------------------------
-# the checks
+    def on_response(r):
+        if urlparse(r.url).hostname in LOCAL_HOSTS:
+            path = html / unquote(urlparse(r.url).path).lstrip("/")
+            loaded[r.url] = path.stat().st_size if path.is_file() else 0
+            if r.status >= 400:
+                fails.append(f"{page_name}: HTTP {r.status} for {r.url}")
 
-
-async def check_pages(
-    args, base: str, pages: list[str], npm_dirs: dict[str, Path] | None
-) -> tuple[list[str], list[str]]:
-    from tornado.websocket import websocket_connect
-
-    failures, lines = [], []
-    profile = Path(tempfile.mkdtemp(prefix="check-site-"))
-    proc, port = launch_chromium(args.chromium, profile)
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as r:
-            target = next(t for t in json.load(r) if t["type"] == "page")
-        ws = await websocket_connect(target["webSocketDebuggerUrl"], max_message_size=256 * 2**20)
-        cdp = CDP(ws, args.timeout)
-        status, bad_requests, exceptions, loaded = {}, [], [], asyncio.Event()
-        cdp.on("Page.loadEventFired", lambda p: loaded.set())
-        cdp.on("Network.responseReceived", lambda p: status.__setitem__(p["response"]["url"], p["response"]["status"]))
-        cdp.on(
-            "Network.responseReceived",
-            lambda p: bad_requests.append(p["response"]["url"]) if p["response"]["status"] >= 400 else None,
-        )
-        cdp.on(
-            "Runtime.exceptionThrown",
-            lambda p: exceptions.append(
-                p["exceptionDetails"]
-                .get("exception", {})
-                .get("description", p["exceptionDetails"]["text"])
-                .splitlines()[0]
-            ),
-        )
-
-        cdp.on(
-            "Runtime.consoleAPICalled",
-            lambda p: (
-                exceptions.append(
-                    "console.error: " + " ".join(str(a.get("value", a.get("description", ""))) for a in p["args"])[:300]
-                )
-                if p["type"] == "error"
-                else None
-            ),
-        )
-        npm_dirs = dict(npm_dirs or {})
-
-        async def answer_from_local_npm(p):
-            url = p["request"]["url"]
-            spec, rel = parse_npm_url(url) or (None, None)
-            if spec is not None and spec not in npm_dirs:  # asked for at run time (a widget module)
-                try:
-                    npm_dirs[spec] = await asyncio.to_thread(npm_package, spec, Path(args.npm_cache))
-                except RuntimeError as err:
-                    print(f"note: {url}: {err}".splitlines()[0])
-            file = npm_dirs[spec] / rel if spec in npm_dirs else None
-            if file is None or not file.is_file():
-                await cdp.send("Fetch.fulfillRequest", requestId=p["requestId"], responseCode=404, body="")
-                return
-            mime = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-            await cdp.send(
-                "Fetch.fulfillRequest",
-                requestId=p["requestId"],
-                responseCode=200,
-                responseHeaders=[
-                    {"name": "Content-Type", "value": mime},
-                    {"name": "Access-Control-Allow-Origin", "value": "*"},
-                ],
-                body=base64.b64encode(file.read_bytes()).decode(),
-            )
-
-        for method in ("Page.enable", "Runtime.enable", "Network.enable"):
-            await cdp.send(method)
-        await cdp.send(
-            "Emulation.setDeviceMetricsOverride",
-            width=VIEWPORT[0],
-            height=VIEWPORT[1],
-            deviceScaleFactor=1,
-            mobile=False,
-        )
-        if npm_dirs:
-            await cdp.send("Fetch.enable", patterns=[{"urlPattern": f"{NPM_CDN}*"}])
-            cdp.on("Fetch.requestPaused", lambda p: asyncio.ensure_future(answer_from_local_npm(p)))
-
-        for page in pages:
-            url = f"{base}/{page}.html"
-            loaded.clear(), bad_requests.clear(), exceptions.clear()
-            t0 = time.perf_counter()
-            nav = await cdp.send("Page.navigate", url=url)
-            if nav.get("errorText"):
-                failures.append(f"{page}: navigation failed: {nav['errorText']}")
-                continue
-            await asyncio.wait_for(loaded.wait(), args.timeout)
-            js = PAGE_REPORT_JS.replace("TIMEOUT_MS", str(int(args.timeout * 1000)))
-            res = await cdp.send(
-                "Runtime.evaluate", timeout=args.timeout + 10, expression=js, awaitPromise=True, returnByValue=True
-            )
-            if "exceptionDetails" in res:
-                failures.append(f"{page}: page check script failed: {res['exceptionDetails']}")
-                continue
-            r = res["result"]["value"]
-            js = WIDGET_REPORT_JS.replace("TIMEOUT_MS", str(int(args.timeout * 1000)))
-            res = await cdp.send(
-                "Runtime.evaluate", timeout=args.timeout * 2 + 10, expression=js, awaitPromise=True, returnByValue=True
-            )
-            if "exceptionDetails" in res:
-                failures.append(f"{page}: widget check script failed: {res['exceptionDetails']}")
-                continue
-            w = res["result"]["value"]
-            failures += page_failures(page, url, status.get(url), r, bad_requests, base)
-            failures += widget_failures(page, w, page in args.widget_pages)
-            failures += [f"{page}: page error: {e}" for e in exceptions]
-            broken = sum(1 for i in r["images"] if i["width"] == 0)
-            lines.append(
-                f"{page:<24} {time.perf_counter() - t0:5.1f} s  images {len(r['images']) - broken}/"
-                f"{len(r['images'])} loaded ({sum(i['output'] for i in r['images'])} figures)  "
-                f"math {r['mathRendered']}/{r['math']} rendered ({r['mathjax']})"
-                + (f"  widgets {w['rendered']} rendered of {w['expected']}" if w["views"] else "")
-                + (f"  page errors: {exceptions[:3]}" if exceptions else "")
-            )
-            await screenshots(cdp, page, pages, Path(args.screenshots), lines, widgets=w["views"] > 0)
-        ws.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(profile, ignore_errors=True)
-    return failures, lines
-
-
-def page_failures(page: str, url: str, http_status, r: dict, bad_requests: list[str], base: str) -> list[str]:
-    """One message per problem found on a page (empty when the page is fine)."""
-    out = []
-    if http_status != 200:
-        out.append(f"{page}: {url} answered HTTP {http_status} (is the site built? `jupyter-book build .`)")
-        return out
-    if not r["hasMain"]:
-        out.append(f"{page}: no <main> element: the page did not render")
-    for img in r["images"]:
-        if img["width"] > 0:
-            continue
-        if img["src"].startswith(base) or reachable(img["src"]):
-            out.append(f"{page}: broken image (naturalWidth 0): {img['src']}")
-        else:  # e.g. the Colab badge on an offline machine: the site is fine, the check cannot tell
-            print(f"note: {page}: external image not checked (its host is not reachable from here): {img['src']}")
-    is_chapter = Path(page).name[:2].isdigit()
-    if is_chapter and not any(i["output"] and i["width"] > 0 for i in r["images"]):
-        out.append(f"{page}: a chapter page without any figure (store the notebook's outputs)")
-    if is_chapter and not r["colab"]:
-        out.append(f"{page}: no Colab link (launch button or badge)")
-    if r["math"] and r["mathRendered"] < r["math"]:
-        out.append(
-            f"{page}: {r['math'] - r['mathRendered']} of {r['math']} math elements not rendered "
-            f"({r['mathjax']}); offline? pass --mathjax DIR"
-        )
-    if r["mathErrors"]:
-        out.append(f"{page}: MathJax reported {r['mathErrors']} TeX error(s) (<mjx-merror>)")
-    for bad in bad_requests:
-        if bad.startswith(base) and bad != f"{base}/favicon.ico":  # the browser's own guess; the book has none
-            out.append(f"{page}: request failed: {bad}")
-    return out
-
-
-def widget_failures(page: str, w: dict, required: bool) -> list[str]:
-    """One message per problem with the page's stored widget views (WIDGET_REPORT_JS's report)."""
-    if not w["views"]:
-        return [f"{page}: no stored widget view on the page (the explorer's output)"] if required else []
-    out = []
-    if not w["hasState"] or w["stateError"]:
-        out.append(f"{page}: widget views without readable stored widget state ({w['stateError']})")
-    if w["missing"]:
-        out.append(f"{page}: widget views reach models absent from the stored state: {w['missing'][:3]}")
-    if w["subareas"] < w["views"]:
-        out.append(
-            f"{page}: {w['views'] - w['subareas']} of {w['views']} widget views not rendered "
-            "(the widget renderer @jupyter-widgets/html-manager did not run or failed)"
-        )
-    for kind, n in w["expected"].items():
-        if w["rendered"].get(kind, 0) < n:
-            out.append(f"{page}: {w['rendered'].get(kind, 0)} of {n} widget {kind} rendered")
-        if required and kind != "buttons" and n == 0:
-            out.append(f"{page}: the stored widgets hold no {kind} (the explorer has sliders, switches, a figure)")
-    for img in w["images"]:
-        if not (img["width"] > 0 and img["height"] > 0 and img["shownWidth"] > 0 and img["shownHeight"] > 0):
-            out.append(f"{page}: a widget figure is not visible ({img})")
-    return out
-
-
-async def screenshots(
-    cdp: CDP, page: str, pages: list[str], folder: Path, lines: list[str], widgets: bool = False
-) -> None:
-    """The landing page (top), the first chapter (top, and its first displayed equation), and each
-    page with widgets (its first widget view)."""
-    chapters = [p for p in pages if Path(p).name[:2].isdigit()]
-    shots = []
-    if widgets:
-        shots.append((Path(page).name + "_widgets", ".widget-subarea"))
-    if page == pages[0]:
-        shots.append((Path(page).name, None))
-    if chapters and page == chapters[0]:
-        shots += [(Path(page).name, None), (Path(page).name + "_math", "div.math")]
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, selector in dict(shots).items():  # once each (with --pages the first page is both)
-        scroll = (
-            f"const e = document.querySelector('{selector}'); if (e) e.scrollIntoView();"
-            if selector
-            else "window.scrollTo(0, 0);"
-        )
-        await cdp.send(
-            "Runtime.evaluate",
-            awaitPromise=True,
-            expression=(f"(async () => {{ {scroll} await new Promise(r => setTimeout(r, 300)); }})()"),
-        )
-        shot = await cdp.send("Page.captureScreenshot", format="png")
-        path = folder / f"{name}.png"
-        path.write_bytes(base64.b64decode(shot["data"]))
-        lines.append(f"  screenshot: {path}")
+    page.on("response", on_response)
+    del BLOCKED[:]
+    response = page.goto(f"{base}/{page_name}.html", wait_until="load")
+    if response is None or response.status != 200:
+        return [f"{page_name}: the page did not load (HTTP {response and response.status})"], notes, 0
+    page.wait_for_function("() => !window.MathJax || (MathJax.startup && MathJax.startup.promise)")
+    page.evaluate("() => window.MathJax && MathJax.startup.promise")
+    r = page.evaluate(PAGE_JS)
+    if r["math"] != r["typeset"] or r["merror"]:
+        fails.append(f"{page_name}: math typeset {r['typeset']}/{r['math']}, TeX errors {r['merror']}")
+    raw = RAW_TEX.findall(r["text"])
+    if raw:
+        fails.append(f"{page_name}: raw TeX left in the text: {sorted(set(raw))}")
+    badge = [s for s in r["broken_images"] if "colab-badge" in s]
+    fails += [f"{page_name}: image did not load: {s}" for s in r["broken_images"] if s not in badge]
+    if r["widget_views"]:
+        fails.append(f"{page_name}: {r['widget_views']} widget views with no renderer and no fallback")
+    for url in BLOCKED:
+        host = urlparse(url).hostname
+        (notes if host in NOTED_HOSTS else fails).append(f"{page_name}: blocked a request to {url}")
+    stored = stored_explorers(page_name, notebooks)
+    if r["explorers"] and len(stored) != r["explorers"]:
+        fails.append(f"{page_name}: {r['explorers']} explorers on the page, {len(stored)} stored in its notebook")
+    for i, root in enumerate(page.locator(".vicreg-explorer").all()):
+        name = f"{Path(page_name).name}_explorer{i}"
+        states = stored[i] if i < len(stored) else None
+        fails += check_explorer(page, root, states, name, shots, f"{page_name} explorer {i}")
+        notes.append(f"{page_name}: explorer {i}: sliders dragged and checkboxes clicked ({len(states or {})} states)")
+    page.screenshot(path=str(shots / f"{Path(page_name).name}.png"), full_page=True)
+    page.close()
+    return fails, notes, sum(loaded.values())
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--html", default=str(ROOT / "_build" / "html"), help="the built site (default _build/html)")
-    parser.add_argument(
-        "--chromium", default=None, help="Chromium/Chrome binary (default: first of %s on PATH)" % CHROMIUM_NAMES
-    )
-    parser.add_argument("--screenshots", default=str(ROOT / "_build" / "screenshots"), help="where to save screenshots")
-    parser.add_argument("--mathjax", default=None, help="local mathjax@3 npm package folder (for offline checks)")
-    parser.add_argument(
-        "--npm-cache",
-        default=str(ROOT / "_build" / "npm"),
-        help="where npm packages for offline checks are packed (default _build/npm)",
-    )
-    parser.add_argument(
-        "--widget-pages",
-        nargs="*",
-        default=WIDGET_PAGES,
-        help="pages that must render stored widgets (default: %(default)s)",
-    )
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per page and per wait (default 30)")
-    parser.add_argument("--pages", nargs="*", default=None, help="check only these pages (default: all of _toc.yml)")
+    parser.add_argument("--html", type=Path, default=ROOT / "_build" / "html", help="the built site")
+    parser.add_argument("--notebooks", type=Path, default=ROOT / "book", help="the chapters' .ipynb (stored states)")
+    parser.add_argument("--screenshots", type=Path, default=ROOT / "_build" / "screenshots")
+    parser.add_argument("--chromium", default=None, help="browser binary (default: chromium on PATH)")
+    parser.add_argument("--pages", nargs="*", default=None, help="only these pages (default: all of _toc.yml)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per wait (default 30)")
     args = parser.parse_args(argv)
-
-    html = Path(args.html)
-    if not (html / "index.html").exists():
-        print(
-            f"error: no built site at {html} (expected index.html): run `jupyter-book build .` first", file=sys.stderr
-        )
-        return 2
-    args.chromium = args.chromium or next((b for b in map(shutil.which, CHROMIUM_NAMES) if b), None)
-    if args.chromium is None or shutil.which(args.chromium) is None:
-        print(
-            f"error: no Chromium found (tried {CHROMIUM_NAMES}); install it with "
-            f"`sudo apt-get install -y chromium` or pass --chromium PATH",
-            file=sys.stderr,
-        )
+    exe = args.chromium or next((p for p in map(shutil.which, CHROMIUM) if p), None)
+    if exe is None:
+        print("check_site: no Chromium (apt-get install -y chromium; scripts/system_deps.sh)", file=sys.stderr)
         return 2
     try:
-        npm_dirs = local_npm(html, Path(args.npm_cache), args.mathjax)
-    except (FileNotFoundError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        print("check_site: Playwright is not installed (pip install -e '.[book]')", file=sys.stderr)
         return 2
-    pages = toc_pages(html)
-    if args.pages:
-        unknown = sorted(set(args.pages) - set(pages))
-        if unknown:
-            print(f"error: --pages {unknown}: not in _toc.yml ({pages})", file=sys.stderr)
-            return 2
-        pages = [p for p in pages if p in args.pages]
-    server, base = serve(html)
-    print(
-        f"checking {len(pages)} pages of {html} in {args.chromium}"
-        + (f" (CDN files served from local npm packages: {', '.join(npm_dirs)})" if npm_dirs else "")
-    )
-    try:
-        failures, lines = asyncio.run(check_pages(args, base, pages, npm_dirs))
-    except (RuntimeError, ConnectionError, asyncio.TimeoutError) as err:
-        print(f"error: the browser check could not run: {err!r}", file=sys.stderr)
-        return 2
-    finally:
-        server.shutdown()
-    print("\n".join(lines))
-    if failures:
-        print(f"\nFAILED: {len(failures)} problem(s):\n" + "\n".join(f"  - {f}" for f in failures), file=sys.stderr)
+    if not (args.html / "index.html").exists():
+        print(f"check_site: no built site in {args.html} (jupyter-book build . first)", file=sys.stderr)
         return 1
-    print(
-        f"site check passed: {len(pages)} pages loaded, their images loaded, their math rendered, "
-        f"their stored widgets rendered ({', '.join(args.widget_pages)}), no page error"
-    )
-    return 0
+    args.screenshots.mkdir(parents=True, exist_ok=True)
+    server, base = serve(args.html)
+    fails, total = [], 0
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1280, "height": 1000})
+
+        def route(r):
+            url = r.request.url
+            if urlparse(url).scheme in ("data", "blob") or urlparse(url).hostname in LOCAL_HOSTS:
+                return r.continue_()
+            BLOCKED.append(url)
+            return r.abort("blockedbyclient")
+
+        context.route("**/*", route)
+        for page_name in args.pages or toc_pages():
+            page_fails, notes, weight = check_page(
+                context, base, page_name, args.html, args.notebooks, args.screenshots, args.timeout
+            )
+            total += weight
+            status = "FAIL" if page_fails else "ok"
+            print(f"{status:4} {page_name:26} {weight / 1e6:6.2f} MB", flush=True)
+            for line in notes + page_fails:
+                print(f"     {line}", flush=True)
+            fails += page_fails
+        browser.close()
+    server.shutdown()
+    print(f"{len(fails)} failures; pages weigh {total / 1e6:.2f} MB in all; screenshots in {args.screenshots}")
+    return 1 if fails else 0
 
 
 if __name__ == "__main__":

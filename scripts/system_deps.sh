@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages that some tests need, installed when missing (Debian/Ubuntu, apt-get, as root):
-#   chromium          headless browser of the site check (tests/test_book.py -> scripts/check_site.py)
+#   chromium          browser of the site check (tests/test_book.py -> scripts/check_site.py, Playwright's
+#                     executable_path: `playwright install` is never needed)
 #   slurm-wlm, munge  the single-node SLURM of tests/test_slurm.py (vicreg-edu submit, pre-emption)
 # `make test` (and so CI's .ci/run) calls this first. Already installed: does nothing. Not root or
 # no apt-get: says what is missing and carries on; those tests then skip and say why.

@@ -187,3 +187,17 @@ def test_html_in_chromium_slider_and_checkbox_switch_the_figure(states, browser,
     assert second.get_attribute("data-shown") == "1,0", "each explorer of a page is bound to its own controls"
     assert errors == []
     page.close()
+
+
+def test_bundle_in_a_kernel_adds_the_live_widget_view(states, monkeypatch):
+    """In a running kernel (JupyterLab, Colab) the same output also carries the ipywidgets view,
+    which JupyterLab ranks above text/html; the site's config drops that MIME type (_config.yml)."""
+    pytest.importorskip("ipywidgets")
+    import vicreg_edu.explorer as explorer_module
+
+    monkeypatch.setattr(explorer_module, "_in_kernel", lambda: True)
+    ex = make(states, live=lambda point: fig("live"))
+    bundle = ex._repr_mimebundle_()
+    assert {"text/html", "image/png", "application/vnd.jupyter.widget-view+json"} <= set(bundle)
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == ex.widget.model_id
+    assert bundle["text/plain"].startswith("[explorer")
