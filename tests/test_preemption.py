@@ -10,6 +10,7 @@ checkpoint exists before the signal, so the one found after it was written by th
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import torch
 from conftest import ROOT, _subprocess_env as subprocess_env, _tiny as tiny, as_set_args
 from conftest import load_state as state
 
-from vicreg_edu.distributed import Preempted, StopSignals
+from vicreg_edu.distributed import TORCHRUN_SIGNALS, Preempted, StopSignals
 
 import vicreg_edu.trainer as T
 
@@ -33,10 +34,20 @@ STEPS_PER_EPOCH = 16
 
 
 def command(out_dir, *extra, processes=1):
+    """The trainer's command line: ``python -m vicreg_edu train``, or torchrun as the docs write it
+    (``--signals-to-handle`` with SIGUSR1/SIGUSR2, so its agent forwards them instead of dying)."""
     train = ["-m", "vicreg_edu", "train", "--preset", "demo", "--set", *as_set_args(**RUN, out_dir=out_dir), *extra]
     if processes == 1:
         return [sys.executable, *train]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", *train]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={processes}",
+        f"--signals-to-handle={TORCHRUN_SIGNALS}",
+        *train,
+    ]
 
 
 def finish(cmd, timeout=300):
@@ -63,12 +74,15 @@ def worker_pid(parent: int, rank: int) -> int:
     raise AssertionError(f"no worker with RANK={rank} under pid {parent}")
 
 
-def signal_mid_epoch(cmd, out_dir, signum=signal.SIGTERM, rank=None, timeout=240):
-    """Start ``cmd``; once step 2 is logged, send ``signum`` to it (or to its torchrun worker ``rank``);
-    return ``(status, stderr)``."""
+def signal_mid_epoch(cmd, out_dir, signum=signal.SIGTERM, rank=None, group=False, timeout=240):
+    """Start ``cmd`` (in a session of its own); once step 2 is logged, send ``signum`` to it, to its
+    torchrun worker ``rank``, or with ``group`` to its whole process group (torchrun and its workers,
+    as SLURM signals a job step); return ``(status, stderr)``. The stdout goes to ``<out_dir>.stdout``."""
     err = out_dir.parent / f"{out_dir.name}.stderr"
-    with open(err, "w") as stderr:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=stderr)
+    with open(err, "w") as stderr, open(out_dir.parent / f"{out_dir.name}.stdout", "w") as stdout:
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=subprocess_env(), stdout=stdout, stderr=stderr, start_new_session=True
+        )
     try:
         deadline = time.time() + timeout
         while not (
@@ -79,34 +93,39 @@ def signal_mid_epoch(cmd, out_dir, signum=signal.SIGTERM, rank=None, timeout=240
             assert time.time() < deadline, "no step 2 logged in time"
             time.sleep(0.02)
         assert not (out_dir / "checkpoint.pt").exists()  # ckpt_every=0, mid-epoch: nothing saved yet
-        os.kill(proc.pid if rank is None else worker_pid(proc.pid, rank), signum)
+        if group:
+            os.killpg(proc.pid, signum)
+        else:
+            os.kill(proc.pid if rank is None else worker_pid(proc.pid, rank), signum)
         status = proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     return status, err.read_text()
 
 
-def check_stopped_at_last_logged_step(out_dir, stderr, world):
+def check_stopped_at_last_logged_step(out_dir, stderr, world, signame="SIGTERM"):
     """The checkpoint is at the last logged step, mid-epoch, with a ``stop`` record; returns the step."""
     saved = state(out_dir)
     logged = [r["step"] for r in records(out_dir) if r["kind"] == "step"]
     assert saved["step"] == logged[-1], (saved["step"], logged)  # no step lost
     assert 2 <= saved["step"] < STEPS_PER_EPOCH, saved["step"]  # mid-epoch: the stop wrote it
     assert len(saved["rng"]) == world
-    assert records(out_dir)[-1] == {
+    stop = records(out_dir)[-1]
+    assert stop.pop("write_s") > 0, stop  # the write, timed
+    assert stop == {
         "kind": "stop",
         "step": saved["step"],
         "epoch": saved["step"] / STEPS_PER_EPOCH,
-        "signal": "SIGTERM",
+        "signal": signame,
         "checkpoint": str(out_dir / "checkpoint.pt"),
     }
-    line = (
-        f"vicreg-edu: stopped by SIGTERM at step {saved['step']}; checkpoint written to "
-        f"{out_dir / 'checkpoint.pt'}; resume with --resume auto"
+    line = re.compile(
+        rf"vicreg-edu: stopped by {signame} at step {saved['step']}; checkpoint written to "
+        rf"{re.escape(str(out_dir / 'checkpoint.pt'))} in \d+\.\d s; resume with --resume auto\n"
     )
-    assert stderr.count(line) == 1, stderr[-3000:]  # rank 0 only
+    assert len(line.findall(stderr)) == 1, stderr[-3000:]  # rank 0 only
     assert not (out_dir / "checkpoint.pt.tmp").exists()
     return saved["step"]
 
@@ -136,20 +155,25 @@ def test_sigterm_mid_epoch_one_process(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_to_torchrun_two_processes(tmp_path):
-    """SIGTERM to torchrun (2 gloo workers): torchrun forwards it, both workers stop at the same step
-    after writing the checkpoint, and the resumed 2-process run equals the uninterrupted one.
+def test_usr2_to_the_torchrun_process_group_two_processes(tmp_path):
+    """USR2 to torchrun's process group (torchrun and its 2 gloo workers, as SLURM's ``--signal=USR2@...``
+    reaches a job step): torchrun, started as the docs write it (``--signals-to-handle`` with SIGUSR2),
+    forwards it instead of dying; both workers stop at the same step after writing the checkpoint, rank 0
+    says so in one line; ``--resume auto`` says where it resumes and ends bitwise equal to the
+    uninterrupted run. torchrun itself exits non-zero (its SignalException), the workers with 140.
 
-    torchrun itself then exits with status 1 (its SignalException), the workers with 143. Then the
-    same with SIGTERM to worker rank 1 only: rank 0 stops at the same step (the flags are all-reduced;
+    Then SIGTERM to worker rank 1 only: rank 0 stops at the same step (the flags are all-reduced;
     without that it would wait forever in the next gradient all-reduce).
     """
     straight, stopped, one_rank = tmp_path / "straight", tmp_path / "stopped", tmp_path / "one_rank"
     finish(command(straight, processes=2))
-    status, stderr = signal_mid_epoch(command(stopped, processes=2), stopped)
-    assert status != 0 and "got signal: 15" in stderr, stderr[-3000:]
-    check_stopped_at_last_logged_step(stopped, stderr, world=2)
-    finish(command(stopped, "--resume", "auto", processes=2))
+    status, stderr = signal_mid_epoch(command(stopped, processes=2), stopped, signal.SIGUSR2, group=True)
+    assert status != 0 and "got signal: 12" in stderr, stderr[-3000:]  # torchrun's agent handled USR2
+    step = check_stopped_at_last_logged_step(stopped, stderr, world=2, signame="SIGUSR2")
+    assert "Traceback" not in stderr.split("vicreg-edu: stopped by")[0], stderr[-3000:]  # the trainers: no traceback
+    resumed = finish(command(stopped, "--resume", "auto", processes=2))
+    line = f"resumed from {stopped / 'checkpoint.pt'} at step {step} (epoch {step / STEPS_PER_EPOCH:.4g} of 2)"
+    assert resumed.stdout.count(line) == 1, resumed.stdout[-3000:]
     assert_same_run(state(straight), state(stopped))
 
     status, stderr = signal_mid_epoch(command(one_rank, processes=2), one_rank, rank=1)

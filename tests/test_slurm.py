@@ -38,7 +38,7 @@ import pytest
 import torch
 
 from slurm_fixture import LocalSlurm, free_port, skip_reason
-from vicreg_edu import cli, config, slurm
+from vicreg_edu import cli, config, distributed, slurm
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -437,7 +437,7 @@ def test_skip_reason_names_what_is_missing(monkeypatch):
     assert "missing munged, slurmd" in reason and "scripts/system_deps.sh" in reason
 
 
-def test_requested_resources_are_derived_printed_and_overridable(capsys, monkeypatch):
+def test_requested_resources_are_derived_printed_and_overridable(capsys, monkeypatch, tmp_path):
     """No cluster needed: what `vicreg-edu submit` asks SLURM for, from the config, unless told otherwise."""
     monkeypatch.setattr(config, "FAST", False)  # the presets at full size, also under make test's VICREG_EDU_FAST=1
     parser = cli.build_parser()
@@ -511,13 +511,55 @@ def test_requested_resources_are_derived_printed_and_overridable(capsys, monkeyp
         assert err.startswith(f"vicreg-edu: error: {message}") and err.count("\n") == 1 and out == "", (argv, err)
     # the block is printed before sbatch is called (here sbatch is missing, so nothing is submitted)
     monkeypatch.setattr(slurm.shutil, "which", lambda name: None)
-    assert cli.main(["submit", "--nodes", "4", "--gpus-per-node", "8", "--", "--preset", "imagenet-resnet50"]) == 2
+    (tmp_path / "imagenet" / "train").mkdir(parents=True)
+    argv = ["--nodes", "4", "--gpus-per-node", "8", "--", "--preset", "imagenet-resnet50"]
+    argv += ["--set", f"data_dir={tmp_path / 'imagenet'}", f"out_dir={tmp_path / 'out'}"]
+    assert cli.main(["submit", *argv]) == 2
     out, err = capsys.readouterr()
-    assert (
-        out.splitlines()
-        == request("--nodes", "4", "--gpus-per-node", "8", "--", "--preset", "imagenet-resnet50").lines()
-    )
+    assert out.splitlines() == request(*argv).lines()
     assert err.startswith("vicreg-edu: error: sbatch not found"), err
+
+
+def test_dry_run_prints_the_request_and_refuses_what_would_fail_on_the_node(capsys, monkeypatch, tmp_path):
+    """`submit --dry-run`: the request, its sbatch options (--requeue included) and the checks passed, nothing
+    submitted (no submitit or sbatch needed); a missing data_dir, an unwritable out_dir, a GPU preset without
+    GPUs or a batch the processes do not divide: one line and status 2."""
+    monkeypatch.setattr(config, "FAST", False)
+    monkeypatch.setattr(slurm.shutil, "which", lambda name: pytest.fail("a dry run must not look for sbatch"))
+    data, out = tmp_path / "imagenet", tmp_path / "runs" / "x"
+    (data / "train").mkdir(parents=True)
+    good = ["--dry-run", "--nodes", "2", "--gpus-per-node", "8", "--", "--preset", "imagenet-resnet50"]
+
+    def run(*argv, data_dir=data, out_dir=out):
+        status = cli.main(["submit", *argv, "--set", f"data_dir={data_dir}", f"out_dir={out_dir}"])
+        return status, *capsys.readouterr()
+
+    status, stdout, err = run(*good)
+    assert status == 0 and err == "", err
+    lines = stdout.splitlines()
+    assert lines[0].startswith("requesting: 2 nodes x 8 tasks = 16 processes (8 GPUs per node, NCCL)")
+    assert "  requeue:       --requeue (SLURM may requeue the job after a pre-emption" in lines
+    for option in ("--nodes=2", "--ntasks-per-node=8", "--gpus-per-node=8", "--signal=USR2@120", "--requeue"):
+        assert f"  #SBATCH {option}" in lines, (option, lines)
+    assert lines[-2] == (
+        f"checks passed: batch 2048 over 16 processes; 8 GPUs per node asked for; data_dir {data} readable; "
+        f"out_dir {out} can be created (in {tmp_path})"
+    )
+    assert lines[-1] == "dry run: nothing submitted" and not out.exists()
+    status, stdout, _ = run("--no-requeue", *good)
+    assert status == 0 and "  #SBATCH --requeue" not in stdout.splitlines() and "--no-requeue (" in stdout
+
+    refusals = [
+        (good, dict(data_dir=tmp_path / "nope"), f"data_dir='{tmp_path / 'nope'}' is not a readable folder"),
+        (good, dict(data_dir=tmp_path), f"data_dir='{tmp_path}' has no train/ folder"),
+        (good, dict(out_dir="/proc/x"), "out_dir='/proc/x' cannot be created: /proc is not a writable folder"),
+        (["--dry-run", "--", "--preset", "imagenet-resnet50"], {}, "is a GPU run, but no GPUs are asked for"),
+        (["--dry-run", "--gpus-per-node", "3", "--", "--preset", "imagenet-resnet50"], {}, "not divisible"),
+    ]
+    for argv, where, message in refusals:
+        status, stdout, err = run(*argv, **where)
+        assert status == 2 and err.count("\n") == 1 and message in err, (argv, err)
+        assert err.startswith("vicreg-edu: error: ") and "dry run: nothing submitted" not in stdout
 
 
 def sbatch_options(text: str) -> dict[str, str]:
@@ -565,7 +607,8 @@ def test_sbatch_script_is_shipped_and_printed(capsys):
 
 
 def _stub_bin(tmp_path: Path, srun_body: str) -> Path:
-    """``scontrol`` and ``srun`` stand-ins: srun writes its argv (NUL-separated) to $ARGV_FILE, then runs srun_body."""
+    """``scontrol``, ``scancel`` and ``srun`` stand-ins: srun writes its argv (NUL-separated) to $ARGV_FILE, then
+    runs srun_body; scontrol and scancel append their command lines to $CALLS."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "scontrol").write_text(
@@ -573,6 +616,7 @@ def _stub_bin(tmp_path: Path, srun_body: str) -> Path:
         '[ "$1 $2" = "show hostnames" ] && printf "gpu-a7\\ngpu-a8\\n"\nexit 0\n'
     )
     (bin_dir / "srun").write_text('#!/bin/sh\nfor a in "$@"; do printf "%s\\0" "$a"; done > "$ARGV_FILE"\n' + srun_body)
+    (bin_dir / "scancel").write_text('#!/bin/sh\necho "scancel $*" >> "$CALLS"\nexit 0\n')
     for f in bin_dir.iterdir():
         f.chmod(0o755)
     return bin_dir
@@ -600,7 +644,11 @@ def test_sbatch_script_runs_srun_torchrun_with_a_valid_command_line(tmp_path, mo
     train_args = ["--preset", "imagenet-resnet50", "--set", "data_dir=/datasets/imagenet", "out_dir=/shared/v r"]
     proc = subprocess.run(["bash", str(SBATCH), *train_args], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 3, proc.stdout + proc.stderr  # srun's exit status is the job's
-    assert "job 4242 attempt 1: 2 node(s) x 8 process(es), rendezvous gpu-a7:29500" in proc.stdout
+    port = 15000 + 4242 % 17000  # from the job id: two jobs on one head node do not collide
+    assert (
+        f"job 4242 attempt 1: 2 node(s) x 8 process(es), rendezvous gpu-a7:{port}, torchrun shutdown timeout 100 s"
+        in proc.stdout
+    )
     assert "srun exited with status 3" in proc.stdout
     assert (tmp_path / "calls").read_text() == "scontrol show hostnames gpu-a[7-8]\n"
     argv = (tmp_path / "argv").read_text().split("\0")[:-1]
@@ -615,7 +663,10 @@ def test_sbatch_script_runs_srun_torchrun_with_a_valid_command_line(tmp_path, mo
         args.rdzv_id,
         args.module,
         args.training_script,
-    ) == ("2", "8", "c10d", "gpu-a7:29500", "4242", True, "vicreg_edu")
+    ) == ("2", "8", "c10d", f"gpu-a7:{port}", "4242", True, "vicreg_edu")
+    # torchrun's agent forwards USR1/USR2 (its default would end it) and waits for the checkpoint write
+    assert args.signals_to_handle.split(",") == distributed.TORCHRUN_SIGNALS.split(",")
+    assert args.shutdown_timeout == 120 - 20
     assert args.training_script_args == ["train", "--resume", "auto", *train_args]
     trainer = cli.build_parser().parse_args(args.training_script_args)  # ... and the trainer's
     cfg = cli.config_from_args(trainer)
@@ -628,7 +679,8 @@ def test_sbatch_script_runs_srun_torchrun_with_a_valid_command_line(tmp_path, mo
 
 
 def test_sbatch_script_requeues_at_the_time_limit_and_waits_on_sigterm(tmp_path):
-    """USR2 (time limit) -> `scontrol requeue`; SIGTERM (pre-emption) -> keep waiting for the trainers; bounded."""
+    """USR2 (time limit) -> USR2 to the job's steps (the trainers checkpoint), and only once srun has exited
+    `scontrol requeue`; SIGTERM (pre-emption) -> keep waiting for the trainers; bounded by MAX_REQUEUES."""
     bin_dir = _stub_bin(tmp_path, "sleep 4\nexit 5\n")
     for restarts, requeued in (("0", True), ("30", False)):
         calls = tmp_path / f"calls{restarts}"
@@ -658,13 +710,16 @@ def test_sbatch_script_requeues_at_the_time_limit_and_waits_on_sigterm(tmp_path)
             time.sleep(0.05)
         shell.send_signal(signal.SIGUSR2)
         time.sleep(0.5)
+        assert calls.read_text().splitlines()[-1] == "scancel --signal=USR2 9"  # passed on at once
         shell.send_signal(signal.SIGTERM)
         out, _ = shell.communicate(timeout=30)
         assert shell.returncode == 5, out  # the shell outlived both signals and waited for srun
+        assert "USR2: time limit in 120 s: asking the trainers to checkpoint (scancel --signal=USR2 9)" in out, out
         assert "SIGTERM (pre-emption or requeue): waiting for the trainers" in out, out
-        assert "srun exited with status 5" in out, out
-        if requeued:
-            assert "USR2: time limit near: scontrol requeue 9" in out, out
+        lines = out.splitlines()
+        exited = next(i for i, line in enumerate(lines) if "srun exited with status 5" in line)
+        if requeued:  # the requeue comes after the trainers have exited (their checkpoint written)
+            assert "time limit: the trainers have checkpointed: scontrol requeue 9" in "\n".join(lines[exited:]), out
             assert calls.read_text().splitlines()[-1] == "scontrol requeue 9"
         else:
             assert "already requeued 30 times (MAX_REQUEUES=30): not requeueing" in out, out

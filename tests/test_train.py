@@ -71,6 +71,12 @@ def test_two_processes_equal_one_process(tmp_path):
             torch.testing.assert_close(
                 ddp["net"][name], p_one, rtol=1e-9, atol=1e-9, msg=f"parameter/buffer {name} differs"
             )
+    # the logged loss is the global batch's (the mean over the processes), the one process computes
+    records = lambda run: [json.loads(x) for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    logged = lambda run: [(r["step"], r["loss"], r["invariance"]) for r in records(run) if r["kind"] == "step"]  # noqa: E731
+    assert [s for s, *_ in logged("ddp")] == [s for s, *_ in logged("one")] == [1, 2, 3]
+    for (_, *a), (_, *b) in zip(logged("ddp"), logged("one")):
+        assert a == pytest.approx(b, rel=1e-9)
     # the comparison has teeth: the weights moved, and without synchronised BatchNorm (per-process
     # statistics over half batches) the same check fails by orders of magnitude
     torch.manual_seed(0)
@@ -286,6 +292,43 @@ def test_collapse_report_views_on_rank0_cpu_in_batches(tmp_path, monkeypatch):
         assert record[f"emb_{key}"] == pytest.approx(whole[key], rel=1e-4), key
     assert record["repr_effective_rank"] == pytest.approx(collapse_report(r_a).as_dict()["effective_rank"], rel=1e-4)
     assert T.collapse_record(run, model, None) == {}
+
+
+def test_logs_for_a_cluster(tmp_path, capsys, monkeypatch):
+    """No terminal on stderr (a file, a SLURM log, a notebook): no tqdm bar even with progress=true, but a
+    plain line every print_every steps (step, epoch, loss, images/s, ETA) and one per epoch, also with
+    progress=false; the start lines say that TensorBoard is missing and how to add it, and where a run
+    starts or resumes; on a terminal the tqdm bar comes back."""
+    import tqdm
+
+    bars = []
+    monkeypatch.setattr(tqdm, "tqdm", lambda *a, **k: bars.append(k) or pytest.fail("no bar without a terminal"))
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # not installed: its import fails
+    for progress in (True, False):
+        out_dir = tmp_path / f"progress_{progress}"
+        T.train(tiny(out_dir, max_steps=6, print_every=2, progress=progress, tensorboard=True))
+        out, err = capsys.readouterr()
+        lines = out.splitlines()
+        assert "TensorBoard: not installed, no events written (pip install 'vicreg-edu[tensorboard]'" in out
+        assert "\r" not in out + err and bars == []
+        steps = [line for line in lines if line.startswith("step ")]
+        assert [line.split()[1] for line in steps] == ["2/6", "4/6", "6/6"], lines
+        assert re.fullmatch(
+            r"step 2/6 \(epoch 0\.50/2\) \| loss \d+\.\d{3} \(s [\d.]+, v [\d.]+, c [\d.]+\) \| \d+ images/s \| "
+            r"lr [\d.e-]+ \| ETA \d+:\d\d:\d\d",
+            steps[0],
+        ), steps[0]
+        epochs = [line.split(":")[0] for line in lines if line.startswith("epoch ")]
+        assert epochs == ["epoch 1/2 (step 4)", "epoch 2/2 (step 6)"], lines  # max_steps ends the run with one
+        assert "starting at step 0" in lines
+    T.train(tiny(out_dir, max_steps=8, print_every=2, resume="auto"))
+    out = capsys.readouterr().out
+    assert f"resumed from {out_dir / 'checkpoint.pt'} at step 6 (epoch 1.5 of 2)" in out.splitlines()
+    assert "TensorBoard: off (tensorboard=false)" in out
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    with pytest.raises(pytest.fail.Exception, match="no bar without a terminal"):
+        T.train(tiny(tmp_path / "tty", max_steps=2, progress=True))
+    assert bars and bars[0]["total"] == 8
 
 
 def test_diag_size_zero_switches_the_collapse_report_off(tmp_path, capsys):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -45,19 +46,77 @@ UNREADABLE_FILE_ERRORS = (
 REQUIRED_KEYS = ("net", "config", "step")  # what evaluation and resumption read
 
 
+def tensor_bytes(obj: Any) -> int:
+    """The bytes of every tensor in ``obj`` (nested dicts, lists, tuples): about what ``torch.save`` writes."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def _write_failed(path: Path, tmp: Path, needed: int, reason: str) -> CheckpointError:
+    """The temporary file removed; the one-line error: the path, the space needed and free, the previous file kept."""
+    tmp.unlink(missing_ok=True)
+    try:
+        free = f", {_gb(shutil.disk_usage(path.parent).free)} free there"
+    except OSError:
+        free = ""
+    kept = f"the previous {path.name} is kept" if path.is_file() else f"no {path.name} was written"
+    return CheckpointError(
+        f"could not write the checkpoint {path} ({reason}; it needs about {_gb(needed)}{free}): the "
+        f"temporary file was removed and {kept}; free some space or choose another out_dir, then --resume auto"
+    )
+
+
+def _os_error(e: BaseException | None) -> OSError | None:
+    """The first ``OSError`` in ``e``'s chain (itself, its cause or context), or None."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, OSError):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
 def atomic_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``.
 
     A crash, a SIGKILL or a power cut at any moment leaves either the previous file or the new
     one, never a torn file (a stale ``.tmp`` at worst); the folder is fsynced after the rename so
     the new name itself is on disk.
+
+    Raises:
+        CheckpointError: the write failed (a full disk or quota: ``ENOSPC``/``EDQUOT``, which torch
+            reports as a ``RuntimeError``; any other ``OSError``); one line naming ``path``, the space
+            needed and free. The temporary file is removed and the previous ``path`` is left as it was.
     """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
+    needed = tensor_bytes(obj)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+    except (OSError, RuntimeError) as e:  # torch's zip writer wraps a failed write in a RuntimeError
+        cause = _os_error(e)
+        if cause is not None:
+            raise _write_failed(path, tmp, needed, cause.strerror or str(cause)) from e
+        if "write" in str(e).lower():  # "PytorchStreamWriter failed writing file ...: file write failed"
+            raise _write_failed(path, tmp, needed, "the write failed: is the disk or quota full?") from e
+        tmp.unlink(missing_ok=True)
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     if hasattr(os, "O_DIRECTORY"):  # POSIX: make the rename durable (a folder fsync some filesystems refuse)
         try:

@@ -206,6 +206,13 @@ def _add_preemption_args(parser: argparse.ArgumentParser) -> None:
         help="requeues after time limits before giving up (pre-emptions do not count; default 30)",
     )
     r.add_argument(
+        "--requeue",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="ask sbatch for --requeue, so SLURM may requeue the job after a pre-emption or a node failure "
+        "(default; --no-requeue to leave it out)",
+    )
+    r.add_argument(
         "--log-dir",
         default="runs/slurm/%j",
         help="submitit folder for the sbatch script, pickles and per-task logs; %%j = job id (default runs/slurm/%%j)",
@@ -217,6 +224,12 @@ def add_submit_args(parser: argparse.ArgumentParser) -> None:
     _add_resource_args(parser)
     _add_scheduling_args(parser)
     _add_preemption_args(parser)
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the request and its sbatch options, check on this host what can be checked (data_dir and "
+        "out_dir, GPUs for a GPU preset, the batch over the processes) and submit nothing",
+    )
     parser.add_argument(
         "--print-sbatch",
         action="store_true",

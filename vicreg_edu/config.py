@@ -99,6 +99,9 @@ class Config:
     augment: str = rule("shapes", trajectory=True)  # shapes | cifar | imagenet: the AugmentConfig recipe
     aug: dict[str, Any] = rule(factory=dict, trajectory=True)  # AugmentConfig overrides, e.g. {"jitter_p": 0}
     num_workers: int = rule(0, low=0)  # DataLoader workers (image-folder datasets; in-memory sets use none)
+    # image folders: "pil" = workers decode + augment in PIL (uint8 views); "gpu" = workers read the
+    # files, decode (nvJPEG on CUDA) + augmentation on the device (vicreg_edu.gpu_pipeline)
+    pipeline: str = rule("pil", choices=("pil", "gpu"), trajectory=True)
 
     # --- model ------------------------------------------------------------------------------
     # small_cnn | resnet18_cifar | resnet18 | resnet50
@@ -111,6 +114,10 @@ class Config:
     cov_coeff: float = rule(1.0, low=0, trajectory=True)  # nu, weight of the covariance term c
     gamma: float = rule(1.0, above=0, trajectory=True)  # target standard deviation in the variance hinge
     eps: float = rule(1e-4, above=0, trajectory=True)  # numerical stabiliser inside the square root
+    # vicreg | simclr: the loss the trainer optimises (simclr: NT-Xent, vicreg_edu.contrastive; the
+    # three VICReg terms are then logged, not optimised, and sim/std/cov_coeff, gamma, eps are unused)
+    method: str = rule("vicreg", choices=("vicreg", "simclr"), trajectory=True)
+    temperature: float = rule(0.5, above=0, trajectory=True)  # NT-Xent temperature tau (method="simclr" only)
 
     # --- optimisation -----------------------------------------------------------------------
     epochs: int = rule(30, low=1, trajectory=True, resume_change=True)
@@ -156,7 +163,11 @@ class Config:
     diag_size: int = rule(512, low=0)  # held-out images for the per-epoch collapse report
     knn_every: int = rule(0, low=0)  # epochs between k-NN evaluations during training (0 = only at the end)
     final_eval: bool = rule(True)  # k-NN of trained vs random encoder vs raw pixels at the end
-    progress: bool = rule(True)  # tqdm progress bar on rank 0
+    progress: bool = rule(True)  # tqdm progress bar on rank 0 when stderr is a terminal (else plain lines)
+    # steps between plain progress lines (step, epoch, global-batch loss, images/s, ETA) on rank 0 when no
+    # tqdm bar shows (stderr not a terminal: files, SLURM logs, notebooks; or progress=false); 0 = none.
+    # An epoch line follows every epoch either way.
+    print_every: int = rule(100, low=0)
     tensorboard: bool = rule(True)  # also write TensorBoard events when tensorboard is installed
 
     def __post_init__(self) -> None:

@@ -161,6 +161,12 @@ STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1", "S
 after the partition's GraceTime), USR1/USR2 at ``--signal=...@delay`` before the time limit."""
 
 
+TORCHRUN_SIGNALS = "SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1,SIGUSR2"
+"""What ``torchrun --signals-to-handle`` (or ``PET_SIGNALS_TO_HANDLE``) must list so that its agent
+forwards SLURM's time-limit signals to the trainers: its default, SIGTERM,SIGINT,SIGHUP,SIGQUIT, leaves
+USR1/USR2 to their default action, which ends the agent (exit 138/140) and the job without a checkpoint."""
+
+
 class Preempted(SystemExit):
     """Training stopped on a signal after writing a checkpoint at ``step``.
 

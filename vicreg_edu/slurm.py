@@ -51,6 +51,7 @@ import re
 import shutil
 import socket
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,6 +206,7 @@ class Request:
     signal_delay_s: int
     max_requeues: int
     partition: str | None = None
+    requeue: bool = True
 
     @property
     def world(self) -> int:
@@ -228,6 +230,12 @@ class Request:
             f"  memory:        {self.mem_from}",
             f"  signal:        USR2 {self.signal_delay_s} s before the time limit (--signal-delay): checkpoint "
             f"and requeue, at most {self.max_requeues} times (--max-requeues)",
+            "  requeue:       "
+            + (
+                "--requeue (SLURM may requeue the job after a pre-emption or a node failure; --no-requeue to refuse)"
+                if self.requeue
+                else "--no-requeue (a pre-empted job ends; the time-limit requeue still runs scontrol requeue)"
+            ),
         ]
 
 
@@ -269,6 +277,7 @@ def request(args: argparse.Namespace, cfg: Config) -> Request:
         signal_delay_s=args.signal_delay,
         max_requeues=args.max_requeues,
         partition=args.partition,
+        requeue=getattr(args, "requeue", True),
     )
 
 
@@ -289,10 +298,129 @@ def print_sbatch() -> None:
     print(path.read_text(), end="", flush=True)
 
 
-def submit(args: argparse.Namespace, cfg: Config):
-    """Submit one training job: the parsed ``submit`` options and the run's config; return the ``submitit.Job``.
+def needs_gpus(cfg: Config) -> bool:
+    """A run that is meant for GPUs: a ResNet-50 not pinned to the CPU (the ImageNet presets)."""
+    return cfg.backbone == "resnet50" and cfg.device != "cpu"
 
-    With ``--print-sbatch``, print the shipped sbatch script instead (:func:`print_sbatch`) and return None.
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _writable(folder: Path) -> bool:
+    """A file can be created in ``folder`` (a probe file, removed at once; root passes ``os.access`` everywhere)."""
+    if not folder.is_dir():
+        return False
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".vicreg-write-test-"):
+            return True
+    except OSError:
+        return False
+
+
+def check_submission(args: argparse.Namespace, cfg: Config) -> list[str]:
+    """What the submitting host can check before the queue wait; returns the checks passed, in words.
+
+    GPUs asked for a GPU run (:func:`needs_gpus`); ``data_dir`` is a readable folder (with ``train/``
+    for an image folder); ``out_dir`` is a writable folder, or can be created (its nearest existing
+    parent is writable). The world size dividing the batch is checked by :func:`submit` before.
+
+    Raises:
+        SubmitError: the first check that fails, in one line.
+    """
+    passed = []
+    if needs_gpus(cfg) and not args.gpus_per_node:
+        raise SubmitError(
+            f"{cfg.backbone} on {cfg.dataset} is a GPU run, but no GPUs are asked for (--gpus-per-node 0): it "
+            "would go out as CPU tasks with gloo; add --gpus-per-node N (one task per GPU), or --set device=cpu "
+            "for a CPU smoke test"
+        )
+    if args.gpus_per_node:
+        passed.append(f"{args.gpus_per_node} GPUs per node asked for")
+    if cfg.dataset in ("imagefolder", "imagenet") or (cfg.data_dir and not cfg.download):
+        if not cfg.data_dir:
+            raise SubmitError(f"dataset={cfg.dataset} needs data_dir=... (the folder that holds train/)")
+        data = Path(cfg.data_dir).expanduser()
+        if not data.is_dir() or not os.access(data, os.R_OK | os.X_OK):
+            raise SubmitError(
+                f"data_dir={cfg.data_dir!r} is not a readable folder on this host ({data.resolve()}); the job "
+                "would fail on the compute node: fix data_dir (it must be on a filesystem the nodes see)"
+            )
+        if cfg.dataset in ("imagefolder", "imagenet") and not (data / "train").is_dir():
+            raise SubmitError(
+                f"data_dir={cfg.data_dir!r} has no train/ folder (expected train/<class>/<image>, and optionally val/)"
+            )
+        passed.append(f"data_dir {data.resolve()} readable")
+    out = Path(cfg.out_dir)
+    base = _nearest_existing(out)
+    if not _writable(base):
+        where = "is not a writable folder" if base == out else f"cannot be created: {base} is not a writable folder"
+        raise SubmitError(f"out_dir={cfg.out_dir!r} {where}; choose another out_dir (on a filesystem the nodes see)")
+    passed.append(f"out_dir {out} {'writable' if base == out else f'can be created (in {base})'}")
+    return passed
+
+
+def submitit_parameters(args: argparse.Namespace, req: Request) -> dict:
+    """What :func:`submit` hands ``submitit.AutoExecutor.update_parameters``."""
+    params = dict(
+        name=args.job_name,
+        nodes=req.nodes,
+        tasks_per_node=req.tasks_per_node,
+        timeout_min=req.time_min,
+        slurm_signal_delay_s=req.signal_delay_s,
+        cpus_per_task=req.cpus_per_task,
+        slurm_mem=req.mem,
+    )
+    if req.gpus_per_node:
+        params["gpus_per_node"] = req.gpus_per_node  # 0 is left out: clusters without GPU gres reject it
+    optional = {
+        "slurm_partition": args.partition,
+        "slurm_account": args.account,
+        "slurm_qos": args.qos,
+        "slurm_constraint": args.constraint,
+    }
+    params.update({k: v for k, v in optional.items() if v is not None})
+    extra = dict(args.slurm_args or [])
+    if req.requeue:
+        extra.setdefault("requeue", True)
+    if extra:
+        params["slurm_additional_parameters"] = extra
+    if args.setup:
+        params["slurm_setup"] = list(args.setup)
+    return params
+
+
+def sbatch_lines(params: dict) -> list[str]:
+    """The ``#SBATCH`` lines submitit writes for ``params`` (the ones this module sets)."""
+    names = {
+        "name": "job-name",
+        "nodes": "nodes",
+        "tasks_per_node": "ntasks-per-node",
+        "timeout_min": "time",
+        "cpus_per_task": "cpus-per-task",
+        "slurm_mem": "mem",
+        "gpus_per_node": "gpus-per-node",
+        "slurm_partition": "partition",
+        "slurm_account": "account",
+        "slurm_qos": "qos",
+        "slurm_constraint": "constraint",
+    }
+    lines = [f"#SBATCH --{names[k]}={v}" for k, v in params.items() if k in names]
+    lines.append(f"#SBATCH --signal=USR2@{params['slurm_signal_delay_s']}")
+    for k, v in params.get("slurm_additional_parameters", {}).items():
+        lines.append(f"#SBATCH --{k.replace('_', '-')}" + ("" if v is True else f"={v}"))
+    lines += [f"# setup: {line}" for line in params.get("slurm_setup", [])]
+    return lines
+
+
+def submit(args: argparse.Namespace, cfg: Config, job=None):
+    """Submit one job: the parsed ``submit`` options and the run's config; return the ``submitit.Job``.
+
+    ``job``: the callable the tasks run (default :class:`TrainingJob` of ``cfg``). With ``--dry-run``,
+    print the request and the sbatch options, run the checks (:func:`check_submission`) and submit
+    nothing (None). With ``--print-sbatch``, print the shipped sbatch script instead (:func:`print_sbatch`).
     """
     if getattr(args, "print_sbatch", False):
         print_sbatch()
@@ -302,6 +430,16 @@ def submit(args: argparse.Namespace, cfg: Config):
     check_batch_split(cfg.batch_size, world)
     cfg = job_config(cfg)
     print("\n".join(req.lines()), flush=True)
+    passed = check_submission(args, cfg)
+    params = submitit_parameters(args, req)
+    if getattr(args, "dry_run", False):
+        print("sbatch options (through submitit):")
+        print("\n".join(f"  {line}" for line in sbatch_lines(params)))
+        print(f"  command: {'vicreg-edu eval' if job is not None else 'vicreg-edu train'} on {world} processes, "
+              f"resume=auto, out_dir {cfg.out_dir}")
+        print(f"checks passed: batch {cfg.batch_size} over {world} processes; " + "; ".join(passed))
+        print("dry run: nothing submitted", flush=True)
+        return None
     try:
         import submitit
     except ImportError:
@@ -312,31 +450,9 @@ def submit(args: argparse.Namespace, cfg: Config):
             "single-node SLURM on one machine)"
         )
     executor = submitit.AutoExecutor(folder=args.log_dir, cluster="slurm", slurm_max_num_timeout=args.max_requeues)
-    params = dict(
-        name=args.job_name,
-        nodes=args.nodes,
-        tasks_per_node=tasks,
-        timeout_min=args.time,
-        slurm_signal_delay_s=args.signal_delay,
-        cpus_per_task=req.cpus_per_task,
-        slurm_mem=req.mem,
-    )
-    if args.gpus_per_node:
-        params["gpus_per_node"] = args.gpus_per_node  # 0 is left out: clusters without GPU gres reject it
-    optional = {
-        "slurm_partition": args.partition,
-        "slurm_account": args.account,
-        "slurm_qos": args.qos,
-        "slurm_constraint": args.constraint,
-    }
-    params.update({k: v for k, v in optional.items() if v is not None})
-    if args.slurm_args:
-        params["slurm_additional_parameters"] = dict(args.slurm_args)
-    if args.setup:
-        params["slurm_setup"] = list(args.setup)
     executor.update_parameters(**params)
     try:
-        job = executor.submit(TrainingJob(cfg.to_dict(), args.gpus_per_node))
+        job = executor.submit(job if job is not None else TrainingJob(cfg.to_dict(), args.gpus_per_node))
     except submitit.core.utils.FailedJobError as e:  # sbatch said no: bad partition, account, resources...
         raise SubmitError(f"sbatch refused the job: {' '.join(str(e).split())}") from e
     job_folder = Path(str(job.paths.folder)).resolve()

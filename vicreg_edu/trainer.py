@@ -65,6 +65,7 @@ from .data import DiagnosticViews, diagnostic_views, make_two_view_loader
 from .diagnostics import collapse_report
 from .errors import ConfigError, TrainingDiverged
 from .evaluate import EvalData, knn_comparison, load_eval_data
+from .contrastive import nt_xent_terms
 from .loss import VICRegTerms, vicreg_loss
 from .memory import preflight
 from .models import VICReg, VICRegWithProbe, build_model
@@ -262,11 +263,15 @@ def build_state(run: Run, num_classes: int) -> State:
     return State(net, optimizer, probe_optimizer, scaler)
 
 
-def save_checkpoint(run: Run, state: State, terms: dict[str, float]) -> None:
-    """Gather every rank's RNG state; rank 0 writes the checkpoint atomically.
+def save_checkpoint(run: Run, state: State, terms: dict[str, float]) -> float:
+    """Gather every rank's RNG state; rank 0 writes the checkpoint atomically; every rank waits for the
+    write (a barrier), so no process exits or moves on before the file is complete. Returns the write's
+    seconds (rank 0; 0.0 elsewhere).
 
     ``terms``: the last logged loss terms (:attr:`MetricsLog.last`); if one is not finite nothing is
     written (a good checkpoint is never overwritten by a diverged state) and TrainingDiverged is raised.
+    A failed write (a full disk) raises :class:`~vicreg_edu.errors.CheckpointError` on rank 0, with the
+    previous checkpoint intact (:func:`~vicreg_edu.checkpoint.atomic_save`).
     """
     _check_finite(run, state.step, terms)
     rng = [None] * run.world
@@ -274,7 +279,9 @@ def save_checkpoint(run: Run, state: State, terms: dict[str, float]) -> None:
         torch.distributed.all_gather_object(rng, rng_state())
     else:
         rng = [rng_state()]
+    seconds = 0.0
     if run.master:
+        t0 = time.perf_counter()
         atomic_save(
             training_state(
                 state.net,
@@ -288,6 +295,10 @@ def save_checkpoint(run: Run, state: State, terms: dict[str, float]) -> None:
             ),
             run.ckpt_path,
         )
+        seconds = time.perf_counter() - t0
+    if run.world > 1:
+        torch.distributed.barrier()
+    return seconds
 
 
 def _diverged(run: Run, step: int, what: str) -> TrainingDiverged:
@@ -306,12 +317,49 @@ def _check_finite(run: Run, step: int, values: dict[str, float]) -> None:
         raise _diverged(run, step, f"non-finite VICReg loss ({terms})")
 
 
+def tensorboard_writer(cfg: Config, out_dir: Path):
+    """``(SummaryWriter or None, the start line's words about it)``: events in ``out_dir/tb`` when
+    ``tensorboard=true`` and the package is installed; otherwise the line says why there are none."""
+    if not cfg.tensorboard:
+        return None, "TensorBoard: off (tensorboard=false)"
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None, (
+            "TensorBoard: not installed, no events written (pip install 'vicreg-edu[tensorboard]' to add them; "
+            "--set tensorboard=false hides this line); the records are in metrics.jsonl"
+        )
+    tb = out_dir / "tb"
+    return SummaryWriter(str(tb)), f"TensorBoard: events in {tb} (tensorboard --logdir {tb})"
+
+
+def use_tqdm(cfg: Config) -> bool:
+    """A tqdm bar only with ``progress=true`` and a terminal on stderr (files, SLURM logs, notebooks: plain lines)."""
+    isatty = getattr(sys.stderr, "isatty", None)
+    return bool(cfg.progress and callable(isatty) and isatty())
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` as ``[Dd ]H:MM:SS``.
+
+    >>> duration(59.6), duration(3725), duration(3 * 86400 + 7)
+    ('0:01:00', '1:02:05', '3d 0:00:07')
+    """
+    days, rest = divmod(int(round(seconds)), 86400)
+    h, rest = divmod(rest, 3600)
+    text = f"{h}:{rest // 60:02d}:{rest % 60:02d}"
+    return f"{days}d {text}" if days else text
+
+
 class MetricsLog:
-    """The run's records and what shows them, with the throughput timer and the progress bar it owns.
+    """The run's records and what shows them, with the throughput timer and the progress display it owns.
 
     Records are kept on every rank (``history``, ``epochs``); rank 0 also writes ``metrics.jsonl``,
-    TensorBoard events (when installed) and the tqdm bar. ``last`` holds the last logged loss terms.
-    The loop calls :meth:`start_epoch`, then per step :meth:`step` (on logged steps) and :meth:`advance`,
+    TensorBoard events (when installed) and the progress: a tqdm bar when stderr is a terminal and
+    ``progress=true`` (:func:`use_tqdm`), else a plain line every ``print_every`` steps (step, epoch,
+    loss, images/s, ETA); an epoch line at every epoch end either way. ``last`` holds the last logged
+    loss terms: the mean over all processes (the loss of the global batch). The loop calls
+    :meth:`start_epoch`, then per step :meth:`due` / :meth:`step` (on logged steps) and :meth:`advance`,
     and :meth:`epoch` at an epoch end.
     """
 
@@ -319,21 +367,18 @@ class MetricsLog:
         self.run, self.history, self.epochs = run, [], []
         self.last = {"loss": float("nan")}
         self._timer = (time.perf_counter(), step)  # throughput since the last record: (time, step)
+        self._since: tuple[float, int] | None = None  # (time, step) of this session's first step: the ETA's rate
         self._file = self._writer = self._bar = None
+        self.tensorboard_note = ""
+        self.write_s = 0.0  # seconds the last checkpoint write took (rank 0)
         if not run.master:
             return
         cfg = run.cfg
         (run.out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
         self._file = self._open_metrics(step, resumed)
-        if cfg.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self._writer = SummaryWriter(str(run.out_dir / "tb"))
-            except ImportError:
-                pass
-        if cfg.progress:
-            from tqdm.auto import tqdm
+        self._writer, self.tensorboard_note = tensorboard_writer(cfg, run.out_dir)
+        if use_tqdm(cfg):
+            from tqdm import tqdm
 
             self._bar = tqdm(total=run.total_steps, initial=step, desc="VICReg", unit="step", dynamic_ncols=True)
 
@@ -359,11 +404,27 @@ class MetricsLog:
     def start_epoch(self, step: int) -> None:
         """Restart the throughput timer at ``step``, so images/s excludes the epoch-end work."""
         self._timer = (time.perf_counter(), step)
+        if self._since is None:
+            self._since = self._timer
+
+    def due(self, step: int) -> bool:
+        """Whether ``step`` is logged by the schedule: every ``log_every`` steps, and every plain line's step."""
+        cfg = self.run.cfg
+        return step % cfg.log_every == 0 or self._prints(step)
+
+    def _prints(self, step: int) -> bool:
+        every = self.run.cfg.print_every
+        return bool(every) and self._bar is None and step % every == 0
 
     def step(self, step: int, terms: VICRegTerms, lr: float) -> None:
-        """A step record: the loss terms (one device sync, checked finite), the lr and the global
-        images/s since the last record; the bar shows the terms."""
-        self.last = {k: v.item() for k, v in terms._asdict().items()}
+        """A step record: the loss terms averaged over the processes (one all-reduce and one device sync,
+        checked finite), the lr and the global images/s since the last record; the bar or a plain line
+        shows them. Every process calls it at the same steps."""
+        values = torch.stack([t.detach().to(torch.float64) for t in terms])
+        if self.run.world > 1:
+            torch.distributed.all_reduce(values)
+            values /= self.run.world
+        self.last = dict(zip(terms._fields, values.tolist()))
         _check_finite(self.run, step, self.last)
         (t, s), now = self._timer, time.perf_counter()
         imgs_per_s = (step - s) * self.run.cfg.batch_size / max(now - t, 1e-9)
@@ -378,8 +439,8 @@ class MetricsLog:
                 "imgs_per_s": imgs_per_s,
             }
         )
+        last = self.last
         if self._bar is not None:
-            last = self.last
             self._bar.set_postfix(
                 loss=f"{last['loss']:.3f}",
                 s=f"{last['invariance']:.3f}",
@@ -387,6 +448,20 @@ class MetricsLog:
                 c=f"{last['covariance']:.3f}",
                 img_s=f"{imgs_per_s:.0f}",
             )
+        elif self.run.master and self._prints(step):
+            print(self.step_line(step, imgs_per_s, lr, now), flush=True)
+
+    def step_line(self, step: int, imgs_per_s: float, lr: float, now: float) -> str:
+        """The plain progress line: step, epoch, loss of the global batch and its terms, images/s, lr, ETA."""
+        run, last = self.run, self.last
+        t0, s0 = self._since or (now, step)
+        eta = (run.stop_at - step) * (now - t0) / (step - s0) if step > s0 else float("nan")
+        return (
+            f"step {step}/{run.stop_at} (epoch {step / run.steps_per_epoch:.2f}/{run.cfg.epochs}) | "
+            f"loss {last['loss']:.3f} (s {last['invariance']:.3f}, v {last['variance']:.3f}, "
+            f"c {last['covariance']:.3f}) | {imgs_per_s:.0f} images/s | lr {lr:.4g} | "
+            f"ETA {duration(eta) if math.isfinite(eta) else '?'}"
+        )
 
     def advance(self) -> None:
         """One step done: the progress bar moves on."""
@@ -394,22 +469,26 @@ class MetricsLog:
             self._bar.update(1)
 
     def epoch(self, record: dict) -> None:
-        """An epoch record, logged, and its line printed under the progress bar."""
+        """An epoch record, logged, and its line printed (under the progress bar if there is one; rank 0)."""
         self(record)
         if self._bar is not None:
             self._bar.write(epoch_line(self.run.cfg, record, self.last))
+        elif self.run.master:
+            print(epoch_line(self.run.cfg, record, self.last), flush=True)
 
     def close(self) -> None:
         for handle in (self._bar, self._file, self._writer):
             if handle is not None:
                 handle.close()
+        self._bar = self._file = self._writer = None
 
 
 def epoch_line(cfg: Config, record: dict, last: dict[str, float]) -> str:
-    """The line the progress bar prints at the end of an epoch."""
+    """The line printed at the end of an epoch (the loss: the last logged global-batch value)."""
     return (
-        f"epoch {record['epoch']}/{cfg.epochs}: loss {last['loss']:.3f} (s {last['invariance']:.3f}, "
-        f"v {last['variance']:.3f}, c {last['covariance']:.3f}) | probe {record['online_probe_acc']:.3f}"
+        f"epoch {record['epoch']}/{cfg.epochs} (step {record['step']}): loss {last['loss']:.3f} "
+        f"(s {last['invariance']:.3f}, v {last['variance']:.3f}, c {last['covariance']:.3f}) "
+        f"| probe {record['online_probe_acc']:.3f}"
         + (f" | emb eff. rank {record['emb_effective_rank']:.1f}" if "emb_effective_rank" in record else "")
         + (f" | k-NN {record['knn_acc']:.3f}" if "knn_acc" in record else "")
     )
@@ -424,7 +503,13 @@ def build_criterion(cfg: Config):
 
     In the run's dtype; variance and covariance over the global batch under DDP. No finiteness check
     inside (it would wait for the GPU every step): :meth:`MetricsLog.step` checks every record.
+    ``method="simclr"``: NT-Xent at ``cfg.temperature`` instead (:func:`~vicreg_edu.contrastive.nt_xent_terms`;
+    the three VICReg terms are then measured, not optimised).
     """
+    if cfg.method == "simclr":
+        return functools.partial(
+            nt_xent_terms, temperature=cfg.temperature, gamma=cfg.gamma, eps=cfg.eps, check_finite=False
+        )
     return functools.partial(
         vicreg_loss,
         sim_coeff=cfg.sim_coeff,
@@ -493,11 +578,11 @@ def train_one_epoch(
         end = run.epoch_end(state.step)  # end_of_epoch saves then
         ckpt_due = bool(cfg.ckpt_every and state.step % cfg.ckpt_every == 0)
         stop = signals.poll()  # SIGTERM/USR1/USR2 on any process (all agree on the step)
-        if state.step % cfg.log_every == 0 or ckpt_due or end or stop:
+        if log.due(state.step) or ckpt_due or end or stop:
             log.step(state.step, terms, lr)  # one device sync per record
         log.advance()
         if (ckpt_due or stop) and not end:
-            save_checkpoint(run, state, log.last)
+            log.write_s = save_checkpoint(run, state, log.last)
         if stop or state.step >= run.stop_at:
             break
     return correct, seen
@@ -590,9 +675,7 @@ def end_of_epoch(
         record.update(collapse_record(run, state.net.model, evals.diag_views))
         record.update(knn_record(run, state, epoch, evals))
     log.epoch(record)
-    save_checkpoint(run, state, log.last)
-    if run.world > 1:
-        torch.distributed.barrier()
+    log.write_s = save_checkpoint(run, state, log.last)
     return record
 
 
@@ -625,6 +708,7 @@ def start(cfg: Config) -> tuple[Run, State, object, torch.nn.Module, EpochEval, 
         seed=cfg.seed,
         num_workers=cfg.num_workers,
         device=run.device,
+        pipeline=cfg.pipeline,
     )
     evals = EpochEval(build_diag_views(run, aug))  # rank 0, CPU
     state = build_state(run, loader.num_classes)
@@ -636,13 +720,26 @@ def start(cfg: Config) -> tuple[Run, State, object, torch.nn.Module, EpochEval, 
     run = run.with_steps(len(loader))
     log = MetricsLog(run, state.step, resumed=ckpt is not None)
     if run.master:
-        print_start_lines(run, evals.diag_views)
+        print_start_lines(run, evals.diag_views, log.tensorboard_note)
+        print(resume_line(run, resume_path, state.step), flush=True)
     report_resume_changes(run, state.step, changes, log)
     return run, state, loader, model, evals, log
 
 
-def print_start_lines(run: Run, diag_views: DiagnosticViews | None) -> None:
-    """What this run is (model, data, processes, precision, batch, steps, lr) and its collapse-report views."""
+def resume_line(run: Run, resume_path: Path | None, step: int) -> str:
+    """Where this run starts: ``resumed from PATH at step N (epoch E)``, or from scratch at step 0."""
+    if resume_path is not None:
+        return (
+            f"resumed from {resume_path} at step {step} (epoch {step / run.steps_per_epoch:.4g} of {run.cfg.epochs})"
+        )
+    if run.cfg.resume == "auto":
+        return f"resume=auto: no checkpoint at {run.ckpt_path} yet: starting at step 0"
+    return "starting at step 0"
+
+
+def print_start_lines(run: Run, diag_views: DiagnosticViews | None, tensorboard_note: str = "") -> None:
+    """What this run is (model, data, processes, precision, batch, steps, lr), its collapse-report views
+    and where its TensorBoard events go (or why there are none)."""
     cfg = run.cfg
     print(
         f"VICReg | {cfg.backbone} + expander {cfg.expander} | {cfg.dataset} | world={run.world} "
@@ -657,6 +754,8 @@ def print_start_lines(run: Run, diag_views: DiagnosticViews | None) -> None:
         else "collapse report: off (diag_size=0)",
         flush=True,
     )
+    if tensorboard_note:
+        print(tensorboard_note, flush=True)
 
 
 def report_resume_changes(run: Run, step: int, changes: dict, log: MetricsLog) -> None:
@@ -689,11 +788,14 @@ def stop_on_signal(run: Run, state: State, log: MetricsLog, signals: distributed
             "epoch": state.step / run.steps_per_epoch,
             "signal": name,
             "checkpoint": str(run.ckpt_path),
+            "write_s": round(log.write_s, 3),
         }
     )
     log.close()
+    written = f" in {log.write_s:.1f} s" if run.master else ""
     message = (
-        f"stopped by {name} at step {state.step}; checkpoint written to {run.ckpt_path}; resume with --resume auto"
+        f"stopped by {name} at step {state.step}; checkpoint written to {run.ckpt_path}{written}; "
+        "resume with --resume auto"
     )
     if run.master:
         print(f"vicreg-edu: {message}", file=sys.stderr, flush=True)
