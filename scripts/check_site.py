@@ -19,6 +19,9 @@ For every page of _toc.yml, served from a local HTTP server at 1280 px:
   "not precomputed" line must show and the figure be hidden;
 * no uncaught JavaScript exception and no console error.
 
+The first page with math is opened once more from disk (file://, an offline copy): its math must
+render too.
+
 Full-page screenshots go to --screenshots (default _build/screenshots/): one per page, and for
 each explorer one before and one after its first slider drag (``07_ablations_explorer0_before.png``
 / ``..._after.png``, also cropped to the explorer: ``..._explorer0_before_crop.png``). Each page's
@@ -53,6 +56,7 @@ NOTED_HOSTS = {"colab.research.google.com"}  # the Colab badge: a link target, i
 RAW_TEX = re.compile(r"\\\(|\\\[|\$\$|\$\\[A-Za-z]")
 EXPLORER_DATA = re.compile(r'<script type="application/json" class="vx-data">(.*?)</script>', re.S)
 BLOCKED: list[str] = []  # the current page's requests to other hosts (aborted)
+MATH_PAGES: list[str] = []  # pages with math (the first is opened again from file://)
 EXPLORER_IMG = re.compile(r'<img class="vx-figure"[^>]*src="data:image/png;base64,([^"]+)"')
 
 PAGE_JS = """() => {
@@ -211,6 +215,8 @@ def check_page(context, base: str, page_name: str, html: Path, notebooks: Path, 
     page.wait_for_function("() => !window.MathJax || (MathJax.startup && MathJax.startup.promise)")
     page.evaluate("() => window.MathJax && MathJax.startup.promise")
     r = page.evaluate(PAGE_JS)
+    if r["math"]:
+        MATH_PAGES.append(page_name)
     if r["math"] != r["typeset"] or r["merror"]:
         fails.append(f"{page_name}: math typeset {r['typeset']}/{r['math']}, TeX errors {r['merror']}")
     raw = RAW_TEX.findall(r["text"])
@@ -266,7 +272,7 @@ def main(argv=None) -> int:
 
         def route(r):
             url = r.request.url
-            if urlparse(url).scheme in ("data", "blob") or urlparse(url).hostname in LOCAL_HOSTS:
+            if urlparse(url).scheme in ("data", "blob", "file") or urlparse(url).hostname in LOCAL_HOSTS:
                 return r.continue_()
             BLOCKED.append(url)
             return r.abort("blockedbyclient")
@@ -282,6 +288,17 @@ def main(argv=None) -> int:
             for line in notes + page_fails:
                 print(f"     {line}", flush=True)
             fails += page_fails
+        offline = MATH_PAGES[0] if MATH_PAGES else None
+        if offline is not None:  # the same page opened from disk, as an offline copy would be
+            page = context.new_page()
+            page.goto((args.html / f"{offline}.html").resolve().as_uri(), wait_until="load")
+            page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
+            page.evaluate("() => MathJax.startup.promise")
+            r = page.evaluate(PAGE_JS)
+            ok = r["math"] == r["typeset"] > 0
+            print(f"{'ok' if ok else 'FAIL':4} {offline} from file://: math typeset {r['typeset']}/{r['math']}")
+            fails += [] if ok else [f"{offline} from file://: math typeset {r['typeset']}/{r['math']}"]
+            page.close()
         browser.close()
     server.shutdown()
     print(f"{len(fails)} failures; pages weigh {total / 1e6:.2f} MB in all; screenshots in {args.screenshots}")

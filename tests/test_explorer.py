@@ -201,3 +201,15 @@ def test_bundle_in_a_kernel_adds_the_live_widget_view(states, monkeypatch):
     assert {"text/html", "image/png", "application/vnd.jupyter.widget-view+json"} <= set(bundle)
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == ex.widget.model_id
     assert bundle["text/plain"].startswith("[explorer")
+
+
+def test_numpy_values_and_points_are_accepted():
+    np = pytest.importorskip("numpy")
+    controls = [{"name": "k", "label": "k", "values": list(np.array([1, 2, 3]))}]
+    ex = Explorer(controls, {(np.int64(2),): fig("2"), (3,): fig("3")}, (2,))
+    assert json.loads(re.search(r'class="vx-data">(.*?)</script>', ex.to_html()).group(1))["controls"][0]["values"] == [
+        1,
+        2,
+        3,
+    ]
+    assert ex.select(k=3).png == ex.states[(3,)]

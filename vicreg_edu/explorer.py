@@ -214,6 +214,7 @@ class Explorer:
                         f"control {name!r}: a slider's values must be numbers (a checkbox's exactly True and False), "
                         f"got {bad[0]!r}"
                     )
+                values = [int(v) if isinstance(v, numbers.Integral) else float(v) for v in values]  # numpy -> JSON
                 if len(set(values)) != len(values):
                     raise ValueError(f"control {name!r}: values repeat: {values}")
             out.append({"name": name, "label": str(c["label"]), "values": values, "checkbox": checkbox})
