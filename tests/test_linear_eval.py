@@ -293,9 +293,7 @@ def test_export_round_trip_through_torchvision(tmp_path):
 def test_export_and_load_errors(tmp_path, trainer_ckpt):
     with pytest.raises(ConfigError, match="its backbone is 'small_cnn'; export writes a torchvision ResNet"):
         export_backbone(trainer_ckpt, tmp_path / "x.pth")
-    with pytest.raises(
-        CheckpointError, match=r"holds a trainer checkpoint; .*goes to --checkpoint|not a readable weights"
-    ):
+    with pytest.raises(CheckpointError, match=r"holds a trainer checkpoint: use --checkpoint "):
         load_torchvision_backbone(trainer_ckpt)
     torch.save(torchvision_features("resnet18").state_dict(), tmp_path / "r18.pth")
     with pytest.raises(CheckpointError, match=r"does not fit a torchvision resnet50: \d+ missing keys"):

@@ -9,7 +9,9 @@
     vicreg-edu submit --nodes 4 --gpus-per-node 8 -- --preset imagenet-resnet50   # SLURM (submitit)
     vicreg-edu presets --show imagenet-resnet50         # every knob of a preset
 
-``python -m vicreg_edu ...`` is the same command; several processes: ``torchrun ... -m vicreg_edu train ...``.
+``python -m vicreg_edu ...`` is the same command; several processes:
+``torchrun --signals-to-handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1,SIGUSR2 --nproc_per_node=N -m vicreg_edu train ...``
+(USR1/USR2 in the list: torchrun then passes SLURM's time-limit signal on to the trainers).
 This module is the only one that parses arguments: ``submit`` hands :mod:`vicreg_edu.slurm` the
 options and a validated :class:`~vicreg_edu.config.Config`.
 
@@ -348,7 +350,8 @@ image folder, one process or under torchrun, checkpointed every epoch, printing 
   vicreg-edu eval --protocol linear --data-dir /imagenet --checkpoint runs/x/checkpoint.pt
   vicreg-edu eval --protocol linear --data-dir /imagenet --weights resnet50.pth    # official weights: 73.2 %
   vicreg-edu eval --protocol semi --percent 1 --subset 1percent.txt --data-dir /imagenet --weights resnet50.pth
-  torchrun --nproc_per_node=8 -m vicreg_edu eval --protocol linear ... --resume auto
+  torchrun --signals-to-handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1,SIGUSR2 --nproc_per_node=8 \
+      -m vicreg_edu eval --protocol linear ... --resume auto
 
 Defaults: linear 100 epochs, batch 256, --lr-head 0.02, --weight-decay 1e-6; semi 20 epochs,
 --weight-decay 0, --lr-backbone/--lr-head 0.03/0.08 (1 %) or 0.01/0.1 (10 %). The subset lists are

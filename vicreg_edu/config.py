@@ -370,8 +370,8 @@ def _imagenet_100ep() -> Config:
     ``--nproc_per_node=8`` (lr = 0.3 * 512 / 256 = 0.6); everything else as
     ``imagenet-resnet50``. The paper's 100-epoch figure, 68.6% (Table 7), is at batch 2048; the
     appendix's small-batch table gives base lr 0.4 at 512 (:func:`paper_base_lr`, which this
-    launch does not use). Command: ``torchrun --nproc_per_node=8 -m vicreg_edu train --preset
-    imagenet-resnet50-100ep --set data_dir=...``.
+    launch does not use). Command: ``torchrun --signals-to-handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1,SIGUSR2
+    --nproc_per_node=8 -m vicreg_edu train --preset imagenet-resnet50-100ep --set data_dir=...``.
     """
     return dataclasses.replace(
         _imagenet(), epochs=100, batch_size=512, base_lr=0.3, out_dir="runs/imagenet-resnet50-100ep"

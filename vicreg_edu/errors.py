@@ -43,6 +43,18 @@ class TrainingDiverged(UserError, FloatingPointError):
     """The loss became NaN/Inf; the message names the step, the last good checkpoint and fixes."""
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def strip_ansi(text: str) -> str:
+    r"""``text`` without terminal colour and cursor codes (torch colours some of its error messages).
+
+    >>> strip_ansi("\x1b[1mWeights only load failed\x1b[0m")
+    'Weights only load failed'
+    """
+    return _ANSI.sub("", text)
+
+
 def one_line(err: BaseException) -> str:
     r"""The message of ``err`` as one line (what ``vicreg-edu: error: ...`` prints).
 
@@ -52,7 +64,7 @@ def one_line(err: BaseException) -> str:
     >>> one_line(ConfigError("gamma=-1 is out of range:\n gamma must be > 0"))
     'gamma=-1 is out of range: gamma must be > 0'
     """
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    lines = [line.strip() for line in strip_ansi(str(err)).splitlines() if line.strip()]
     if any("Original Traceback" in line for line in lines):
         lines = [re.sub(r"^[\w.]+: ", "", lines[-1], count=1)]
     return " ".join(lines) or type(err).__name__

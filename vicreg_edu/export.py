@@ -26,6 +26,8 @@ or keep torchvision's classifier and load with ``strict=False``: the only missin
 
 from __future__ import annotations
 
+import pickle
+import types
 from pathlib import Path
 
 import torch
@@ -33,7 +35,7 @@ import torchvision
 from torch import nn
 
 from .checkpoint import UNREADABLE_FILE_ERRORS, atomic_save, load_checkpoint
-from .errors import CheckpointError, CheckpointNotFoundError, ConfigError
+from .errors import CheckpointError, CheckpointNotFoundError, ConfigError, strip_ansi
 from .models import build_backbone
 
 TORCHVISION_BACKBONES = ("resnet18", "resnet50")
@@ -92,6 +94,11 @@ def export_backbone(checkpoint: str | Path, out_path: str | Path) -> Path:
     return out_path
 
 
+def _first_line(e: BaseException) -> str:
+    """The first line of an error's text, without terminal colour codes, at most 160 characters."""
+    return strip_ansi((str(e).strip().splitlines() or [type(e).__name__])[0])[:160]
+
+
 def _unwrap(obj) -> dict:
     """A state dict from the usual containers: ``{"state_dict": ...}``, ``{"model": ...}``, DDP's
     ``module.`` prefix, and a whole official checkpoint (``backbone.*`` kept, the projector dropped)."""
@@ -102,6 +109,63 @@ def _unwrap(obj) -> dict:
     if any(k.startswith("backbone.") for k in state):
         state = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
     return {k: v for k, v in state.items() if not k.startswith("fc.")}  # a torchvision classifier's fc
+
+
+class _Inert:
+    """What a global outside the allowlist becomes when :func:`restricted_load` reads a file: a class that
+    accepts any arguments and any state and does nothing (no code of the file's runs)."""
+
+    def __new__(cls, *args, **kwargs):
+        return object.__new__(cls)
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __call__(self, *args, **kwargs):
+        return _Inert()
+
+    def __setstate__(self, state):
+        pass
+
+
+def _allowed_globals() -> dict:
+    """The globals ``torch.load(weights_only=True)`` allows (tensors, storages, dtypes, OrderedDict)."""
+    try:
+        from torch._weights_only_unpickler import _get_allowed_globals
+
+        return _get_allowed_globals()
+    except (ImportError, AttributeError):  # a torch without it: the few a state dict needs
+        import collections
+
+        return {
+            "collections.OrderedDict": collections.OrderedDict,
+            "torch._utils._rebuild_tensor_v2": torch._utils._rebuild_tensor_v2,
+            "torch._utils._rebuild_parameter": torch._utils._rebuild_parameter,
+        }
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Tensors and containers as ``weights_only`` reads them; every other global (an optimiser's filter
+    function, a numpy RNG state, a config class) becomes an inert stand-in instead of an error."""
+
+    def find_class(self, module: str, name: str):
+        allowed = _allowed_globals().get(f"{module}.{name}")
+        if allowed is not None:
+            return allowed
+        return type(name, (_Inert,), {"__module__": f"inert:{module}"})
+
+
+_restricted_pickle = types.ModuleType("vicreg_edu_restricted_pickle")
+_restricted_pickle.Unpickler = _RestrictedUnpickler
+_restricted_pickle.load = lambda f, **kw: _RestrictedUnpickler(f, **kw).load()
+_restricted_pickle.__name__ = "vicreg_edu_restricted_pickle"
+
+
+def restricted_load(path: str | Path):
+    """``torch.load`` of a whole training checkpoint without running its code: the tensors come back, every
+    global outside ``weights_only``'s allowlist becomes an inert stand-in (e.g. the official
+    ``resnet50_fullckpt.pth``, whose LARS state pickles ``exclude_bias_and_norm`` by name)."""
+    return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_restricted_pickle)
 
 
 def read_torchvision_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -121,13 +185,22 @@ def read_torchvision_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointNotFoundError(f"no weights file at {path}; {hint}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # globals beyond tensors: a whole training checkpoint (ours, the official one)
+        obj = None
     except UNREADABLE_FILE_ERRORS as e:
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise CheckpointError(f"{path} is not a readable weights file ({reason[:160]}); {hint}") from e
-    if not isinstance(obj, dict) or obj.get("format") == "vicreg-edu":
+        raise CheckpointError(f"{path} is not a readable weights file ({_first_line(e)}); {hint}") from e
+    if obj is None:
+        try:
+            obj = restricted_load(path)
+        except UNREADABLE_FILE_ERRORS + (TypeError, IndexError, KeyError) as e:
+            raise CheckpointError(f"{path} is not a readable weights file ({_first_line(e)}); {hint}") from e
+    if isinstance(obj, dict) and obj.get("format") == "vicreg-edu":
         raise CheckpointError(
-            f"{path} holds {'a trainer checkpoint' if isinstance(obj, dict) else type(obj).__name__}; {hint}"
+            f"{path} holds a trainer checkpoint: use --checkpoint {path} (--weights takes a torchvision-layout "
+            "ResNet state dict such as the official resnet50.pth or resnet50_fullckpt.pth, or `vicreg-edu export`'s)"
         )
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path} holds {type(obj).__name__}; {hint}")
     state = _unwrap(obj)
     if not state or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise CheckpointError(f"{path} is not a state dict of tensors; {hint}")

@@ -6,7 +6,8 @@ What the official ``evaluate.py`` (facebookresearch/vicreg) does, and the number
     vicreg-edu eval --protocol linear --data-dir /imagenet --checkpoint runs/x/checkpoint.pt
     vicreg-edu eval --protocol linear --data-dir /imagenet --weights resnet50.pth   # the official weights
     vicreg-edu eval --protocol semi --percent 10 --subset 10percent.txt --data-dir /imagenet --weights resnet50.pth
-    torchrun --nproc_per_node=8 -m vicreg_edu eval --protocol linear ... --resume auto
+    torchrun --signals-to-handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1,SIGUSR2 --nproc_per_node=8 \\
+        -m vicreg_edu eval --protocol linear ... --resume auto
 
 - ``linear``: the backbone is frozen *and in eval mode* (BatchNorm uses its running statistics); a
   ``Linear(repr_dim, classes)`` (weights N(0, 0.01), bias 0) is trained with SGD, momentum 0.9,

@@ -7,12 +7,18 @@ One process (CPU or one GPU)::
 
 Several processes on one node (DDP; NCCL on GPUs, gloo on CPUs)::
 
-    torchrun --nproc_per_node=8 -m vicreg_edu train --preset imagenet-resnet50 --set data_dir=/imagenet
+    torchrun --signals-to-handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1,SIGUSR2 --nproc_per_node=8 \\
+        -m vicreg_edu train --preset imagenet-resnet50 --set data_dir=/imagenet
 
 Several nodes (run on every node; torchrun's c10d rendezvous connects them)::
 
     torchrun --nnodes=4 --nproc_per_node=8 --rdzv_backend=c10d --rdzv_endpoint=$HEAD:29500 \\
-        --rdzv_id=vicreg -m vicreg_edu train --preset imagenet-resnet50 --set data_dir=/imagenet
+        --rdzv_id=vicreg --signals-to-handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1,SIGUSR2 \\
+        -m vicreg_edu train --preset imagenet-resnet50 --set data_dir=/imagenet
+
+``--signals-to-handle`` (or ``PET_SIGNALS_TO_HANDLE``) with USR1/USR2: torchrun's agent then passes
+SLURM's time-limit signal on to the trainers; its default list lacks them, so the signal would end
+the agent and the job without a checkpoint (:data:`~vicreg_edu.distributed.TORCHRUN_SIGNALS`).
 
 SLURM: ``vicreg-edu submit`` submits the same ``train`` through submitit.
 
@@ -28,8 +34,12 @@ checkpoints in ``checkpoint``, evaluation in ``evaluate``, processes and signals
 ``distributed``; arguments are parsed in ``cli``.
 
 Pre-emption: SIGTERM, SIGUSR1 or SIGUSR2 during training finishes the current step (all
-processes agree on it), writes the checkpoint at that step and stops with exit status 128 + the
-signal number (143 for SIGTERM); ``--resume auto`` then continues exactly where it stopped.
+processes agree on it), writes the checkpoint at that step (every process waits for the write; its
+time is logged) and stops with one line and exit status 128 + the signal number (143 for SIGTERM);
+``--resume auto`` then continues exactly where it stopped and says so ("resumed from PATH at step N").
+
+Logs: a tqdm bar when stderr is a terminal; otherwise (a file, a SLURM log, a notebook) a plain line
+every ``print_every`` steps with the global batch's loss, images/s and the ETA, and a line per epoch.
 """
 
 from __future__ import annotations
@@ -729,9 +739,7 @@ def start(cfg: Config) -> tuple[Run, State, object, torch.nn.Module, EpochEval, 
 def resume_line(run: Run, resume_path: Path | None, step: int) -> str:
     """Where this run starts: ``resumed from PATH at step N (epoch E)``, or from scratch at step 0."""
     if resume_path is not None:
-        return (
-            f"resumed from {resume_path} at step {step} (epoch {step / run.steps_per_epoch:.4g} of {run.cfg.epochs})"
-        )
+        return f"resumed from {resume_path} at step {step} (epoch {step / run.steps_per_epoch:.4g} of {run.cfg.epochs})"
     if run.cfg.resume == "auto":
         return f"resume=auto: no checkpoint at {run.ckpt_path} yet: starting at step 0"
     return "starting at step 0"
