@@ -14,11 +14,14 @@ import torch  # noqa: E402
 
 from vicreg_edu import diagnostics as dg  # noqa: E402
 from vicreg_edu.plots import (  # noqa: E402
+    nearest_neighbours,
     pca_2d,
     plot_collapse_panels,
     plot_embedding_2d,
+    plot_embedding_pair,
     plot_heatmap_pair,
     plot_matrix_heatmap,
+    plot_retrieval_grid,
     plot_spectrum,
     plot_std_histogram,
     plot_training_curves,
@@ -326,3 +329,58 @@ def test_embedding_2d_tsne_when_installed():
     ax = plot_embedding_2d(z, torch.arange(60) % 2, method="tsne")
     assert ax.collections[0].get_offsets().shape == (60, 2)
     assert ax.get_xlabel() == "t-SNE 1"
+
+
+def test_training_curves_weighted_terms_sum_to_the_loss():
+    recs = [r for r in fake_metrics() if r["kind"] == "step"]
+    weights = {"invariance": 25.0, "variance": 50.0, "covariance": 0.5}
+    ax = plot_training_curves(recs, weights=weights)
+    lines = {line.get_label(): line.get_ydata() for line in ax.lines}
+    assert set(lines) == {"loss", "25 x invariance", "50 x variance", "0.5 x covariance"}
+    expected = [25 * r["invariance"] for r in recs]
+    np.testing.assert_allclose(lines["25 x invariance"], expected)
+    assert "contribution" in ax.get_ylabel()
+    assert len({line.get_linestyle() for line in ax.lines}) == 4  # told apart without colour
+    with pytest.raises(ValueError, match="weights name terms that are not drawn"):
+        plot_training_curves(recs, terms=["loss", "variance"], weights={"covariance": 1.0})
+
+
+def test_nearest_neighbours_by_cosine():
+    bank = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.0]])
+    idx, sim = nearest_neighbours(torch.tensor([[2.0, 0.1], [0.0, -3.0]]), bank, k=2)
+    assert idx[0].tolist() == [0, 2]  # scale does not matter, direction does
+    assert sim[0, 0] > sim[0, 1] and sim.shape == (2, 2)
+    with pytest.raises(ValueError, match="same width"):
+        nearest_neighbours(torch.randn(2, 3), bank)
+    with pytest.raises(ValueError, match="k must be between 1"):
+        nearest_neighbours(bank, bank, k=5)
+
+
+def test_retrieval_grid_frames_same_and_other_class():
+    q = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
+    nb = torch.rand(2, 3, 3, 8, 8)
+    fig = plot_retrieval_grid(
+        q,
+        nb,
+        query_labels=[0, 1],
+        neighbour_labels=[[0, 1, 0], [1, 1, 0]],
+        row_names=["random", "trained"],
+        class_names=["a", "b"],
+        title="t",
+    )
+    assert len(fig.axes) == 2 * 4
+    frame = [fig.axes[i].spines["top"].get_edgecolor() for i in (1, 2, 5, 7)]
+    green, red = matplotlib.colors.to_rgba("#1a9850"), matplotlib.colors.to_rgba("#d73027")
+    assert frame == [green, red, green, red]
+    assert fig.axes[0].get_title() == "query: a" and fig.axes[4].get_ylabel() == "trained"
+    with pytest.raises(ValueError, match="neighbour_images"):
+        plot_retrieval_grid(q, nb[0])
+
+
+def test_embedding_pair_one_panel_per_feature_set():
+    z, labels = mixed(n=60, d=6), torch.arange(60) % 3
+    fig = plot_embedding_pair({"a": z, "b": 2 * z}, labels, method="pca", title="pair")
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["a", "b"]
+    assert fig.axes[0].get_legend() is None and fig.axes[1].get_legend() is not None
+    with pytest.raises(ValueError, match="at least one"):
+        plot_embedding_pair({}, labels)

@@ -42,6 +42,9 @@ __all__ = [
     "pca_2d",
     "embed_2d",
     "plot_embedding_2d",
+    "nearest_neighbours",
+    "plot_retrieval_grid",
+    "plot_embedding_pair",
 ]
 
 DIVERGING_CMAP = "vlag"  # seaborn's blue-white-red; white = 0
@@ -351,6 +354,7 @@ def plot_training_curves(
     x: str = "step",
     log_y: bool = False,
     title: Optional[str] = None,
+    weights: Optional[dict] = None,
 ):
     """Total loss and each VICReg term over training, from the trainer's step records.
 
@@ -367,6 +371,9 @@ def plot_training_curves(
         x: x-axis key, "step" or "epoch" (fractional epochs).
         log_y: logarithmic y axis (non-positive values are not drawn).
         title: None for a default.
+        weights: ``{term: coefficient}``, e.g. ``{"invariance": 25, "variance": 50, "covariance": 0.5}``:
+            draw each of these terms times its coefficient (its share of the total, in the total's
+            units; the three weighted terms sum to ``loss``) instead of the unweighted term.
     Returns:
         the Axes; ``ax.lines`` holds one line per term, in order.
 
@@ -379,18 +386,29 @@ def plot_training_curves(
         raise ValueError(
             f'no step records with {x!r} in metrics (expected lines like {{"kind": "step", "step": 0, "loss": ...}})'
         )
+    weights = dict(weights or {})
+    unknown = set(weights) - set(terms)
+    if unknown:
+        raise ValueError(f"weights name terms that are not drawn: {sorted(unknown)}; terms drawn: {list(terms)}")
     ax = _new_ax(ax)
     xs = _values(recs, x)
-    for term in terms:
+    styles = ("-", "--", "-.", ":")
+    for i, term in enumerate(terms):
         ys = _values(recs, term)
         if np.isnan(ys).all():
             present = sorted({k for r in recs for k in r})
             raise ValueError(f"no step record has {term!r}; keys present: {present}")
-        ax.plot(xs, ys, label=term, linewidth=2.0 if term == "loss" else 1.2)
+        label = term
+        if term in weights:
+            ys, label = weights[term] * ys, f"{weights[term]:g} x {term}"
+        ax.plot(xs, ys, label=label, linewidth=2.0 if term == "loss" else 1.4, linestyle=styles[i % len(styles)])
     if log_y:
         ax.set_yscale("log")
     ax.set_xlabel(x)
-    ax.set_ylabel("value (loss weighted, terms unweighted)")
+    if weights:
+        ax.set_ylabel("contribution to the loss (coefficient x term)")
+    else:
+        ax.set_ylabel("value (loss weighted, terms unweighted)")
     ax.set_title(title or "VICReg loss and its terms")
     ax.legend()
     return ax
@@ -457,7 +475,7 @@ def plot_collapse_panels(
     return fig
 
 
-def plot_training_overview(metrics: Metrics, log_y: bool = False):
+def plot_training_overview(metrics: Metrics, log_y: bool = False, weights: Optional[dict] = None):
     """Loss curves (left) and, if epoch diagnostics were logged, effective rank and std (right).
 
     Three separate panels (no twin axes): the loss and its terms per step, then the two panels
@@ -466,6 +484,7 @@ def plot_training_overview(metrics: Metrics, log_y: bool = False):
     Args:
         metrics: path to metrics.jsonl, or a list of record dicts.
         log_y: logarithmic y axis for the loss panel.
+        weights: the loss panel draws these terms times their coefficients (:func:`plot_training_curves`).
     Returns:
         the Figure.
 
@@ -479,7 +498,7 @@ def plot_training_overview(metrics: Metrics, log_y: bool = False):
     fig, axes = plt.subplots(
         1, 3 if has_epochs else 1, figsize=(15 if has_epochs else 6, 4), constrained_layout=True, squeeze=False
     )
-    plot_training_curves(metrics, ax=axes[0, 0], log_y=log_y)
+    plot_training_curves(metrics, ax=axes[0, 0], log_y=log_y, weights=weights)
     if has_epochs:
         plot_collapse_panels(metrics, axes=axes[0, 1:])
     return fig
@@ -626,3 +645,126 @@ def plot_embedding_2d(
     ax.set_ylabel(axis_labels[1])
     ax.set_title(title or f"Embeddings in 2-D ({method.upper() if method == 'pca' else method})")
     return ax
+
+
+# -----------------------------------------------------------------------------
+# what an encoder learned: nearest neighbours and a 2-D map
+
+
+def nearest_neighbours(queries, bank, k: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` most cosine-similar rows of ``bank`` for each row of ``queries``.
+
+    Args:
+        queries: (Q, D) features; bank: (N, D) features, N >= k.
+        k: neighbours per query.
+    Returns:
+        (indices (Q, k) into ``bank``, similarities (Q, k)), most similar first.
+
+    Example:
+        >>> idx, sim = nearest_neighbours(torch.eye(3), torch.eye(3), k=1)
+        >>> idx.flatten().tolist()
+        [0, 1, 2]
+    """
+    q = dg._check_embeddings(queries, min_rows=1).float()
+    b = dg._check_embeddings(bank, min_rows=1).float()
+    if q.shape[1] != b.shape[1]:
+        raise ValueError(f"queries and bank must have the same width D, got {tuple(q.shape)} and {tuple(b.shape)}")
+    if not 1 <= k <= len(b):
+        raise ValueError(f"k must be between 1 and the bank's {len(b)} rows, got {k}")
+    sim = torch.nn.functional.normalize(q, dim=1) @ torch.nn.functional.normalize(b, dim=1).T  # (Q, N)
+    top = sim.topk(k, dim=1)
+    return top.indices, top.values
+
+
+def _as_image(x) -> np.ndarray:
+    """(3, H, W) uint8 or float in [0, 1] -> (H, W, 3) float array in [0, 1]."""
+    x = torch.as_tensor(x).detach().cpu()
+    x = x.float() / 255 if x.dtype == torch.uint8 else x.float().clamp(0, 1)
+    return x.permute(1, 2, 0).numpy()
+
+
+def plot_retrieval_grid(
+    query_images,
+    neighbour_images,
+    query_labels=None,
+    neighbour_labels=None,
+    row_names: Optional[Sequence[str]] = None,
+    class_names: Optional[Sequence[str]] = None,
+    title: Optional[str] = None,
+    axes=None,
+):
+    """Each query image, then its nearest neighbours in a row; a neighbour of the query's class gets a
+    green frame, another class a red one.
+
+    Args:
+        query_images: (Q, 3, H, W) uint8 (0-255) or float in [0, 1].
+        neighbour_images: (Q, K, 3, H, W), the same kinds, most similar first.
+        query_labels, neighbour_labels: (Q,) and (Q, K) integer labels, or None (no frames).
+        row_names: a name per row, written left of the query (e.g. "random" / "trained").
+        class_names: ``class_names[label]`` titles the query.
+        title: figure title.
+        axes: a (Q, K + 1) array of Axes, or None for a new figure.
+    Returns:
+        the Figure; ``fig.axes[r * (K + 1)]`` shows query r.
+    """
+    q = torch.as_tensor(query_images)
+    nb = torch.as_tensor(neighbour_images)
+    if q.ndim != 4 or nb.ndim != 5 or len(nb) != len(q):
+        raise ValueError(
+            f"query_images must be (Q, 3, H, W) and neighbour_images (Q, K, 3, H, W), got {tuple(q.shape)} "
+            f"and {tuple(nb.shape)}"
+        )
+    rows, k = nb.shape[0], nb.shape[1]
+    if axes is None:
+        fig, axes = plt.subplots(rows, k + 1, figsize=(1.15 * (k + 1) + 0.8, 1.25 * rows + 0.6), squeeze=False)
+    axes = np.asarray(axes).reshape(rows, k + 1)
+    for r in range(rows):
+        for c in range(k + 1):
+            ax = axes[r, c]
+            ax.imshow(_as_image(q[r] if c == 0 else nb[r, c - 1]))
+            ax.set_xticks([]), ax.set_yticks([])
+            colour, width = "black", 1.0
+            if c > 0 and query_labels is not None and neighbour_labels is not None:
+                same = int(neighbour_labels[r][c - 1]) == int(query_labels[r])
+                colour, width = ("#1a9850" if same else "#d73027"), 3.0
+            for spine in ax.spines.values():
+                spine.set_edgecolor(colour)
+                spine.set_linewidth(width)
+        if query_labels is not None and class_names is not None:
+            axes[r, 0].set_title(f"query: {class_names[int(query_labels[r])]}", fontsize=8)
+        if row_names is not None:
+            axes[r, 0].set_ylabel(row_names[r], fontsize=9)
+    for c in range(1, k + 1):
+        axes[0, c].set_title(f"#{c}", fontsize=8)
+    fig = axes[0, 0].figure
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_embedding_pair(
+    features: dict,
+    labels,
+    method: str = "tsne",
+    class_names: Optional[Sequence[str]] = None,
+    seed: int = 0,
+    title: Optional[str] = None,
+):
+    """:func:`plot_embedding_2d` of several feature sets of the same images side by side, coloured
+    by class (e.g. ``{"random encoder": y_random, "trained encoder": y_trained}``), one legend.
+
+    Returns:
+        the Figure; ``fig.axes[i]`` is the i-th feature set's map.
+    """
+    if not features:
+        raise ValueError("features must name at least one (N, D) feature set")
+    fig, axes = plt.subplots(1, len(features), figsize=(5.2 * len(features), 4.8), constrained_layout=True)
+    axes = np.atleast_1d(axes)
+    for ax, (name, f) in zip(axes, features.items()):
+        plot_embedding_2d(f, labels, method=method, ax=ax, class_names=class_names, seed=seed, title=name, point_size=8)
+        if ax is not axes[-1]:
+            ax.get_legend().remove()
+    axes[-1].legend(title="class", fontsize="small", markerscale=1.5, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    if title:
+        fig.suptitle(title)
+    return fig
