@@ -234,6 +234,50 @@ def test_two_processes_equal_one_process(one_process, folder, trainer_ckpt, tmp_
 # (c) resume
 
 
+def test_a_stop_signal_mid_epoch_checkpoints_and_resumes_exactly(one_process, folder, trainer_ckpt, tmp_path, capsys):
+    """SIGUSR2 during epoch 1's second step (of 3): the protocol finishes the step, writes eval_checkpoint.pt at
+    it, says so in one line and raises Preempted (exit 140); --resume auto continues at that step and ends
+    with the uninterrupted run's head, bitwise."""
+    import os
+    import signal
+    import types
+
+    from vicreg_edu.distributed import Preempted
+
+    calls = {"n": 0}
+
+    def cross_entropy(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGUSR2)
+        return torch.nn.functional.cross_entropy(*args, **kwargs)
+
+    backbone, dim, _ = L.load_backbone(checkpoint=trainer_ckpt)
+    real_f = L.F
+    L.F = types.SimpleNamespace(cross_entropy=cross_entropy)
+    try:
+        with pytest.raises(Preempted) as stopped:
+            L.run_protocol(backbone, dim, folder, L.protocol_config("linear", **SMALL), tmp_path, device="cpu")
+    finally:
+        L.F = real_f
+    assert stopped.value.code == 128 + signal.SIGUSR2
+    line = f"vicreg-edu: stopped by SIGUSR2 at epoch 1 step 2/3; evaluation checkpoint written to {tmp_path}"
+    assert capsys.readouterr().err.startswith(line)
+    saved = head_of(tmp_path)
+    assert (saved["epoch"], saved["step"], saved["history"]) == (0, 2, [])
+    backbone, dim, _ = L.load_backbone(checkpoint=trainer_ckpt)
+    resumed = L.run_protocol(
+        backbone, dim, folder, L.protocol_config("linear", **SMALL), tmp_path, resume="auto", device="cpu"
+    )
+    assert "resumed from" in capsys.readouterr().out
+    result, _, _, one_out = one_process
+    assert [{k: v for k, v in h.items() if k != "seconds"} for h in resumed["history"]] == [
+        {k: v for k, v in h.items() if k != "seconds"} for h in result["history"]
+    ]
+    a, b = head_of(tmp_path), head_of(one_out)
+    assert all(torch.equal(a["head"][k], b["head"][k]) for k in ("weight", "bias"))
+
+
 def test_resume_equals_uninterrupted(one_process, folder, trainer_ckpt, tmp_path):
     cfg = L.protocol_config("linear", **SMALL)
     backbone, dim, _ = L.load_backbone(checkpoint=trainer_ckpt)

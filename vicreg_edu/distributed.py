@@ -195,20 +195,21 @@ class StopSignals:
 
     All processes must stop at the same step, or the ones still training would wait forever in
     the next collective. Under a process group :meth:`poll` therefore all-reduces the flags (max)
-    on a CPU tensor through a gloo group of its own, asynchronously and one step late: step k
-    launches the reduction of the flags as they are after step k and reads the result at step
-    k + 1, by when it has long arrived (the highest signal number wins if processes got different
-    ones). Nothing waits for the GPU (a device tensor would need a
-    host sync every step), and the cost is one more step after a signal. :meth:`sync` is the
-    blocking version, for the end of an epoch.
+    through the job's own process group and backend (no side group: a gloo group inside an NCCL
+    job would need gloo's network set-up too), asynchronously and one step late: step k launches
+    the reduction of the flags as they are after step k and reads the result at step k + 1 (the
+    highest signal number wins if processes got different ones). With gloo the flag is a CPU
+    tensor. With NCCL it is a tensor on this process's GPU, copied to pinned host memory behind
+    the reduction on the current stream; step k + 1 waits for that copy (a CUDA event), i.e. for
+    step k's GPU work while step k + 1's is already queued, so the GPU never runs dry. The cost is
+    one more step after a signal. :meth:`sync` is the blocking version, for the end of an epoch.
     """
 
     def __init__(self):
         self.received = 0  # the first stop signal this process got (0: none)
         self.agreed = 0  # the signal all processes agreed to stop on (0: keep training)
         self._previous: dict[int, object] = {}
-        self._group = None
-        self._pending = None  # (work, tensor) of the reduction launched by the last poll
+        self._pending = None  # (wait, tensor) of the reduction launched by the last poll
 
     def __enter__(self) -> "StopSignals":
         if threading.current_thread() is threading.main_thread():
@@ -224,11 +225,27 @@ class StopSignals:
         if not self.received:
             self.received = signum
 
-    def _reduce(self, async_op: bool):
-        if self._group is None:
-            self._group = dist.new_group(backend="gloo")
+    def _reduce(self):
+        """Launch the all-reduce (max) of this process's flag; return ``(wait, host tensor)``."""
+        if dist.get_backend() == "nccl":
+            flag = torch.tensor(
+                [self.received], dtype=torch.int64, device=torch.device("cuda", torch.cuda.current_device())
+            )
+            work = dist.all_reduce(flag, op=dist.ReduceOp.MAX, async_op=True)
+            work.wait()  # the current stream waits for the reduction; the host does not
+            host = torch.empty(1, dtype=torch.int64, pin_memory=True)
+            host.copy_(flag, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record()
+            return done.synchronize, host
         flag = torch.tensor([self.received], dtype=torch.int64)
-        return dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self._group, async_op=async_op), flag
+        return dist.all_reduce(flag, op=dist.ReduceOp.MAX, async_op=True).wait, flag
+
+    def _read(self) -> int:
+        wait, flag = self._pending
+        wait()
+        self._pending = None
+        return int(flag[0])
 
     def poll(self) -> int:
         """Once per step, on every process: the agreed stop signal (0 = go on); see the class docstring."""
@@ -236,11 +253,9 @@ class StopSignals:
             self.agreed = self.agreed or self.received
             return self.agreed
         if self._pending is not None:
-            work, flag = self._pending
-            work.wait()
-            self.agreed, self._pending = int(flag), None
+            self.agreed = self._read()
         if not self.agreed:
-            self._pending = self._reduce(async_op=True)
+            self._pending = self._reduce()
         return self.agreed
 
     def sync(self) -> int:
@@ -248,10 +263,9 @@ class StopSignals:
         if self.agreed or get_world_size() == 1:
             return self.poll()
         if self._pending is not None:
-            self._pending[0].wait()
-            self._pending = None
-        _, flag = self._reduce(async_op=False)
-        self.agreed = int(flag)
+            self._read()
+        self._pending = self._reduce()
+        self.agreed = self._read()
         return self.agreed
 
     def forward(self) -> None:

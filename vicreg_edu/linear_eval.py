@@ -46,6 +46,8 @@ import dataclasses
 import json
 import math
 import os
+import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,17 +229,25 @@ class GlobalBatchSampler(Sampler):
                 "lower the batch size"
             )
         self.n, self.batch_size, self.rank, self.world, self.seed, self.epoch = n, batch_size, rank, world, seed, 0
+        self.start = 0  # global batches of this epoch to skip (a resume mid-epoch)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """The epoch to draw, and how many of its global batches are done already (skipped)."""
+        self.epoch, self.start = epoch, start
+
+    @property
+    def steps(self) -> int:
+        """Global batches per epoch."""
+        return self.n // self.batch_size
 
     def __len__(self) -> int:
-        return (self.n // self.batch_size) * (self.batch_size // self.world)
+        return (self.steps - self.start) * (self.batch_size // self.world)
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(self.n, generator=g)[: (self.n // self.batch_size) * self.batch_size]
-        return iter([(i, self.epoch) for i in order[self.rank :: self.world].tolist()])
+        order = torch.randperm(self.n, generator=g)[: self.steps * self.batch_size]
+        mine = order[self.rank :: self.world].tolist()[self.start * (self.batch_size // self.world) :]
+        return iter([(i, self.epoch) for i in mine])
 
 
 def train_transform(cfg: EvalConfig) -> Callable:
@@ -381,22 +391,37 @@ def train_one_epoch(
     cfg: EvalConfig,
     epoch: int,
     log: Callable[[str], None],
-) -> float:
-    """One epoch of cross-entropy steps; returns the mean loss over all processes' batches."""
+    signals: distributed.StopSignals | None = None,
+    start: int = 0,
+    loss_sum: float = 0.0,
+) -> tuple[float, int]:
+    """One epoch of cross-entropy steps from global batch ``start`` on (``loss_sum``: the summed losses of
+    the batches before it, over all processes).
+
+    Returns ``(summed loss over all processes' batches so far, global batches done)``: all of the
+    epoch's, or fewer when a stop signal came (``signals.agreed`` is then set; every process stops
+    at the same step).
+    """
     net.train(cfg.finetune)  # linear: the frozen backbone's BatchNorm keeps its running statistics
-    loader.sampler.set_epoch(epoch)
+    loader.sampler.set_epoch(epoch, start)
     total = torch.zeros((), dtype=torch.float64, device=device)
-    for step, (x, y) in enumerate(loader):
+    step = start
+    for x, y in loader:
         loss = F.cross_entropy(net(x.to(device, non_blocking=True)), y.to(device, non_blocking=True))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         total += loss.detach()
         if step % cfg.log_every == 0 and distributed.is_main_process():
-            log(f"epoch {epoch + 1}/{cfg.epochs} step {step + 1}/{len(loader)} loss {loss.item():.4f} (rank 0)")
+            log(
+                f"epoch {epoch + 1}/{cfg.epochs} step {step + 1}/{loader.sampler.steps} loss {loss.item():.4f} (rank 0)"
+            )
+        step += 1
+        if signals is not None and signals.poll():
+            break
     if distributed.is_distributed():
         torch.distributed.all_reduce(total)
-    return total.item() / (len(loader) * distributed.get_world_size())
+    return loss_sum + total.item(), step
 
 
 @torch.no_grad()
@@ -425,11 +450,23 @@ def fingerprint(module: nn.Module) -> float:
     return float(sum(v.detach().cpu().double().sum() for v in module.state_dict().values()))
 
 
-def eval_state(model: Classifier, optimizer, epoch: int, history: list[dict], cfg: EvalConfig, meta: dict) -> dict:
-    """What ``eval_checkpoint.pt`` holds after ``epoch`` finished epochs."""
+def eval_state(
+    model: Classifier,
+    optimizer,
+    epoch: int,
+    history: list[dict],
+    cfg: EvalConfig,
+    meta: dict,
+    step: int = 0,
+    loss_sum: float = 0.0,
+) -> dict:
+    """What ``eval_checkpoint.pt`` holds after ``epoch`` finished epochs (and ``step`` global batches of
+    the next one, with their summed loss, when a stop signal interrupted it)."""
     return dict(
         format="vicreg-edu-eval",
         epoch=epoch,
+        step=step,
+        loss_sum=loss_sum,
         head=model.head.state_dict(),
         backbone=model.backbone.state_dict() if cfg.finetune else None,
         optimizer=optimizer.state_dict(),
@@ -451,8 +488,11 @@ def find_resume(resume: str, out_dir: Path) -> Path | None:
     raise CheckpointNotFoundError(f"resume={resume!r}: no evaluation checkpoint at {path}")
 
 
-def restore(path: Path, model: Classifier, optimizer, cfg: EvalConfig, meta: dict) -> tuple[int, list[dict]]:
-    """Load an evaluation checkpoint into ``model`` / ``optimizer``; return ``(finished epochs, history)``.
+def restore(
+    path: Path, model: Classifier, optimizer, cfg: EvalConfig, meta: dict
+) -> tuple[int, list[dict], int, float]:
+    """Load an evaluation checkpoint into ``model`` / ``optimizer``; return ``(finished epochs, history,
+    global batches done in the next epoch, their summed loss)``.
 
     Raises:
         CheckpointError: unreadable, or written with other settings or another input (listed).
@@ -477,7 +517,7 @@ def restore(path: Path, model: Classifier, optimizer, cfg: EvalConfig, meta: dic
     if cfg.finetune:
         model.backbone.load_state_dict(ckpt["backbone"])
     optimizer.load_state_dict(ckpt["optimizer"])
-    return ckpt["epoch"], ckpt["history"]
+    return ckpt["epoch"], ckpt["history"], ckpt.get("step", 0), ckpt.get("loss_sum", 0.0)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -498,7 +538,7 @@ def _setup(backbone: nn.Module, repr_dim: int, data_dir, cfg: EvalConfig, out_di
     model = Classifier(backbone, repr_dim, len(train.classes), cfg.finetune, cfg.seed).to(dev)
     optimizer = make_optimizer(model, cfg)
     ckpt = find_resume(resume, out_dir)
-    start, history = restore(ckpt, model, optimizer, cfg, meta) if ckpt else (0, [])
+    start, history, step, loss_sum = restore(ckpt, model, optimizer, cfg, meta) if ckpt else (0, [], 0, 0.0)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
     net = DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None) if world > 1 else model
@@ -507,7 +547,7 @@ def _setup(backbone: nn.Module, repr_dim: int, data_dir, cfg: EvalConfig, out_di
     _log(
         f"eval {what}: {len(train)} train images ({len(train_loader)} steps of {cfg.batch_size} per epoch), "
         f"{len(val)} val, {len(train.classes)} classes, world={world}, device={dev}"
-        + (f"; resumed after epoch {start} from {ckpt}" if ckpt else "")
+        + (f"; resumed from {ckpt} at epoch {start + 1} step {step}" if ckpt else "")
     )
     run = dict(
         dev=dev,
@@ -518,6 +558,8 @@ def _setup(backbone: nn.Module, repr_dim: int, data_dir, cfg: EvalConfig, out_di
         val=val_loader,
         meta=meta,
         val_size=len(val),
+        step=step,
+        loss_sum=loss_sum,
     )
     return run, start, history
 
@@ -540,6 +582,33 @@ def _result(history: list[dict], cfg: EvalConfig, run: dict, out_dir: Path) -> d
         checkpoint=str(out_dir / CHECKPOINT_NAME),
         history=history,
     )
+
+
+def _save(run: dict, epoch: int, history: list[dict], cfg: EvalConfig, out_dir: Path, step=0, loss_sum=0.0) -> None:
+    """Rank 0 writes ``eval_checkpoint.pt`` atomically; every process waits for the write."""
+    if distributed.is_main_process():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_save(
+            eval_state(run["model"], run["optimizer"], epoch, history, cfg, run["meta"], step, loss_sum),
+            out_dir / CHECKPOINT_NAME,
+        )
+    if distributed.is_distributed():
+        torch.distributed.barrier()
+
+
+def _stop(signals, run, epoch: int, step: int, loss_sum: float, history, cfg, out_dir: Path, saved=False):
+    """After an agreed stop signal: the checkpoint at ``epoch`` + ``step`` (unless ``saved``), one line
+    (rank 0), the signal's previous handler, then :class:`~vicreg_edu.distributed.Preempted`."""
+    if not saved:
+        _save(run, epoch, history, cfg, out_dir, step, loss_sum)
+    name = signal.Signals(signals.agreed).name
+    path = out_dir / CHECKPOINT_NAME
+    where = f"at epoch {epoch + 1} step {step}/{run['train'].sampler.steps}" if step else f"after epoch {epoch}"
+    message = f"stopped by {name} {where}; evaluation checkpoint written to {path}; resume with --resume auto"
+    if distributed.is_main_process():
+        print(f"vicreg-edu: {message}", file=sys.stderr, flush=True)
+    signals.forward()
+    raise distributed.Preempted(signals.agreed, step, message)
 
 
 def run_protocol(
@@ -567,26 +636,31 @@ def run_protocol(
         ``epochs``, ``finished``, ``train_size``, ``val_size``, ``num_classes``, ``checkpoint``, ``history``.
     """
     cfg, out_dir = cfg or EvalConfig(), Path(out_dir)
-    run, start, history = _setup(backbone, repr_dim, data_dir, cfg, out_dir, resume, device)
-    stop = cfg.epochs if not cfg.max_epochs else min(cfg.epochs, start + cfg.max_epochs)
-    for epoch in range(start, stop):
-        t0 = time.time()
-        set_epoch_lr(run["optimizer"], epoch, cfg.epochs)
-        loss = train_one_epoch(run["net"], run["train"], run["optimizer"], run["dev"], cfg, epoch, _log)
-        top1, top5, _ = topk_accuracy(run["model"], run["val"], run["dev"])
-        lrs = [g["lr"] for g in run["optimizer"].param_groups] + [0.0]  # head, backbone (0: frozen)
-        record = dict(epoch=epoch + 1, loss=loss, top1=top1, top5=top5, lr_head=lrs[0], lr_backbone=lrs[1])
-        history.append({**record, "seconds": time.time() - t0})
-        if distributed.is_main_process():
-            out_dir.mkdir(parents=True, exist_ok=True)
-            atomic_save(
-                eval_state(run["model"], run["optimizer"], epoch + 1, history, cfg, run["meta"]),
-                out_dir / CHECKPOINT_NAME,
+    with distributed.StopSignals() as signals:  # from here on a stop signal only sets a flag
+        run, start, history = _setup(backbone, repr_dim, data_dir, cfg, out_dir, resume, device)
+        stop = cfg.epochs if not cfg.max_epochs else min(cfg.epochs, start + cfg.max_epochs)
+        for epoch in range(start, stop):
+            t0 = time.time()
+            set_epoch_lr(run["optimizer"], epoch, cfg.epochs)
+            begin, begin_loss = (run["step"], run["loss_sum"]) if epoch == start else (0, 0.0)
+            loss_sum, step = train_one_epoch(
+                run["net"], run["train"], run["optimizer"], run["dev"], cfg, epoch, _log, signals, begin, begin_loss
             )
-        _log(
-            f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.4f}  top-1 {top1 * 100:.2f}%  top-5 {top5 * 100:.2f}%  "
-            f"({history[-1]['seconds']:.1f} s)"
-        )
+            steps = run["train"].sampler.steps
+            if step < steps:  # a stop signal: checkpoint at the step reached, then stop
+                _stop(signals, run, epoch, step, loss_sum, history, cfg, out_dir)
+            loss = loss_sum / (steps * distributed.get_world_size())
+            top1, top5, _ = topk_accuracy(run["model"], run["val"], run["dev"])
+            lrs = [g["lr"] for g in run["optimizer"].param_groups] + [0.0]  # head, backbone (0: frozen)
+            record = dict(epoch=epoch + 1, loss=loss, top1=top1, top5=top5, lr_head=lrs[0], lr_backbone=lrs[1])
+            history.append({**record, "seconds": time.time() - t0})
+            _save(run, epoch + 1, history, cfg, out_dir)
+            _log(
+                f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.4f}  top-1 {top1 * 100:.2f}%  top-5 {top5 * 100:.2f}%  "
+                f"({history[-1]['seconds']:.1f} s)"
+            )
+            if signals.sync():  # a signal during the validation: the epoch's checkpoint is written
+                _stop(signals, run, epoch + 1, 0, 0.0, history, cfg, out_dir, saved=True)
     result = _result(history, cfg, run, out_dir)
     if result["finished"] and distributed.is_main_process():
         tmp = out_dir / (RESULTS_NAME + ".tmp")
