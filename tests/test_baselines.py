@@ -81,3 +81,26 @@ def test_demo_prints_the_stored_supervised_knn_only_for_its_own_recipe(monkeypat
     assert f"{'supervised, same budget *':<30s} {stored * 100:6.2f}%" in format_final(result)
     result.config = demo.replace(epochs=3)
     assert "supervised" not in format_final(result)
+
+
+def test_mlp_probe_solves_what_a_linear_probe_cannot():
+    from vicreg_edu.baselines import mlp_probe
+    from vicreg_edu.evaluate import linear_probe
+
+    g = torch.Generator().manual_seed(0)
+    f = torch.randn(512, 2, generator=g)
+    y = ((f[:, 0] > 0) ^ (f[:, 1] > 0)).long()  # XOR of the signs
+    assert linear_probe(f, y, f, y, epochs=40) < 0.7
+    assert mlp_probe(f, y, f, y, hidden=64, epochs=40) > 0.9
+    assert mlp_probe(f, y, f, y, hidden=64, epochs=5, seed=1) == mlp_probe(f, y, f, y, hidden=64, epochs=5, seed=1)
+    with pytest.raises(ValueError, match="same D"):
+        mlp_probe(f, y, torch.randn(4, 3), y[:4])
+
+
+def test_accuracy_stderr():
+    from vicreg_edu.baselines import accuracy_stderr
+
+    assert accuracy_stderr(0.5, 100) == pytest.approx(0.05)
+    assert accuracy_stderr(1.0, 10) == 0.0
+    with pytest.raises(ValueError, match="accuracy must lie in"):
+        accuracy_stderr(1.5, 10)

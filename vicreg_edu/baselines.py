@@ -78,6 +78,83 @@ class SupervisedNet(nn.Module):
         return self.head(self.backbone(x))
 
 
+def accuracy_stderr(accuracy: float, n: int) -> float:
+    """Standard error of an accuracy measured on ``n`` test images: ``sqrt(p (1 - p) / n)``.
+
+    The spread a test set of that size alone puts on the number (each image right or wrong,
+    independently), not the spread over training seeds; two accuracies on the same images whose
+    difference is within about two of these are not told apart by that test set.
+
+    Example:
+        >>> round(accuracy_stderr(0.85, 2000), 4)
+        0.008
+    """
+    if not 0 <= accuracy <= 1 or n < 1:
+        raise ValueError(f"accuracy must lie in [0, 1] and n >= 1, got accuracy={accuracy}, n={n}")
+    return math.sqrt(accuracy * (1 - accuracy) / n)
+
+
+def mlp_probe(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor,
+    test_labels: torch.Tensor,
+    hidden: int = 512,
+    epochs: int = 100,
+    lr: float = 0.1,
+    weight_decay: float = 1e-6,
+    batch_size: int = 256,
+    seed: int = 0,
+) -> float:
+    """Top-1 accuracy of a one-hidden-layer probe ``Linear(D, hidden) -> ReLU -> Linear(hidden, classes)``
+    trained on frozen features, as :func:`~vicreg_edu.evaluate.linear_probe` trains its linear layer
+    (standardised features, SGD with momentum 0.9, cosine schedule, same epochs and batch).
+
+    Chapter 8 sets it on the backbone output y beside the linear probe on the expander output z: z
+    is a fixed non-linear function of y, so a linear layer on z and an MLP on y are both non-linear
+    classifiers of y, and their comparison no longer favours z for its extra layer.
+
+    Args:
+        train_features, test_features: (N, D) and (M, D) frozen features.
+        train_labels, test_labels: (N,) and (M,) integer labels.
+        hidden: width of the hidden layer.
+    Returns:
+        accuracy on the test features, in [0, 1].
+
+    Example:
+        >>> f = torch.randn(256, 2); y = ((f[:, 0] > 0) ^ (f[:, 1] > 0)).long()  # XOR: no linear probe solves it
+        >>> mlp_probe(f, y, f, y, hidden=32, epochs=60) > 0.9
+        True
+    """
+    if train_features.dim() != 2 or test_features.shape[1:] != train_features.shape[1:]:
+        raise ValueError(
+            f"expected (N, D) train and (M, D) test features with the same D, got "
+            f"{tuple(train_features.shape)} and {tuple(test_features.shape)}"
+        )
+    g = torch.Generator().manual_seed(seed)
+    mean, std = train_features.mean(0), train_features.std(0) + 1e-6
+    xtr, xte = (train_features - mean) / std, (test_features - mean) / std
+    ytr = train_labels.long()
+    num_classes = int(max(ytr.max(), test_labels.max())) + 1
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        clf = nn.Sequential(nn.Linear(xtr.shape[1], hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+    opt = torch.optim.SGD(clf.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
+    steps = epochs * math.ceil(len(xtr) / batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    for _ in range(epochs):
+        perm = torch.randperm(len(xtr), generator=g)
+        for i in range(0, len(xtr), batch_size):
+            idx = perm[i : i + batch_size]
+            loss = F.cross_entropy(clf(xtr[idx]), ytr[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+    with torch.no_grad():
+        return (clf(xte).argmax(1) == test_labels).float().mean().item()
+
+
 def _lr_scale(step: int, warmup: int, steps: int) -> float:
     """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``steps``."""
     if step < warmup:

@@ -85,3 +85,36 @@ def nt_xent_terms(
     with torch.no_grad():
         measured = vicreg_loss(z_a.detach(), z_b.detach(), gamma=gamma, eps=eps, check_finite=False)
     return VICRegTerms(loss, measured.invariance, measured.variance, measured.covariance)
+
+
+def load_method_comparison() -> dict:
+    """The stored VICReg vs SimCLR comparison (``scripts/method_comparison.py``), arranged per arm.
+
+    Returns ``{"vicreg": [...], "simclr": [...], "temperature_sweep": [...], "temperature": tau,
+    "memory": {...}, "raw": <the JSON>}``: ``vicreg`` the demo preset's runs (one record per seed,
+    the run trained by the script where there is one, else the recipe search's stored run of that
+    seed), ``simclr`` the runs at the chosen temperature ``tau`` (one per seed), ``temperature_sweep``
+    the seed-0 SimCLR runs of every temperature tried; each record holds ``seed``, ``knn``,
+    ``knn_random_init``, ``linear_probe``, ``emb_effective_rank`` and ``train_cpu_s``.
+    ``memory``: peak bytes of the loss alone and of a whole demo step, per batch size.
+
+    Raises:
+        FileNotFoundError: the results file is not there (run the script).
+    """
+    from .results import load_results
+
+    raw = load_results("method_comparison")
+    runs = raw.get("runs", [])
+    tau = raw.get("simclr_temperature")
+    vicreg = {r["seed"]: r for r in raw.get("vicreg_stored", [])}
+    vicreg.update({r["seed"]: r for r in runs if r["method"] == "vicreg"})
+    simclr = [r for r in runs if r["method"] == "simclr" and r["temperature"] == tau]
+    sweep = [r for r in runs if r["method"] == "simclr" and r["seed"] == 0]
+    return {
+        "vicreg": [vicreg[s] for s in sorted(vicreg)],
+        "simclr": sorted(simclr, key=lambda r: r["seed"]),
+        "temperature_sweep": sorted(sweep, key=lambda r: r["temperature"]),
+        "temperature": tau,
+        "memory": raw.get("memory", {}),
+        "raw": raw,
+    }
