@@ -187,6 +187,21 @@ def check_explorer(page, root, stored: dict | None, name: str, shots: Path, wher
     return fails
 
 
+def wait_for_mathjax(page, timeout: float) -> bool:
+    """Wait until MathJax has typeset the page (True), or for a page without math; False if it never starts."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(
+            "() => !document.querySelector('.math') || (window.MathJax && MathJax.startup && MathJax.startup.promise)",
+            timeout=timeout * 1000,
+        )
+    except PlaywrightTimeout:
+        return False
+    page.evaluate("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
+    return True
+
+
 def check_page(context, base: str, page_name: str, html: Path, notebooks: Path, shots: Path, timeout: float):
     """(failures, notes, weight in bytes) of one page."""
     fails, notes, loaded = [], [], {}
@@ -212,8 +227,8 @@ def check_page(context, base: str, page_name: str, html: Path, notebooks: Path, 
     response = page.goto(f"{base}/{page_name}.html", wait_until="load")
     if response is None or response.status != 200:
         return [f"{page_name}: the page did not load (HTTP {response and response.status})"], notes, 0
-    page.wait_for_function("() => !window.MathJax || (MathJax.startup && MathJax.startup.promise)")
-    page.evaluate("() => window.MathJax && MathJax.startup.promise")
+    if not wait_for_mathjax(page, timeout):
+        fails.append(f"{page_name}: MathJax did not start within {timeout:.0f} s (its script did not load)")
     r = page.evaluate(PAGE_JS)
     if r["math"]:
         MATH_PAGES.append(page_name)
@@ -249,7 +264,7 @@ def main(argv=None) -> int:
     parser.add_argument("--screenshots", type=Path, default=ROOT / "_build" / "screenshots")
     parser.add_argument("--chromium", default=None, help="browser binary (default: chromium on PATH)")
     parser.add_argument("--pages", nargs="*", default=None, help="only these pages (default: all of _toc.yml)")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per wait (default 30)")
+    parser.add_argument("--timeout", type=float, default=15.0, help="seconds per wait (default 15)")
     args = parser.parse_args(argv)
     exe = args.chromium or next((p for p in map(shutil.which, CHROMIUM) if p), None)
     if exe is None:
@@ -279,9 +294,12 @@ def main(argv=None) -> int:
 
         context.route("**/*", route)
         for page_name in args.pages or toc_pages():
-            page_fails, notes, weight = check_page(
-                context, base, page_name, args.html, args.notebooks, args.screenshots, args.timeout
-            )
+            try:
+                page_fails, notes, weight = check_page(
+                    context, base, page_name, args.html, args.notebooks, args.screenshots, args.timeout
+                )
+            except Exception as e:  # one line, and the other pages are still checked
+                page_fails, notes, weight = [f"{page_name}: the check stopped: {type(e).__name__}: {e}"], [], 0
             total += weight
             status = "FAIL" if page_fails else "ok"
             print(f"{status:4} {page_name:26} {weight / 1e6:6.2f} MB", flush=True)
@@ -292,8 +310,7 @@ def main(argv=None) -> int:
         if offline is not None:  # the same page opened from disk, as an offline copy would be
             page = context.new_page()
             page.goto((args.html / f"{offline}.html").resolve().as_uri(), wait_until="load")
-            page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
-            page.evaluate("() => MathJax.startup.promise")
+            wait_for_mathjax(page, args.timeout)
             r = page.evaluate(PAGE_JS)
             ok = r["math"] == r["typeset"] > 0
             print(f"{'ok' if ok else 'FAIL':4} {offline} from file://: math typeset {r['typeset']}/{r['math']}")
