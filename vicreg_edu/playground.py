@@ -90,7 +90,7 @@ def make_mlp(seed: int = 0, hidden: int = 64) -> nn.Sequential:
 class PlaygroundRun:
     """One trained playground.
 
-    embeddings  (n_eval, 2) embeddings of the fixed, un-augmented evaluation points
+    embeddings  (n_eval, 2) embeddings of one fixed view of each of the fixed evaluation points
     labels      (n_eval,) their cluster labels (never seen by the loss)
     history     one dict per logged step: step, loss (weighted), s, v (averaged over branches),
                 c (summed over branches), std and corr of the batch's first view (:func:`embedding_stats`)
@@ -121,7 +121,8 @@ def train(
 
     Every step draws a fresh batch of ``batch_size`` points and two views of each (:func:`augment`),
     then takes one Adam step. Deterministic given ``seed`` (model init, data and views).
-    Returns a :class:`PlaygroundRun` whose embeddings are those of ``n_eval`` fixed evaluation points.
+    Returns a :class:`PlaygroundRun` whose embeddings are those of one fixed view of ``n_eval`` fixed
+    evaluation points (views, so a cloud shows its spread around each cluster).
     Raises ValueError for a negative weight, gamma <= 0, steps < 1 or batch_size < 2.
     """
     for name, value in (("lambda_", lambda_), ("mu", mu), ("nu", nu)):
@@ -166,7 +167,7 @@ def _train(lambda_, mu, nu, gamma, steps, seed, batch_size, lr, log_every, n_eva
             )
     x_eval, labels = make_points(n_eval, seed=123)
     with torch.no_grad():
-        z = model(x_eval)
+        z = model(augment(x_eval, torch.Generator().manual_seed(123)))  # one view of each point
     params = {"lambda_": lambda_, "mu": mu, "nu": nu, "gamma": gamma, "steps": steps, "seed": seed}
     return PlaygroundRun(z, labels, history, params, model)
 
@@ -265,25 +266,22 @@ def small_multiples(runs: dict[str, PlaygroundRun], title: str = "") -> Figure:
     return fig
 
 
-def state_figure(run: PlaygroundRun) -> Figure:
-    """One explorer state: the embedding (left) and the unweighted terms s, v, c over the steps (right)."""
-    fig, (ax, ax_loss) = plt.subplots(1, 2, figsize=(8.4, 3.6), constrained_layout=True)
-    plot_embedding(run, ax)
+def plot_history(run: PlaygroundRun, ax_std, ax_corr):
+    """A run's batch std (log axis, with gamma dashed) and |corr| over the training steps."""
     steps = [h["step"] for h in run.history]
-    for key, label, style in (
-        ("s", "s (invariance)", "-"),
-        ("v", "v (variance, avg)", "--"),
-        ("c", "c (covariance, sum)", ":"),
-    ):
-        ax_loss.plot(steps, [max(h[key], 1e-6) for h in run.history], style, lw=2, label=label)
-    ax_loss.set(
-        yscale="log",
-        ylim=(1e-6, 30),
-        xlabel="step",
-        ylabel="term (unweighted)",
-        title="the three terms during training",
-    )
-    ax_loss.legend(loc="lower left", fontsize="small")
+    ax_std.plot(steps, [max(h["std"], 1e-4) for h in run.history], lw=2)
+    ax_std.axhline(run.params["gamma"], color="gray", ls="--", label=f"$\\gamma$ = {run.params['gamma']:g}")
+    ax_std.set(yscale="log", ylim=(1e-4, 10), xlabel="step", ylabel="std of the embedding", title="spread")
+    ax_std.legend(loc="lower left", fontsize="small")
+    ax_corr.plot(steps, [h["corr"] for h in run.history], lw=2, color="tab:red")
+    ax_corr.set(ylim=(-0.03, 1.03), xlabel="step", ylabel="|corr($z_1$, $z_2$)|", title="correlation")
+
+
+def state_figure(run: PlaygroundRun) -> Figure:
+    """One explorer state: the embedding (left), its std and |corr| over the steps (middle, right)."""
+    fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.5), constrained_layout=True, width_ratios=[1.1, 1, 1])
+    plot_embedding(run, axes[0])
+    plot_history(run, axes[1], axes[2])
     return fig
 
 
