@@ -17,6 +17,7 @@ For every page of _toc.yml, served from a local HTTP server at 1280 px:
   checkbox clicked: the figure must change and be the PNG the chapter's notebook stores for the
   new point (read from the .ipynb, not from the page), or, for a point with no stored state, the
   "not precomputed" line must show and the figure be hidden;
+* one search field shows (the theme has several; _config.yml keeps one);
 * no uncaught JavaScript exception and no console error.
 
 The first page with math is opened once more from disk (file://, an offline copy): its math must
@@ -73,6 +74,8 @@ PAGE_JS = """() => {
     broken_images: [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src.slice(0, 120)),
     widget_views: document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length,
     explorers: document.querySelectorAll('.vicreg-explorer').length,
+    searches: [...document.querySelectorAll('.search-button-field, .search-button, input[type=search]')]
+      .filter(e => e.getBoundingClientRect().width > 0 && getComputedStyle(e).visibility !== 'hidden').length,
   };
 }"""
 
@@ -239,6 +242,8 @@ def check_page(context, base: str, page_name: str, html: Path, notebooks: Path, 
         fails.append(f"{page_name}: raw TeX left in the text: {sorted(set(raw))}")
     badge = [s for s in r["broken_images"] if "colab-badge" in s]
     fails += [f"{page_name}: image did not load: {s}" for s in r["broken_images"] if s not in badge]
+    if r["searches"] != 1:
+        fails.append(f"{page_name}: {r['searches']} search fields or buttons shown (one expected)")
     if r["widget_views"]:
         fails.append(f"{page_name}: {r['widget_views']} widget views with no renderer and no fallback")
     for url in BLOCKED:
