@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -149,6 +150,69 @@ def knn_accuracy(
     return correct / len(test_features)
 
 
+def _all_gather_rows(x: torch.Tensor, device: torch.device) -> list[torch.Tensor]:
+    """Every process's ``x`` (rows may differ in number by a few; padded for the collective), on the CPU."""
+    n = torch.tensor([len(x)], device=device)
+    sizes = [torch.zeros_like(n) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, n)
+    rows = max(int(s) for s in sizes)
+    padded = torch.zeros((rows, *x.shape[1:]), dtype=x.dtype, device=device)
+    padded[: len(x)] = x.to(device)
+    out = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(out, padded)
+    return [o[: int(s)].cpu() for o, s in zip(out, sizes)]
+
+
+def knn_accuracy_sharded(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor,
+    test_labels: torch.Tensor,
+    k: int = 20,
+    temperature: float = 0.07,
+    num_classes: int | None = None,
+    chunk_size: int = 1024,
+    device: torch.device | str = "cpu",
+) -> float:
+    """:func:`knn_accuracy` with the bank split over the processes of a process group (same result).
+
+    Each process holds a share of the bank (``train_*``, e.g. items ``rank::world``) and all the
+    queries. Per chunk of queries it keeps its own ``k`` most similar bank items; the candidates of
+    all processes are gathered (``(m, world * k)`` similarities and labels, never the bank) and the
+    global top ``k`` vote as in :func:`knn_accuracy`. ``device``: where the collectives' tensors live
+    (the GPU under NCCL). Every process must call it; all get the same accuracy.
+    """
+    device = torch.device(device)
+    world = dist.get_world_size()
+    n_bank = torch.tensor([len(train_features)], device=device)
+    dist.all_reduce(n_bank)
+    k = min(k, int(n_bank))
+    num_classes = torch.tensor([num_classes or int(max(train_labels.max(), test_labels.max())) + 1], device=device)
+    dist.all_reduce(num_classes, op=dist.ReduceOp.MAX)
+    num_classes = int(num_classes)
+    train = F.normalize(train_features.to(device).float(), dim=1)  # this share of the bank, on the device
+    train_labels = train_labels.to(device).long()
+    correct = 0
+    for i in range(0, len(test_features), chunk_size):
+        q = F.normalize(test_features[i : i + chunk_size].to(device).float(), dim=1)
+        local_k = min(k, len(train))
+        sim, idx = (q @ train.T).topk(local_k, dim=1)  # (m, local_k) from this process's share
+        sims = torch.full((len(q), k), -float("inf"), device=device)
+        labels = torch.zeros((len(q), k), dtype=torch.long, device=device)
+        sims[:, :local_k], labels[:, :local_k] = sim, train_labels[idx]
+        all_sims, all_labels = (
+            [torch.empty_like(sims) for _ in range(world)],
+            [torch.empty_like(labels) for _ in range(world)],
+        )
+        dist.all_gather(all_sims, sims)
+        dist.all_gather(all_labels, labels)
+        sim, pos = torch.cat(all_sims, 1).cpu().topk(k, dim=1)
+        lab = torch.cat(all_labels, 1).cpu().gather(1, pos)
+        votes = torch.zeros(len(q), num_classes).scatter_add_(1, lab, (sim / temperature).exp())
+        correct += (votes.argmax(1) == test_labels[i : i + chunk_size].long()).sum().item()
+    return correct / len(test_features)
+
+
 def linear_probe(
     train_features: torch.Tensor,
     train_labels: torch.Tensor,
@@ -219,12 +283,22 @@ class EvalData:
     std: tuple[float, float, float]
     source: str = "test split"
 
-    def features(self, encoder, split: str, device=None, amp_dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(features (N, D), labels (N,))`` of ``split`` ("train" or "test") through ``encoder``."""
+    def features(
+        self, encoder, split: str, device=None, amp_dtype=None, shard: tuple[int, int] = (0, 1), num_workers: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(features (N, D), labels (N,))`` of ``split`` ("train" or "test") through ``encoder``.
+
+        ``shard=(rank, world)``: only the items ``rank, rank + world, ...`` (this process's share);
+        ``num_workers``: DataLoader workers that read an image folder's files.
+        """
         x, y = (self.train_x, self.train_y) if split == "train" else (self.test_x, self.test_y)
+        rank, world = shard
         if isinstance(x, torch.Tensor):
+            x, y = x[rank::world], y[rank::world]
             return extract_features(encoder, x, self.mean, self.std, device=device, amp_dtype=amp_dtype), y
-        return extract_dataset_features(encoder, x, device=device, amp_dtype=amp_dtype)
+        if world > 1:
+            x = torch.utils.data.Subset(x, range(rank, len(x), world))
+        return extract_dataset_features(encoder, x, device=device, amp_dtype=amp_dtype, num_workers=num_workers)
 
 
 def load_eval_data(cfg) -> EvalData:
@@ -265,18 +339,29 @@ def knn_comparison(
 
     ``eval_data``: the result of :func:`load_eval_data` if already loaded (else loaded here).
     ``baselines=False``: the trained backbone only (the trainer's mid-run k-NN).
+    Under a process group every process must call it: each extracts the features of its share of
+    the bank and of the queries (``cfg.num_workers`` loader workers), the queries' features are
+    gathered and :func:`knn_accuracy_sharded` votes, so no process waits alone on the whole
+    dataset (ImageNet: 1.28 M bank images) and none holds the whole bank.
     Returns ``{"trained": ..., "random_init": ..., "raw_pixels": ...}`` (accuracies in [0, 1]).
     """
     data = eval_data or load_eval_data(cfg)
     models = [("trained", model)]
     if baselines:
         models.append(("random_init", random_twin(cfg).to(device, next(model.parameters()).dtype)))
+    sharded = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    shard = (dist.get_rank(), dist.get_world_size()) if sharded else (0, 1)
+    workers = getattr(cfg, "num_workers", 0)
     out = {}
     for name, m in models:
         with evaluating(m):
-            ftr, ytr = data.features(m.backbone, "train", device, amp_dtype)
-            fte, yte = data.features(m.backbone, "test", device, amp_dtype)
-        out[name] = knn_accuracy(ftr, ytr, fte, yte)
+            ftr, ytr = data.features(m.backbone, "train", device, amp_dtype, shard, workers)
+            fte, yte = data.features(m.backbone, "test", device, amp_dtype, shard, workers)
+        if sharded:  # every process gets all the queries, keeps its share of the bank
+            fte, yte = (torch.cat(_all_gather_rows(t, device)) for t in (fte, yte))
+            out[name] = knn_accuracy_sharded(ftr, ytr, fte, yte, device=device)
+        else:
+            out[name] = knn_accuracy(ftr, ytr, fte, yte)
     if baselines and isinstance(data.train_x, torch.Tensor):
         out["raw_pixels"] = knn_accuracy(
             normalize_uint8(data.train_x, data.mean, data.std).flatten(1),

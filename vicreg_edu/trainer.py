@@ -603,8 +603,9 @@ DIAG_BATCH = 256  # diagnostic views forwarded at a time (224 px: 154 MB of floa
 
 @dataclass
 class EpochEval:
-    """What rank 0 evaluates at an epoch end: the collapse report's fixed views (None elsewhere, or
-    with ``diag_size=0``) and the k-NN data, loaded by the first k-NN and kept for the later ones."""
+    """What the epoch ends evaluate: the collapse report's fixed views (rank 0; None elsewhere, or
+    with ``diag_size=0``) and the k-NN data (every process: each extracts its share of the images),
+    loaded by the first k-NN and kept for the later ones."""
 
     diag_views: DiagnosticViews | None
     knn_data: EvalData | None = None
@@ -683,7 +684,7 @@ def end_of_epoch(
     }
     if run.master:
         record.update(collapse_record(run, state.net.model, evals.diag_views))
-        record.update(knn_record(run, state, epoch, evals))
+    record.update(knn_record(run, state, epoch, evals))  # all processes: each takes its share of the images
     log.epoch(record)
     log.write_s = save_checkpoint(run, state, log.last)
     return record
@@ -846,9 +847,11 @@ def train(cfg: Config) -> TrainResult:
 
     state.net.eval()
     result = TrainResult(model=state.net.model, config=cfg, out_dir=run.out_dir, history=log.history, epochs=log.epochs)
-    if run.master and cfg.final_eval:
-        result.final = knn_comparison(state.net.model, cfg, run.device, run.amp_dtype, evals.knn_data)
-        log({"kind": "final", "step": state.step, **{f"knn_{k}": v for k, v in result.final.items()}})
+    if cfg.final_eval:  # all processes, each on its share of the images (evaluate.knn_comparison)
+        final = knn_comparison(state.net.model, cfg, run.device, run.amp_dtype, evals.knn_data)
+        if run.master:
+            result.final = final
+            log({"kind": "final", "step": state.step, **{f"knn_{k}": v for k, v in final.items()}})
     log.close()
     result.wall_time = time.time() - t0
     return result
