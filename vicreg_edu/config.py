@@ -11,8 +11,9 @@ Presets
                        LARS, base lr 0.2; 4 nodes x 8 GPUs, 64 images per GPU).
 ``imagenet-resnet50-100ep`` the official 100-epoch launch (batch 512, base lr 0.3; 1 node x 8 GPUs).
 
-Fewer GPUs: :func:`paper_base_lr` (the paper's small-batch learning rates) and
-``vicreg_edu.memory.launch_plan`` (the command that fits a number and size of GPUs).
+Fewer GPUs: :func:`paper_base_lr` (the paper's small-batch learning rates, from its 100-epoch runs) and
+``vicreg_edu.memory.launch_plan`` (the command that fits a number and size of GPUs, with the base lr
+for its batch and number of epochs: ``memory.PLAN_BASE_LR``).
 
 Fast mode
 ---------
@@ -301,23 +302,27 @@ def _cifar(dataset: str) -> Config:
 
 
 PAPER_BASE_LR = {128: 0.8, 256: 0.5, 512: 0.4, 2048: 0.2}
-"""Global batch -> ``base_lr`` from the paper: appendix C.4 for the small batches, 0.2 at 2048."""
+"""Global batch -> ``base_lr`` from the paper: appendix C.4 for the small batches (100-epoch runs), 0.2 at 2048
+(the 1000-epoch recipe). By number of epochs, each with its source: ``memory.PLAN_BASE_LR``."""
 
 
 def paper_base_lr(batch_size: int) -> float:
     """The ``base_lr`` the paper gives for a global batch (lr = base_lr * batch_size / 256).
 
     Appendix C.4 (Bardes et al., ICLR 2022) for small batches: 0.8 at 128, 0.5 at 256, 0.4 at
-    512; the recipe's 0.2 at 2048 (1000 epochs). The official 100-epoch launch (README, batch 512)
-    uses 0.3, not the appendix's 0.4 (facebookresearch/vicreg issue #23 asks which is right; no
-    reply there): ``imagenet-resnet50-100ep`` follows the launch. Other batch sizes have no value in
-    the paper; pick one of these, or tune.
+    512, values for 100-epoch runs (the paper's own 100-epoch runs used 0.3 at batch 2048, first
+    author in facebookresearch/vicreg#13); the recipe's 0.2 at 2048 (1000 epochs). A 1000-epoch
+    run at a smaller batch has no published value: ``memory.launch_plan`` keeps 0.2 there. The
+    official 100-epoch launch (README, batch 512) uses 0.3, not the appendix's 0.4
+    (facebookresearch/vicreg issue #23 asks which is right; no reply there):
+    ``imagenet-resnet50-100ep`` follows the launch. Other batch sizes have no value in the paper;
+    pick one of these, or tune.
 
     Raises:
         ConfigError: a batch size the paper gives no value for.
 
     Example:
-        >>> paper_base_lr(256), get_config("imagenet-resnet50", batch_size=256, base_lr=paper_base_lr(256)).lr
+        >>> paper_base_lr(256), get_config("imagenet-resnet50-100ep", batch_size=256, base_lr=paper_base_lr(256)).lr
         (0.5, 0.5)
     """
     if batch_size not in PAPER_BASE_LR:
