@@ -295,6 +295,29 @@ def test_flat_val_without_labels_says_what_to_add(tmp_path):
         load_dataset("imagenet", tmp_path, "val")
 
 
+def test_a_flat_unlabelled_val_does_not_block_pre_training(tmp_path, capsys):
+    """Read-only storage with a flat val/ and no labels: pre-training runs on train/ and the start line says
+    the collapse report is off and names diag_size=0; a k-NN asked for is refused before any step, in one
+    line naming final_eval=false knn_every=0."""
+    from conftest import _tiny as tiny
+
+    import vicreg_edu.trainer as T
+    from vicreg_edu.errors import ConfigError
+
+    write_train(tmp_path / "data", per_class=8)
+    write_flat_val(tmp_path / "data")
+    settings = dict(dataset="imagenet", augment="imagenet", data_dir=str(tmp_path / "data"), aug={"size": 32})
+    settings.update(backbone="small_cnn", expander="32-32", batch_size=8, train_size=0, test_size=0, diag_size=8)
+    result = T.train(tiny(tmp_path / "run", max_steps=2, **settings))
+    out = capsys.readouterr().out
+    line = f"collapse report: off: {tmp_path / 'data' / 'val'} is flat without labels"
+    assert line in out and "--set diag_size=0 switches the report off without this line" in out, out
+    assert result.history[-1]["step"] == 2 and not any(k.startswith("emb_") for k in result.epochs[-1])
+    with pytest.raises(ConfigError, match=r"--set final_eval=false knn_every=0") as refused:
+        T.train(tiny(tmp_path / "knn", max_steps=2, final_eval=True, **settings))
+    assert "\n" not in str(refused.value) and not (tmp_path / "knn" / "checkpoint.pt").exists()
+
+
 # -----------------------------------------------------------------------------
 # the DataLoader path: views keyed by (seed, epoch, sample index)
 

@@ -60,7 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from . import distributed
+from . import data, distributed
 from .checkpoint import (
     atomic_save,
     check_resume_config,
@@ -611,14 +611,39 @@ class EpochEval:
     knn_data: EvalData | None = None
 
 
+def unlabelled_flat_val(cfg: Config) -> Path | None:
+    """``data_dir/val`` when it is flat (no class folders) and nothing labels it (no devkit, ``meta.bin``
+    or ``LOC_val_solution.csv``), else None."""
+    if cfg.dataset not in data.IMAGE_FOLDERS or not cfg.data_dir:
+        return None
+    root = Path(cfg.data_dir).expanduser()
+    return root / "val" if data._val_layout(root) == ("flat", None) else None
+
+
+def check_val_for_evaluation(cfg: Config) -> None:
+    """Before any training: the k-NN (``knn_every``, ``final_eval``) needs val/'s labels; a flat val/ without
+    them is refused now, in one line, rather than after the last epoch."""
+    val = unlabelled_flat_val(cfg)
+    if val is not None and (cfg.final_eval or cfg.knn_every):
+        raise ConfigError(
+            f"{val} holds images in no class folders and nothing labels them (none of "
+            f"{', '.join(data.VAL_LABEL_FILES)} in {val.parent}), but the k-NN evaluation needs labels: add the "
+            "ILSVRC2012 devkit there, or train without it: --set final_eval=false knn_every=0 (the collapse "
+            "report is then off too, or set diag_size=0)"
+        )
+
+
 def build_diag_views(run: Run, aug) -> DiagnosticViews | None:
-    """The collapse report's fixed views: built on rank 0 only, kept on the CPU; None with ``diag_size=0``.
+    """The collapse report's fixed views: built on rank 0 only, kept on the CPU; None with ``diag_size=0``
+    or when val/ is flat and unlabelled (its views would be held out but unlabelled; the line says so).
 
     Built under ``fork_rng``, so this process's random streams (model initialisation, views) are
     the same whether or not it builds them.
     """
     cfg = run.cfg
     if not run.master or cfg.diag_size == 0:
+        return None
+    if unlabelled_flat_val(cfg) is not None:  # the start line says why the report is off
         return None
     with torch.random.fork_rng(devices=[]):
         return diagnostic_views(cfg.dataset, cfg.data_dir, aug, cfg.diag_size, cfg.seed, num_workers=cfg.num_workers)
@@ -703,6 +728,7 @@ def start(cfg: Config) -> tuple[Run, State, object, torch.nn.Module, EpochEval, 
     Returns ``(run, state, loader, model, evals, log)``: ``model`` is ``state.net`` as the loop calls
     it (:func:`wrap_model`), ``evals`` what the epoch ends evaluate.
     """
+    check_val_for_evaluation(cfg)  # a flat unlabelled val/ with a k-NN asked for: refused before anything runs
     run = setup(cfg)  # processes, device, precision, seeds; out_dir writable
     resume_path = find_checkpoint(cfg)  # a bad checkpoint fails before any data is read
     ckpt = load_checkpoint(resume_path) if resume_path else None
@@ -757,12 +783,20 @@ def print_start_lines(run: Run, diag_views: DiagnosticViews | None, tensorboard_
         f"| lr {cfg.lr:g} {cfg.optimizer}",
         flush=True,
     )
-    print(
-        f"collapse report: {len(diag_views)} held-out images from {diag_views.source}"
-        if diag_views is not None
-        else "collapse report: off (diag_size=0)",
-        flush=True,
-    )
+    val = unlabelled_flat_val(cfg)
+    if diag_views is not None:
+        line = f"collapse report: {len(diag_views)} held-out images from {diag_views.source}"
+        if "slice of train/" in diag_views.source:  # no val/: the loader reads all of train/
+            line += " (pre-training reads these images too: without val/ they are held out of the k-NN only)"
+    elif cfg.diag_size and val is not None:
+        line = (
+            f"collapse report: off: {val} is flat without labels (no devkit, meta.bin or LOC_val_solution.csv "
+            "beside it), so it is not read and pre-training reads train/ only; --set diag_size=0 switches the "
+            "report off without this line, the ILSVRC2012 devkit beside val/ lets it use val/"
+        )
+    else:
+        line = "collapse report: off (diag_size=0)"
+    print(line, flush=True)
     if tensorboard_note:
         print(tensorboard_note, flush=True)
 
