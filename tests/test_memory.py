@@ -202,8 +202,8 @@ def test_launch_plan_per_hardware_class():
     assert (
         big.command
         == (
-            "torchrun --nproc_per_node=8 -m vicreg_edu train --preset imagenet-resnet50 "
-            "--set data_dir=/path/to/imagenet"
+            "torchrun --signals-to-handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1,SIGUSR2 --nproc_per_node=8 "
+            "-m vicreg_edu train --preset imagenet-resnet50 --set data_dir=/path/to/imagenet"
         )
         and big.per_gpu == 256
     )

@@ -47,6 +47,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from .config import Config, get_config
+from .distributed import TORCHRUN_SIGNALS
 from .errors import ConfigError
 from .views import make_augment_config
 
@@ -604,11 +605,16 @@ def expected_time(plan: LaunchPlan, images_per_s_per_gpu: float) -> dict[str, fl
 
 
 def _launch_command(nodes: int, gpus_per_node: int, train_args: str) -> str:
-    """The engine for the job's size: SLURM (submitit) across nodes, torchrun on one node, else one process."""
+    """The engine for the job's size: SLURM (submitit) across nodes, torchrun on one node, else one process.
+
+    torchrun is told to pass SLURM's USR1/USR2 on to the trainers (``distributed.TORCHRUN_SIGNALS``)."""
     if nodes > 1:
         return f"vicreg-edu submit --nodes {nodes} --gpus-per-node {gpus_per_node} -- {train_args}"
     if gpus_per_node > 1:
-        return f"torchrun --nproc_per_node={gpus_per_node} -m vicreg_edu train {train_args}"
+        return (
+            f"torchrun --signals-to-handle={TORCHRUN_SIGNALS} --nproc_per_node={gpus_per_node} "
+            f"-m vicreg_edu train {train_args}"
+        )
     return f"vicreg-edu train {train_args}"
 
 
