@@ -103,3 +103,17 @@ def test_grid_and_explorer():
     assert ex.select(mu=12.5).message  # not precomputed
     fig = pg.small_multiples(pg.regimes(steps=10))
     assert len(fig.axes) == 4
+
+
+def _pair_ratio(run):
+    z_a, z_b = pg.embed_views(run)
+    return ((z_a - z_b).pow(2).sum(1).mean() / (z_a - z_b.roll(1, 0)).pow(2).sum(1).mean()).item()
+
+
+def test_invariance_term_tightens_the_pairs():
+    """Chapter 2: with all three terms a point's two views are far closer, relative to another
+    point's view, than without the invariance term (lambda = 0), on 3 seeds."""
+    for seed in SEEDS:
+        full = _pair_ratio(pg.train(**pg.PAPER, steps=STEPS, seed=seed))
+        no_s = _pair_ratio(pg.train(**{**pg.PAPER, "lambda_": 0.0}, steps=STEPS, seed=seed))
+        assert full < 0.03 and no_s > 0.05 and full < no_s / 4, (seed, full, no_s)

@@ -189,6 +189,15 @@ def embedding_stats(z: Tensor) -> dict:
     return {"std": std.mean().item(), "corr": corr, "rank": (sv[1] / sv[0]).item() if sv[0] > 0 else 0.0}
 
 
+def embed_views(run: PlaygroundRun, n: int = 600, seed: int = 123) -> tuple[Tensor, Tensor]:
+    """Embeddings (n, 2) of two fresh views of the n evaluation points (:func:`make_points` with
+    ``seed``), row i of each from point i: the pairs the invariance term compares."""
+    x, _ = make_points(n, seed=seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        return run.model(augment(x, g)), run.model(augment(x, g))
+
+
 def regime(z: Tensor) -> str:
     """Name the shape of a cloud of 2-D embeddings z (n, 2): "point" (std < 0.05), "line"
     (sigma_2 / sigma_1 < 0.2) or "plane"."""
@@ -228,6 +237,18 @@ def plot_embedding(run: PlaygroundRun, ax, title: str | None = None):
     )
     head = title if title is not None else _title(run)
     ax.set_title(f"{head}\nstd {stats['std']:.3f}, |corr| {stats['corr']:.2f}", fontsize="medium")
+    return ax
+
+
+def plot_pairs(run: PlaygroundRun, ax, shown: int = 60, title: str | None = None):
+    """:func:`plot_embedding` of a run, plus ``shown`` pairs of fresh views (:func:`embed_views`),
+    the two views of each point joined by a black line."""
+    plot_embedding(run, ax, title=title)
+    z_a, z_b = embed_views(run)
+    centre = run.embeddings.mean(dim=0)
+    for i in range(shown):
+        pair = torch.stack([z_a[i], z_b[i]]) - centre
+        ax.plot(pair[:, 0].numpy(), pair[:, 1].numpy(), color="black", lw=0.8)
     return ax
 
 
