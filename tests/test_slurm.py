@@ -538,7 +538,9 @@ def test_dry_run_prints_the_request_and_refuses_what_would_fail_on_the_node(caps
     assert status == 0 and err == "", err
     lines = stdout.splitlines()
     assert lines[0].startswith("requesting: 2 nodes x 8 tasks = 16 processes (8 GPUs per node, NCCL)")
-    assert "  requeue:       --requeue (SLURM may requeue the job after a pre-emption" in lines
+    assert any(
+        line.startswith("  requeue:       --requeue (SLURM may requeue the job after a pre-emption") for line in lines
+    )
     for option in ("--nodes=2", "--ntasks-per-node=8", "--gpus-per-node=8", "--signal=USR2@120", "--requeue"):
         assert f"  #SBATCH {option}" in lines, (option, lines)
     assert lines[-2] == (
@@ -560,6 +562,36 @@ def test_dry_run_prints_the_request_and_refuses_what_would_fail_on_the_node(caps
         status, stdout, err = run(*argv, **where)
         assert status == 2 and err.count("\n") == 1 and message in err, (argv, err)
         assert err.startswith("vicreg-edu: error: ") and "dry run: nothing submitted" not in stdout
+
+
+def test_submit_eval_dry_run_builds_the_job_command(capsys, tmp_path):
+    """`submit -- eval --protocol ...`: the request from the eval's own workers and batch, the job's eval command
+    with absolute paths, an explicit --out-dir and --resume auto (a requeued job continues); what cannot work
+    is refused in one line."""
+    (tmp_path / "data" / "train").mkdir(parents=True)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoint.pt").write_bytes(b"")
+    argv = ["--dry-run", "--tasks-per-node", "2", "--", "eval", "--protocol", "linear", "--workers", "3"]
+    argv += ["--checkpoint", str(tmp_path / "run" / "checkpoint.pt"), "--data-dir", str(tmp_path / "data")]
+    assert cli.main(["submit", *argv]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("requesting: 1 node x 2 tasks = 2 processes (gloo on CPU), 3 CPUs per task")
+    command = next(line for line in lines if line.startswith("  command: "))
+    assert command == (
+        f"  command: vicreg-edu eval --protocol linear --workers 3 --checkpoint {tmp_path / 'run' / 'checkpoint.pt'} "
+        f"--data-dir {tmp_path / 'data'} --out-dir {tmp_path / 'run' / 'eval_linear'} --resume auto on 2 processes"
+    )
+    job_argv = command.removeprefix("  command: vicreg-edu eval ").removesuffix(" on 2 processes").split()
+    parsed = cli.build_parser().parse_args(["eval", *job_argv])  # the job's command line parses
+    assert (parsed.protocol, parsed.resume, parsed.workers) == ("linear", "auto", 3)
+    for extra, message in [
+        (["--protocol", "linear", "--checkpoint", str(tmp_path / "none.pt")], "none.pt: no such file on this host"),
+        (["--checkpoint", str(tmp_path / "run" / "checkpoint.pt")], "add --protocol linear or --protocol semi"),
+        (["--protocol", "linear", "--bogus"], "bad eval arguments after `-- eval`: unrecognized arguments: --bogus"),
+    ]:
+        assert cli.main(["submit", "--dry-run", "--", "eval", *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("vicreg-edu: error: ") and message in err and err.count("\n") == 1, err
 
 
 def sbatch_options(text: str) -> dict[str, str]:

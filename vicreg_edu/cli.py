@@ -10,7 +10,10 @@
     vicreg-edu presets --show imagenet-resnet50         # every knob of a preset
 
 ``python -m vicreg_edu ...`` is the same command; several processes:
-``torchrun --signals-to-handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1,SIGUSR2 --nproc_per_node=N -m vicreg_edu train ...``
+
+    torchrun --signals-to-handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1,SIGUSR2 --nproc_per_node=N \\
+        -m vicreg_edu train ...
+
 (USR1/USR2 in the list: torchrun then passes SLURM's time-limit signal on to the trainers).
 This module is the only one that parses arguments: ``submit`` hands :mod:`vicreg_edu.slurm` the
 options and a validated :class:`~vicreg_edu.config.Config`.
@@ -242,7 +245,8 @@ def add_submit_args(parser: argparse.ArgumentParser) -> None:
         "train_args",
         nargs=argparse.REMAINDER,
         metavar="-- TRAIN_ARGS",
-        help="arguments of `vicreg-edu train`, after a `--`",
+        help="arguments of `vicreg-edu train`, after a `--`; or `-- eval --protocol linear|semi ...` to submit "
+        "the paper's evaluation (resumes with --resume auto after a requeue)",
     )
 
 
@@ -350,7 +354,7 @@ image folder, one process or under torchrun, checkpointed every epoch, printing 
   vicreg-edu eval --protocol linear --data-dir /imagenet --checkpoint runs/x/checkpoint.pt
   vicreg-edu eval --protocol linear --data-dir /imagenet --weights resnet50.pth    # official weights: 73.2 %
   vicreg-edu eval --protocol semi --percent 1 --subset 1percent.txt --data-dir /imagenet --weights resnet50.pth
-  torchrun --signals-to-handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1,SIGUSR2 --nproc_per_node=8 \
+  torchrun --signals-to-handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1,SIGUSR2 --nproc_per_node=8 \\
       -m vicreg_edu eval --protocol linear ... --resume auto
 
 Defaults: linear 100 epochs, batch 256, --lr-head 0.02, --weight-decay 1e-6; semi 20 epochs,
@@ -491,7 +495,37 @@ def _run_train(args: argparse.Namespace) -> None:
     train_and_report(config_from_args(args))
 
 
+class _EvalArgsParser(argparse.ArgumentParser):
+    """Parses ``eval``'s arguments at submission; a mistake is a :class:`SubmitError`."""
+
+    def error(self, message: str):
+        raise SubmitError(f"bad eval arguments after `-- eval`: {message} (see `vicreg-edu eval --help`)")
+
+
+def submit_eval_args(argv: list[str]) -> argparse.Namespace:
+    """The parsed arguments of ``vicreg-edu submit ... -- eval ARGS`` (``--protocol`` required).
+
+    Raises:
+        SubmitError: an unknown option or a bad value, or no ``--protocol``.
+    """
+    parser = _EvalArgsParser(prog="vicreg-edu eval", add_help=False)
+    _add_eval_args(parser)
+    args = parser.parse_args(argv)
+    if not args.protocol:
+        raise SubmitError(
+            "`submit -- eval` runs the paper's protocol: add --protocol linear or --protocol semi (the quick "
+            "k-NN of `vicreg-edu eval --checkpoint` needs no cluster)"
+        )
+    return args
+
+
 def _run_submit(args: argparse.Namespace) -> int:
+    argv = list(args.train_args)
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if argv[:1] == ["eval"]:
+        slurm.submit_eval(args, argv[1:], submit_eval_args(argv[1:]))
+        return 0
     slurm.submit(args, submit_config(args))
     return 0
 

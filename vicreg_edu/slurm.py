@@ -53,6 +53,7 @@ import socket
 import sys
 import tempfile
 import time
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,109 @@ from .errors import UserError, one_line
 
 class SubmitError(UserError, ValueError):
     """A submission that cannot work (bad option or trainer arguments, no sbatch, sbatch refused it)."""
+
+
+def task_environment(gpus_per_node: int):
+    """In a SLURM task started by submitit: the CPU/GPU choice, the thread count and the variables
+    torchrun would set (``RANK``, ``WORLD_SIZE``, ...); prints the task's line; returns submitit's
+    ``TorchDistributedEnvironment``."""
+    import submitit
+
+    env = submitit.JobEnvironment()
+    if gpus_per_node == 0:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    if "OMP_NUM_THREADS" not in os.environ:  # as torchrun: one process per task must not oversubscribe
+        os.environ["OMP_NUM_THREADS"] = os.environ.get("SLURM_CPUS_PER_TASK", "1")
+    import torch  # already imported with this module: the variable alone would no longer change its threads
+
+    torch.set_num_threads(max(1, int(os.environ["OMP_NUM_THREADS"])))
+    dist_env = submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+    backend = "gloo (CPU)" if gpus_per_node == 0 else "nccl (GPU)"
+    print(
+        f"[vicreg-edu submit] job {env.job_id} attempt {int(os.environ.get('SLURM_RESTART_COUNT', 0)) + 1} | "
+        f"task {dist_env.rank}/{dist_env.world_size} (local {dist_env.local_rank}) on {socket.gethostname()} | "
+        f"master {dist_env.master_addr}:{dist_env.master_port} | {backend} | "
+        f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} = torch threads {torch.get_num_threads()}",
+        flush=True,
+    )
+    return dist_env
+
+
+class EvalJob:
+    """The picklable callable submitit runs in every SLURM task of ``submit -- eval``: one process of
+    ``vicreg-edu eval --protocol ...`` (arguments with absolute paths and ``--resume auto``, so a
+    requeued job continues from ``eval_checkpoint.pt``)."""
+
+    def __init__(self, argv: list[str], gpus_per_node: int = 0):
+        self.argv = list(argv)
+        self.gpus_per_node = gpus_per_node
+
+    def __call__(self) -> None:
+        dist_env = task_environment(self.gpus_per_node)
+        from .cli import main
+
+        status = main(["eval", *self.argv])
+        if status:
+            raise RuntimeError(f"vicreg-edu eval stopped with status {status} (task {dist_env.rank})")
+
+    def checkpoint(self, *args, **kwargs):
+        """Called by submitit on USR2 (after the protocol's checkpoint): requeue, resuming."""
+        import submitit
+
+        print("[vicreg-edu submit] USR2 received: requeueing the evaluation (--resume auto)", flush=True)
+        return submitit.helpers.DelayedSubmission(EvalJob(self.argv, self.gpus_per_node))
+
+
+def eval_job_argv(argv: list[str], args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """``eval``'s arguments for the job (paths absolute, ``--out-dir`` explicit, ``--resume auto``) and the
+    host-side checks passed, in words.
+
+    Raises:
+        SubmitError: the input file, the data folder or the output folder is not usable from here.
+    """
+    if (args.checkpoint is None) == (args.weights is None):
+        raise SubmitError("`submit -- eval` needs one of --checkpoint (a trainer checkpoint) or --weights")
+    flag = "--checkpoint" if args.checkpoint else "--weights"
+    source = Path(args.checkpoint or args.weights).expanduser().resolve()
+    if not source.is_file():
+        raise SubmitError(f"{flag} {source}: no such file on this host")
+    passed = [f"input {source} found"]
+    if args.data_dir is not None:
+        data = Path(args.data_dir).expanduser().resolve()
+        if not (data / "train").is_dir():
+            raise SubmitError(f"--data-dir {data} has no train/ folder (expected train/<class>/ and val/<class>/)")
+        passed.append(f"data_dir {data} readable")
+    if args.out_dir:
+        out = Path(args.out_dir).expanduser().resolve()
+    else:
+        out = source.parent / f"eval_{args.protocol}{args.percent if args.protocol == 'semi' and args.percent else ''}"
+    base = _nearest_existing(out)
+    if not _writable(base):
+        raise SubmitError(f"--out-dir {out} cannot be written ({base} is not a writable folder)")
+    passed.append(f"out_dir {out} writable")
+    new = list(argv)
+    for option in (flag, "--data-dir", "--subset", "--out-dir"):
+        if option in new:
+            new[new.index(option) + 1] = str(Path(new[new.index(option) + 1]).expanduser().resolve())
+    if "--out-dir" not in new:
+        new += ["--out-dir", str(out)]
+    if args.resume is None:
+        new += ["--resume", "auto"]
+    return new, passed
+
+
+def submit_eval(args: argparse.Namespace, argv: list[str], eval_args: argparse.Namespace):
+    """``vicreg-edu submit [options] -- eval --protocol ...``: the paper's evaluation as a SLURM job
+    (one task per GPU, or CPU tasks); returns the ``submitit.Job`` (None with ``--dry-run``)."""
+    job_argv, passed = eval_job_argv(argv, eval_args)
+    workers = eval_args.workers if eval_args.workers is not None else 8
+    return submit(
+        args,
+        types.SimpleNamespace(num_workers=workers, batch_size=eval_args.batch_size or 256),
+        job=EvalJob(job_argv, args.gpus_per_node),
+        passed=passed,
+        what="vicreg-edu eval " + " ".join(job_argv),
+    )
 
 
 class TrainingJob:
@@ -79,26 +183,8 @@ class TrainingJob:
         self.gpus_per_node = gpus_per_node
 
     def __call__(self) -> None:
-        import submitit
-
         t0 = time.time()
-        env = submitit.JobEnvironment()
-        if self.gpus_per_node == 0:
-            os.environ["CUDA_VISIBLE_DEVICES"] = ""
-        if "OMP_NUM_THREADS" not in os.environ:  # as torchrun: one process per task must not oversubscribe
-            os.environ["OMP_NUM_THREADS"] = os.environ.get("SLURM_CPUS_PER_TASK", "1")
-        import torch  # already imported with this module: the variable alone would no longer change its threads
-
-        torch.set_num_threads(max(1, int(os.environ["OMP_NUM_THREADS"])))
-        dist_env = submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
-        backend = "gloo (CPU)" if self.gpus_per_node == 0 else "nccl (GPU)"
-        print(
-            f"[vicreg-edu submit] job {env.job_id} attempt {int(os.environ.get('SLURM_RESTART_COUNT', 0)) + 1} | "
-            f"task {dist_env.rank}/{dist_env.world_size} (local {dist_env.local_rank}) on {socket.gethostname()} | "
-            f"master {dist_env.master_addr}:{dist_env.master_port} | {backend} | "
-            f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} = torch threads {torch.get_num_threads()}",
-            flush=True,
-        )
+        dist_env = task_environment(self.gpus_per_node)
         if dist_env.rank == 0:
             print(f"[vicreg-edu submit] {self.resume_note()}", flush=True)
         from .trainer import train_and_report
@@ -415,10 +501,11 @@ def sbatch_lines(params: dict) -> list[str]:
     return lines
 
 
-def submit(args: argparse.Namespace, cfg: Config, job=None):
+def submit(args: argparse.Namespace, cfg: Config, job=None, passed=None, what: str = ""):
     """Submit one job: the parsed ``submit`` options and the run's config; return the ``submitit.Job``.
 
-    ``job``: the callable the tasks run (default :class:`TrainingJob` of ``cfg``). With ``--dry-run``,
+    ``job``: the callable the tasks run (default :class:`TrainingJob` of ``cfg``; :func:`submit_eval`
+    passes an :class:`EvalJob` with its checks ``passed`` and its command ``what``). With ``--dry-run``,
     print the request and the sbatch options, run the checks (:func:`check_submission`) and submit
     nothing (None). With ``--print-sbatch``, print the shipped sbatch script instead (:func:`print_sbatch`).
     """
@@ -428,15 +515,17 @@ def submit(args: argparse.Namespace, cfg: Config, job=None):
     req = request(args, cfg)
     tasks, world = req.tasks_per_node, req.world
     check_batch_split(cfg.batch_size, world)
-    cfg = job_config(cfg)
     print("\n".join(req.lines()), flush=True)
-    passed = check_submission(args, cfg)
+    if job is None:
+        cfg = job_config(cfg)
+        passed = check_submission(args, cfg)
+        job = TrainingJob(cfg.to_dict(), args.gpus_per_node)
+        what = f"vicreg-edu train (resume=auto, out_dir {cfg.out_dir})"
     params = submitit_parameters(args, req)
     if getattr(args, "dry_run", False):
         print("sbatch options (through submitit):")
         print("\n".join(f"  {line}" for line in sbatch_lines(params)))
-        print(f"  command: {'vicreg-edu eval' if job is not None else 'vicreg-edu train'} on {world} processes, "
-              f"resume=auto, out_dir {cfg.out_dir}")
+        print(f"  command: {what} on {world} processes")
         print(f"checks passed: batch {cfg.batch_size} over {world} processes; " + "; ".join(passed))
         print("dry run: nothing submitted", flush=True)
         return None
@@ -451,8 +540,9 @@ def submit(args: argparse.Namespace, cfg: Config, job=None):
         )
     executor = submitit.AutoExecutor(folder=args.log_dir, cluster="slurm", slurm_max_num_timeout=args.max_requeues)
     executor.update_parameters(**params)
+    job_fn = job
     try:
-        job = executor.submit(job if job is not None else TrainingJob(cfg.to_dict(), args.gpus_per_node))
+        job = executor.submit(job_fn)
     except submitit.core.utils.FailedJobError as e:  # sbatch said no: bad partition, account, resources...
         raise SubmitError(f"sbatch refused the job: {' '.join(str(e).split())}") from e
     job_folder = Path(str(job.paths.folder)).resolve()
@@ -461,6 +551,9 @@ def submit(args: argparse.Namespace, cfg: Config, job=None):
         f"({'gloo on CPU' if not args.gpus_per_node else f'{args.gpus_per_node} GPUs per node, NCCL'})"
     )
     print(f"  logs:        {job_folder}  (task 0: {Path(str(job.paths.stdout)).name})")
-    print(f"  checkpoint:  {cfg.out_dir}/checkpoint.pt   metrics: {cfg.out_dir}/metrics.jsonl")
+    if isinstance(job_fn, TrainingJob):
+        print(f"  checkpoint:  {cfg.out_dir}/checkpoint.pt   metrics: {cfg.out_dir}/metrics.jsonl")
+    else:
+        print(f"  command:     {what}")
     print(f"  follow:      tail -f {job.paths.stdout}   |   squeue -j {job.job_id}   |   scancel {job.job_id}")
     return job
