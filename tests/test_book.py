@@ -5,8 +5,9 @@ The chapters themselves are executed by nbval in the same test command
 pairs in sync, table of contents, badge and install cell, stored figures, short cells,
 a hidden-answer exercise whose solution cells hide code and output on the site, in JupyterLab
 and in Colab, no MyST role or directive in markdown (it shows raw outside the
-site), stored widget state for stored widget views, a warning-free site build, and that build opened in headless
-Chromium by scripts/check_site.py (skipped where Chromium is not installed).
+site), stored widget state for stored widget views, chapter 7's stored explorer states, a warning-free site build,
+and that build opened in headless Chromium by scripts/check_site.py with external hosts blocked (skipped
+where Chromium or Playwright is not installed), including a run on a broken copy that must fail.
 """
 
 from __future__ import annotations
@@ -388,57 +389,60 @@ def test_stored_widget_views_have_their_state(name):
     assert not missing, f"book/{name}.ipynb: widget views {missing} have no stored state in its metadata; {hint}"
 
 
-def test_chapter_7_stores_the_explorer_with_its_figure():
-    """The explorer's stored state: sliders, switches, the button, and the default point's figure."""
+def chapter_7_explorer_output() -> dict:
+    """The data of chapter 7's last stored explorer output (the one under "Your turn")."""
     nb = read_ipynb("07_ablations")
-    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
-    models = [m["model_name"] for m in state.values()]
-    for needed in ("SelectionSliderModel", "CheckboxModel", "ButtonModel", "ImageModel", "VBoxModel"):
-        assert needed in models, f"chapter 7's stored widget state has no {needed} (models: {sorted(set(models))})"
-    images = [m for m in state.values() if m["model_name"] == "ImageModel"]
-    pngs = [
-        b
-        for m in images
-        for b in m.get("buffers", [])
-        if b.get("path") == ["value"] and base64.b64decode(b["data"])[:4] == b"\x89PNG"
-    ]
-    assert pngs, "chapter 7's stored Image widget holds no PNG: the page would show the controls without a figure"
-
-
-def test_chapter_7_explorer_output_shows_a_figure_without_widgets():
-    """The explorer's stored output holds, next to the widget view and the text line, the default
-    point's figure as image/png: JupyterLab shows it for an untrusted notebook before the first
-    run (it renders no widget view then), GitHub and nbviewer show it. It is the figure the stored
-    Image widget holds (the site's explorer), a PNG of non-zero size."""
-    nb = read_ipynb("07_ablations")
-    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     outputs = [
-        o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if WIDGET_VIEW in o.get("data", {})
+        o["data"]
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if "vicreg-explorer" in "".join(o.get("data", {}).get("text/html", ""))
     ]
-    assert outputs, "chapter 7 stores no widget view (the explorer's output)"
-    for out in outputs:
-        data = out["data"]
-        assert "image/png" in data, (
-            "chapter 7's explorer output has no image/png fallback: JupyterLab (before running), GitHub and "
-            "nbviewer show no figure; re-execute it with scripts/execute_chapters.py "
-            "(AblationExplorer._repr_mimebundle_)"
-        )
-        assert "ablation explorer" in data.get("text/plain", ""), "the explorer's text line is missing"
-        png = base64.b64decode(data["image/png"])
-        width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")  # the IHDR chunk
-        assert png[:4] == b"\x89PNG" and width > 0 and height > 0, "the fallback is not a PNG of non-zero size"
-        # the view's VBox -> its Image child: the same figure as the fallback
-        todo, seen, images = [data[WIDGET_VIEW]["model_id"]], set(), []
-        while todo:
-            model_id = todo.pop()
-            if model_id in seen:
-                continue
-            seen.add(model_id)
-            model = state.get(model_id, {})
-            if model.get("model_name") == "ImageModel":
-                images += [base64.b64decode(b["data"]) for b in model.get("buffers", []) if b.get("path") == ["value"]]
-            todo += re.findall(r"IPY_MODEL_([0-9a-f]+)", json.dumps(model.get("state", {})))
-        assert png in images, "the image/png fallback is not the figure the stored explorer shows"
+    assert outputs, (
+        "chapter 7 stores no explorer output (text/html with .vicreg-explorer); re-execute it with "
+        "scripts/execute_chapters.py"
+    )
+    return outputs[-1]
+
+
+def test_chapter_7_explorer_stores_every_grid_run_as_a_state():
+    """The stored explorer holds the figure of every grid point (seed 0) and of the live run, keyed by
+    control indices: lambda 25 -> 50 and crop unticked are among them, and no stale text is stored."""
+    from vicreg_edu.results import load_results
+
+    data = chapter_7_explorer_output()
+    html = "".join(data["text/html"])
+    page = json.loads(re.search(r'class="vx-data">(.*?)</script>', html).group(1).replace("<\\/", "</"))
+    keys = set(page["states"]) | {page["default"]}
+    grid = load_results("ablation_grid")
+    n_factors = len(grid["factors"])
+
+    def key(point):
+        idx = [grid["factors"][f].index(point[f]) for f in grid["factors"]]
+        return ",".join(map(str, idx + [int(a in point["aug_off"]) for a in grid["aug_off"]]))
+
+    points = [r["point"] for r in grid["runs"] if r["factor"] != "seed"]
+    missing = [p for p in points if key(p) not in keys]
+    assert not missing, f"chapter 7's explorer stores no figure for the grid points {missing}"
+    live = {**grid["default_point"], "std_coeff": 0.0, "cov_coeff": 0.0}
+    assert key(live) in keys, "the live run (mu = 0, nu = 0) trained in the chapter is not a stored state"
+    assert len(keys) == len(points) + 1 and page["default"] == key(grid["default_point"])
+    assert len(page["controls"]) == n_factors + len(grid["aug_off"])
+    assert "1146" not in html and "live run" not in "".join(data["text/plain"])
+
+
+def test_chapter_7_explorer_output_shows_a_figure_without_scripts():
+    """Next to the HTML explorer the output stores the default point's figure as image/png (GitHub,
+    nbviewer), the same PNG as the HTML's own <img> (what a page without JavaScript shows)."""
+    data = chapter_7_explorer_output()
+    assert "image/png" in data, "chapter 7's explorer output has no image/png fallback"
+    png = base64.b64decode(data["image/png"])
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")  # the IHDR chunk
+    assert png[:4] == b"\x89PNG" and width > 0 and height > 0, "the fallback is not a PNG of non-zero size"
+    html = "".join(data["text/html"])
+    img = re.search(r'<img class="vx-figure"[^>]*src="data:image/png;base64,([^"]+)"', html).group(1)
+    assert base64.b64decode(img) == png, "the image/png fallback is not the HTML explorer's default figure"
 
 
 @pytest.fixture(scope="module")
@@ -466,30 +470,82 @@ def test_site_builds_without_warnings(built_site):
         assert (html / "book" / f"{name}.html").exists(), f"no page for {name}"
 
 
+def run_site_check(html: Path, shots: Path, *pages: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(ROOT / "scripts" / "check_site.py"), "--html", str(html), "--screenshots", str(shots)]
+    return subprocess.run(cmd + (["--pages", *pages] if pages else []), capture_output=True, text=True, timeout=900)
+
+
 @pytest.mark.slow
 def test_site_in_headless_chromium(built_site, tmp_path):
-    """scripts/check_site.py on the fresh build: pages load, images load, math renders.
+    """scripts/check_site.py on the fresh build, every host but localhost blocked: pages load, math
+    renders, figures load, each explorer's slider drag and checkbox click switch to the stored
+    figure of the new point, no console error; page weights printed, screenshots kept.
 
-    Skipped (not passed) when the check cannot run here: no Chromium (`apt-get install -y
-    chromium`), or no MathJax reachable offline (exit code 2).
+    Skipped (not passed) when the check cannot run here: no Chromium or no Playwright (exit code 2).
     """
     html, proc = built_site
     if proc.returncode != 0:
         pytest.skip("the site did not build (test_site_builds_without_warnings fails)")
-    cmd = [
-        sys.executable,
-        str(ROOT / "scripts" / "check_site.py"),
-        "--html",
-        str(html),
-        "--screenshots",
-        str(tmp_path / "screenshots"),
-    ]
-    check = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    check = run_site_check(html, tmp_path / "screenshots")
     report = check.stdout + check.stderr
     if check.returncode == 2:
         pytest.skip(f"the browser check cannot run here: {report.strip().splitlines()[-1]}")
     assert check.returncode == 0, f"scripts/check_site.py failed:\n{report}"
-    assert len(list((tmp_path / "screenshots").glob("*.png"))) >= 2, report
+    assert re.search(r"ok\s+book/07_ablations\s+[0-9.]+ MB", report), report
+    assert "07_ablations: explorer 0: sliders dragged" in report, report
+    shots = {p.name for p in (tmp_path / "screenshots").glob("*.png")}
+    assert {"07_ablations_explorer0_before.png", "07_ablations_explorer0_after.png"} <= shots, sorted(shots)
+
+
+@pytest.mark.slow
+def test_site_check_fails_on_a_frozen_explorer_and_on_cdn_math(built_site, tmp_path):
+    """The check can fail: in a copy of the site, chapter 7's explorer script no longer swaps the
+    figure, and chapter 0 loads MathJax from jsDelivr (blocked, as for an offline reader)."""
+    html, proc = built_site
+    if proc.returncode != 0:
+        pytest.skip("the site did not build (test_site_builds_without_warnings fails)")
+    broken = tmp_path / "html"
+    shutil.copytree(html, broken)
+    ch7 = broken / "book" / "07_ablations.html"
+    text = ch7.read_text()
+    assert 'img.setAttribute("src", src);' in text
+    ch7.write_text(text.replace('img.setAttribute("src", src);', ""))
+    intro = broken / "book" / "00_introduction.html"
+    text = intro.read_text()
+    assert 'src="../_static/mathjax/tex-mml-chtml.js' in text
+    intro.write_text(
+        text.replace(
+            'src="../_static/mathjax/tex-mml-chtml.js',
+            'src="https://cdn.jsdelivr.net/npm/mathjax@3.2.2/es5/tex-mml-chtml.js',
+        )
+    )
+    check = run_site_check(broken, tmp_path / "shots", "book/00_introduction", "book/07_ablations")
+    report = check.stdout + check.stderr
+    if check.returncode == 2:
+        pytest.skip(f"the browser check cannot run here: {report.strip().splitlines()[-1]}")
+    assert check.returncode == 1, report
+    assert "book/07_ablations explorer 0: dragging slider 0" in report and "the figure did not change" in report
+    assert re.search(r"book/00_introduction: math typeset 0/[1-9]", report), report
+    assert "book/00_introduction: blocked a request to https://cdn.jsdelivr.net/" in report, report
+
+
+MATHJAX_SHA384 = "sha384-Wuix6BuhrWbjDBs24bXrjf4ZQ5aFeFWBuKkFekO2t8xFU0iNaLQfp2K6/1Nxveei"  # mathjax@3.2.2
+
+
+def test_site_loads_mathjax_from_the_vendored_copy():
+    """_config.yml loads MathJax from the site's own _static (no CDN), the vendored file is the npm
+    package's es5/tex-mml-chtml.js of the pinned version (its published sha384), and no widget
+    renderer is loaded."""
+    import hashlib
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]
+    assert "://" not in config["mathjax_path"], config["mathjax_path"]
+    vendored = BOOK / "_static" / "mathjax" / config["mathjax_path"].removeprefix("mathjax/")
+    digest = "sha384-" + base64.b64encode(hashlib.sha384(vendored.read_bytes()).digest()).decode()
+    assert digest == MATHJAX_SHA384, f"book/_static/mathjax is not mathjax@3.2.2's es5 build ({digest})"
+    fonts = list((BOOK / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
+    assert len(fonts) >= 20, "MathJax's CHTML fonts are not vendored"
+    assert config["nb_ipywidgets_js"] == {} and "https://" not in json.dumps(config.get("html_js_files", []))
 
 
 @pytest.mark.slow

@@ -213,3 +213,82 @@ def test_numpy_values_and_points_are_accepted():
         3,
     ]
     assert ex.select(k=3).png == ex.states[(3,)]
+
+
+NOTEBOOK_CODE = """from matplotlib.figure import Figure
+from vicreg_edu import Explorer
+def fig(t):
+    f = Figure(figsize=(3, 1.5), dpi=60); f.subplots().set_title(t); return f
+ex = Explorer([{"name": "lam", "label": "lambda", "values": [5, 25, 50]},
+               {"name": "crop", "label": "crop", "values": [True, False]}],
+              {(25, True): fig("25 crop"), (50, True): fig("50 crop")}, (25, True),
+              live=lambda p: fig(f"live {p}"))
+ex"""
+
+
+@pytest.mark.slow
+def test_jupyterlab_shows_the_live_widget(browser, tmp_path):
+    """In JupyterLab (a running kernel) the explorer is the ipywidgets view: the slider switches
+    the figure, a point without a state says so and enables Run it live, which draws the result."""
+    pytest.importorskip("jupyterlab")
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(NOTEBOOK_CODE)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    (tmp_path / "nb").mkdir()
+    nbformat.write(nb, tmp_path / "nb" / "ex.ipynb")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTERLAB_SETTINGS_DIR", "JUPYTERLAB_WORKSPACES_DIR"):
+        env[name] = str(tmp_path / name.lower())
+    cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={tmp_path / 'nb'}", "--no-browser"]
+    cmd += [f"--port={port}", "--IdentityProvider.token=t", "--allow-root"]
+    lab = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api?token=t", timeout=2)
+                break
+            except OSError:
+                time.sleep(1)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"http://127.0.0.1:{port}/lab/tree/ex.ipynb?token=t")
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+        for attempt in range(3):  # a Shift+Enter sent while the notebook is still settling can be lost
+            page.locator(".jp-Notebook .jp-Cell .jp-InputArea-editor").first.click()
+            page.keyboard.press("Shift+Enter")
+            try:
+                page.wait_for_selector(".widget-slider .noUi-handle", timeout=30_000)
+                break
+            except Exception:
+                page.screenshot(path=str(tmp_path / f"lab_{attempt}.png"))
+        else:
+            raise AssertionError(f"no widget after three runs of the cell; screenshots in {tmp_path}")
+        img = page.locator(".jp-OutputArea-output img").first
+        page.wait_for_function("el => el.getAttribute('src')", arg=img.element_handle())
+        before = img.get_attribute("src")
+        page.locator(".widget-slider .noUi-handle").first.focus()
+        page.keyboard.press("ArrowRight")  # lambda 25 -> 50: a stored state
+        page.wait_for_function("([el, s]) => el.getAttribute('src') !== s", arg=[img.element_handle(), before])
+        page.locator(".widget-checkbox input").first.click()  # (50, no crop): not stored
+        page.wait_for_function("() => document.body.innerText.includes('press Run it live')")
+        button = page.get_by_role("button", name="Run it live")
+        assert button.is_enabled()
+        button.click()
+        page.wait_for_function("() => !document.body.innerText.includes('press Run it live')")
+        assert img.is_visible() and not button.is_enabled() and errors == []
+        page.close()
+    finally:
+        lab.terminate()
+        lab.wait(30)
