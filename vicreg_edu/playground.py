@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass, field
 
@@ -334,6 +335,14 @@ def precompute(points: list[tuple] | None = None, seed: int = 0, steps: int = ST
     return {p: train(*p, steps=steps, seed=seed) for p in points}
 
 
+def _png(fig: Figure, dpi: int = 72) -> bytes:
+    """PNG bytes of fig at ``dpi`` (small: the explorer stores every state), then closes it."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def explorer(runs: dict[tuple, PlaygroundRun], steps: int = STEPS, seed: int = 0, title: str = ""):
     """A :class:`vicreg_edu.explorer.Explorer` with sliders for lambda, mu, nu, gamma over the
     precomputed ``runs`` (point -> run, e.g. from :func:`precompute`); a point without a run trains
@@ -341,16 +350,10 @@ def explorer(runs: dict[tuple, PlaygroundRun], steps: int = STEPS, seed: int = 0
     from .explorer import Explorer
 
     controls = [{"name": k, "label": LABELS[k], "values": v} for k, v in VALUES.items()]
-    states = {}
-    for point, run in runs.items():
-        fig = state_figure(run)
-        states[point] = fig
-        plt.close(fig)
+    states = {point: _png(state_figure(run)) for point, run in runs.items()}
 
-    def live(point: dict):
-        fig = state_figure(train(**point, steps=steps, seed=seed))
-        plt.close(fig)
-        return fig
+    def live(point: dict) -> bytes:
+        return _png(state_figure(train(**point, steps=steps, seed=seed)))
 
     default = tuple(PAPER[k] for k in VALUES)
     if default not in states:
