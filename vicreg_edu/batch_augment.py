@@ -341,6 +341,44 @@ def _to_device(tensors: dict[str, torch.Tensor], device: torch.device) -> dict[s
     return out
 
 
+def augment_batches(
+    cfg: AugmentConfig, batches: list[torch.Tensor], params: list[dict[str, torch.Tensor]]
+) -> list[torch.Tensor]:
+    """The recipe on several uint8 batches of one size, each with its own parameters.
+
+    For views that were cropped elsewhere (the JPEG path crops while it decodes, each view its
+    own box): ``cfg`` is then the recipe with ``crop=False`` and each batch is (B_k, 3, size, size).
+    Every op works image by image, so augmenting the batches concatenated with their parameters
+    concatenated gives each batch's result: on a GPU that is what runs (one batch, half the
+    kernel launches for two views); on the CPU the batches run one at a time, as
+    :meth:`TwoViewBatchAugment.apply` does.
+
+    Shapes: batches[k] uint8 (B_k, 3, H, W), params[k] as ``BatchAugment.sample(B_k)`` ->
+    float32 (B_k, 3, size, size) each.
+
+    Example:
+        >>> from vicreg_edu.views import cifar_augment
+        >>> cfg = cifar_augment(crop=False)
+        >>> xs = [torch.zeros(2, 3, 32, 32, dtype=torch.uint8), torch.zeros(3, 3, 32, 32, dtype=torch.uint8)]
+        >>> g = torch.Generator().manual_seed(0)
+        >>> params = [BatchAugment(cfg, k).sample(len(x), g) for k, x in enumerate(xs)]
+        >>> [v.shape[0] for v in augment_batches(cfg, xs, params)]
+        [2, 3]
+    """
+    if len(batches) != len(params):
+        raise ValueError(f"got {len(batches)} batches but {len(params)} parameter sets")
+    if not batches:
+        return []
+    if batches[0].device.type == "cpu" or len(batches) == 1:
+        return [_augment_views(cfg, x, [p])[0] for x, p in zip(batches, params)]
+    shapes = {tuple(x.shape[1:]) for x in batches}
+    if len(shapes) > 1:
+        raise ValueError(f"batches must share (3, H, W) to run as one batch, got {sorted(shapes)}")
+    x = torch.cat(batches)
+    p = {k: torch.cat([q[k].cpu() for q in params]) for k in params[0]}
+    return list(_augment_views(cfg, x, [p])[0].split([len(b) for b in batches]))
+
+
 class TwoViewBatchAugment:
     """Both views of a uint8 batch on its device: ``(view_a, view_b)``.
 

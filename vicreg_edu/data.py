@@ -42,10 +42,13 @@ process's ``(view_a, view_b, labels)`` on the device, and ``loader.num_classes``
 
 - :class:`InMemoryTwoViewLoader` (Shapes, CIFAR): the whole split is one uint8 tensor on the
   device and both views of a batch are made there at once (``batch_augment.TwoViewBatchAugment``).
-- :class:`DataLoaderTwoViews` (image folders): a ``DataLoader`` with workers running the PIL
-  transforms (``augment.TwoViewTransform``).
+- :class:`DataLoaderTwoViews` (image folders, ``pipeline="pil"``): a ``DataLoader`` with workers
+  running the PIL transforms (``augment.TwoViewTransform``) and shipping uint8 views, normalised
+  on the device.
+- :class:`~vicreg_edu.gpu_pipeline.DeviceTwoViewLoader` (image folders, ``pipeline="gpu"``):
+  workers read the files; decode (nvJPEG on CUDA) and the batched augmentation run on the device.
 
-Both shard the data with the same :class:`ShardSampler` (DistributedSampler's shuffle, on one
+All shard the data with the same :class:`ShardSampler` (DistributedSampler's shuffle, on one
 process too), so ``set_epoch`` works everywhere.
 """
 
@@ -731,10 +734,17 @@ class DataLoaderTwoViews:
     for any ``num_workers``, for W processes (interleaved, as the in-memory loader) and for a run
     resumed mid-epoch with ``set_epoch(e, start)``.
 
+    The workers may ship uint8 views (``TwoViewTransform(cfg, normalize=False)``, what
+    :func:`make_two_view_loader` uses: a quarter of the bytes of float32 through shared memory and
+    the copy to the GPU); they are normalised on ``device`` with ``mean`` and ``std`` by the same
+    operations as ``ToTensor`` + ``Normalize``, so the batches equal the float32 path's.
+
     Args:
-        dataset: yields ``(PIL image, label)``; two_view_transform: PIL image -> (view_a, view_b).
+        dataset: yields ``(PIL image, label)``; two_view_transform: PIL image -> (view_a, view_b),
+            float or uint8 tensors.
         batch_size: the GLOBAL batch; device: where the batches go.
         seed: the shuffle's and the views' seed; num_workers: loader processes.
+        mean, std: the normalisation of uint8 views (default: ``two_view_transform.cfg``'s).
 
     Example:
         >>> from vicreg_edu.views import shapes_augment
@@ -754,10 +764,16 @@ class DataLoaderTwoViews:
         device: torch.device | str = "cpu",
         rank: int | None = None,
         world: int | None = None,
+        mean: tuple[float, float, float] | None = None,
+        std: tuple[float, float, float] | None = None,
     ):
         rank = distributed.get_rank() if rank is None else rank
         world = distributed.get_world_size() if world is None else world
         self.device = torch.device(device)
+        cfg = getattr(two_view_transform, "cfg", None)
+        self.mean = tuple(mean) if mean is not None else getattr(cfg, "mean", None)
+        self.std = tuple(std) if std is not None else getattr(cfg, "std", None)
+        self._norm: tuple[torch.Tensor, torch.Tensor] | None = None
         self.sampler = ShardSampler(len(dataset), max(batch_size // world, 1), rank, world, seed)
         _check_batches(self.sampler.steps, len(dataset), batch_size, world)
         classes = getattr(dataset, "classes", None) or getattr(getattr(dataset, "dataset", None), "classes", None)
@@ -790,13 +806,21 @@ class DataLoaderTwoViews:
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.sampler.set_epoch(epoch, start)
 
+    def _ready(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch of views on the device; uint8 ones normalised there (``ToTensor`` + ``Normalize``'s ops)."""
+        x = x.to(self.device, non_blocking=True)
+        if x.dtype != torch.uint8:
+            return x
+        if self._norm is None:
+            if self.mean is None or self.std is None:
+                raise ValueError("the transform ships uint8 views: pass mean= and std= to normalise them")
+            self._norm = tuple(torch.tensor(v, device=self.device).view(1, 3, 1, 1) for v in (self.mean, self.std))
+        mean, std = self._norm
+        return x.float().div_(255).sub_(mean).div_(std)
+
     def __iter__(self):
         for (x_a, x_b), y in self.loader:
-            yield (
-                x_a.to(self.device, non_blocking=True),
-                x_b.to(self.device, non_blocking=True),
-                y.to(self.device, non_blocking=True),
-            )
+            yield self._ready(x_a), self._ready(x_b), y.to(self.device, non_blocking=True)
 
 
 def first_items(data, n: int):
@@ -819,12 +843,17 @@ def make_two_view_loader(
     device: torch.device | str = "cpu",
     rank: int | None = None,
     world: int | None = None,
+    pipeline: str = "pil",
 ):
-    """The training loader of a dataset: in memory for Shapes/CIFAR, a DataLoader for image folders.
+    """The training loader of a dataset: in memory for Shapes/CIFAR; for image folders the PIL
+    DataLoader (``pipeline="pil"``) or the device pipeline (``pipeline="gpu"``).
 
-    Returns an :class:`InMemoryTwoViewLoader` or a :class:`DataLoaderTwoViews` (same interface:
-    ``len``, ``set_epoch(epoch, start=0)``, iteration -> ``(view_a, view_b, labels)`` on ``device``,
-    ``num_classes``). ``batch_size`` is global; ``train_size`` keeps the first N images (0 = all).
+    Returns an :class:`InMemoryTwoViewLoader`, a :class:`DataLoaderTwoViews` (workers ship uint8
+    views, normalised on ``device``) or a :class:`~vicreg_edu.gpu_pipeline.DeviceTwoViewLoader`
+    (workers read the files; decode and augmentation on ``device``). Same interface: ``len``,
+    ``set_epoch(epoch, start=0)``, iteration -> ``(view_a, view_b, labels)`` on ``device``,
+    ``num_classes``. ``batch_size`` is global; ``train_size`` keeps the first N images (0 = all).
+    ``pipeline`` is ignored for in-memory datasets (already augmented on the device).
 
     Example:
         >>> from vicreg_edu.views import shapes_augment
@@ -844,10 +873,18 @@ def make_two_view_loader(
             rank=rank,
             world=world,
         )
+    if pipeline not in ("pil", "gpu"):
+        raise ValueError(f"pipeline must be 'pil' or 'gpu', got {pipeline!r}")
     base = first_items(load_dataset(name, root, "train"), train_size)
+    if pipeline == "gpu":
+        from .gpu_pipeline import DeviceTwoViewLoader  # imports this module
+
+        return DeviceTwoViewLoader(
+            base, aug, batch_size, seed=seed, num_workers=num_workers, device=device, rank=rank, world=world
+        )
     return DataLoaderTwoViews(
         base,
-        TwoViewTransform(aug),
+        TwoViewTransform(aug, normalize=False),
         batch_size,
         seed=seed,
         num_workers=num_workers,

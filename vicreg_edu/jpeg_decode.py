@@ -29,12 +29,14 @@ import dataclasses
 import io
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 from torchvision.io import ImageReadMode, decode_jpeg
 
-from .batch_augment import BatchAugment
+from .batch_augment import BatchAugment, augment_batches
+from .errors import DataError
 from .views import AugmentConfig
 
 
@@ -74,32 +76,51 @@ class JpegTwoViewDecoder:
         done = dataclasses.replace(cfg, crop=False)
         self.colour = (BatchAugment(done, 0), BatchAugment(done, 1))
         self.batched_decode_failures = 0  # batched calls retried image by image
+        self.pil_fallbacks = 0  # images decode_jpeg refused, decoded by PIL instead
 
     def plan(self, sizes: Sequence[tuple[int, int]], generator: torch.Generator | None = None):
         """Both views' parameters (as ``BatchAugment.sample``) and crop boxes (n, 4) = (top, left, h, w)."""
         params = [view.sample(len(sizes), generator) for view in self.views]
-        boxes = []
+        return params, self.boxes(params, sizes)
+
+    def boxes(self, params: Sequence[dict[str, torch.Tensor]], sizes: Sequence[tuple[int, int]]) -> list[torch.Tensor]:
+        """Each view's integer crop boxes (n, 4) = (top, left, h, w) for images of ``sizes`` (H, W),
+        from parameters already drawn (e.g. this rank's rows of a global batch's draw)."""
+        out = []
         for view, p in zip(self.views, params):
             box = torch.empty(len(sizes), 4, dtype=torch.long)
             for hw in set(sizes):  # one vectorised call per distinct image size
                 rows = torch.tensor([k for k, s in enumerate(sizes) if s == hw])
                 box[rows] = view.crop_boxes({k: v[rows] for k, v in p.items()}, *hw)
-            boxes.append(box)
-        return params, boxes
+            out.append(box)
+        return out
 
-    def decode(self, files: Sequence[bytes]) -> list[torch.Tensor]:
-        """uint8 (3, H, W) images on the device, ``decode_batch`` files per call."""
-        data = [torch.frombuffer(bytearray(f), dtype=torch.uint8) for f in files]
+    def decode(self, files: Sequence[bytes | torch.Tensor], names: Sequence[str] | None = None) -> list[torch.Tensor]:
+        """uint8 (3, H, W) images on the device, ``decode_batch`` files per call.
+
+        ``files``: encoded bytes, or 1-d uint8 CPU tensors of them (``torchvision.io.read_file``).
+        A batched call that fails is retried image by image; an image ``decode_jpeg`` refuses (a
+        PNG or another format in an image folder, a JPEG nvJPEG cannot read) is decoded by PIL on
+        the host as the PIL path reads it (``convert("RGB")``) and copied to the device
+        (counted in ``pil_fallbacks``). A file PIL cannot read either raises DataError naming it
+        (``names[k]`` when given).
+        """
+        data = [f if isinstance(f, torch.Tensor) else torch.frombuffer(bytearray(f), dtype=torch.uint8) for f in files]
         out = []
         for start in range(0, len(data), self.decode_batch):
             chunk = data[start : start + self.decode_batch]
             try:
                 out += decode_jpeg(chunk, mode=ImageReadMode.RGB, device=self.device)
+                continue
             except RuntimeError:  # e.g. nvJPEG's "Failed to decode batch": one at a time
-                if len(chunk) == 1:
-                    raise
-                self.batched_decode_failures += 1
-                out += [decode_jpeg(d, mode=ImageReadMode.RGB, device=self.device) for d in chunk]
+                if len(chunk) > 1:
+                    self.batched_decode_failures += 1
+            for k, d in enumerate(chunk, start):
+                try:
+                    out.append(decode_jpeg(d, mode=ImageReadMode.RGB, device=self.device))
+                except RuntimeError:
+                    self.pil_fallbacks += 1
+                    out.append(_pil_decode(d, names[k] if names else f"file {k} of the batch").to(self.device))
         return out
 
     def crop_resize(self, images: Sequence[torch.Tensor], boxes: torch.Tensor) -> torch.Tensor:
@@ -115,7 +136,23 @@ class JpegTwoViewDecoder:
 
     def __call__(self, files: Sequence[bytes], generator: torch.Generator | None = None):
         params, boxes = self.plan(image_sizes(files), generator)
-        images = self.decode(files)
-        return tuple(
-            colour.apply(self.crop_resize(images, box), p) for colour, p, box in zip(self.colour, params, boxes)
-        )
+        return self.views_from(self.decode(files), params, boxes)
+
+    def views_from(
+        self, images: Sequence[torch.Tensor], params: Sequence[dict[str, torch.Tensor]], boxes: Sequence[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(view_a, view_b) float32 (n, 3, size, size) of decoded images: crop + resize per image,
+        then the colour ops of both views (as one batch on a GPU: ``batch_augment.augment_batches``)."""
+        cropped = [self.crop_resize(images, box) for box in boxes]
+        view_a, view_b = augment_batches(self.colour[0].cfg, cropped, list(params))
+        return view_a, view_b
+
+
+def _pil_decode(data: torch.Tensor, name: str) -> torch.Tensor:
+    """uint8 (3, H, W) on the CPU of an encoded image, by PIL as the PIL path reads it (``convert("RGB")``)."""
+    try:
+        with Image.open(io.BytesIO(data.numpy().tobytes())) as img:
+            rgb = np.asarray(img.convert("RGB"))
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise DataError(f"cannot read the image file {name} ({type(e).__name__}: {e}); remove or replace it") from None
+    return torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()
