@@ -26,7 +26,8 @@ views are), ``augment`` (making them from PIL images), ``batch_augment`` (the sa
 ``shapes`` (the built-in dataset), ``data``, ``models``, ``trainer``, ``evaluate``,
 ``diagnostics``, ``plots``, ``config``, ``optim``, ``checkpoint``, ``distributed``, ``errors``,
 ``cli`` (the only argument parser; ``python -m vicreg_edu``), ``slurm``, ``experiments`` (chapter
-7's grid), ``baselines``, ``results``, ``widgets``, ``explorer``.
+7's grid), ``baselines``, ``results``, ``widgets``, ``explorer``,
+``playground`` (the 2-D toy of chapters 1-4).
 
 Example:
     >>> import torch
