@@ -1,4 +1,4 @@
-"""bench/gpu_suite.py in its tiny CPU mode: a smoke test of the script, not a timing test.
+"""bench/gpu_suite.py in its tiny CPU mode and bench/jpeg_pipeline.py --quick: smoke tests, not timings.
 
 It runs every measurement of issue 15 end to end (the real trainer loop, the loss bench, the JPEG
 writer and both decode paths, compile and fp16 runs) with tiny sizes, plus ``--profile`` (the
@@ -100,3 +100,35 @@ def test_tiny_jpeg_planned_views(tiny_report):
 def test_unknown_measurement_is_refused():
     proc = subprocess.run([sys.executable, str(SUITE), "--only", "nope"], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode != 0 and "unknown measurement" in proc.stderr
+
+
+# ----------------------------------------------------------------------------------------------
+# bench/jpeg_pipeline.py --quick: the image-folder pipelines side by side (smoke test)
+
+
+def test_jpeg_pipeline_bench_quick(tmp_path):
+    """16 real-size JPEGs through the PIL path, the device path on the CPU and its host-only part:
+    every path saw every image, the figures are finite and positive, the views are the recipe's
+    (two float32 views of 224 px from the device path), and the feed estimate is derived from the
+    stored H200 step rate."""
+    out = tmp_path / "jpeg.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "jpeg_pipeline.py"), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0 and out.exists(), proc.stdout[-2000:] + proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["jpeg_size"] == [500, 375] and 90e3 < report["jpeg_bytes_mean"] < 130e3
+    assert set(report["paths"]) == {"pil", "gpu@cpu", "gpu host"}
+    for name, r in report["paths"].items():
+        assert r["images"] == 16 and math.isfinite(r["ratio_to_pil_per_cpu_s"]) and r["images_per_cpu_s"] > 0, name
+    phases = report["paths"]["gpu@cpu"]["cpu_ms_per_image_by_phase"]
+    assert set(phases) == {"read + header", "draw + boxes", "decode", "crop + resize", "colour ops"}
+    assert report["device_ops"]["ops_per_image"] > 0
+    derived = report["derived"]
+    assert derived["step_images_per_s"] > 1000 and "assumption" in derived
+    assert all(row["cores_per_gpu_to_feed"] > 0 for row in derived["paths"].values())
+    assert "images/CPU-s" in proc.stdout and "cores/GPU to feed" in proc.stdout

@@ -11,12 +11,17 @@ For a batch of JPEG files (their bytes), :class:`JpegTwoViewDecoder`
    <vicreg_edu.batch_augment.BatchAugment.crop_boxes>`: the first fitting trial, else the centre
    crop),
 3. decodes with ``torchvision.io.decode_jpeg(..., device=...)`` a few files at a time
-   (``decode_batch``; a batched call that fails is retried image by image),
+   (``decode_batch``; a batched call that fails is retried image by image, and an image it
+   refuses, e.g. a PNG, is decoded by PIL on the host and copied over),
 4. crops and resizes each image to the view size on the device (``resized_crop``, antialiased,
    as PIL's resize), giving one uint8 batch per view, and
-5. hands each batch with its parameters to the batched colour ops of
-   :class:`~vicreg_edu.batch_augment.BatchAugment` (flip, jitter, grayscale, blur, solarize,
-   normalise), with the crop switched off there since it is done.
+5. hands both batches with their parameters to the batched colour ops of
+   :mod:`~vicreg_edu.batch_augment` (flip, jitter, grayscale, blur, solarize, normalise; one
+   batch of 2n images on a GPU: ``augment_batches``), with the crop switched off there since it
+   is done.
+
+:class:`~vicreg_edu.gpu_pipeline.DeviceTwoViewLoader` is the trainer's loader built on it
+(``Config.pipeline = "gpu"``).
 
 Only the sizes are read before the decode, so no image is decoded twice and a device decoder
 (nvJPEG on CUDA) never waits on the host for a random draw. Shapes: ``n`` files -> two float32
