@@ -556,6 +556,26 @@ def test_views_as_one_batch_reproduce_the_frozen_implementation(images, case):
         assert (fused[v] - _FrozenBatchAugment(cfg, v).apply(x, params[v])).abs().max() <= HUE_ROUNDING
 
 
+@pytest.mark.parametrize("crop", [True, False])
+def test_batches_as_one_batch_equal_one_at_a_time(images, crop):
+    """augment_batches (the JPEG path's colour ops: each view cropped elsewhere): the batches
+    concatenated with their parameters give each batch's own result, as on a GPU."""
+    from vicreg_edu.batch_augment import BatchAugment, augment_batches
+
+    cfg = imagenet_augment(size=32, crop=crop)
+    x = images[0]
+    xs = [x[:5], x[5:12].flip(-1)]  # two batches of different sizes and contents
+    g = torch.Generator().manual_seed(7)
+    params = [BatchAugment(cfg, k).sample(len(b), g) for k, b in enumerate(xs)]
+    apart = augment_batches(cfg, xs, params)  # on the CPU: one at a time
+    together = augment_batches(cfg, xs, params, one_batch=True)
+    assert [t.shape for t in together] == [a.shape for a in apart] == [(5, 3, 32, 32), (7, 3, 32, 32)]
+    for a, t in zip(apart, together):
+        assert (a - t).abs().max() <= HUE_ROUNDING
+    with pytest.raises(ValueError, match="2 batches but 1 parameter sets"):
+        augment_batches(cfg, xs, params[:1])
+
+
 @pytest.mark.parametrize("case", ["cifar", "imagenet24", "no_crop_resized"])
 def test_device_work_reads_nothing_back(images, case):
     """The device part needs no sync: run it on the meta device, whose tensors have no data, so

@@ -342,7 +342,10 @@ def _to_device(tensors: dict[str, torch.Tensor], device: torch.device) -> dict[s
 
 
 def augment_batches(
-    cfg: AugmentConfig, batches: list[torch.Tensor], params: list[dict[str, torch.Tensor]]
+    cfg: AugmentConfig,
+    batches: list[torch.Tensor],
+    params: list[dict[str, torch.Tensor]],
+    one_batch: bool | None = None,
 ) -> list[torch.Tensor]:
     """The recipe on several uint8 batches of one size, each with its own parameters.
 
@@ -351,7 +354,7 @@ def augment_batches(
     Every op works image by image, so augmenting the batches concatenated with their parameters
     concatenated gives each batch's result: on a GPU that is what runs (one batch, half the
     kernel launches for two views); on the CPU the batches run one at a time, as
-    :meth:`TwoViewBatchAugment.apply` does.
+    :meth:`TwoViewBatchAugment.apply` does. ``one_batch`` overrides that choice.
 
     Shapes: batches[k] uint8 (B_k, 3, H, W), params[k] as ``BatchAugment.sample(B_k)`` ->
     float32 (B_k, 3, size, size) each.
@@ -369,7 +372,9 @@ def augment_batches(
         raise ValueError(f"got {len(batches)} batches but {len(params)} parameter sets")
     if not batches:
         return []
-    if batches[0].device.type == "cpu" or len(batches) == 1:
+    if one_batch is None:
+        one_batch = batches[0].device.type != "cpu"
+    if not one_batch or len(batches) == 1:
         return [_augment_views(cfg, x, [p])[0] for x, p in zip(batches, params)]
     shapes = {tuple(x.shape[1:]) for x in batches}
     if len(shapes) > 1:
