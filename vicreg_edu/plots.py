@@ -410,7 +410,7 @@ def plot_training_curves(
     else:
         ax.set_ylabel("value (loss weighted, terms unweighted)")
     ax.set_title(title or "VICReg loss and its terms")
-    ax.legend()
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the axes, never over the curves
     return ax
 
 
