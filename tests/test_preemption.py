@@ -33,12 +33,22 @@ RUN = dict(train_size=512, batch_size=32, epochs=2, log_every=1, ckpt_every=0)
 STEPS_PER_EPOCH = 16
 
 
-def command(out_dir, *extra, processes=1):
+def command(out_dir, *extra, processes=1, wrapper=False):
     """The trainer's command line: ``python -m vicreg_edu train``, or torchrun as the docs write it
-    (``--signals-to-handle`` with SIGUSR1/SIGUSR2, so its agent forwards them instead of dying)."""
+    (``--signals-to-handle`` with SIGUSR1/SIGUSR2, so its agent forwards them instead of dying), or
+    with ``wrapper`` ``python -m vicreg_edu.launch.torchrun`` (the same, ending a stop in one line)."""
     train = ["-m", "vicreg_edu", "train", "--preset", "demo", "--set", *as_set_args(**RUN, out_dir=out_dir), *extra]
     if processes == 1:
         return [sys.executable, *train]
+    if wrapper:
+        return [
+            sys.executable,
+            "-m",
+            "vicreg_edu.launch.torchrun",
+            "--standalone",
+            f"--nproc_per_node={processes}",
+            *train,
+        ]
     return [
         sys.executable,
         "-m",
@@ -162,8 +172,10 @@ def test_usr2_to_the_torchrun_process_group_two_processes(tmp_path):
     says so in one line; ``--resume auto`` says where it resumes and ends bitwise equal to the
     uninterrupted run. torchrun itself exits non-zero (its SignalException), the workers with 140.
 
-    Then SIGTERM to worker rank 1 only: rank 0 stops at the same step (the flags are all-reduced;
-    without that it would wait forever in the next gradient all-reduce).
+    Then SIGTERM to worker rank 1 only, under ``python -m vicreg_edu.launch.torchrun``: rank 0 stops at the
+    same step (the flags are all-reduced; without that it would wait forever in the next gradient
+    all-reduce), and the launcher ends with one line, no traceback. Last, USR2 to the launcher's whole
+    process group: status 140 and one line, no traceback anywhere.
     """
     straight, stopped, one_rank = tmp_path / "straight", tmp_path / "stopped", tmp_path / "one_rank"
     finish(command(straight, processes=2))
@@ -176,11 +188,20 @@ def test_usr2_to_the_torchrun_process_group_two_processes(tmp_path):
     assert resumed.stdout.count(line) == 1, resumed.stdout[-3000:]
     assert_same_run(state(straight), state(stopped))
 
-    status, stderr = signal_mid_epoch(command(one_rank, processes=2), one_rank, rank=1)
-    assert status != 0 and "got signal" not in stderr, stderr[-3000:]  # torchrun saw its workers exit
+    status, stderr = signal_mid_epoch(command(one_rank, processes=2, wrapper=True), one_rank, rank=1)
+    assert status == 143 and "Traceback" not in stderr, stderr[-3000:]  # torchrun saw its workers exit
+    assert stderr.rstrip().endswith("torchrun: its trainers stopped on SIGTERM (the checkpoint line above)"), stderr
     check_stopped_at_last_logged_step(one_rank, stderr, world=2)  # rank 0 wrote it and printed the line
     finish(command(one_rank, "--resume", "auto", processes=2))
     assert_same_run(state(straight), state(one_rank))
+
+    quiet = tmp_path / "quiet"
+    status, stderr = signal_mid_epoch(command(quiet, processes=2, wrapper=True), quiet, signal.SIGUSR2, group=True)
+    assert status == 140 and "Traceback" not in stderr, stderr[-3000:]
+    assert stderr.rstrip().endswith(
+        "torchrun: stopped by SIGUSR2; its trainers got the signal and have exited (the checkpoint line above)"
+    ), stderr
+    check_stopped_at_last_logged_step(quiet, stderr, world=2, signame="SIGUSR2")
 
 
 def _signal_at_step(monkeypatch, step, signum):

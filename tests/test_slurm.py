@@ -684,8 +684,9 @@ def test_sbatch_script_runs_srun_torchrun_with_a_valid_command_line(tmp_path, mo
     assert "srun exited with status 3" in proc.stdout
     assert (tmp_path / "calls").read_text() == "scontrol show hostnames gpu-a[7-8]\n"
     argv = (tmp_path / "argv").read_text().split("\0")[:-1]
-    at = argv.index("torchrun")
-    assert argv[:at] == ["--ntasks-per-node=1", "--cpus-per-task=80", "--kill-on-bad-exit=1"], argv
+    at = argv.index("vicreg_edu.launch.torchrun")  # torchrun with one-line stops
+    assert argv[: at - 2] == ["--ntasks-per-node=1", "--cpus-per-task=80", "--kill-on-bad-exit=1"], argv
+    assert argv[at - 2 : at] == ["python", "-m"], argv
     args = torchrun.parse_args(argv[at + 1 :])  # torchrun's own parser
     assert (
         args.nnodes,
