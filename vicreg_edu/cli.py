@@ -291,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_train = sub.add_parser(
         "train",
         help="pre-train VICReg (then k-NN: trained vs random encoder vs raw pixels)",
+        description=_TRAIN_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=_presets_help(),
     )
@@ -344,6 +345,20 @@ def _guarded(job, args: argparse.Namespace | None = None) -> int:
     return status if isinstance(status, int) and not isinstance(status, bool) and status != 0 else 0
 
 
+_TRAIN_DESCRIPTION = """\
+Pre-train VICReg, then print the k-NN table. What it writes to <out_dir>: checkpoint.pt (every epoch,
+every ckpt_every steps, and at a stop signal), metrics.jsonl (every log_every steps), config.json, and
+TensorBoard events in tb/ when tensorboard is installed (pip install 'vicreg-edu[tensorboard]'; the
+start lines say where they go or that the package is missing; --set tensorboard=false).
+
+Progress: a tqdm bar when stderr is a terminal; otherwise (a file, a SLURM log, a notebook) a plain
+line every print_every steps (step, epoch, the global batch's loss, images/s, ETA) and one per epoch.
+SIGTERM, SIGUSR1 or SIGUSR2 finish the step, write the checkpoint and stop with one line; --resume
+auto continues exactly and says "resumed from PATH at step N". Under torchrun, name the signals:
+
+  torchrun --signals-to-handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1,SIGUSR2 --nproc_per_node=8 \\
+      -m vicreg_edu train --preset imagenet-resnet50 --set data_dir=/imagenet
+"""
 _EVAL_DESCRIPTION = """\
 Without --protocol: the quick evaluation of a trainer checkpoint on its own dataset (k-NN, or a
 linear probe on precomputed features, one process).
