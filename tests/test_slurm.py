@@ -525,7 +525,7 @@ def test_dry_run_prints_the_request_and_refuses_what_would_fail_on_the_node(caps
     submitted (no submitit or sbatch needed); a missing data_dir, an unwritable out_dir, a GPU preset without
     GPUs or a batch the processes do not divide: one line and status 2."""
     monkeypatch.setattr(config, "FAST", False)
-    monkeypatch.setattr(slurm.shutil, "which", lambda name: pytest.fail("a dry run must not look for sbatch"))
+    monkeypatch.setattr(slurm.shutil, "which", lambda name: None)  # no sinfo, no sbatch: a dry run needs neither
     data, out = tmp_path / "imagenet", tmp_path / "runs" / "x"
     (data / "train").mkdir(parents=True)
     good = ["--dry-run", "--nodes", "2", "--gpus-per-node", "8", "--", "--preset", "imagenet-resnet50"]
@@ -548,6 +548,18 @@ def test_dry_run_prints_the_request_and_refuses_what_would_fail_on_the_node(caps
         f"out_dir {out} can be created (in {tmp_path})"
     )
     assert lines[-1] == "dry run: nothing submitted" and not out.exists()
+    # the partition's time limit, where sinfo tells it (a stand-in sinfo here)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sinfo").write_text('#!/bin/sh\nprintf "gpu* 2-00:00:00\\nshort 1:00:00\\n"\n')
+    (bin_dir / "sinfo").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setattr(slurm.shutil, "which", lambda name: str(bin_dir / name) if name == "sinfo" else None)
+    status, stdout, err = run(*good)  # the default --time 4320 on the default partition gpu (2880 min)
+    assert status == 2 and "--time 4320 min is more than partition gpu's limit of 2880 min (sinfo)" in err, err
+    status, stdout, err = run("--time", "60", "--partition", "short", *good)
+    assert status == 0 and "--time 60 min within partition short's 60 min" in stdout, err
+    monkeypatch.setattr(slurm.shutil, "which", lambda name: None)
     status, stdout, _ = run("--no-requeue", *good)
     assert status == 0 and "  #SBATCH --requeue" not in stdout.splitlines() and "--no-requeue (" in stdout
 

@@ -410,6 +410,60 @@ def _writable(folder: Path) -> bool:
         return False
 
 
+def slurm_minutes(text: str) -> int | None:
+    """A SLURM time limit as sinfo prints it (``%l``) in minutes; None for ``infinite`` or unreadable text.
+
+    >>> slurm_minutes("3-00:00:00"), slurm_minutes("1:30:00"), slurm_minutes("45:00"), slurm_minutes("infinite")
+    (4320, 90, 45, None)
+    """
+    m = re.fullmatch(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)", text.strip())
+    if not m:
+        return None
+    days, hours, minutes, seconds = (int(g) if g else 0 for g in m.groups())
+    return days * 1440 + hours * 60 + minutes + (1 if seconds else 0)
+
+
+def partition_time_limit(partition: str | None) -> tuple[str, int] | None:
+    """``(partition, MaxTime in minutes)`` from ``sinfo`` (the default partition when None); None when sinfo
+    is missing, fails or says ``infinite``."""
+    if shutil.which("sinfo") is None:
+        return None
+    import subprocess
+
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%P %l"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    for line in out.stdout.splitlines():
+        name, _, limit = line.strip().partition(" ")
+        default = name.endswith("*")
+        name = name.rstrip("*")
+        if (partition is None and default) or name == partition:
+            minutes = slurm_minutes(limit)
+            return (name, minutes) if minutes is not None else None
+    return None
+
+
+def check_time(args: argparse.Namespace) -> list[str]:
+    """``--time`` against the partition's limit when ``sinfo`` can tell it (the check passed, in words).
+
+    Raises:
+        SubmitError: ``--time`` is more than the partition allows (sbatch would refuse or pend forever).
+    """
+    limit = partition_time_limit(args.partition)
+    if limit is None:
+        return []
+    name, minutes = limit
+    if args.time > minutes:
+        raise SubmitError(
+            f"--time {args.time} min is more than partition {name}'s limit of {minutes} min (sinfo): "
+            f"use --time {minutes} or less (the job checkpoints and requeues at every limit)"
+        )
+    return [f"--time {args.time} min within partition {name}'s {minutes} min"]
+
+
 def check_submission(args: argparse.Namespace, cfg: Config) -> list[str]:
     """What the submitting host can check before the queue wait; returns the checks passed, in words.
 
@@ -525,6 +579,7 @@ def submit(args: argparse.Namespace, cfg: Config, job=None, passed=None, what: s
         passed = check_submission(args, cfg)
         job = TrainingJob(cfg.to_dict(), args.gpus_per_node)
         what = f"vicreg-edu train (resume=auto, out_dir {cfg.out_dir})"
+    passed = list(passed or []) + check_time(args)
     params = submitit_parameters(args, req)
     if getattr(args, "dry_run", False):
         print("sbatch options (through submitit):")
