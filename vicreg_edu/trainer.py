@@ -418,9 +418,10 @@ class MetricsLog:
             self._since = self._timer
 
     def due(self, step: int) -> bool:
-        """Whether ``step`` is logged by the schedule: every ``log_every`` steps, and every plain line's step."""
+        """Whether ``step`` is logged by the schedule: every ``log_every`` and every ``print_every`` steps.
+        The same on every process (the record all-reduces), whether or not rank 0 shows a bar."""
         cfg = self.run.cfg
-        return step % cfg.log_every == 0 or self._prints(step)
+        return step % cfg.log_every == 0 or bool(cfg.print_every and step % cfg.print_every == 0)
 
     def _prints(self, step: int) -> bool:
         every = self.run.cfg.print_every
