@@ -286,8 +286,11 @@ def test_jupyterlab_shows_the_live_widget(browser, tmp_path):
         button = page.get_by_role("button", name="Run it live")
         assert button.is_enabled()
         button.click()
-        page.wait_for_function("() => !document.body.innerText.includes('press Run it live')")
+        img.wait_for(state="visible")  # the live run (a thread in the kernel) drew its figure
+        assert "press Run it live" not in page.inner_text("body")
         assert img.is_visible() and not button.is_enabled() and errors == []
+        box = img.bounding_box()
+        assert box["width"] < 400, f"the 180 px figure is stretched to {box['width']:.0f} px"
         page.close()
     finally:
         lab.terminate()

@@ -343,7 +343,8 @@ class Explorer:
                     description=c["label"],
                     continuous_update=True,
                 )
-        self._image = w.Image(format="png", layout=w.Layout(max_width="100%"))
+        # align_self: in the VBox (a flex column) an image would otherwise be stretched to its width
+        self._image = w.Image(format="png", layout=w.Layout(max_width="100%", align_self="flex-start"))
         self._hint = w.HTML("")
         self._button = None
         rows = [w.HBox(list(self._inputs.values()), layout=w.Layout(flex_flow="row wrap"))]
