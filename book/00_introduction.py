@@ -11,9 +11,12 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/vicreg-edu/vicreg-edu/blob/main/book/00_introduction.ipynb)
 #
-# This chapter sets the scene: what self-supervised learning is, what a joint-embedding
-# architecture looks like, what "two views of one image" means on real images, and the VICReg
-# loss ([Bardes et al., 2022](https://arxiv.org/abs/2105.04906)) at a glance. It ends with a map of the book and a first exercise.
+# **The question of this book.** How can a network learn useful features from images without a
+# single label, and what stops it from cheating by giving every image the same output? This
+# chapter introduces VICReg ([Bardes et al., 2022](https://arxiv.org/abs/2105.04906)) and its
+# loss on four made-up batches, and fixes, once for the whole book, the loss's conventions and
+# the two measures every chapter uses ($k$-NN accuracy, effective rank); the
+# [glossary](glossary.md) repeats them in short entries.
 
 # %%
 try:
@@ -31,8 +34,8 @@ import matplotlib.pyplot as plt
 import torch
 
 from vicreg_edu import (
-    FAST, Shapes, TwoViewTransform, get_config, load_dataset, make_augment_config, variance_loss,
-    vicreg_loss)
+    FAST, Shapes, TwoViewTransform, covariance_loss, effective_rank, get_config, invariance_loss, load_dataset,
+    make_augment_config, variance_loss, vicreg_loss)
 
 torch.manual_seed(0)
 print("fast mode:", FAST)
@@ -40,71 +43,52 @@ print("fast mode:", FAST)
 # %% [markdown]
 # ## Self-supervised learning in one page
 #
-# A supervised image classifier learns from millions of labelled images. Labels are expensive,
-# and a network trained to predict 1000 labels learns what those labels need and little more.
-# **Self-supervised learning** (SSL) trains the same network, an *encoder* $f_\theta$ that maps an
-# image $x$ to a vector $y = f_\theta(x)$, from the images alone. The label is replaced by a
-# task the data poses to itself. Once trained, the encoder is frozen and judged by how well a
-# simple classifier (a linear layer, or $k$ nearest neighbours) does on top of its
-# representations: a good representation makes the classes easy to separate.
+# **Self-supervised learning** (SSL) trains an *encoder* $f_\theta$, mapping an image $x$ to a
+# vector $y = f_\theta(x)$, from the images alone; the frozen encoder is then judged by how well a
+# simple classifier does on its representations. The task of most modern methods is
+# **invariance to augmentations**: crop an image twice, recolour each crop, and ask the encoder to
+# map both crops to nearby vectors. What survives (the object's shape) must be encoded.
 #
-# The task used by most modern methods is **invariance to augmentations**: crop an image twice,
-# change the colours of each crop, and ask the encoder to map both crops to nearby vectors. What
-# survives a crop and a colour change (the object, its shape) must be encoded; what does not
-# (position, lighting) should be ignored. This family of methods is called **joint-embedding**:
-# two views are embedded by the same network and their embeddings compared, a Siamese
-# architecture ([Bromley et al., 1993](https://proceedings.neurips.cc/paper/1993/hash/288cc0ff022877bd3df94bc9360b9c5d-Abstract.html)).
-#
-# Asking only for agreement has a trivial solution: output the same vector for every image.
-# Both views then agree perfectly and the representation is worthless. This is **collapse**, and
-# every joint-embedding method is mostly a way to prevent it:
-#
-# - *contrastive* methods (SimCLR ([Chen et al., 2020](https://arxiv.org/abs/2002.05709)), MoCo ([He et al., 2020](https://arxiv.org/abs/1911.05722))) also push
-#   the embeddings of *different* images apart, which needs many negative pairs, large batches
-#   or a memory bank;
-# - *distillation* methods break the symmetry between the branches: BYOL ([Grill et al., 2020](https://arxiv.org/abs/2006.07733))
-#   with a predictor, a stop-gradient and a momentum (moving-average) encoder, SimSiam
-#   ([Chen and He, 2021](https://arxiv.org/abs/2011.10566)) with a predictor and a stop-gradient alone (no momentum encoder);
-# - *information-maximisation* methods (Barlow Twins ([Zbontar et al., 2021](https://arxiv.org/abs/2103.03230)) and **VICReg**)
-#   regularise the statistics of a batch of embeddings so that no dimension can collapse.
-#
-# VICReg states the two things we want as two explicit terms: keep the variance of every
-# embedding dimension above a threshold, and decorrelate the dimensions. Nothing else: no
-# negatives, no momentum encoder, no stop-gradient, no normalisation of the embeddings.
+# Asking only for agreement has a trivial solution: the same vector for every image. This is
+# **collapse**, and every such *joint-embedding* method is mostly a way to prevent it:
+# *contrastive* methods (SimCLR, [Chen et al., 2020](https://arxiv.org/abs/2002.05709)) push
+# different images apart with negative pairs; *distillation* methods (BYOL,
+# [Grill et al., 2020](https://arxiv.org/abs/2006.07733)) make the two branches asymmetric;
+# *information-maximisation* methods (Barlow Twins,
+# [Zbontar et al., 2021](https://arxiv.org/abs/2103.03230), and **VICReg**) regularise the
+# statistics of a batch of embeddings. VICReg states what we want as explicit terms: keep the
+# spread of every embedding dimension up, and decorrelate the dimensions.
 
 # %% [markdown]
-# ## What it buys: the paper's headline numbers
+# ## What it buys: the paper's numbers
 #
-# The standard test of a self-supervised method is the *linear evaluation* on ImageNet: train a
-# ResNet-50 without labels, freeze it, and train one linear layer on its representations with
-# the labels. The VICReg paper ([Bardes et al., 2022](https://arxiv.org/abs/2105.04906), Table 1)
-# reports these top-1 accuracies, next to a ResNet-50 trained with the labels end to end:
+# The standard test is *linear evaluation* on ImageNet: pre-train a ResNet-50 without labels,
+# freeze it, train one linear layer on its representations with the labels. The VICReg paper
+# (Table 1) reports these top-1 accuracies next to a ResNet-50 trained with labels end to end:
 
 # %%
-reported = [("supervised ResNet-50 (labels end to end)", 76.5),
-            ("VICReg, 1000 epochs, no labels + linear layer", 73.2),
-            ("SimCLR, no labels + linear layer", 69.3)]
-print(f"{'ImageNet, ResNet-50':<48} {'linear top-1 (%)':>16}   (Bardes et al., 2022, Table 1)")
-for method, top1 in reported:
-    print(f"{method:<48} {top1:>16.1f}")
-print(f"VICReg: {reported[0][1] - reported[1][1]:.1f} points below supervised, "
-      f"{reported[1][1] - reported[2][1]:.1f} above SimCLR")
+reported = {"supervised (labels end to end)": 76.5, "SimCLR (contrastive)": 69.3,
+            "BYOL (distillation)": 74.3, "SwAV (clustering, multi-crop)": 75.3,
+            "Barlow Twins (information max.)": 73.2, "VICReg": 73.2}
+print(f"{'ImageNet, ResNet-50, linear top-1 (%)':<40} (Bardes et al., 2022, Table 1)")
+for method, top1 in reported.items():
+    print(f"{method:<40} {top1:5.1f}")
 
 # %% [markdown]
-# A frozen encoder trained without a single label gets within 3.3 points of the supervised
-# network, and ahead of SimCLR, a contrastive method, by 3.9 points. Those are the paper's
-# numbers, for 1000 epochs on 32 GPUs. This book's own runs are far smaller (a small CNN on the
-# built-in Shapes images, minutes on a CPU); chapter 8 puts its numbers next to these, and
-# chapter 9 shows how the ImageNet run is launched.
+# VICReg gets within 3.3 points of the supervised network without a label. It is not the most
+# accurate method of its time: it ties Barlow Twins, is 1.1 points below BYOL and 2.1 below SwAV
+# (which adds small extra crops), and 3.9 above SimCLR; "on par with the state of the art" is the
+# paper's own summary. What VICReg adds is a loss whose every term can be read, plotted and
+# switched off, with no negatives, momentum encoder or stop-gradient: that is why this book
+# teaches it, on runs of minutes on a CPU (chapter 8 compares their numbers with these).
 
 # %% [markdown]
 # ## The joint-embedding architecture
 #
 # One image $i$ gives two views $x = t(i)$ and $x' = t'(i)$, with $t, t'$ drawn at random from a
-# distribution of augmentations $\mathcal{T}$. The **encoder** (backbone, e.g. a ResNet
-# ([He et al., 2016](https://arxiv.org/abs/1512.03385))) gives the representations $y, y'$; a small MLP, the **expander**, maps them
-# to the embeddings $z, z'$ on which the loss is computed. After training the expander is thrown
-# away: downstream tasks use $y$.
+# distribution of augmentations. The **encoder** (e.g. a ResNet) gives the **representations**
+# $y, y'$; a small MLP, the **expander**, maps them to the **embeddings** $z, z'$ on which the
+# loss is computed. After training the expander is thrown away: downstream tasks use $y$.
 
 # %%
 def draw_architecture(ax):
@@ -134,28 +118,32 @@ draw_architecture(ax)
 plt.show()
 
 # %% [markdown]
-# Read the diagram left to right: both views go through the *same* encoder and expander (shared
-# weights), and the loss only ever sees the two batches of embeddings $Z, Z'$. The diagram has
-# no arrow between different images: VICReg never compares an image with another one.
+# Both views go through the *same* encoder and expander, and the loss sees the two batches of
+# embeddings $Z, Z'$. There are no explicit negative pairs: no term names two different images to
+# push apart. Yet the images of a batch are coupled: the variance and covariance terms are
+# statistics *over the batch*. The variance of a column is a mean of squared differences
+# between pairs of images,
+# $\operatorname{Var}(z^j) = \frac{1}{2n(n-1)}\sum_{i \ne k} (z_{ij} - z_{kj})^2$ (checked below),
+# so keeping it up pushes images apart; and chapter 4 shows that the covariance term is, up to
+# two diagonal sums (the dimensions' variances, the images' norms), a penalty on the off-diagonal
+# of the images' Gram matrix (their pairwise similarities), which is what a contrastive loss
+# pushes down ([Garrido et al., ICLR 2023](https://arxiv.org/abs/2206.02574)).
+
+# %%
+column = torch.randn(64, dtype=torch.float64)
+pairwise = (column[:, None] - column[None, :]).square().sum() / (2 * 64 * 63)  # i = k terms are 0
+assert torch.isclose(pairwise, column.var()), (pairwise, column.var())
+print(f"variance {column.var():.6f} = mean pairwise squared difference / 2: {pairwise:.6f}")
 
 # %% [markdown]
 # ## Two views of one image
 #
-# The book's experiments run on a built-in dataset, **Shapes**: 32×32 colour images of ten
-# kinds of filled shapes (circle, ring, square, star, ...), generated on the fly, so nothing is
-# downloaded. The class is the shape; colour, size, position, rotation and the background (a
-# flat colour, or a linear gradient between two colours) are nuisances, which is exactly what
-# augmentations teach an encoder to ignore. Shapes can also draw *noisy* backgrounds, but they
-# are off by default: both views of an image share the noise and no augmentation removes it, so
-# a short run learns the noise as a feature and loses about 8 points of $k$-NN accuracy (the
-# `vicreg_edu.data` module docstring has the measurement; chapter 6 looks at what the encoder
-# keeps). `TwoViewTransform` draws two random
-# augmentations of one image, following the official VICReg recipe scaled down to 32 pixels:
-# random resized crop, horizontal flip, colour jitter, grayscale and, rarely, solarisation (the
-# ImageNet recipe also blurs, and treats the two views asymmetrically; chapter 5 has the details).
-# The book's demo keeps the crops moderate (each crop covers 60 to 100 % of the image, printed
-# below), so that the shape stays in the view, and flips no image (chapter 5 shows the search
-# that chose both).
+# The book's experiments run on **Shapes**: 32×32 colour images of ten kinds of filled shapes,
+# generated on the fly (nothing to download). The class is the shape; colour, size, position,
+# rotation and the background are nuisances. `TwoViewTransform` draws two random augmentations of
+# an image, the official recipe scaled to 32 pixels: random resized crop, flip, colour jitter,
+# grayscale, rarely solarisation. The demo keeps crops at 60 to 100 % of the image and flips
+# nothing (chapter 5 shows the search that chose both).
 
 # %%
 shapes = Shapes(split="train", n=256 if FAST else 2000, seed=0)
@@ -184,30 +172,33 @@ def show_view_pairs(dataset, cfg, n=8, seed=0, title=""):
     return fig
 
 
-demo_augment = make_augment_config(get_config("demo"))  # the augmentations the book's demo trains with
+demo = get_config("demo")  # the book's one baseline: its augmentations here, its loss weights below
+demo_augment = make_augment_config(demo)
 print(f"crop scale {demo_augment.crop_scale}, colour jitter p = {demo_augment.jitter_p}, "
       f"grayscale p = {demo_augment.grayscale_p}, solarise p = {demo_augment.solarize_p}")
 show_view_pairs(shapes, demo_augment, title="Shapes: each column is one image and its two views")
 plt.show()
 
 # %% [markdown]
-# Each column is one training example. The two views of a column can be cropped and
-# rescaled, recoloured, brightened or turned gray, yet they show the same shape (in the first
-# column's second view the crescent nearly disappears into the background: augmentations
-# can also destroy information, which is why the demo keeps them mild). The second and third
-# images have gradient backgrounds, the others flat ones; a view keeps its image's background
-# kind, only recoloured. The invariance term will pull the two views' embeddings together.
-# Two columns of the same class (say, the two crosses) are *not* paired: nothing in the loss
-# says they belong together, and still a good encoder will place them close.
+# Each column's two views are cropped, recoloured or turned gray, yet show the same shape (in
+# the first column the crescent nearly vanishes: augmentations can destroy information too). Two
+# columns of the same class (the two crosses) are *not* paired: nothing in the loss says they
+# belong together, and still a good encoder will place them close.
 
-# %% [markdown]
-# ### The same on CIFAR-10
+# %% [markdown] tags=["dropdown"]
+# <details>
+# <summary><b>Going deeper: the same picture on CIFAR-10</b></summary>
 #
-# When a CIFAR-10 folder ([Krizhevsky, 2009](https://www.cs.toronto.edu/~kriz/learning-features-2009-TR.pdf)) exists locally (the repository's `data/`
-# folder), the next cell shows the same picture with the CIFAR recipe; otherwise it prints how to
-# get the data. The book never downloads anything by itself.
+# When a CIFAR-10 folder ([Krizhevsky, 2009](https://www.cs.toronto.edu/~kriz/learning-features-2009-TR.pdf))
+# exists locally (the repository's `data/` folder), the folded cell below shows the same picture
+# with the CIFAR recipe; otherwise it prints how to get the data (the book never downloads
+# anything by itself). On natural images the crops matter most: a view may keep only part of the
+# object (a wheel, a head), so the encoder must recognise the object from its parts.
+#
+# </details>
 
-# %%
+# %% cellView="form" jupyter={"source_hidden": true} mystnb={"code_prompt_hide": "Hide the side study", "code_prompt_show": "Show the side study"} tags=["hide-cell"]
+# @title Going deeper: two views of CIFAR-10 images (when the data is there)
 data_root = Path("../data") if Path.cwd().name == "book" else Path("data")
 try:
     cifar = load_dataset("cifar10", root=data_root, split="train")
@@ -219,59 +210,51 @@ if cifar is not None:
     plt.show()
 
 # %% [markdown]
-# On natural images the crops are what matters most: a view may keep only part of the object
-# (a wheel, a head), so the encoder must recognise the object from its parts.
-
-# %% [markdown]
 # ## The VICReg loss at a glance
 #
-# Take a batch of $n$ images, two views each, embedded into $Z = [z_1, \dots, z_n]$ and
-# $Z' = [z'_1, \dots, z'_n]$, each $z_i \in \mathbb{R}^d$. Write $z^j$ for the $j$-th
-# dimension across the batch (a column of $Z$). VICReg combines three terms
-# ([Bardes et al., 2022](https://arxiv.org/abs/2105.04906)):
+# A batch of $n$ images, two views each, gives embeddings $Z, Z'$ ($n$ rows $z_i \in \mathbb{R}^d$);
+# $z^j$ is dimension $j$ across the batch (a column). **Invariance**: the two views of an image
+# should be close, $s(Z, Z') = \frac{1}{n} \sum_{i} \lVert z_i - z'_i \rVert_2^2$ (the paper's Eq. 5).
+# **Variance**: every dimension's standard deviation over the batch should reach $\gamma$, a hinge
+# with a small $\epsilon$ (Eq. 1, 2):
 #
-# **Invariance**: the two views of an image should have nearby embeddings (the paper's Eq. 5),
+# $$ v(Z) = \frac{1}{d} \sum_{j=1}^{d} \max\bigl(0,\ \gamma - \sqrt{\operatorname{Var}(z^j) + \epsilon}\bigr) . $$
 #
-# $$ s(Z, Z') = \frac{1}{n} \sum_{i=1}^{n} \lVert z_i - z'_i \rVert_2^2 . $$
+# **Covariance**: dimensions should be decorrelated; with the covariance matrix
+# $C(Z) = \frac{1}{n-1} \sum_{i} (z_i - \bar z)(z_i - \bar z)^\top$ (Eq. 3, 4),
 #
-# **Variance**: the standard deviation of every dimension over the batch should stay above
-# $\gamma$ (a hinge, with $\epsilon$ a small constant that keeps the square root's gradient
-# finite; Eq. 1 and 2),
+# $$ c(Z) = \frac{1}{d} \sum_{j \neq k} [C(Z)]_{j,k}^2 . $$
 #
-# $$ v(Z) = \frac{1}{d} \sum_{j=1}^{d} \max\bigl(0,\ \gamma - S(z^j, \epsilon)\bigr),
-#    \qquad S(x, \epsilon) = \sqrt{\operatorname{Var}(x) + \epsilon} . $$
+# **Total** (Eq. 6): $\ell = \lambda\, s(Z, Z') + \mu\, [v(Z) + v(Z')] + \nu\, [c(Z) + c(Z')]$,
+# with $\lambda = \mu = 25$, $\nu = 1$, $\gamma = 1$, $\epsilon = 10^{-4}$ in the paper.
 #
-# **Covariance**: different dimensions should be decorrelated, so that they carry different
-# information; with the covariance matrix $C(Z)$, the sum of its squared off-diagonal entries
-# (Eq. 3 and 4),
+# **The book's conventions, stated once.**
 #
-# $$ C(Z) = \frac{1}{n-1} \sum_{i=1}^{n} (z_i - \bar z)(z_i - \bar z)^\top, \qquad
-#    c(Z) = \frac{1}{d} \sum_{j \neq k} [C(Z)]_{j,k}^2 . $$
-#
-# **Total**, with weights $\lambda, \mu, \nu$ (Eq. 6):
-#
-# $$ \ell(Z, Z') = \lambda\, s(Z, Z') + \mu\, \bigl[v(Z) + v(Z')\bigr] + \nu\, \bigl[c(Z) + c(Z')\bigr] . $$
-#
-# The paper uses $\lambda = \mu = 25$, $\nu = 1$, $\gamma = 1$, $\epsilon = 10^{-4}$. Like the
-# official code, `vicreg_edu.loss` averages $s$ over the $d$ dimensions too (a mean squared
-# error) and averages the two variance terms, $\mu\,[v(Z) + v(Z')]/2$; chapters 2 and 3 say why
-# these details matter for the weights.
-#
-# **One convention for the numbers the book prints.** $v(Z)$ and $c(Z)$ are terms of *one*
-# branch. What the loss function returns, and what the trainer logs as `variance` and
-# `covariance`, is one number for the two branches together: `variance` is their **average**,
-# $[v(Z) + v(Z')]/2$, and `covariance` is their **sum**, $c(Z) + c(Z')$ (the fields of
-# `vicreg_edu.loss.VICRegTerms`), so the loss is $\lambda s + \mu \cdot$ `variance`
-# $+ \nu \cdot$ `covariance`. A printed $v$ is therefore on the scale of one branch's $v(Z)$,
-# while a printed $c$ of the loss is about twice one branch's $c(Z)$. Where a chapter prints the
-# covariance term of a single batch (a diagnostic, or `covariance_loss(z)`), it says $c(Z)$.
+# - $v$ is **averaged** over the $d$ dimensions; $c$ is **summed** over the off-diagonal pairs
+#   and divided by $d$. $s$, as in the official code and Algorithm 1, is averaged over the
+#   dimensions too (a mean squared error).
+# - The library, like the official code, computes
+#   $\lambda s + \mu\,[v(Z) + v(Z')]/2 + \nu\,[c(Z) + c(Z')]$: with that $/2$, the library's
+#   $\mu = 50$ **is** the paper's Eq. 6 with $\mu = 25$.
+# - A printed or logged `variance` is the **average** of the two views, $[v(Z) + v(Z')]/2$;
+#   `covariance` is their **sum**, $c(Z) + c(Z')$. Where a chapter prints one view's, it says $c(Z)$.
+# - The book's one baseline is the `demo` preset, $\lambda, \mu, \nu = 25, 50, 0.5$: the paper's
+#   $\lambda$ and $\mu$, and half its $\nu$. The next cell checks the $\mu$ identity:
+
+# %%
+print(f"demo preset: lambda, mu, nu = {demo.sim_coeff:g}, {demo.std_coeff:g}, {demo.cov_coeff:g}")
+za, zb = torch.randn(256, 32), torch.randn(256, 32)
+library = vicreg_loss(za, zb, demo.sim_coeff, demo.std_coeff, demo.cov_coeff).loss
+eq6 = (demo.sim_coeff * invariance_loss(za, zb) + 25 * (variance_loss(za) + variance_loss(zb))
+       + demo.cov_coeff * (covariance_loss(za) + covariance_loss(zb)))  # Eq. 6 with mu = 25, no /2
+assert torch.isclose(library, eq6), (library, eq6)
+print(f"library loss with mu = {demo.std_coeff:g}: {library:.4f}; Eq. 6 with mu = 25: {eq6:.4f}")
 
 # %% [markdown]
-# The next cell evaluates the three terms on four made-up batches of embeddings: a
-# **collapsed** one (every image gets the same vector), a **redundant** one (spread out, but
-# every dimension is a copy of the same number: *dimensional* collapse), a **random** one (the
-# two views are unrelated) and a **good** one (spread-out, decorrelated embeddings whose two
-# views nearly agree).
+# The next cell evaluates the three terms, with the demo's weights, on four made-up batches: a
+# **collapsed** one (every image gets the same vector), a **redundant** one (spread out, but every
+# dimension a copy of the same number: *dimensional* collapse), a **random** one (the two views
+# unrelated) and a **good** one (spread-out, decorrelated embeddings whose views nearly agree).
 
 # %%
 n, d = (256, 32) if FAST else (1024, 64)
@@ -283,7 +266,8 @@ batches = {
     "random": (z, torch.randn(n, d)),
     "good": (z, z + 0.1 * torch.randn(n, d)),
 }
-terms = {name: vicreg_loss(za, zb) for name, (za, zb) in batches.items()}
+weights = {"invariance": demo.sim_coeff, "variance": demo.std_coeff, "covariance": demo.cov_coeff}
+terms = {name: vicreg_loss(za, zb, *weights.values()) for name, (za, zb) in batches.items()}
 for name, t in terms.items():
     print(f"{name:>10}: s = {t.invariance:.3f}  v = {t.variance:.3f}  c = {t.covariance:.3f}  "
           f"loss = {t.loss:.2f}")
@@ -291,105 +275,133 @@ for name, t in terms.items():
 # %%
 fig, ax = plt.subplots(figsize=(8, 3.5))
 names, width = list(terms), 0.25
-for k, (term, coeff) in enumerate([("invariance", 25), ("variance", 25), ("covariance", 1)]):
+for k, (term, coeff) in enumerate(weights.items()):
     values = [coeff * getattr(terms[name], term).item() for name in names]
-    ax.bar([i + (k - 1) * width for i in range(len(names))], values, width, label=f"{coeff} × {term}")
+    ax.bar([i + (k - 1) * width for i in range(len(names))], values, width, label=f"{coeff:g} × {term}")
 ax.set_xticks(range(len(names)), names)
 ax.set(xlabel="batch of embeddings", ylabel="weighted term (log scale)", yscale="log",
-       ylim=(1e-3, 1e3), title="Each failure mode is caught by one term")
-ax.legend()
+       ylim=(1e-3, 1e4), title="Each failure mode is caught by one term (demo weights)")
+ax.legend(loc="upper right", fontsize="small")
 plt.show()
 
 # %% [markdown]
-# Read the bars group by group (a missing bar is a term that is exactly zero). The collapsed
-# batch has a perfect invariance term (both views agree) and no covariance, but the variance term
-# catches it: every dimension has zero spread, so $v = \gamma - \sqrt{\epsilon} \approx 0.99$.
-# The redundant batch passes the invariance and variance tests, yet all its dimensions say the
-# same thing: only the covariance term sees it, and it is huge. The random batch is spread out
-# and decorrelated, but its views disagree, so the invariance term is large. Only the good batch
-# keeps all three terms small. Chapters 1 to 4 turn this picture into experiments, one term at a
-# time.
+# Read the bars group by group (a missing bar is a term that is exactly zero). Only the variance
+# term catches the collapsed batch (zero spread: $v = \gamma - \sqrt{\epsilon} \approx 0.99$);
+# only the covariance term the redundant one, whose dimensions all say the same thing; the
+# invariance term the random one, whose views disagree. Only the good batch keeps all three
+# small. Chapters 1 to 4 turn this picture into experiments, one term at a time.
 
 # %% [markdown]
-# ## A map of the book
+# ## How the book measures a representation
 #
-# 1. **Collapse**: train with invariance alone and watch the embeddings collapse; what the
-#    negatives of contrastive methods fix, and at what memory cost.
-# 2. **Invariance ($s$)**: the mean squared error between views, its gradient, and view pairs
-#    moving together during training.
-# 3. **Variance ($v$)**: the hinge on the standard deviation, why the std and not the variance,
-#    $\gamma$ and $\epsilon$; invariance plus variance still leaves *dimensional* collapse.
-# 4. **Covariance ($c$)**: decorrelation spreads the spectrum; the comparison with Barlow Twins.
-# 5. **Training VICReg**: the full objective, the wide expander, a real run with live curves and
-#    a k-NN evaluation against baselines.
-# 6. **Diagnosing collapse**: collapse reports, heatmaps, spectra, effective rank
-#    (RankMe, [Garrido et al., ICML 2023](https://arxiv.org/abs/2210.02885)) and 2-D pictures of the
-#    embeddings.
-# 7. **Ablations**: sliders for $\lambda, \mu, \nu, \gamma$ and the augmentations; the
-#    direction of the paper's ablations reproduced on Shapes.
-# 8. **Evaluation**: $k$-NN and linear probes on frozen features, and how our numbers compare
-#    with the paper's.
-# 9. **Scaling up**: the ImageNet ResNet-50 recipe, `torchrun` on many GPUs, SLURM, and resuming
-#    after preemption.
-# 10. **Where VICReg sits now**: what its successors (Barlow Twins, VICRegL, RankMe, LiDAR,
-#    I-JEPA, DINOv2/v3, LeJEPA, VISReg) keep or change, and a SIGReg-style loss next to VICReg.
-
-# %% [markdown]
-# ## Exercise
+# Two numbers appear in the figures of every chapter from chapter 1 on.
 #
-# Every chapter ends with an exercise; the answer is in a hidden cell below it. On the site,
-# click "Show solution" to open it (its code and its output). In JupyterLab the cell shows one
-# collapsed line, `# @title Solution ...`: click the "..." (or the blue bar at its left) to
-# open the code, and the "..." below it to open its output. In Colab, click "Show code"; Colab
-# hides only the code, so clear the stored outputs first (Edit > Clear all outputs) if you want
-# to try without seeing the answer. Run the cell to check your answer: it says "not answered
-# yet" while your variable is still `None`, stops with an error saying what is wrong if your
-# answer is wrong, and prints the worked solution.
+# **$k$-NN accuracy** (how good a frozen representation is; labels only score it). Every test
+# image takes its $k = 20$ most similar training images (cosine similarity of their
+# representations $y$), each voting for its label with weight $\exp(\text{similarity}/0.07)$; the
+# accuracy is the fraction of test images whose top vote is right. Chance is 10 % on Shapes; the
+# baseline a run must beat is a *randomly initialised* encoder of the same architecture, whose band
+# across seeds the chapters show. A *linear probe* (chapter 8) is the other standard measure.
 #
-# **The price of collapse, in code.** Take a batch in which *every* dimension has the same
-# standard deviation $\sigma$ over the batch (the collapsed batch above is $\sigma = 0$). From the
-# formula of $v(Z)$ above, write `my_v_of_sigma(sigma, gamma=1.0, eps=1e-4)`: the value of the
-# variance term of such a batch, as a function of $\sigma$, $\gamma$ and $\epsilon$ (plain Python
-# or `math`, no library call). Mind the hinge: what happens above $\gamma$? The hidden cell builds
-# fresh random batches with many values of $\sigma$ (0 and above $\gamma$ included) and several
-# $\gamma$ and $\epsilon$, and compares your function with the library's `variance_loss` on each
-# (to within $10^{-4}$); it says "not answered yet" while the function returns `None`.
+# **Effective rank** (how many directions the embeddings use; no labels). With
+# $\sigma_1 \ge \sigma_2 \ge \dots$ the singular values of the centred batch of embeddings and
+# $p_k = \sigma_k / \sum_j \sigma_j$, RankMe ([Garrido et al., ICML 2023](https://arxiv.org/abs/2210.02885))
+# defines
+#
+# $$ \operatorname{erank}(Z) = \exp\Bigl(-\sum_k p_k \log p_k\Bigr) , $$
+#
+# $r$ for $r$ equal singular values, 0 for complete collapse: a smooth count of the directions in
+# use. It is scale-free, and it depends on the number of images it is measured on: compare values
+# at the same $N$ only. On the four batches:
 
 # %%
-def my_v_of_sigma(sigma, gamma=1.0, eps=1e-4):
-    return None  # replace None with your formula (a number)
+for name, (za, zb) in batches.items():
+    print(f"{name:>10}: effective rank {effective_rank(za):5.1f} of d = {d}")
 
+# %% [markdown]
+# The collapsed batch uses no direction; the redundant one uses a few of its 64 (one direction
+# holds most of its variance, the small noise the rest); the random and good ones nearly all $d$.
+# Chapter 6 reads the effective rank and the standard deviation together to diagnose a run.
+
+# %% [markdown] tags=["dropdown"]
+# <details>
+# <summary><b>Going deeper: a map of the book</b></summary>
+#
+# 1. **Collapse**: invariance alone collapses; what negatives fix, and at what cost.
+# 2. **Invariance ($s$)**: the mean squared error between views and its gradient.
+# 3. **Variance ($v$)**: the hinge on the standard deviation, $\gamma$ and $\epsilon$; what is left:
+#    dimensional collapse.
+# 4. **Covariance ($c$)**: decorrelation spreads the spectrum; the link with contrastive methods.
+# 5. **Training VICReg**: the full objective, the expander, a real run evaluated by $k$-NN.
+# 6. **Diagnosing collapse**: reading the std, the effective rank and the three terms together.
+# 7. **Ablations**: the weights and augmentations, one at a time.
+# 8. **Evaluation**: $k$-NN and linear probes, and how our numbers compare with the paper's.
+# 9. **Scaling up**: the ImageNet recipe on many GPUs, SLURM, resuming after pre-emption.
+# 10. **Where VICReg sits now**: its successors, and a SIGReg-style loss next to it.
+#
+# </details>
+
+# %% [markdown]
+# > **Takeaways**
+# >
+# > - Self-supervised learning trains an encoder from two augmented views of each image; the
+# >   danger is **collapse**, every image mapped to the same output.
+# > - VICReg's loss is three readable terms: **$s$** pulls the views together, **$v$** keeps every
+# >   dimension's std from falling below $\gamma$, **$c$** decorrelates the dimensions. No explicit negatives, but
+# >   $v$ and $c$ couple the images of a batch.
+# > - Conventions: $v$ averaged over dimensions, $c$ summed over pairs and divided by $d$; logged
+# >   `variance` is the two views' average, `covariance` their sum; the library's $\mu = 50$ is the
+# >   paper's 25. The baseline everywhere is the demo preset, 25/50/0.5.
+# > - A representation is scored by **$k$-NN accuracy** against a random encoder, and its use of
+# >   directions by the **effective rank**, compared at one $N$.
+
+# %% [markdown]
+# ## Exercise: predict, then run
+#
+# Every chapter ends with an exercise whose answer sits in a hidden cell below it: run it to check
+# your answer, open it to read the worked solution ([the front page](intro.md) says how).
+#
+# **Does VICReg want the embeddings as spread out as possible?** Take the *good* batch above and
+# multiply both views by a factor $a$, for $a$ in 0.25, 0.5, 1, 2 and 4. Nothing else changes: the
+# two views agree as well as before, relative to their spread, and the dimensions stay
+# decorrelated. **Before running anything**, predict from the formulas above:
+#
+# - `my_best_scale`: the $a$ (one of the five) that gives the smallest total loss with the demo's
+#   weights;
+# - `my_top_term`: which weighted term is the largest at $a = 4$: `"invariance"`, `"variance"` or
+#   `"covariance"`.
+#
+# The hidden cell builds a fresh good batch on every run, scales it, and checks your predictions.
+
+# %%
+my_best_scale = None  # replace None with one of 0.25, 0.5, 1, 2, 4
+my_top_term = None  # replace None with "invariance", "variance" or "covariance"
 
 # %% cellView="form" collapsed=true jupyter={"outputs_hidden": true, "source_hidden": true} mystnb={"code_prompt_hide": "Hide solution", "code_prompt_show": "Show solution"} tags=["solution", "hide-cell"]
 # @title Solution (run this cell to check your answer; open it to read the worked answer)
-# Answer: every one of the d dimensions has the same shortfall max(0, gamma - sqrt(sigma^2 + eps)),
-# so their mean is that shortfall: v = max(0, gamma - sqrt(sigma^2 + eps)). Collapsed (sigma = 0):
-# 1 - sqrt(1e-4) = 0.99; sigma = 0.5: 1 - sqrt(0.2501) = 0.4999; sigma >= gamma: 0 (the hinge).
-def solution_v_of_sigma(sigma, gamma=1.0, eps=1e-4):
-    return max(0.0, gamma - (sigma**2 + eps) ** 0.5)
-
-
-def batch_with_std(sigma, n, d, generator):
-    """A fresh (n, d) batch whose every column has mean 0 and standard deviation exactly sigma."""
-    z = torch.randn(n, d, generator=generator, dtype=torch.float64)
-    return sigma * (z - z.mean(0)) / z.std(0)
-
-
-g = torch.Generator().manual_seed(int(torch.randint(10**6, (1,))))  # fresh inputs on every run
-cases = [(s, gamma, eps) for s in (0.0, 0.01, 0.3, 0.5, 0.99, 1.5, 3.0) for gamma, eps in ((1.0, 1e-4), (2.0, 1e-2))]
-cases += [(float(torch.rand(1, generator=g)) * 2.5, 1.0 + float(torch.rand(1, generator=g)), 1e-4) for _ in range(5)]
-for sigma, gamma, eps in cases:  # the worked solution agrees with the library on fresh batches
-    z = batch_with_std(sigma, 64, 16, g)
-    library = variance_loss(z, gamma=gamma, eps=eps).item()
-    assert abs(solution_v_of_sigma(sigma, gamma, eps) - library) < 1e-6, (sigma, gamma, eps)
-if my_v_of_sigma(0.5) is None:
-    print("my_v_of_sigma: not answered yet (replace None above, then run this cell again)")
-else:
-    for sigma, gamma, eps in cases:
-        library = variance_loss(batch_with_std(sigma, 64, 16, g), gamma=gamma, eps=eps).item()
-        mine = my_v_of_sigma(sigma, gamma=gamma, eps=eps)
-        assert abs(mine - library) < 1e-4, (
-            f"my_v_of_sigma({sigma:.3f}, gamma={gamma:g}, eps={eps:g}) = {mine}, the library gives {library:.6f}")
-    print(f"my_v_of_sigma: right on {len(cases)} fresh batches")
-print(f"Solution: v = max(0, gamma - sqrt(sigma^2 + eps)); collapsed: {solution_v_of_sigma(0.0):.4f}, "
-      f"sigma 0.5: {solution_v_of_sigma(0.5):.4f}, sigma >= gamma: 0")
+# Answer: the std of every dimension is about a. Below gamma = 1 the variance hinge costs
+# mu (1 - a) (12.5 at a = 0.5); at and above gamma it costs nothing. s is a mean of squared differences:
+# it grows like a^2; c sums squared covariances: it grows like a^4, about 2 (d - 1) a^4 / n for the two views.
+# So the loss is smallest at a = 1 = gamma: VICReg wants each dimension's std AT gamma, not as large as
+# possible. At a = 4, nu c ~ 0.5 * 2 * 63 * 256 / 1024 ~ 16 beats lambda s ~ 25 * 0.01 * 16 = 4: covariance.
+scales = [0.25, 0.5, 1, 2, 4]
+g = torch.Generator().manual_seed(int(torch.randint(10**6, (1,))))  # a fresh batch on every run
+z_fresh = torch.randn(n, d, generator=g)
+z_fresh2 = z_fresh + 0.1 * torch.randn(n, d, generator=g)
+scan = {a: vicreg_loss(a * z_fresh, a * z_fresh2, *weights.values()) for a in scales}
+best = min(scales, key=lambda a: float(scan[a].loss))
+weighted = {term: coeff * float(getattr(scan[4], term)) for term, coeff in weights.items()}
+top = max(weighted, key=weighted.get)
+assert best == 1 and top == "covariance", (best, weighted)  # the worked answer, on this fresh batch
+for what, mine, right in [("my_best_scale", my_best_scale, best), ("my_top_term", my_top_term, top)]:
+    if mine is None:
+        print(f"{what}: not answered yet (replace None above, then run this cell again)")
+    else:
+        assert mine == right, f"{what} = {mine!r} is wrong: run the scan below and see why"
+        print(f"{what} = {mine!r}: right")
+for a in scales:
+    t = scan[a]
+    print(f"a = {a:4g}: loss {float(t.loss):7.2f} = {weights['invariance']:g} s {float(t.invariance):.4f} "
+          f"+ {weights['variance']:g} v {float(t.variance):.3f} + {weights['covariance']:g} c {float(t.covariance):.3f}")
+print(f"worked solution: smallest loss at a = {best} (= gamma); at a = 4 the largest weighted term is {top} "
+      f"({weighted[top]:.1f} against {weighted['invariance']:.1f} for invariance)")
