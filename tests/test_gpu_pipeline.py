@@ -159,6 +159,22 @@ def test_device_path_deterministic_view_equals_the_pil_path(tmp_path):
         assert diff.max() <= 1.0 + 1e-3 and diff.mean() <= 0.3, (k, diff.max().item(), diff.mean().item())
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (nvJPEG)")
+def test_device_path_on_cuda_matches_cpu(tmp_path):
+    """The same step on CUDA (nvJPEG decode, kernels) and on the CPU: same labels, views within a
+    few 8-bit levels (nvJPEG's IDCT and upsampling differ from libjpeg-turbo's by a level or two)."""
+    _folder(tmp_path, n=12, size=(500, 375), kinds=("jpg", "grey.jpg", "png"))
+    cfg = imagenet_augment(size=64)
+    cuda = make_two_view_loader("imagefolder", tmp_path, cfg, 12, seed=2, pipeline="gpu", device="cuda")
+    cpu = make_two_view_loader("imagefolder", tmp_path, cfg, 12, seed=2, pipeline="gpu")
+    (ga, gb, gy), (ca, cb, cy) = _epoch(cuda, 0)[0], _epoch(cpu, 0)[0]
+    assert ga.device.type == "cuda" and torch.equal(gy.cpu(), cy)
+    std = torch.tensor(cfg.std).view(1, 3, 1, 1)
+    for g, c in ((ga, ca), (gb, cb)):
+        diff = ((g.cpu() - c) * std * 255).abs()
+        assert diff.mean() < 2.0, diff.mean().item()
+
+
 # -----------------------------------------------------------------------------
 # the device path's views against the PIL path's, in distribution
 
