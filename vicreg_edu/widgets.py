@@ -91,9 +91,10 @@ def summary_figure(summary: dict, base: dict, title: str) -> Figure:
     fig = Figure(figsize=(14, 3.4), dpi=DPI, layout="constrained")
     axes = fig.subplots(1, 4)
     for k in range(3):  # s, v, c
-        for r, style in ((base, "--"), (summary, "-")):
+        # the baseline dashed and unmarked (markers on a dense dashed line make it look solid)
+        for r, style in ((base, dict(ls="--", lw=1.5, alpha=0.8)), (summary, dict(ls="-", marker=".", ms=4))):
             curve = np.array(r["curve"])
-            axes[0].plot(curve[:, 0], curve[:, k + 1], style, marker=".", color=f"C{k}")
+            axes[0].plot(curve[:, 0], curve[:, k + 1], color=f"C{k}", **style)
     axes[0].set(
         xlabel="training step",
         ylabel="loss term (unweighted, log)",
