@@ -131,13 +131,21 @@ def gpu_path_phases(root: Path, cfg, batch: int, device: torch.device) -> dict:
 class _CountOps(TorchDispatchMode):
     """Counts the tensor operations dispatched (each one or more kernel launches on a GPU)."""
 
-    def __init__(self):
+    def __init__(self, image_numel: int):
         super().__init__()
-        self.count = 0
+        self.count = self.on_images = 0
+        self.image_numel = image_numel
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         self.count += 1
-        return func(*args, **(kwargs or {}))
+        out = func(*args, **(kwargs or {}))
+        outs = out if isinstance(out, (tuple, list)) else [out]
+        big = any(isinstance(t, torch.Tensor) and t.numel() >= self.image_numel for t in outs)
+        self.on_images += big and func._schema.name not in VIEW_OPS
+        return out
+
+
+VIEW_OPS = {"aten::slice", "aten::unsqueeze", "aten::squeeze", "aten::view", "aten::select", "aten::expand"}
 
 
 def device_ops_per_image(root: Path, cfg, batch: int) -> dict:
@@ -149,9 +157,17 @@ def device_ops_per_image(root: Path, cfg, batch: int) -> dict:
     data, sizes, _, _ = next(iter(loader.loader))
     dec, params = loader.decoder, loader.step_params(0)
     images = dec.decode(data)
-    with _CountOps() as ops:
-        dec.views_from(images, params, dec.boxes(params, sizes))
-    return {"ops_per_image": ops.count / len(data), "batch": len(data)}
+    boxes = dec.boxes(params, sizes)
+    with _CountOps(cfg.size * cfg.size) as ops:
+        dec.views_from(images, params, boxes)
+    return {
+        "ops_per_image": ops.count / len(data),
+        "image_ops_per_image": ops.on_images / len(data),
+        "batch": len(data),
+        "note": "ops: every tensor operation dispatched after the decode, the CPU-side plan included; "
+        "image_ops: those writing a tensor of at least one view's size (size x size elements) that "
+        "are not views: the ones that are device kernels on a GPU",
+    }
 
 
 def gpu_host_part(root: Path, cfg, batch: int) -> dict:
@@ -280,6 +296,8 @@ def feed_estimate(paths: dict, step_json: Path) -> dict:
                 {"cores": c, "images_per_s_per_gpu": rate, "epoch_min_8_gpus": IMAGENET_TRAIN / (8 * rate) / 60}
             )
         out["paths"][name] = {"cores_per_gpu_to_feed": step / r["images_per_cpu_s"], "by_cores": by_cores}
+    if "gpu@cuda" in paths:  # measured on a GPU: the device path alone against the step
+        out["gpu@cuda/step"] = paths["gpu@cuda"]["images_per_s"] / step
     return out
 
 
@@ -358,9 +376,10 @@ def main(argv=None) -> dict:
             f"{name:10s} {r['images_per_s']:9.1f} {r['images_per_cpu_s']:13.1f} "
             f"{1e3 / r['images_per_cpu_s']:13.2f} {r['ratio_to_pil_per_cpu_s']:12.2f}x"
         )
+    ops = report["device_ops"]
     print(
-        f"device path: {report['device_ops']['ops_per_image']:.1f} tensor operations per image after the decode "
-        f"(batch {report['device_ops']['batch']}; kernel launches on a GPU)"
+        f"device path, per image after the decode (batch {ops['batch']}): {ops['ops_per_image']:.1f} tensor "
+        f"operations, {ops['image_ops_per_image']:.1f} of them on image-sized tensors (kernels on a GPU)"
     )
     for name in ("gpu@cpu", "gpu@cuda"):
         if name in paths:
@@ -378,6 +397,8 @@ def main(argv=None) -> dict:
                 f"{r['images_per_s_per_gpu']:7.0f} {r['epoch_min_8_gpus']:6.1f} min" for r in row["by_cores"]
             )
             print(f"{name:10s} {row['cores_per_gpu_to_feed']:18.2f} {cells}")
+        if "gpu@cuda/step" in derived:
+            print(f"device path on the GPU alone / the trainer's step: {derived['gpu@cuda/step']:.2f}")
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
         print(f"wrote {args.out}")
