@@ -274,7 +274,7 @@ plt.show()
 # %% [markdown]
 # Before training, the two histograms overlap: a partner is barely closer than a stranger ($r$ =
 # 0.77, the table above), a random network does not know that two views show the same shape. After
-# the invariance-only run the partner histogram has moved left only a little ($r$ = 0.63) while the
+# the invariance-only run the two histograms still largely overlap ($r$ = 0.63) while the
 # cloud's spread fell nearly twenty-fold (the table's mean std): the invariance term pulled the
 # pairs together by pulling everything together, which is collapse. After the full VICReg run the
 # cloud keeps its size and the partner histogram separates further from the strangers'
@@ -314,7 +314,8 @@ if not FAST:  # the full-size runs of the table above (fast mode's 30 steps are 
 # layer whose rows are orthogonal to the directions in which $h$ varies outputs the same $z$ for
 # every image, $W \bar h$ (the layer has no bias: the constant comes from the mean $\bar h$ of its
 # input, which the BatchNorm shift and the ReLU before it keep away from 0), however large $W$ is.
-# Turning, not shrinking, is what the measurements below and in chapter 3 show. The next cell checks the identity on the demo model and the view pairs above.
+# Turning, not shrinking, is what the table above and chapter 3 measure. The next cell checks
+# the identity on the demo model and the view pairs above.
 #
 # </details>
 

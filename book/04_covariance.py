@@ -356,8 +356,8 @@ explorer
 
 # %% [markdown]
 # The default point is the paper's weights. Try $\nu = 0$ (the line), $\mu = 0$ (the point),
-# a small $\nu$ and a large $\lambda$. Each state is one seed: a seed can land differently near a
-# boundary between shapes, as chapter 1's three-seed tables do not.
+# a small $\nu$ and a large $\lambda$. Each state is one seed; near a boundary between two
+# shapes another seed can land on the other side, so read a single state as an observation.
 
 # %% [markdown]
 # ## Adding $c$, on images
