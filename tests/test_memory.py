@@ -236,8 +236,8 @@ def test_launch_plan_per_hardware_class():
         M.launch_plan(1, 8, 80, epochs=300)
 
 
-def test_chapter_exercise_batch_is_one_the_planner_accepts():
-    """Chapter 9's exercise: 16 GPUs x 64 images, base_lr 0.2 at 1000 epochs; the planner's lr for batch 1024."""
+def test_sixteen_small_gpus_take_batch_1024_at_the_1000_epoch_rate():
+    """2 nodes x 8 x 16 GB V100: 64 images per GPU, batch 1024, base_lr 0.2 (linear scaling, peak 0.8)."""
     assert M.PLAN_BASE_LR[1000][1024][0] == 0.2
     assert M.launch_plan(2, 8, 16, amp="fp16").global_batch == 1024  # 2 nodes x 8 x 16 GB: 64 per GPU
 
