@@ -542,8 +542,8 @@ plt.show()
 # Five of the six 10-epoch runs learn: they score 0.54 to 0.87 against 0.1125 to 0.1140 for the
 # random encoders (the gray band). Batch 64 and batch 128 are the same within seeds (0.8580 /
 # 0.8585 against 0.8535 / 0.8680): halving the preset's batch to 64 images, eight times fewer
-# than the embedding's $d = 512$ dimensions, costs nothing this measurement can see. Batch 256 is
-# where it breaks, and not in the direction a contrastive method would suggest: seed 0 reaches
+# than the embedding's $d = 512$ dimensions, cost nothing these two seeds can see. At batch 256
+# the two runs went wrong, and not in the direction a contrastive method would suggest: seed 0 reaches
 # only 0.5425 and seed 1 stays at chance (0.1155), its embedding never spread out (right panel:
 # mean std 0.44, against 0.94-0.95 at batch 128). At an equal budget of epochs a batch of 256 gets
 # only 390 steps against 1560 at batch 64. Given those 1560 steps (40 epochs, the hollow markers),
@@ -552,8 +552,8 @@ plt.show()
 # seeds per batch size, and batch size, learning rate (the linear rule gives batch 256 0.015,
 # twice the preset's) and number of steps change together, so they do not rank the batch sizes.
 # What they do show: on Shapes, at the demo's budget, VICReg learned at batches of 64 and 128
-# images, eight and four times fewer than its $d = 512$ dimensions; it did not need a large
-# batch.
+# images, eight and four times fewer than its $d = 512$ dimensions: these runs did not need a
+# large batch.
 #
 # The paper trains at batch 2048 and gives base learning rates for smaller batches in its
 # appendix C.4 (0.8 at 128, 0.5 at 256, 0.4 at 512, on ImageNet): a small batch there is a
