@@ -90,3 +90,29 @@ def test_trainer_switch(tmp_path, tiny):
     losses = [h["loss"] for h in result.history if h.get("kind", "step") == "step"]
     n = cfg.batch_size
     assert len(losses) == 2 and all(0 < x < math.log(2 * n - 1) + 1 for x in losses)  # NT-Xent's range, not VICReg's
+
+
+def test_stored_comparison_is_what_chapter_10_reads():
+    """method_comparison.json (scripts/method_comparison.py): >= 3 seeds per arm at the demo budget, the
+    SimCLR temperature the better of the seed-0 sweep, VICReg's stored seeds equal to the recipe search's."""
+    from vicreg_edu.contrastive import load_method_comparison
+    from vicreg_edu.results import load_results
+
+    comparison = load_method_comparison()
+    assert len(comparison["vicreg"]) >= 3 and len(comparison["simclr"]) >= 3
+    assert len({r["seed"] for r in comparison["simclr"]}) == len(comparison["simclr"])
+    sweep = comparison["temperature_sweep"]
+    assert len(sweep) >= 2 and comparison["temperature"] == max(sweep, key=lambda r: r["knn"])["temperature"]
+    for r in comparison["raw"]["runs"]:
+        assert r["epochs"] == 10 and r["train_size"] == 0 and r["recipe"].get("method", "vicreg") == r["method"]
+    search = {
+        r["seed"]: r
+        for r in load_results("recipe_search")["runs"]
+        if r["name"] == "nf-crop0.6-exp1024-512" and r["epochs"] == 10
+    }
+    for r in comparison["raw"]["vicreg_stored"]:
+        assert r["knn"] == search[r["seed"]]["knn"]
+    rows = {(m["batch"], m["dim"]): m for m in comparison["memory"]["loss_only"]}
+    # NT-Xent's (2n, 2n) logits grow with n^2; VICReg's statistics with n d (and d^2 once n > d)
+    assert rows[(8192, 512)]["simclr"] / rows[(512, 512)]["simclr"] > 100
+    assert rows[(8192, 512)]["vicreg"] / rows[(512, 512)]["vicreg"] < 20
