@@ -1,11 +1,11 @@
 """The image-folder loader that decodes and augments on the device (``Config.pipeline = "gpu"``).
 
 The PIL path (:class:`~vicreg_edu.data.DataLoaderTwoViews`) spends several ms of CPU per image
-on its two views (decode, RandomResizedCrop, colour jitter, blur in PIL: 7.7 ms per 500x375 JPEG
-in ``bench/jpeg_pipeline.py``'s run of 2026-12-07), so it takes many loader processes to keep
-one GPU busy (about 15 cores per H200 at the trainer's measured ImageNet step). Here the loader
-processes only read the files' bytes and their image sizes (from the JPEG header: 0.07 ms per
-image in the same run); the main process then, per step,
+on its two views (decode, RandomResizedCrop, colour jitter, blur in PIL: 7.3-7.7 ms per 500x375
+JPEG in two runs of ``bench/jpeg_pipeline.py`` on 2026-12-07), so it takes many loader processes
+to keep one GPU busy (14-15 cores per H200 at the trainer's measured ImageNet step). Here the
+loader processes only read the files' bytes and their image sizes (from the JPEG header; with
+the parameter draw 0.07-0.10 ms per image in the same runs); the main process then, per step,
 
 1. draws every random parameter of the GLOBAL batch on the CPU from a generator keyed by
    ``(seed, epoch, step)`` (``BatchAugment.sample``: the official recipe's crop, flip, colour
