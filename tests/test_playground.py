@@ -45,8 +45,9 @@ def test_all_three_terms_fill_the_plane():
 
 
 def test_exercise_settings():
-    """The chapters' exercises: s + c still collapses (ch1), lambda = 100 ends on a line (ch2),
-    a hundredfold weaker hinge (mu = 0.5, nu = 0) still holds the std near gamma (ch3), |corr| is higher at gamma = 0.5 than at 1 (ch4)."""
+    """The chapters' exercises: s + c still collapses (ch1), lambda = 100 ends on a line (ch2), a
+    hundredfold weaker hinge (mu = 0.5, nu = 0) still holds the std near gamma (ch3), and |corr| is
+    higher at gamma = 0.5 than at gamma = 1 (ch4)."""
     assert all(pg.regime(r.embeddings) == "point" for r in _runs(mu=0.0))
     assert all(pg.regime(r.embeddings) == "line" for r in _runs(lambda_=100.0))
     stds = [pg.embedding_stats(r.embeddings)["std"] for r in _runs(mu=0.5, nu=0.0)]
