@@ -396,6 +396,32 @@ def test_sbatch_script_trains_with_torchrun_and_survives_preemption(cluster, str
     assert_same_run(straight["out_dir"], out_dir)  # the launcher and the pre-emption change nothing
 
 
+def test_submitted_eval_runs_the_protocol_on_two_tasks(cluster, tmp_path):
+    """`vicreg-edu submit -- eval --protocol linear ...` on this SLURM: 2 CPU tasks (gloo) run the paper's
+    linear protocol on a tiny ImageNet-like folder to the end; eval_results.json is written."""
+    from test_linear_eval import write_imagenet_like, write_trainer_checkpoint
+
+    data = write_imagenet_like(tmp_path / "imagenet")
+    ckpt = write_trainer_checkpoint(tmp_path / "run" / "checkpoint.pt", data_dir=data)[0]
+    logs = tmp_path / "logs"
+    evaluation = ["--protocol", "linear", "--checkpoint", str(ckpt), "--data-dir", str(data), "--epochs", "2"]
+    evaluation += ["--batch-size", "16", "--lr-head", "0.05", "--crop-size", "32", "--resize-size", "36"]
+    evaluation += ["--workers", "0", "--log-every", "1"]
+    cmd = [sys.executable, "-m", "vicreg_edu", "submit", "--tasks-per-node", "2", "--gpus-per-node", "0"]
+    cmd += ["--time", "20", "--log-dir", f"{logs}/%j", "--", "eval", *evaluation]
+    env = {**cluster.env, "VICREG_EDU_FAST": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    job_id = re.search(r"submitted job (\d+): 1 node\(s\) x 2 task\(s\) = 2 processes", proc.stdout)
+    assert job_id, proc.stdout
+    info = cluster.wait(job_id.group(1), JOB_TIMEOUT)
+    text = read_logs(logs / job_id.group(1))
+    assert info["JobState"] == "COMPLETED", (info, text)
+    results = json.loads((tmp_path / "run" / "eval_linear" / "eval_results.json").read_text())
+    assert results["finished"] and results["epoch"] == 2 and results["train_size"] == 48, results
+    assert "linear evaluation, epoch 2/2: top-1" in text and "world=2" in text, text
+
+
 def test_argument_checks(capsys):
     """No cluster needed: the pieces of the launcher that run before sbatch."""
     parser = cli.build_parser()

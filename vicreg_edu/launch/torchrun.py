@@ -56,8 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 128 + int(e.sigval)
     except ChildFailedError as e:
-        codes = {f.exitcode for f in e.failures.values()}
-        if codes and codes <= {128 + int(s) for s in STOP_SIGNALS}:  # the trainers stopped on a signal
+        # 128 + signum: a trainer stopped on a signal after its checkpoint; -signum: one the agent then
+        # signalled itself after it had left its handlers (it had stopped with the others already)
+        codes = {128 - f.exitcode if f.exitcode < 0 else f.exitcode for f in e.failures.values()}
+        graceful = any(f.exitcode > 0 for f in e.failures.values())
+        if graceful and codes <= {128 + int(s) for s in STOP_SIGNALS}:  # the trainers stopped on a signal
             code = max(codes)
             print(
                 f"torchrun: its trainers stopped on {signal.Signals(code - 128).name} (the checkpoint line above)",
