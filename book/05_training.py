@@ -13,7 +13,7 @@
 #
 # Chapters 1 to 4 took the loss apart. This chapter answers two questions: **what does a VICReg
 # training loop look like**, and **what has the encoder learned when it ends**? We write the loop
-# on the page, in about forty lines, run it, check that the library's `train()` does exactly the
+# on the page, in about thirty lines, run it, check that the library's `train()` does exactly the
 # same thing, and then look at the trained encoder's nearest neighbours and at a map of its
 # representations. $k$-NN accuracy and effective rank are defined in chapter 0 (and in the
 # glossary); this chapter uses them.
@@ -174,8 +174,8 @@ plt.show()
 #
 # The folded cell below makes two views of the same images both ways on this machine's CPU and
 # prints the two times and their ratio (rounded to a whole number). On the CPU that stored this
-# page, shared with other jobs, the two took about as long (the printout); on a CPU the batched
-# path saves little, and on a loaded machine the ratio moves from run to run. The batched path's real point is the GPU: it runs where the model runs, so the
+# page the batched path was five times faster (the printout); on a machine shared with other
+# jobs that ratio moves a lot from run to run, so read it as a rough factor, not a benchmark. The batched path's real point is the GPU: it runs where the model runs, so the
 # loop never waits for data and needs no loader workers. ImageNet's images do not fit in memory
 # and need decoding anyway: there the PIL path in several loader workers is the right tool
 # (chapter 9).
@@ -1005,7 +1005,7 @@ print(f"this chapter's run after {cfg.epochs} epochs: k-NN {result.final['traine
 # > **Takeaways**
 # >
 # > - A VICReg training loop is ordinary supervised-style code with one change: two augmented
-# >   views per image and the loss of Eq. 6 in place of labels (the 40 lines above); `train()` is
+# >   views per image and the loss of Eq. 6 in place of labels (the loop above); `train()` is
 # >   that loop plus bookkeeping, and gives the same losses.
 # > - The demo preset is the paper's loss ($\mu = 50$ with the official $\tfrac12$ is the paper's 25)
 # >   with $\nu = 0.5$, AdamW and a short, gentle schedule: 780 steps, $k$-NN 86.3% against 11.4%
@@ -1013,7 +1013,7 @@ print(f"this chapter's run after {cfg.epochs} epochs: k-NN {result.final['traine
 # > - Watch the weighted terms, the effective rank and the std, not the total alone: $\mu v$ falls
 # >   first, then the three terms balance.
 # > - What was learned is visible: the trained encoder's nearest neighbours share the shape and
-# >   ignore colour and position, and the classes form islands in a t-SNE map.
+# >   ignore colour and background, and several classes gather in regions of a t-SNE map.
 
 # %% [markdown]
 # ## Exercise: which shape is hardest to retrieve?
