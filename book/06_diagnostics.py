@@ -544,7 +544,7 @@ hinge = lambda z: torch.relu(cfg.gamma - torch.sqrt(z.var(0) + cfg.eps))
 live = torch.ones(d, dtype=torch.bool); live[dead] = False
 expected_v = float(((cfg.gamma - cfg.eps**0.5) * (~live).sum() + 0.5 * (hinge(z_a) + hinge(z_b))[live].sum()) / d)
 assert abs(measured["v"] - expected_v) < 1e-4, (measured["v"], expected_v)  # the worked v, exactly
-assert abs(c_ratio - (d // 2) * (d // 2 - 1) / (d * (d - 1))) < 0.05, c_ratio  # about a quarter of the pairs
+assert abs(c_ratio - (d // 2) * (d // 2 - 1) / (d * (d - 1))) < 0.08, c_ratio  # about a quarter of the pairs
 for what, mine, value, tol in [("my_v", my_v, measured["v"], 0.03), ("my_c_ratio", my_c_ratio, c_ratio, 0.05)]:
     if mine is None:
         print(f"{what}: not answered yet (replace None in the cell above, then rerun both cells)")
