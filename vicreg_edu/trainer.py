@@ -19,6 +19,8 @@ Several nodes (run on every node; torchrun's c10d rendezvous connects them)::
 ``--signals-to-handle`` (or ``PET_SIGNALS_TO_HANDLE``) with USR1/USR2: torchrun's agent then passes
 SLURM's time-limit signal on to the trainers; its default list lacks them, so the signal would end
 the agent and the job without a checkpoint (:data:`~vicreg_edu.distributed.TORCHRUN_SIGNALS`).
+``python -m vicreg_edu.launch.torchrun`` is torchrun with that list by default and a stop that ends
+in one line instead of the agent's traceback (what the shipped sbatch script runs).
 
 SLURM: ``vicreg-edu submit`` submits the same ``train`` through submitit.
 
