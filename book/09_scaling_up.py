@@ -423,7 +423,8 @@ assert stopped == logged_steps()[-1] and stopped < 16
 # after linear scaling ($0.015 \times 64 / 256 = 0.00375$). A log file gets a plain progress line
 # every `print_every` steps (here 4) instead of a progress bar. The signal arrived once step 4 had
 # been logged; the processes stopped at step 6, the step on which the lagged check agreed, and
-# checkpointed there: nothing is lost, although no periodic checkpoint was ever written.
+# checkpointed there (the trainers exit with 143, torchrun then with 1): nothing is lost, although
+# no periodic checkpoint was ever written.
 #
 # Now the "requeued job": the very same command.
 
