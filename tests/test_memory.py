@@ -256,6 +256,14 @@ def test_expected_time_from_measured_rates():
     big = M.launch_plan(1, 8, 80)
     t = M.expected_time(big, M.MEASURED_RATES["H200"][0])
     assert big.steps_per_epoch == 625 and abs(t["epoch_s"] - 625 * 2048 / (8 * row["trainer_images_per_s"])) < 1e-9
+    # the measured CPU pipeline bounds it: 10 loader cores per GPU deliver 10 x the PIL path's images per CPU-second
+    pipeline = json.loads(
+        Path(__file__).parents[1].joinpath("bench/results/jpeg_pipeline_cpu_2026-12-07.json").read_text()
+    )
+    assert M.PIL_IMAGES_PER_CORE_S[0] == pipeline["paths"]["pil"]["images_per_cpu_s"]
+    fed = M.expected_time(big, M.MEASURED_RATES["H200"][0], loader_cores=10)
+    assert fed["images_per_s_per_gpu"] == 10 * M.PIL_IMAGES_PER_CORE_S[0] < row["trainer_images_per_s"]
+    assert fed["epoch_s"] > t["epoch_s"] and M.expected_time(big, 100.0, loader_cores=10)["images_per_s_per_gpu"] == 100
 
 
 def test_trainer_setup_runs_the_preflight(monkeypatch, tmp_path):

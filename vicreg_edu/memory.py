@@ -565,6 +565,14 @@ MEASURED_RATES: dict[str, tuple[float, str]] = {
 epoch time is computed from (:func:`expected_time`). The H200 figure is a ceiling for a real run
 (the JPEG pipeline and the gradient all-reduce only slow it); the V100 figure is a whole job's."""
 
+PIL_IMAGES_PER_CORE_S: tuple[float, str] = (
+    137.30228824475213,
+    "the trainer's PIL path (decode + the official two-view augmentation) on one core of the shared "
+    "CPU this book is built on, 500x375 JPEGs of 111 KB (bench/results/jpeg_pipeline_cpu_2026-12-07.json)",
+)
+"""Images (two views each) per CPU-second of the CPU data pipeline, measured: with ``k`` loader
+cores per GPU it delivers at most ``k`` times this (:func:`expected_time`'s ``loader_cores``)."""
+
 
 @dataclass
 class LaunchPlan:
@@ -588,20 +596,31 @@ class LaunchPlan:
         return IMAGENET_TRAIN // self.global_batch
 
 
-def expected_time(plan: LaunchPlan, images_per_s_per_gpu: float) -> dict[str, float]:
+def expected_time(
+    plan: LaunchPlan,
+    images_per_s_per_gpu: float,
+    loader_cores: int | None = None,
+    images_per_core_s: float = PIL_IMAGES_PER_CORE_S[0],
+) -> dict[str, float]:
     """Epoch time, whole-run hours and GPU-hours of ``plan`` if each GPU trains at the given rate.
 
     ``images_per_s_per_gpu``: one of :data:`MEASURED_RATES` (say which when you quote the result).
+    ``loader_cores``: CPU cores feeding each GPU (``num_workers``); the rate is then at most
+    ``loader_cores * images_per_core_s`` (default: the measured PIL path, :data:`PIL_IMAGES_PER_CORE_S`).
+    Returns ``epoch_s``, ``run_h``, ``gpu_h`` and the ``images_per_s_per_gpu`` used.
 
     Example:
         >>> plan = launch_plan(4, 8, 32, amp="fp16")
         >>> round(expected_time(plan, MEASURED_RATES["V100"][0])["run_h"])  # the paper: 11 h per 100 epochs
         110
     """
+    rate = images_per_s_per_gpu
+    if loader_cores is not None:
+        rate = min(rate, loader_cores * images_per_core_s)
     images = plan.steps_per_epoch * plan.global_batch
-    epoch_s = images / (plan.world * images_per_s_per_gpu)
+    epoch_s = images / (plan.world * rate)
     run_h = epoch_s * plan.epochs / 3600
-    return {"epoch_s": epoch_s, "run_h": run_h, "gpu_h": run_h * plan.world}
+    return {"epoch_s": epoch_s, "run_h": run_h, "gpu_h": run_h * plan.world, "images_per_s_per_gpu": rate}
 
 
 def _launch_command(nodes: int, gpus_per_node: int, train_args: str) -> str:
