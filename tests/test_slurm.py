@@ -402,6 +402,7 @@ def test_submitted_eval_runs_the_protocol_on_two_tasks(cluster, tmp_path):
     from test_linear_eval import write_imagenet_like, write_trainer_checkpoint
 
     data = write_imagenet_like(tmp_path / "imagenet")
+    (tmp_path / "run").mkdir()
     ckpt = write_trainer_checkpoint(tmp_path / "run" / "checkpoint.pt", data_dir=data)[0]
     logs = tmp_path / "logs"
     evaluation = ["--protocol", "linear", "--checkpoint", str(ckpt), "--data-dir", str(data), "--epochs", "2"]
