@@ -294,8 +294,6 @@ plt.show()
 # %% [markdown]
 # ## How the book measures a representation
 #
-# Two numbers appear in the figures of every chapter from chapter 1 on.
-#
 # **$k$-NN accuracy** (how good a frozen representation is; labels only score it). Every test
 # image takes its $k = 20$ most similar training images (cosine similarity of their
 # representations $y$), each voting for its label with weight $\exp(\text{similarity}/0.07)$; the
@@ -344,16 +342,14 @@ for name, (za, zb) in batches.items():
 # %% [markdown]
 # > **Takeaways**
 # >
-# > - Self-supervised learning trains an encoder from two augmented views of each image; the
-# >   danger is **collapse**, every image mapped to the same output.
-# > - VICReg's loss is three readable terms: **$s$** pulls the views together, **$v$** keeps every
-# >   dimension's std from falling below $\gamma$, **$c$** decorrelates the dimensions. No explicit negatives, but
+# > - SSL trains an encoder on two augmented views of each image; the danger is **collapse**.
+# > - VICReg's three terms: **$s$** pulls the views together, **$v$** keeps every dimension's std
+# >   from falling below $\gamma$, **$c$** decorrelates the dimensions. No explicit negatives, but
 # >   $v$ and $c$ couple the images of a batch.
-# > - Conventions: $v$ averaged over dimensions, $c$ summed over pairs and divided by $d$; logged
-# >   `variance` is the two views' average, `covariance` their sum; the library's $\mu = 50$ is the
-# >   paper's 25. The baseline everywhere is the demo preset, 25/50/0.5.
-# > - A representation is scored by **$k$-NN accuracy** against a random encoder, and its use of
-# >   directions by the **effective rank**, compared at one $N$.
+# > - $v$ is averaged over dimensions, $c$ summed over pairs and divided by $d$; logged `variance`
+# >   averages the two views, `covariance` sums them; the library's $\mu = 50$ is the paper's 25.
+# > - A run is scored by **$k$-NN accuracy** against a random encoder, its use of directions by the
+# >   **effective rank** (at one $N$). The baseline everywhere: the demo preset, 25/50/0.5.
 
 # %% [markdown]
 # ## Exercise: predict, then run
@@ -361,10 +357,9 @@ for name, (za, zb) in batches.items():
 # Every chapter ends with an exercise whose answer sits in a hidden cell below it: run it to check
 # your answer, open it to read the worked solution ([the front page](intro.md) says how).
 #
-# **Does VICReg want the embeddings as spread out as possible?** Take the *good* batch above and
-# multiply both views by a factor $a$, for $a$ in 0.25, 0.5, 1, 2 and 4. Nothing else changes: the
-# two views agree as well as before, relative to their spread, and the dimensions stay
-# decorrelated. **Before running anything**, predict from the formulas above:
+# **Does VICReg want the embeddings as spread out as possible?** Multiply both views of the *good*
+# batch by $a$ = 0.25, 0.5, 1, 2 or 4: relative to their spread, the views agree as before and the
+# dimensions stay decorrelated. **Before running anything**, predict from the formulas above:
 #
 # - `my_best_scale`: the $a$ (one of the five) that gives the smallest total loss with the demo's
 #   weights;
