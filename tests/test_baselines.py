@@ -104,3 +104,31 @@ def test_accuracy_stderr():
     assert accuracy_stderr(1.0, 10) == 0.0
     with pytest.raises(ValueError, match="accuracy must lie in"):
         accuracy_stderr(1.5, 10)
+
+
+def test_supervised_trains_on_the_vicreg_views_when_asked():
+    """augment=AugmentConfig: each batch is one random view (crop, colour) instead of a flip."""
+    from vicreg_edu.config import get_config
+    from vicreg_edu.views import make_augment_config
+
+    x = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8)
+    y = torch.arange(32) % 2
+    aug = make_augment_config(get_config("demo", fast=False))
+    seen = []
+    original = B._fit
+
+    def spy(net, xn, y, **kw):
+        seen.append((xn.dtype, kw["views"]))
+        return original(net, xn, y, **kw)
+
+    B._fit = spy
+    try:
+        out = B.train_supervised(x, y, x, y, steps=2, batch_size=16, augment=aug)
+        B.train_supervised(x, y, x, y, steps=1, batch_size=16)
+    finally:
+        B._fit = original
+    assert out["steps"] == 2 and 0 <= out["test_acc"] <= 1
+    assert seen[0][0] == torch.uint8 and seen[0][1] is not None  # raw images, augmented per batch
+    assert seen[1][0] == torch.float32 and seen[1][1] is None  # the flip-only recipe
+    view = seen[0][1](x[:4], torch.Generator().manual_seed(0))
+    assert view.shape == (4, 3, 32, 32) and view.dtype == torch.float32

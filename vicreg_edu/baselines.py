@@ -162,9 +162,10 @@ def _lr_scale(step: int, warmup: int, steps: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
 
 
-def _fit(net, xn, y, *, steps: int, batch_size: int, lr: float, weight_decay: float, generator) -> float:
+def _fit(net, xn, y, *, steps: int, batch_size: int, lr: float, weight_decay: float, generator, views=None) -> float:
     """``steps`` AdamW steps of cross-entropy on normalised images ``xn`` with random horizontal
-    flips; returns the training accuracy over the last epoch's steps."""
+    flips, or, with ``views`` (uint8 batch, generator -> normalised batch), on ``views`` of the
+    uint8 images ``xn``; returns the training accuracy over the last epoch's steps."""
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     bs = min(batch_size, len(xn))
     warmup = max(1, min(len(xn) // bs, steps // 20))
@@ -177,8 +178,11 @@ def _fit(net, xn, y, *, steps: int, batch_size: int, lr: float, weight_decay: fl
                 break
             idx = order[i : i + bs]
             xb, yb = xn[idx], y[idx]
-            flip = torch.rand(len(idx), generator=generator) < 0.5
-            xb = torch.where(flip.view(-1, 1, 1, 1), xb.flip(-1), xb)
+            if views is not None:
+                xb = views(xb, generator)
+            else:
+                flip = torch.rand(len(idx), generator=generator) < 0.5
+                xb = torch.where(flip.view(-1, 1, 1, 1), xb.flip(-1), xb)
             for group in opt.param_groups:
                 group["lr"] = lr * _lr_scale(step, warmup, steps)
             logits = net(xb)
@@ -207,6 +211,7 @@ def train_supervised(
     mean=(0.5, 0.5, 0.5),
     std=(0.25, 0.25, 0.25),
     seed: int = 0,
+    augment=None,
 ) -> dict:
     """Train ``backbone + linear head`` from scratch with labels; return its test accuracy.
 
@@ -217,6 +222,9 @@ def train_supervised(
     Args:
         x, y: uint8 training images (N, 3, H, W) and labels (N,); x_test, y_test: the test split.
         mean, std: per-channel normalisation (the dataset's statistics).
+        augment: an ``AugmentConfig`` (e.g. ``views.make_augment_config(cfg)``, the views a VICReg run
+            trains on): each batch is one random view of it instead of a horizontal flip
+            (``mean``/``std`` then come from it).
 
     Returns:
         ``{"test_acc", "knn", "train_acc", "steps", "n_labels", "cpu_time_s", "wall_time_s"}``:
@@ -233,8 +241,16 @@ def train_supervised(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = SupervisedNet(backbone, int(max(y.max(), y_test.max())) + 1)
-    xn = normalize_uint8(x, mean, std)
-    train_acc = _fit(net, xn, y, steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay, generator=g)
+    views = None
+    if augment is not None:
+        from .batch_augment import TwoViewBatchAugment
+
+        mean, std, two_views = augment.mean, augment.std, TwoViewBatchAugment(augment)
+        views = lambda batch, generator: two_views(batch, generator)[0]  # noqa: E731  one view per image
+    xn = x if views is not None else normalize_uint8(x, mean, std)
+    train_acc = _fit(
+        net, xn, y, steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay, generator=g, views=views
+    )
     net.eval()
     f_train, f_test = (extract_features(net.backbone, images, mean, std) for images in (x, x_test))
     with torch.no_grad():
@@ -326,6 +342,40 @@ def label_efficiency(
     return rows
 
 
+def supervised_same_views(cfg, fractions=(0.01, 0.1), seed: int = 0) -> list[dict]:
+    """The label-efficiency table's supervised column again, trained on the views ``cfg``'s VICReg run
+    trains on (``views.make_augment_config(cfg)``: crops, colour jitter, ...) instead of flips only,
+    same steps (``cfg``'s budget) and optimiser; one row per fraction (``fraction``, ``n_labels``,
+    ``supervised``, ``supervised_cpu_s``)."""
+    from .views import make_augment_config
+
+    (x, y), (xt, yt) = shapes_tensors("train"), shapes_tensors("test")
+    steps = cfg.epochs * (len(x) // cfg.batch_size)
+    rows = []
+    for frac in fractions:
+        idx = balanced_subset(y, frac, seed)
+        sup = train_supervised(
+            x[idx],
+            y[idx],
+            xt,
+            yt,
+            steps=steps,
+            batch_size=cfg.batch_size,
+            backbone=cfg.backbone,
+            seed=seed,
+            augment=make_augment_config(cfg),
+        )
+        rows.append(
+            {
+                "fraction": frac,
+                "n_labels": len(idx),
+                "supervised": rounded(sup["test_acc"]),
+                "supervised_cpu_s": round(sup["cpu_time_s"], 1),
+            }
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m vicreg_edu.baselines``: train the demo preset, then the supervised ceiling and the
     label-efficiency table; write them to ``vicreg_edu/results/baselines.json``."""
@@ -338,8 +388,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "baselines.json")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=None, help="VICReg and supervised epochs (default: demo's)")
+    parser.add_argument(
+        "--same-views",
+        action="store_true",
+        help="only the supervised column at 1%% and 10%% on the VICReg run's views: supervised_same_views.json",
+    )
     args = parser.parse_args(argv)
     over = {} if args.epochs is None else {"epochs": args.epochs}
+    if args.same_views:
+        cfg = get_config("demo", fast=False, seed=args.seed, **over)
+        t0, load0 = time.time(), os.getloadavg()[0]
+        rows = supervised_same_views(cfg, seed=args.seed)
+        data = {
+            "what": "label efficiency's supervised column trained on the demo preset's VICReg views "
+            "(vicreg_edu.baselines.supervised_same_views)",
+            "command": "python -m vicreg_edu.baselines --same-views",
+            "config": recipe_of(cfg),
+            "supervised_recipe": "same backbone + Linear head, AdamW lr 3e-3 wd 0.05, warm-up then cosine, one "
+            "random view per image of the VICReg run's augmentation (views.make_augment_config), same steps and batch",
+            "label_efficiency": rows,
+            "machine": {**machine_info(), "load_avg_at_start": round(load0, 2)},
+            "wall_time_s": round(time.time() - t0, 1),
+        }
+        write_results(RESULTS_DIR / "supervised_same_views.json", data)
+        print(json.dumps(rows, indent=1))
+        return 0
     cfg = get_config(
         "demo",
         fast=False,
