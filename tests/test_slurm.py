@@ -396,6 +396,34 @@ def test_sbatch_script_trains_with_torchrun_and_survives_preemption(cluster, str
     assert_same_run(straight["out_dir"], out_dir)  # the launcher and the pre-emption change nothing
 
 
+def test_sbatch_script_checkpoints_first_then_requeues_at_the_time_limit(cluster, straight, tmp_path):
+    """The shipped script's time-limit path on this SLURM: USR2 to the batch shell (what --signal=B:USR2@120
+    sends; here `scancel --batch --signal=USR2`) -> the trap passes USR2 to the job's step -> torchrun
+    forwards it, the trainers checkpoint at the step reached and exit -> only then `scontrol requeue`; the
+    requeued job resumes there and ends as the uninterrupted run does, bit for bit."""
+    job_id, out_dir, log = submit_sbatch_script(cluster, tmp_path)
+    text = lambda: log.read_text() if log.exists() else ""  # noqa: E731
+    wait_until_logged(cluster, job_id, out_dir, text, 1)
+    cluster.run(["scancel", "--batch", "--signal=USR2", job_id])
+    info = wait_requeued_then_done(cluster, job_id, text)
+    records = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
+    stops = [r for r in records if r["kind"] == "stop"]
+    log_text = text()
+    assert info["JobState"] == "COMPLETED" and info["Restarts"] == "1", (info, log_text)
+    assert len(stops) == 1 and stops[0]["signal"] == "SIGUSR2", (stops, log_text)
+    order = [
+        f"USR2: time limit in 120 s: asking the trainers to checkpoint (scancel --signal=USR2 {job_id})",
+        f"vicreg-edu: stopped by SIGUSR2 at step {stops[0]['step']}; checkpoint written to",
+        "torchrun: stopped by SIGUSR2",
+        f"time limit: the trainers have checkpointed: scontrol requeue {job_id}",
+        f"resumed from {out_dir / 'checkpoint.pt'} at step {stops[0]['step']}",
+    ]
+    at = [log_text.find(line) for line in order]
+    assert all(i >= 0 for i in at) and at == sorted(at), (at, log_text)
+    assert "Traceback" not in log_text, log_text
+    assert_same_run(straight["out_dir"], out_dir)
+
+
 def test_submitted_eval_runs_the_protocol_on_two_tasks(cluster, tmp_path):
     """`vicreg-edu submit -- eval --protocol linear ...` on this SLURM: 2 CPU tasks (gloo) run the paper's
     linear protocol on a tiny ImageNet-like folder to the end; eval_results.json is written."""
