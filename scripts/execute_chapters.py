@@ -10,7 +10,7 @@ For each chapter (either half of the pair may be named):
    with ``book/`` as the working directory, at **full size**: ``VICREG_EDU_FAST`` and
    ``MPLBACKEND`` are removed from the kernel's environment (with ``MPLBACKEND=Agg`` the kernel
    stores no figure at all), and the widget state is stored in the notebook's metadata
-   (``metadata.widgets``), so nbviewer and the site render the controls (and the figures
+   (``metadata.widgets``), so nbviewer and JupyterLab render the controls (and the figures
    they hold) without a kernel; no per-cell timing metadata (quiet diffs);
 3. write the ``.ipynb``, ``jupytext --sync`` the pair again and check that the sync kept the
    widget state (it fails loudly if not), that no output is an error and that a figure is stored;
