@@ -376,6 +376,26 @@ def supervised_same_views(cfg, fractions=(0.01, 0.1), seed: int = 0) -> list[dic
     return rows
 
 
+def _same_views_main(cfg, seed: int) -> int:
+    """``--same-views``: :func:`supervised_same_views` for ``cfg``, written to ``supervised_same_views.json``."""
+    t0, load0 = time.time(), os.getloadavg()[0]
+    rows = supervised_same_views(cfg, seed=seed)
+    data = {
+        "what": "label efficiency's supervised column trained on the demo preset's VICReg views "
+        "(vicreg_edu.baselines.supervised_same_views)",
+        "command": "python -m vicreg_edu.baselines --same-views",
+        "config": recipe_of(cfg),
+        "supervised_recipe": "same backbone + Linear head, AdamW lr 3e-3 wd 0.05, warm-up then cosine, one "
+        "random view per image of the VICReg run's augmentation (views.make_augment_config), same steps and batch",
+        "label_efficiency": rows,
+        "machine": {**machine_info(), "load_avg_at_start": round(load0, 2)},
+        "wall_time_s": round(time.time() - t0, 1),
+    }
+    write_results(RESULTS_DIR / "supervised_same_views.json", data)
+    print(json.dumps(rows, indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m vicreg_edu.baselines``: train the demo preset, then the supervised ceiling and the
     label-efficiency table; write them to ``vicreg_edu/results/baselines.json``."""
@@ -396,23 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     over = {} if args.epochs is None else {"epochs": args.epochs}
     if args.same_views:
-        cfg = get_config("demo", fast=False, seed=args.seed, **over)
-        t0, load0 = time.time(), os.getloadavg()[0]
-        rows = supervised_same_views(cfg, seed=args.seed)
-        data = {
-            "what": "label efficiency's supervised column trained on the demo preset's VICReg views "
-            "(vicreg_edu.baselines.supervised_same_views)",
-            "command": "python -m vicreg_edu.baselines --same-views",
-            "config": recipe_of(cfg),
-            "supervised_recipe": "same backbone + Linear head, AdamW lr 3e-3 wd 0.05, warm-up then cosine, one "
-            "random view per image of the VICReg run's augmentation (views.make_augment_config), same steps and batch",
-            "label_efficiency": rows,
-            "machine": {**machine_info(), "load_avg_at_start": round(load0, 2)},
-            "wall_time_s": round(time.time() - t0, 1),
-        }
-        write_results(RESULTS_DIR / "supervised_same_views.json", data)
-        print(json.dumps(rows, indent=1))
-        return 0
+        return _same_views_main(get_config("demo", fast=False, seed=args.seed, **over), args.seed)
     cfg = get_config(
         "demo",
         fast=False,
