@@ -27,7 +27,10 @@ views are), ``augment`` (making them from PIL images), ``batch_augment`` (the sa
 ``diagnostics``, ``plots``, ``config``, ``optim``, ``checkpoint``, ``distributed``, ``errors``,
 ``cli`` (the only argument parser; ``python -m vicreg_edu``), ``slurm``, ``experiments`` (chapter
 7's grid), ``baselines``, ``results``, ``widgets``, ``explorer``,
-``playground`` (the 2-D toy of chapters 1-4).
+``playground`` (the 2-D toy of chapters 1-4), ``contrastive`` (NT-Xent, SimCLR's loss behind the
+trainer's ``method`` switch), ``jpeg_decode`` and ``gpu_pipeline`` (image folders decoded and
+augmented on the device: ``pipeline="gpu"``), ``memory`` (per-GPU memory and launch plans),
+``linear_eval`` (the paper's evaluation protocols), ``export`` (torchvision weights).
 
 Example:
     >>> import torch
