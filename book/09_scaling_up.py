@@ -267,18 +267,26 @@ for hardware, spec in memory.HARDWARE.items():
         t = memory.expected_time(plan, memory.MEASURED_RATES[gpu][0])
         print(f"    if every GPU trains at the {gpu} rate below: {t['epoch_s']:,.0f} s per epoch, "
               f"{t['run_h']:,.0f} h for {plan.epochs} epochs, {t['gpu_h']:,.0f} GPU-hours")
+        if gpu == "H200":  # a step rate without the data pipeline: bound it by the measured CPU loader
+            fed = memory.expected_time(plan, memory.MEASURED_RATES[gpu][0], loader_cores=full.num_workers)
+            print(f"    fed by the PIL loader on {full.num_workers} cores per GPU ({fed['images_per_s_per_gpu']:,.0f} "
+                  f"images/s): {fed['epoch_s']:,.0f} s per epoch, {fed['run_h']:,.0f} h, {fed['gpu_h']:,.0f} GPU-hours")
     else:
         print("    time: no measured rate for this GPU class")
 for gpu, (rate, how) in memory.MEASURED_RATES.items():
     print(f"{gpu} rate: {rate:,.0f} images/s per GPU: {how}")
+print(f"PIL loader: {memory.PIL_IMAGES_PER_CORE_S[0]:.0f} images per CPU-second: {memory.PIL_IMAGES_PER_CORE_S[1]}")
 
 # %% [markdown]
-# Only two rates have been measured, and they mean different things. The H200's is the trainer's
-# own step with the images already in memory and augmented on the GPU: no JPEG decoding, no
-# gradient all-reduce, so 83 s per epoch and 23 hours for 1000 epochs on 8 H200s are a floor; an
-# H100 or A100 is slower, by amounts not measured here, and whether the CPUs' JPEG pipeline keeps
-# such a GPU fed is not measured in this chapter. The V100 rate is the paper's whole job (11 hours
-# per 100 epochs on 32 V100s), applied per GPU to the other V100 plans: 440 hours, 18 days, on 8.
+# Only these rates have been measured, and they mean different things. The H200's is the
+# trainer's own step with the images already in memory and augmented on the GPU: no JPEG decoding,
+# no gradient all-reduce, so 83 s per epoch and 23 hours for 1000 epochs on 8 H200s are a floor;
+# an H100 or A100 is slower, by amounts not measured here. The CPU pipeline is slower still: at 137
+# images per CPU-second, the preset's 10 loader cores per GPU deliver 1,373 images/s, so the same
+# 8 GPUs wait for data and need 117 s per epoch, 32 hours (a core of a cluster node may be faster
+# than this shared one; `--set pipeline=gpu` decodes and augments on the GPU instead, at a GPU cost
+# not measured here). The V100 rate is the paper's whole job (11 hours per 100 epochs on 32
+# V100s), applied per GPU to the other V100 plans: 440 hours, 18 days, on 8.
 
 # %% [markdown] tags=["dropdown"]
 # <details>
@@ -358,10 +366,9 @@ print(f"k-NN bank {len(splits.train)} images, held-out queries {len(splits.test)
 # %% [markdown]
 # ## The run that shows it: a job stopped and resumed
 #
-# The trainer is `python -m vicreg_edu train`, started once per GPU by `torchrun`; it joins the
-# process group (NCCL on GPUs, gloo on CPUs), converts batch norm to synchronised batch norm and
-# wraps the model in `DistributedDataParallel`. A 1000-epoch run takes days: no queue gives a job
-# that long in one piece, and pre-emptible queues stop jobs at any moment. SLURM stops
+# `torchrun` starts the trainer once per GPU (NCCL between GPUs, gloo on CPUs). A 1000-epoch run
+# takes days: no queue gives a job that long in one piece, and pre-emptible queues stop jobs at any
+# moment. SLURM stops
 # a job by sending **SIGTERM** to every process and **SIGKILL** `KillWait` seconds later
 # (`slurm.conf`, 30 s by default; a pre-empting partition's `GraceTime`, 0 by default, comes on
 # top); before the time limit it sends the signal the job asked for (`--signal=USR2@120`). Under
@@ -488,7 +495,9 @@ print([line for line in refused.stderr.splitlines() if line.startswith("vicreg-e
 # neither submitit nor SLURM).
 #
 # Without submitit, the package ships an sbatch script for `srun torchrun`: one task per node, each
-# running torchrun with a c10d rendezvous on the job's first node. Copy it, edit its `#SBATCH`
+# running torchrun with a c10d rendezvous on the job's first node (through
+# `python -m vicreg_edu.launch.torchrun`: torchrun with USR1/USR2 forwarded by default, whose stop on
+# a signal ends in one line and the signal's exit status). Copy it, edit its `#SBATCH`
 # lines for your site, and submit it with the trainer's arguments:
 #
 # ```bash
@@ -709,8 +718,8 @@ print(f"torchrun --nproc_per_node=8 -m vicreg_edu eval --protocol linear --data-
 # > - Memory sets the images per GPU (about 17.8 GB for 128, 31.9 GB for 256 in bf16); a smaller
 # >   batch keeps the 1000-epoch base rate 0.2 under the linear scaling rule; the tuned small-batch
 # >   rates belong to 100-epoch runs, whose paper setting is 0.3 at batch 2048 (vicreg#13).
-# > - Expected times come only from measured rates: at least 83 s per epoch on 8 H200s, 110 hours
-# >   for 1000 epochs on the paper's 32 V100s.
+# > - Expected times come only from measured rates: 83 s per epoch on 8 H200s for the step alone,
+# >   117 s once 10 CPU cores per GPU decode the JPEGs; 110 hours for 1000 epochs on the paper's 32 V100s.
 # > - A stop signal costs no step: the processes agree one step later, checkpoint at that step and
 # >   resume exactly, as the smoke run and the real SLURM log show; under `torchrun`, name USR1/USR2
 # >   in `--signals-to-handle` and keep the checkpoint inside `KillWait` and `--shutdown-timeout`.
