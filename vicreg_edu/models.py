@@ -227,6 +227,10 @@ class VICRegWithProbe(nn.Module):
 
     The probe sees *detached* representations of view a, so its cross-entropy never reaches the
     encoder: it only reports, during training, how linearly separable the representations are.
+    Its input is standardised per dimension over the batch (a BatchNorm without affine parameters
+    or running statistics, as MAE's linear probe puts a BatchNorm before its classifier; He et al.,
+    CVPR 2022): raw representations have per-dimension scales far from 1, which a linear layer
+    trained with a small lr fits slowly, so the probe would under-read what the encoder holds.
 
     Shapes: forward(x_a, x_b (B, 3, H, W)) -> (z_a, z_b (B, embed_dim), probe logits (B, num_classes)).
 
@@ -244,7 +248,9 @@ class VICRegWithProbe(nn.Module):
     def forward(self, x_a: torch.Tensor, x_b: torch.Tensor):
         r_a, z_a = self.model(x_a)  # (B, repr_dim), (B, embed_dim)
         _, z_b = self.model(x_b)
-        return z_a, z_b, self.probe(r_a.detach())
+        r = r_a.detach()
+        r = (r - r.mean(0)) / torch.sqrt(r.var(0, unbiased=False) + 1e-5)  # per-dimension standardisation
+        return z_a, z_b, self.probe(r)
 
 
 RANDOM_TWIN_SEED_OFFSET = 12345
