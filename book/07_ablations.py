@@ -107,10 +107,9 @@ print("grid default, seed 0: loss carried by lambda*s / mu*v / nu*c = " + " / ".
 # %% [markdown]
 # **The regime.** After 10 epochs the grid's default point is still in a transient: the embedding
 # std is 0.55 against the target $\gamma = 1$, the variance term $v$ is 0.51, and $\mu v$ carries
-# 76 % of the loss. Every dimension's variance hinge is still active; the embeddings are still
-# being spread when training stops. The demo preset is further along (std 0.91, $v$ 0.14 on
-# average); its $k$-NN band, 0.854 (0.846 to 0.861), overlaps the grid's, 0.832 (0.809 to 0.856).
-# So everything below describes **10-epoch runs in this transient**, not converged VICReg. Each
+# 76 % of the loss: the embeddings are still being spread when training stops. The demo preset
+# is further along (std 0.91, $v$ 0.14 on average); its $k$-NN band, 0.854 (0.846 to 0.861),
+# overlaps the grid's, 0.832 (0.809 to 0.856). So everything below describes **10-epoch runs in this transient**, not converged VICReg. Each
 # setting is one seed: a difference inside the seed band is noise, and a run at chance (the
 # random encoder's 0.114) shows that the setting learned nothing in 10 epochs, not why.
 
@@ -121,10 +120,11 @@ print("grid default, seed 0: loss carried by lambda*s / mu*v / nu*c = " + " / ".
 # Each grid run is 10 epochs of 10 000 images at batch 128, 780 steps; the 19 runs took the wall
 # and CPU times printed above on a 2-core CPU. The demo preset trained for 30 epochs
 # (`load_results("demo_long")`, chapter 5, one seed) keeps its embedding std between 0.91 and
-# 1.01 from epoch 18 on, and its $k$-NN accuracy climbs from 0.927 at epoch 20 to 0.961 at epoch 30. A grid in the converged
-# regime (std near $\gamma$, $v$ small) centred on the demo preset therefore needs about 30 epochs
-# a run, three times the grid's budget (about 2.3 hours of wall time for 19 runs two at a time
-# on that machine), plus two more seeds per setting to put a band under every point. The grid
+# 1.01 from epoch 18 on, and its $k$-NN accuracy climbs from 0.927 at epoch 20 to 0.961 at
+# epoch 30. A grid in the converged regime (std near $\gamma$, $v$ small) centred on the demo
+# preset therefore needs about 30 epochs a run, three times the grid's budget (by linear
+# extrapolation, about 2.3 hours of wall time for 19 runs two at a time on that machine), plus
+# two more seeds per setting to put a band under every point. The grid
 # stored here has the 10-epoch budget only, so its $\gamma$ and weight columns describe the
 # transient.
 #
