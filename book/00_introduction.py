@@ -214,7 +214,8 @@ if cifar is not None:
 #
 # A batch of $n$ images, two views each, gives embeddings $Z, Z'$ ($n$ rows $z_i \in \mathbb{R}^d$);
 # $z^j$ is dimension $j$ across the batch (a column). **Invariance**: the two views of an image
-# should be close, $s(Z, Z') = \frac{1}{n} \sum_{i} \lVert z_i - z'_i \rVert_2^2$ (the paper's Eq. 5).
+# should be close, $s(Z, Z') = \frac{1}{n} \sum_{i} \lVert z_i - z'_i \rVert_2^2$ (the paper's Eq. 5;
+# the library, like the official code, also divides by $d$: a mean squared error, see the conventions below).
 # **Variance**: every dimension's standard deviation over the batch should reach $\gamma$, a hinge
 # with a small $\epsilon$ (Eq. 1, 2):
 #
@@ -375,8 +376,9 @@ my_top_term = None  # replace None with "invariance", "variance" or "covariance"
 # %% cellView="form" collapsed=true jupyter={"outputs_hidden": true, "source_hidden": true} mystnb={"code_prompt_hide": "Hide solution", "code_prompt_show": "Show solution"} tags=["solution", "hide-cell"]
 # @title Solution (run this cell to check your answer; open it to read the worked answer)
 # Answer: the std of every dimension is about a. Below gamma = 1 the variance hinge costs
-# mu (1 - a) (12.5 at a = 0.5); at and above gamma it costs nothing. s is a mean of squared differences:
-# it grows like a^2; c sums squared covariances: it grows like a^4, about 2 (d - 1) a^4 / n for the two views.
+# mu (1 - a) (25 at a = 0.5, as the scan prints); at and above gamma it costs nothing. s is a mean of
+# squared differences: it grows like a^2; c sums squared covariances: it grows like a^4, about
+# 2 (d - 1) a^4 / n for the two views.
 # So the loss is smallest at a = 1 = gamma: VICReg wants each dimension's std AT gamma, not as large as
 # possible. At a = 4, nu c ~ 0.5 * 2 * 63 * 256 / 1024 ~ 16 beats lambda s ~ 25 * 0.01 * 16 = 4: covariance.
 scales = [0.25, 0.5, 1, 2, 4]
