@@ -250,9 +250,9 @@ for name_a, a, name_b, b in pairs:
 # a linear probe $z$ leads by 2.6 points (standard error 1.0), but that is the expander's two extra
 # layers at work: given a hidden layer of its own, the probe on $y$ reaches 96.0%, 5.1 points above
 # the linear probe on $z$, and the same MLP probe on $z$ reaches 93.7%, 2.3 points (standard error
-# 0.7) below it on $y$. At equal capacity, then, $y$ is the better representation on Shapes too, by
-# about three standard errors on this test set: the expander's layers discard some of what tells
-# the classes apart, and a probe with a hidden layer finds it in $y$. (The MLP probe on the frozen
+# 0.7) below it on $y$. At equal capacity, then, $y$ scores 2.3 points higher on this model, about
+# three test-set standard errors (one pre-training seed and one probe run each; the standard
+# error covers neither): the expander's layers discard some of what tells the classes apart, and a probe with a hidden layer finds it in $y$. (The MLP probe on the frozen
 # $y$ is even above the supervised network of the next section, 94.3%, whose recipe is weaker; see
 # there.) Why the paper evaluates $y$ is in the fold.
 
@@ -401,10 +401,11 @@ plt.show()
 # that recipe did not train it. The cell after the table trains the same network on VICReg's own
 # views instead (`python -m vicreg_edu.baselines --same-views`, stored; one seed each), and the
 # picture changes: 42.4% with 1% of the labels (against 11.4% with flips) and 82.8% with 10%
-# (against 51.7%). Against that fair baseline the frozen VICReg features still lead clearly with
-# 100 labels (54.6% against 42.4%), while with 1,000 labels the two are about level (80.4% against
-# 82.8%, one seed each, a gap of the size a seed can move). So on Shapes, what pre-training buys
-# is concentrated where labels are very scarce; most of the flips-only gap was the augmentation.
+# (against 51.7%). Against that fair baseline the frozen VICReg features lead with 100 labels in
+# this one-seed comparison (54.6% against 42.4%), while with 1,000 labels the two are about level
+# (80.4% against 82.8%, a gap of the size a seed can move). In this one-seed comparison, what
+# pre-training buys is concentrated where labels are very scarce, and most of the flips-only gap
+# was the augmentation.
 # The paper's semi-supervised numbers (54.8% and 69.5% with 1% and 10% of ImageNet's labels)
 # fine-tune the whole network, a different setting.
 
@@ -487,11 +488,12 @@ table
 # > - Judge a self-supervised encoder frozen: a linear probe (trained) and a weighted $k$-NN vote
 # >   (no training); report the error bars, and compare methods only at the same $k$, $T$ and probe.
 # > - Evaluate the backbone $y$, and compare it with the expander $z$ at equal capacity (an MLP probe on
-# >   $y$ and on $z$): on Shapes $y$ leads by 2.3 points, about three standard errors.
+# >   $y$ and on $z$): on this model $y$ leads by 2.3 points (about three test-set standard errors, one
+# >   seed).
 # > - $k$ moves the $k$-NN accuracy by more than the gaps one usually reads from it.
 # > - A supervised baseline must get the self-supervised run's augmentations: with them it rises
 # >   from chance to 42.4% on 100 labels and to 82.8% on 1,000, and pre-training's lead shrinks to
-# >   the very-scarce-label end (54.6% against 42.4% at 1%).
+# >   the very-scarce-label end (54.6% against 42.4% at 1%; one seed each).
 
 # %% [markdown]
 # ## Exercise: centre before the cosine?
