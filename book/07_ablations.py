@@ -40,7 +40,7 @@ print("fast mode:", FAST)
 # %% [markdown]
 # ## The idea: each term guards against one failure
 #
-# The loss is chapter 3's $\ell = \lambda\, s + \mu\,[v(Z) + v(Z')]/2 + \nu\,[c(Z) + c(Z')]$
+# The loss is chapter 5's $\ell = \lambda\, s + \mu\,[v(Z) + v(Z')]/2 + \nu\,[c(Z) + c(Z')]$
 # (conventions in chapter 0 and the glossary: the logged $v$ is the branch average, $c$ the
 # sum). A constant embedding has zero invariance loss *and* zero covariance, so only $\mu$ stands
 # between the encoder and collapse; the covariance term keeps the dimensions from copying one
@@ -65,7 +65,10 @@ print("fast mode:", FAST)
 # baseline is the demo preset itself, $25/50/0.5$: with the code's $/2$, its $\mu = 50$ is the
 # paper's printed Eq. 6 with $\mu = 25$, so the grid's $\mu = 25$ is half of it. The cells below
 # print the settings, every run, and two seed bands: the grid's default point (3 seeds) and the
-# demo preset (4 seeds, chapter 5).
+# demo preset (4 seeds, chapter 5). The timing line: the 19 runs took 90.7 min of wall time
+# between the two workers but 34.7 min of CPU time, about 38 % of a core each, because the 2-core
+# machine was shared (load average 1.56 at the start), so a run's wall time includes waiting for
+# a core.
 
 # %%
 grid = load_results("ablation_grid")
@@ -147,21 +150,23 @@ plt.show()
 #
 # - **$\mu$.** At $\mu = 0$ the embedding std drops to 0.004, against 0.52 to 0.55 over the
 #   seeds: collapse, read from the spread, far outside the band; the $k$-NN accuracy (0.118) sits
-#   at the random encoder's. The *embedding* effective rank does not drop (RankMe normalises, so
-#   it measures the tiny noise left); the backbone's (last row) does. $\mu = 5$ ends near chance
-#   (0.160); $\mu = 50$ spreads further (std 0.80) at an accuracy inside the band (0.851).
+#   at the random encoder's (0.114). The *embedding* effective rank does not drop (RankMe
+#   normalises, so it measures the tiny noise left); the backbone's (last row) does. $\mu = 5$
+#   ends near the raw-pixel floor (0.160, against 0.141); $\mu = 50$ spreads further (std 0.80) at an accuracy inside the band (0.851).
 # - **$\nu$.** At $\nu = 0$ the std stays up (1.075) but the effective rank is 2.0 against about
 #   82: every dimension says almost the same thing, and the $k$-NN accuracy falls to 0.257,
 #   far below the band. $\nu = 0.2$ keeps a low rank (35) and ends below the band (0.776);
-#   $\nu = 5$ ends at chance (0.116) with the std pulled down to 0.15.
+#   $\nu = 5$ ends at the random encoder's level (0.116) with the std pulled down to 0.15.
 # - **$\lambda$.** At $\lambda = 0$ nothing asks the two views to agree: the embeddings are spread
-#   and of high rank (328), yet the $k$-NN accuracy is near chance (0.141). $\lambda = 5$ ends
-#   below the band (0.750); $\lambda = 50$ ends at chance with the std at 0.25.
+#   and of high rank (328), yet the $k$-NN accuracy is at the raw-pixel floor (0.141).
+#   $\lambda = 5$ ends below the band (0.750); $\lambda = 50$ ends near the raw-pixel floor
+#   (0.153) with the std at 0.25.
 # - **$\gamma$.** $\gamma = 2$ ends exactly on the default run (only the logged $v$ moves) and
-#   $\gamma = 0.5$ inside the band (0.812). This is an observation in the transient, where no
-#   dimension's std has reached 1, not a property of VICReg: the exercise asks why.
-# - **Augmentations.** Without crops (0.127) or colour jitter (0.141) the runs end at chance,
-#   without grayscale (0.403) or solarisation (0.686) below the band. The flip column repeats the
+#   $\gamma = 0.5$ inside the band (0.812). This is an observation in the 10-epoch transient,
+#   not a property of VICReg: the exercise asks why.
+# - **Augmentations.** Without crops (0.127) the run ends at the random encoder's level, without
+#   colour jitter (0.141) at the raw-pixel floor; without grayscale (0.403) or solarisation
+#   (0.686) below the band. The flip column repeats the
 #   default run: the demo preset flips no image.
 
 # %% [markdown] tags=["dropdown"]
@@ -301,10 +306,11 @@ explorer
 # >   the $k$-NN accuracy to the random encoder's (0.118 against 0.114), far outside the seed band.
 # > - Without the covariance term the dimensions copy one another: the effective rank falls from
 # >   about 82 to 2.0 while the std stays up, and the $k$-NN accuracy to 0.257.
-# > - The weights are a balance: at this budget too much $\lambda$ or $\nu$ (one seed each) ended at
-# >   chance, as too little $\mu$ did.
-# > - Without crops or without colour jitter a 10-epoch run ends at chance (one seed each, far below
-# >   the band): on Shapes, as in the literature, they are the augmentations that matter most.
+# > - The weights are a balance: at this budget too much $\lambda$ or $\nu$, or too little $\mu$,
+# >   ended at or near the random-encoder/raw-pixel floor (0.12-0.16, one seed each).
+# > - Without crops or colour jitter a 10-epoch run (one seed each) learned nothing measurable, and
+# >   without grayscale it fell far below the band. This is consistent with SimCLR's finding that
+# >   crops and colour matter most, but at this budget it is an observation, not a ranking.
 # > - The grid sits in a 10-epoch transient (std 0.55, $\mu v$ 76 % of the loss): read its
 # >   $\gamma$ and weight columns as observations at that budget, each against the seed band.
 
@@ -313,36 +319,59 @@ explorer
 #
 # **Why does $\gamma$ barely matter in these runs?** The $\gamma = 2$ run of the grid ends with
 # exactly the baseline's $k$-NN accuracy, spread and effective rank; only its variance term
-# differs. Predict the final variance term $v$ of a $\gamma = 3$ run, which the grid does not
-# hold, from the baseline's record (`base["variance"]`, `base["emb_std_mean"]`). Hint: in the
-# baseline, is any embedding dimension's standard deviation above 1? What is the gradient of
-# $\max(0, \gamma - S)$ with respect to $S$ when $S < \gamma$? The hidden cell checks your number
-# against the rule on the grid's records and, on fresh random embeddings, that the gradient is
-# the same for $\gamma = 1, 2, 3$; it says "not answered yet" while your value is `None`.
+# differs. Predict two things before you run the hidden cell:
+#
+# - (a) the final variance term $v$ of a $\gamma = 3$ run, which the grid does not hold, from the
+#   baseline's record (`base["variance"]`, `base["emb_std_mean"]`);
+# - (b) the gradient $\partial v / \partial S_j$ that the optimiser sees for one dimension whose
+#   std is $S_j = 0.5$, in the $v(Z)$ of one batch with $d = 512$ dimensions
+#   (`vicreg_edu.loss.variance_loss`), at $\gamma = 0.25$, 1, 2 and 3.
+#
+# Hint: in the baseline, is any embedding dimension's standard deviation above 1? The hidden cell
+# checks (a) against the rule on the grid's records and (b) by autograd on `variance_loss` for
+# fresh random embeddings; it says "not answered yet" while a value is `None`.
 
 # %%
-my_prediction = None  # replace None with your value of v for a gamma = 3 run
+my_prediction = None  # (a): replace None with your value of v for a gamma = 3 run
+my_gradients = None  # (b): replace None with [dv/dS_j at gamma = 0.25, 1, 2, 3]
 
 # %% cellView="form" collapsed=true jupyter={"outputs_hidden": true, "source_hidden": true} mystnb={"code_prompt_hide": "Hide solution", "code_prompt_show": "Show solution"} tags=["solution", "hide-cell"]
 # @title Solution (run this cell to check your answer; open it to read the worked answer)
-# Answer: the baseline's embeddings never reach std 1 in these runs, so for every dimension
-# gamma - S > 0 for gamma = 1, 2 and 3 alike: the hinge is in its linear part, its gradient
-# (-1/d per dimension) does not depend on gamma, and the runs take exactly the same steps. Only
-# the value moves: v(gamma) = mean(gamma - S) = v(gamma=1) + gamma - 1, so v(gamma=3) = v(1) + 2.
-# The grid's gamma = 2 run confirms the rule (v(2) = v(1) + 1, the same k-NN, std and rank).
-# Gamma matters once dimensions reach it (gamma = 0.5 already differs a little: some get there),
-# so in a converged run, whose stds reach 1, gamma = 2 or 3 would change the steps.
-z = (0.3 * torch.randn(256, 64)).requires_grad_()  # fresh embeddings, every column's std ~0.3 < 1 <= gamma
-grads = [torch.autograd.grad(variance_loss(z, gamma=g), z)[0] for g in (1.0, 2.0, 3.0)]
-assert torch.equal(grads[0], grads[1]) and torch.equal(grads[0], grads[2]), "below the target the gradient ignores gamma"
-assert abs(float(variance_loss(z.detach(), gamma=3.0) - variance_loss(z.detach(), gamma=1.0)) - 2) < 1e-5
+# Answer: v(Z) = mean_j max(0, gamma - S_j), so dv/dS_j = -1/d while S_j < gamma and 0 once
+# S_j > gamma: at S_j = 0.5 and d = 512 it is 0 at gamma = 0.25 and -1/512 at gamma = 1, 2, 3.
+# The baseline's embeddings never reach std 1 in these runs, so every dimension is in the
+# hinge's linear part for gamma = 1, 2 and 3 alike: the gradient does not depend on gamma, and
+# the runs take exactly the same steps. Only the value moves: v(gamma) = mean(gamma - S) =
+# v(gamma=1) + gamma - 1, so v(gamma=3) = v(1) + 2. The grid's gamma = 2 run confirms the rule
+# (v(2) = v(1) + 1, the same k-NN, std and rank). Gamma matters once dimensions reach it
+# (gamma = 0.5 already differs a little: some get there), so in a converged run, whose stds
+# reach 1, gamma = 2 or 3 would change the steps.
+z0 = torch.randn(256, 512, dtype=torch.float64)
+z0 = 0.5 * z0 / z0.std(0)  # fresh embeddings, every column's std exactly 0.5 (unbiased, as in v)
+scale = torch.ones((), dtype=torch.float64, requires_grad=True)
+
+
+def dv_dS0(gamma, eps=1e-4):
+    """dv/dS_0 by autograd on variance_loss: scale column 0 by a, divide dv/da by dS_0/da = Var/S."""
+    z = torch.cat([scale * z0[:, :1], z0[:, 1:]], 1)
+    (dv_da,) = torch.autograd.grad(variance_loss(z, gamma=gamma, eps=eps), scale)
+    var = z0[:, 0].var()
+    return float(dv_da * (var + eps).sqrt() / var)
+
+
+grad_expected = [dv_dS0(g) for g in (0.25, 1.0, 2.0, 3.0)]
+assert grad_expected[0] == 0 and all(abs(g + 1 / 512) < 1e-9 for g in grad_expected[1:]), grad_expected
+assert abs(float(variance_loss(z0, gamma=3.0) - variance_loss(z0, gamma=1.0)) - 2) < 1e-9
 expected = base["variance"] + 2
 g2 = runs["gamma=2"]
 assert abs(g2["variance"] - (base["variance"] + 1)) < 2e-3, (g2["variance"], base["variance"])
 assert (g2["knn"], g2["emb_std_mean"], g2["emb_effective_rank"]) == (base["knn"], base["emb_std_mean"], base["emb_effective_rank"])
-if my_prediction is None:
-    print("not answered yet (replace None in the cell above, then rerun both cells)")
+if my_prediction is None or my_gradients is None:
+    print("not answered yet (replace both None in the cell above, then rerun both cells)")
 else:
     assert abs(my_prediction - expected) < 0.01, f"v = {my_prediction} is wrong: compare the hinge at gamma 1 and 3"
-    print(f"v = {my_prediction} is right")
-print(f"worked solution: a gamma = 3 run ends with v = v(gamma = 1) + 2 = {expected:.4f}")
+    assert all(abs(m - g) < 1e-5 for m, g in zip(my_gradients, grad_expected, strict=True)), (
+        f"gradients {my_gradients} are wrong: where is the hinge flat, and what does the mean over d do?")
+    print(f"v = {my_prediction} and dv/dS_j = {my_gradients} are right")
+print(f"worked solution: (a) a gamma = 3 run ends with v = v(gamma = 1) + 2 = {expected:.4f}; "
+      "(b) dv/dS_j = " + ", ".join(f"{g:.6f}" for g in grad_expected) + " at gamma = 0.25, 1, 2, 3 (-1/512 below gamma)")

@@ -93,7 +93,7 @@ for d, style in ((512, "-"), (8192, "--")):
 axes[1].axvline(128, color="0.5", linestyle=":", label="the demo's batch (128)")
 axes[1].set(xscale="log", yscale="log", xlabel="batch size n (log)", ylabel="peak memory of the loss (MiB, log)",
             title="Memory of the loss alone, forward + backward (float32)")
-axes[1].legend(fontsize=8)
+axes[1].legend(fontsize=8, loc="upper left")
 plt.show()
 demo_step = {r["batch"]: r for r in memory["demo_step"]}
 print("whole demo training step (model + loss + optimiser), peak MiB: " + "; ".join(
@@ -104,7 +104,8 @@ print("whole demo training step (model + loss + optimiser), peak MiB: " + "; ".j
 # 0.857 on average over 3 seeds (0.853 to 0.861) against
 # 0.479 for SimCLR at $\tau = 0.1$ (0.434 to 0.510), linear probe
 # 0.886 against 0.599. The $k$-NN gap, 0.38, is
-# 5 times the range of either method's seeds, so a few seeds are enough to call it. SimCLR's embedding also uses far fewer directions
+# 5 times the range of SimCLR's seeds (0.076) and 47 times VICReg's (0.008), so a few seeds are
+# enough to call it. SimCLR's embedding also uses far fewer directions
 # (effective rank 25 against 93). VICReg's rows are the demo preset's
 # stored runs from the recipe search (the same recipe and budget); chapter 5's live run of seed 0,
 # with today's code, reached 0.863.
@@ -254,8 +255,10 @@ plt.show()
 # This chapter trains no SIGReg arm. A LeJEPA-style loss,
 # $(1 - \lambda)\, s/4 + \lambda\, [\mathrm{SIGReg}(Z) + \mathrm{SIGReg}(Z')]/2$ at LeJEPA's default
 # $\lambda = 0.05$, trained for 234 steps on the demo model (seed 0, measured once), reached a $k$-NN
-# accuracy of 0.155, four points above a random encoder's 0.115 and far below VICReg's 0.436 after
-# the same steps; $\lambda$ was tuned for many views of a ViT, not for two views of a small CNN, and
+# accuracy of 0.155, four points above a random encoder's 0.115 and far below the 0.436 of the
+# VICReg loss trained in the same loop (same model and seed, 234 steps: 3 epochs, warm-up over the
+# first third, then the preset's cosine; both scored with a 5,000-image memory bank, so below the
+# full-budget 0.857 above); $\lambda$ was tuned for many views of a ViT, not for two views of a small CNN, and
 # a run so close to chance says nothing about a method. A fair comparison would sweep $\lambda$ (and the
 # learning rate) at the demo's full budget over several seeds; that was not run. Published numbers
 # at a larger scale: in stable-pretraining's benchmark on Imagenette (ImageNet's 10-class subset; a
@@ -272,40 +275,48 @@ plt.show()
 # > - SimCLR's NT-Xent and VICReg differ in how they keep embeddings apart: negatives through a
 # >   $(2n, 2n)$ similarity matrix, against variance and covariance statistics of size $(d, d)$.
 # > - On Shapes at the demo's budget (780 steps, batch 128, a recipe tuned for VICReg, SimCLR's
-# >   temperature tried at two values) VICReg reaches $k$-NN 0.857 and SimCLR 0.479 (3 and 3
-# >   seeds); the losses' memory grows with $n^2$ (NT-Xent) and with $n d$, $d^2$ (VICReg).
+# >   temperature tried at two values) VICReg reaches $k$-NN 0.857 and SimCLR 0.479 (3 seeds
+# >   each); the losses' memory grows with $n^2$ (NT-Xent) and with $n d$, $d^2$ (VICReg).
 # > - VICReg constrains two moments of the embedding distribution; SIGReg tests all of its 1-D
 # >   projections against a Gaussian, and rejects batches (a scale mixture) that VICReg accepts.
 
 # %% [markdown]
 # ## Exercise: where SIGReg differs from VICReg
 #
-# Write a function `my_batch(n, d, generator)` that returns
-# an $(n, d)$ batch of embeddings that VICReg's regularisers accept, variance term $v(Z) < 0.1$
-# and covariance term $c(Z)$ below five times a Gaussian's sampling floor, $c(Z) < 5(d-1)/(n-1)$
-# (a standard Gaussian batch has about 0.01 and the floor, 0.12 at $n = 512$, $d = 64$), but
-# that SIGReg rejects: statistic above 10 (the Gaussian scores about 1). One more condition rules
-# out the scale mixture above: **every coordinate must be standard Gaussian on its own**
-# (measured by the coordinates' mean kurtosis, which must be within 1 of a Gaussian's 3; the
-# scale mixture's is about 5.4). Beware: independent non-Gaussian coordinates do not work
-# either, because a random 1-D projection sums 64 of them and the central limit theorem makes
-# the sum look Gaussian. Make the coordinates Gaussian and uncorrelated, but *dependent*. Draw
-# every random number from `generator`: the check calls your function on fresh generators and at
-# two sizes, $(512, 64)$ and $(1024, 32)$. Replace the `return None`, then run the hidden check
-# (it says "not answered yet" while your function returns `None`).
+# **Predict, then run.** Take one standard Gaussian number $x_i$ per embedding and multiply it by
+# $d$ independent random signs: $z_{ij} = x_i\, e_{ij}$ with $e_{ij} = \pm 1$ at even odds. Before
+# running the hidden cell, predict for such a batch:
+#
+# - (a) the coordinates' mean kurtosis, $\mathbb E[(z - \bar z)^4] / \mathrm{Var}(z)^2$ (a
+#   Gaussian's is 3; the chapter's scale mixture, whose std varies from row to row, has more);
+# - (b) whether VICReg's regularisers accept it: variance term $v(Z) < 0.1$ *and* covariance term
+#   below five times a Gaussian's sampling floor, $c(Z) < 5(d-1)/(n-1)$ (a standard Gaussian
+#   batch has $v \approx 0.01$ and $c \approx 0.12$, the floor $(d-1)/(n-1)$ at $n = 512$,
+#   $d = 64$);
+# - (c) whether SIGReg rejects it: statistic above 10 (the Gaussian scores about 1).
+#
+# The hidden cell draws fresh batches, at $(512, 64)$ and $(1024, 32)$ on generators the chapter
+# has not used, measures the three, and checks your prediction against them; it says "not
+# answered yet" while a value is `None`.
 
 # %%
-def my_batch(n, d, generator):
-    """An (n, d) batch: Gaussian, uncorrelated coordinates that are not jointly Gaussian."""
-    return None  # replace with your construction
+my_prediction = {
+    "kurtosis": None,  # (a): a number
+    "vicreg_accepts": None,  # (b): True or False
+    "sigreg_above_10": None,  # (c): True or False
+}
 
 # %% cellView="form" collapsed=true jupyter={"outputs_hidden": true, "source_hidden": true} mystnb={"code_prompt_hide": "Hide solution", "code_prompt_show": "Show solution"} tags=["solution", "hide-cell"]
 # @title Solution (run this cell to check your answer; open it to read the worked answer)
-# Answer: one Gaussian number per embedding times independent random signs, z_ij = x_i * e_ij.
-# Each coordinate is exactly N(0, 1) and uncorrelated with the others (E[x^2 e_ij e_ik] = 0), but
-# all coordinates of an embedding share |x_i|: a projection is x_i times a nearly Gaussian sum,
-# a product of two Gaussians, heavy-tailed.
-def solution_batch(n, d, generator):
+# Answer: (a) each coordinate e_ij x_i has the law of x_i, exactly N(0, 1), so its kurtosis is a
+# Gaussian's (up to sampling noise): the per-coordinate test cannot see the shared |x_i|.
+# (b) Yes: every std is 1 (v about 0) and the coordinates are uncorrelated, E[x_i^2 e_ij e_ik] = 0
+# (c at the floor); VICReg sees only these two moments. (c) Yes: a projection w.z_i = x_i (w.e_i) is a
+# Gaussian times a nearly Gaussian sum, a product of two Gaussians, heavy-tailed; SIGReg tests
+# the projections' whole law and rejects it. A batch can pass VICReg's two moments and every
+# per-coordinate test and still be far from jointly Gaussian.
+def sign_batch(n, d, generator):
+    """z_ij = x_i * e_ij: one N(0, 1) number per row times independent random signs, (n, d)."""
     x = torch.randn(n, 1, generator=generator)
     signs = torch.randint(0, 2, (n, d), generator=generator) * 2.0 - 1.0
     return x * signs
@@ -317,32 +328,22 @@ def kurtosis(z):
     return ((z**4).mean(0) / (z**2).mean(0) ** 2).mean().item()
 
 
-def check(z):
-    """(v, c, SIGReg, kurtosis) of z and whether v < 0.1, c < 5 x floor, SIGReg > 10 and |kurtosis - 3| < 1."""
-    n, d = z.shape
+measured = []
+for n_, d_, seed in [(512, 64, 11), (1024, 32, 12)]:  # sizes and generator seeds the chapter has not used
+    z = sign_batch(n_, d_, torch.Generator().manual_seed(seed))
     v, c = variance_loss(z).item(), covariance_loss(z).item()
     sg = sigreg(z, generator=torch.Generator().manual_seed(1)).item()
-    kurt = kurtosis(z)
-    return (v, c, sg, kurt), v < 0.1 and c < 5 * (d - 1) / (n - 1) and sg > 10 and abs(kurt - 3) < 1
-
-
-fresh = [(512, 64, 11), (1024, 32, 12)]  # sizes and generator seeds the chapter has not used
-for n_, d_, seed in fresh:
-    values, ok = check(solution_batch(n_, d_, torch.Generator().manual_seed(seed)))
-    assert ok, f"the worked solution should pass at ({n_}, {d_}): v, c, SIGReg, kurtosis = {values}"
-mixture, ok = check(batches["scale mixture, std 1"])
-assert not ok, "the scale mixture of the chapter must not pass"
-if my_batch(512, 64, torch.Generator().manual_seed(0)) is None:
-    print("my_batch: not answered yet (write the function above, then run this cell again)")
+    measured.append(dict(size=(n_, d_), v=v, c=c, sigreg=sg, kurtosis=kurtosis(z),
+                         vicreg_accepts=v < 0.1 and c < 5 * (d_ - 1) / (n_ - 1), sigreg_above_10=sg > 10))
+assert all(abs(m["kurtosis"] - 3) < 0.3 and m["vicreg_accepts"] and m["sigreg_above_10"] for m in measured), measured
+if None in my_prediction.values():
+    print("not answered yet (fill in the three values in the cell above, then rerun both cells)")
 else:
-    for n_, d_, seed in fresh:
-        z = torch.as_tensor(my_batch(n_, d_, torch.Generator().manual_seed(seed))).float()
-        assert tuple(z.shape) == (n_, d_), f"my_batch({n_}, {d_}) has shape {tuple(z.shape)}"
-        mine, ok = check(z)
-        assert ok, (f"my_batch({n_}, {d_}) is wrong: v = {mine[0]:.3f}, c = {mine[1]:.3f} (limit "
-                    f"{5 * (d_ - 1) / (n_ - 1):.3f}), SIGReg = {mine[2]:.1f}, kurtosis = {mine[3]:.2f}")
-    print(f"my_batch: right (at (1024, 32): v = {mine[0]:.3f}, c = {mine[1]:.3f}, SIGReg = {mine[2]:.1f}, "
-          f"kurtosis {mine[3]:.2f})")
-print(f"the chapter's scale mixture fails: kurtosis {mixture[3]:.2f}")
-print(f"Solution: z_ij = x_i * (random sign); at (1024, 32): v = {values[0]:.3f}, c = {values[1]:.3f}, "
-      f"SIGReg = {values[2]:.1f}, kurtosis {values[3]:.2f}")
+    assert all(abs(my_prediction["kurtosis"] - m["kurtosis"]) < 0.3 for m in measured), (
+        f"kurtosis {my_prediction['kurtosis']} is wrong: what is the law of one coordinate on its own?")
+    for key in ("vicreg_accepts", "sigreg_above_10"):
+        assert all(my_prediction[key] == m[key] for m in measured), f"{key} = {my_prediction[key]} is wrong"
+    print("right on all three")
+for m in measured:
+    print(f"worked solution at {m['size']}: kurtosis {m['kurtosis']:.2f}, v = {m['v']:.3f}, c = {m['c']:.3f} "
+          f"(VICReg accepts: {m['vicreg_accepts']}), SIGReg = {m['sigreg']:.1f} (above 10: {m['sigreg_above_10']})")
