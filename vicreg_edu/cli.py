@@ -539,7 +539,7 @@ def _run_submit(args: argparse.Namespace) -> int:
     if argv[:1] == ["--"]:
         argv = argv[1:]
     if argv[:1] == ["eval"]:
-        slurm.submit_eval(args, argv[1:], submit_eval_args(argv[1:]))
+        slurm.submit_eval(args, argv[1:], submit_eval_args(argv[1:]), main)
         return 0
     slurm.submit(args, submit_config(args))
     return 0

@@ -62,7 +62,6 @@ import io
 import os
 import pickle
 import random
-import signal
 import re
 import tarfile
 import weakref
@@ -74,15 +73,17 @@ import numpy as np
 import torch
 import torchvision
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from torchvision.datasets.folder import is_image_file
 
 from . import distributed
 from .augment import TwoViewTransform
 from .batch_augment import TwoViewBatchAugment
-from .config import IN_MEMORY_DATASETS, check_batch_split
+from .config import IN_MEMORY_DATASETS
 from .errors import DataError, DataNotFoundError
+from .gpu_pipeline import DeviceTwoViewLoader
 from .shapes import Shapes
+from .shards import ShardSampler, check_batches, ignore_stop_signals, stop_workers
 from .views import AugmentConfig
 
 DEFAULT_ROOT = Path("data")
@@ -561,61 +562,8 @@ class TwoViewDataset(Dataset):
         return self._views(key)
 
 
-def ignore_stop_signals(worker_id: int = 0) -> None:
-    """``worker_init_fn`` of the trainer's loader workers: ignore SIGTERM, SIGUSR1 and SIGUSR2.
-
-    SLURM sends its pre-emption SIGTERM to every process of a job, loader workers included. A
-    worker killed by it makes the main process raise ("DataLoader worker ... is killed by signal")
-    before it can checkpoint the step it reached; ignoring the signal leaves the stop to the main
-    process, which finishes the step, checkpoints and then shuts its workers down itself
-    (:meth:`DataLoaderTwoViews.close`). Python's own exit stops daemonic children with SIGTERM and
-    then waits for them, so a loader still open at exit is closed first (:func:`_close_open_loaders`).
-    """
-    for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(sig, signal.SIG_IGN)
-
-
 # -----------------------------------------------------------------------------
 # The trainer's loaders: len = steps per epoch, set_epoch(epoch, start), iter -> (view_a, view_b, labels)
-
-
-class ShardSampler(Sampler):
-    """This process's sample indices for one epoch, whole batches only, from batch ``start`` on.
-
-    The order is ``DistributedSampler``'s (shuffled with ``seed + epoch``, rank r takes positions
-    r, r + W, r + 2W, ...), used on one process too, so every loader has ``set_epoch`` and a run
-    resumed mid-epoch reads exactly the batches it had not read.
-
-    Example:
-        >>> s = ShardSampler(10, batch_size=3, rank=0, world=1, seed=0)
-        >>> s.set_epoch(0, start=2); len(s), len(list(s))
-        (3, 3)
-    """
-
-    def __init__(self, n: int, batch_size: int, rank: int, world: int, seed: int):
-        self.order = DistributedSampler(
-            range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True
-        )
-        self.batch_size, self.start = batch_size, 0
-        self.steps = len(self.order) // batch_size  # whole batches per epoch
-
-    def set_epoch(self, epoch: int, start: int = 0) -> None:
-        self.order.set_epoch(epoch)
-        self.start = start
-
-    def __len__(self) -> int:
-        return (self.steps - self.start) * self.batch_size
-
-    def __iter__(self):
-        return iter(list(self.order)[self.start * self.batch_size : self.steps * self.batch_size])
-
-
-def _check_batches(steps: int, n: int, batch_size: int, world: int) -> None:
-    check_batch_split(batch_size, world)
-    if steps == 0:
-        raise DataError(
-            f"the training set ({n} images) is smaller than one batch (batch_size={batch_size}); lower batch_size"
-        )
 
 
 class InMemoryTwoViewLoader:
@@ -655,7 +603,7 @@ class InMemoryTwoViewLoader:
         self.images, self.labels, self.augment = images, labels, augment
         self.batch_size, self.seed, self.rank, self.world = batch_size, seed, rank, world
         self.sampler = ShardSampler(len(images), max(batch_size // world, 1), rank, world, seed)
-        _check_batches(self.sampler.steps, len(images), batch_size, world)
+        check_batches(self.sampler.steps, len(images), batch_size, world)
         self.num_classes = int(labels.max()) + 1
         self.epoch = 0
 
@@ -694,21 +642,6 @@ class _EpochKeys(Sampler):
     def __iter__(self):
         epoch = self.shard.order.epoch
         return ((epoch, i) for i in self.shard)
-
-
-def stop_workers(batches) -> None:
-    """Stop the worker processes of a DataLoader iterator (``iter(loader)``; None: nothing to do).
-
-    Told to stop through their queues (torch's own shutdown), then killed if still alive: the
-    trainer's workers ignore SIGTERM (:func:`ignore_stop_signals`).
-    """
-    if batches is None or not hasattr(batches, "_workers"):  # single-process iterator: no workers
-        return
-    batches._shutdown_workers()
-    for w in batches._workers:
-        if w.is_alive():
-            w.kill()
-            w.join()
 
 
 _OPEN_LOADERS: weakref.WeakSet = weakref.WeakSet()  # DataLoaderTwoViews with worker processes
@@ -775,7 +708,7 @@ class DataLoaderTwoViews:
         self.std = tuple(std) if std is not None else getattr(cfg, "std", None)
         self._norm: tuple[torch.Tensor, torch.Tensor] | None = None
         self.sampler = ShardSampler(len(dataset), max(batch_size // world, 1), rank, world, seed)
-        _check_batches(self.sampler.steps, len(dataset), batch_size, world)
+        check_batches(self.sampler.steps, len(dataset), batch_size, world)
         classes = getattr(dataset, "classes", None) or getattr(getattr(dataset, "dataset", None), "classes", None)
         self.num_classes = len(classes)
         self.loader = DataLoader(
@@ -877,8 +810,6 @@ def make_two_view_loader(
         raise ValueError(f"pipeline must be 'pil' or 'gpu', got {pipeline!r}")
     base = first_items(load_dataset(name, root, "train"), train_size)
     if pipeline == "gpu":
-        from .gpu_pipeline import DeviceTwoViewLoader  # imports this module
-
         return DeviceTwoViewLoader(
             base, aug, batch_size, seed=seed, num_workers=num_workers, device=device, rank=rank, world=world
         )

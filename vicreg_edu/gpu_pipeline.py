@@ -39,7 +39,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from . import distributed
-from .data import ShardSampler, _check_batches, ignore_stop_signals, stop_workers
+from .shards import ShardSampler, check_batches, ignore_stop_signals, stop_workers
 from .errors import DataError
 from .jpeg_decode import JpegTwoViewDecoder
 from .views import AugmentConfig
@@ -150,7 +150,7 @@ class DeviceTwoViewLoader:
         self.decoder = JpegTwoViewDecoder(cfg, self.device, decode_batch)
         self.batch_size, self.seed, self.rank, self.world = batch_size, seed, rank, world
         self.sampler = ShardSampler(len(samples), max(batch_size // world, 1), rank, world, seed)
-        _check_batches(self.sampler.steps, len(samples), batch_size, world)
+        check_batches(self.sampler.steps, len(samples), batch_size, world)
         self.num_classes = len(classes)
         self.epoch = 0
         self.loader = DataLoader(

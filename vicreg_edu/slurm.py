@@ -58,6 +58,7 @@ import sys
 import tempfile
 import time
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,17 +99,20 @@ def task_environment(gpus_per_node: int):
 class EvalJob:
     """The picklable callable submitit runs in every SLURM task of ``submit -- eval``: one process of
     ``vicreg-edu eval --protocol ...`` (arguments with absolute paths and ``--resume auto``, so a
-    requeued job continues from ``eval_checkpoint.pt``)."""
+    requeued job continues from ``eval_checkpoint.pt``).
 
-    def __init__(self, argv: list[str], gpus_per_node: int = 0):
+    ``main`` is the command line's entry point (:func:`vicreg_edu.cli.main`, passed in by the CLI and
+    pickled by reference), so this module never imports the one that imports it.
+    """
+
+    def __init__(self, argv: list[str], gpus_per_node: int = 0, main: Callable[[list[str]], int] | None = None):
         self.argv = list(argv)
         self.gpus_per_node = gpus_per_node
+        self.main = main
 
     def __call__(self) -> None:
         dist_env = task_environment(self.gpus_per_node)
-        from .cli import main
-
-        status = main(["eval", *self.argv])
+        status = self.main(["eval", *self.argv])
         if status:
             raise RuntimeError(f"vicreg-edu eval stopped with status {status} (task {dist_env.rank})")
 
@@ -117,7 +121,7 @@ class EvalJob:
         import submitit
 
         print("[vicreg-edu submit] USR2 received: requeueing the evaluation (--resume auto)", flush=True)
-        return submitit.helpers.DelayedSubmission(EvalJob(self.argv, self.gpus_per_node))
+        return submitit.helpers.DelayedSubmission(EvalJob(self.argv, self.gpus_per_node, self.main))
 
 
 def eval_job_argv(argv: list[str], args: argparse.Namespace) -> tuple[list[str], list[str]]:
@@ -158,15 +162,18 @@ def eval_job_argv(argv: list[str], args: argparse.Namespace) -> tuple[list[str],
     return new, passed
 
 
-def submit_eval(args: argparse.Namespace, argv: list[str], eval_args: argparse.Namespace):
+def submit_eval(
+    args: argparse.Namespace, argv: list[str], eval_args: argparse.Namespace, main: Callable[[list[str]], int]
+):
     """``vicreg-edu submit [options] -- eval --protocol ...``: the paper's evaluation as a SLURM job
-    (one task per GPU, or CPU tasks); returns the ``submitit.Job`` (None with ``--dry-run``)."""
+    (one task per GPU, or CPU tasks) whose tasks run ``main(["eval", ...])`` (the CLI's entry point);
+    returns the ``submitit.Job`` (None with ``--dry-run``)."""
     job_argv, passed = eval_job_argv(argv, eval_args)
     workers = eval_args.workers if eval_args.workers is not None else 8
     return submit(
         args,
         types.SimpleNamespace(num_workers=workers, batch_size=eval_args.batch_size or 256),
-        job=EvalJob(job_argv, args.gpus_per_node),
+        job=EvalJob(job_argv, args.gpus_per_node, main),
         passed=passed,
         what="vicreg-edu eval " + " ".join(job_argv),
     )

@@ -437,7 +437,7 @@ class MetricsLog:
         if self.run.world > 1:
             torch.distributed.all_reduce(values)
             values /= self.run.world
-        self.last = dict(zip(terms._fields, values.tolist()))
+        self.last = dict(zip(terms._fields, (float(v) for v in values.cpu())))  # the record's one device sync
         _check_finite(self.run, step, self.last)
         (t, s), now = self._timer, time.perf_counter()
         imgs_per_s = (step - s) * self.run.cfg.batch_size / max(now - t, 1e-9)
