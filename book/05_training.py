@@ -104,8 +104,8 @@ print(f"k-NN of the random encoder in these runs: {min(random_knn):.3f} to {max(
 # a short run learns it as a feature (`vicreg_edu/results/README.md` gives the
 # measurement; chapter 6 looks at what the trained embedding does encode). These rows use the
 # search's base schedule (base lr 1e-2, a cosine down to 0.001 x the peak); another stage of the
-# search changed the schedule only, and that is where most of the remaining accuracy was (next
-# section).
+# search changed the schedule (about +10 points, the schedule fold below), and the views and the
+# expander then added about 15 more (the views fold).
 #
 # The loss function returns the three unweighted terms next to the weighted total, which is what
 # the trainer logs ($v$ the branch average, $c$ the sum over the branches). On any batch the
@@ -216,9 +216,8 @@ print(f"{len(shapes)} images, two views each: PIL per image {pil_s:.3f} s, batch
 # Going from 2048 to 8192 dimensions gains 3.5 points; doubling again to 16384 adds only 0.2 (the
 # axis starts at 60%, so the first step looks steeper than a full axis would draw it).
 # The price is paid in parameters and memory. Building both networks on PyTorch's `meta` device
-# (shapes only, no memory) shows where the official model's parameters are:
-#
-# The official expander has about six times as many parameters as the ResNet-50 it sits on. A
+# (shapes only, no memory) shows where the official model's parameters are (printed in the folded
+# cells below): the official expander has about six times as many parameters as the ResNet-50 it sits on. A
 # user training the official code on CIFAR-10 with two 24 GB GPUs ran out of memory even at batch
 # 256; the first author pointed at the expander and suggested trying a much smaller
 # `--mlp 4096-128` ([facebookresearch/vicreg#7](https://github.com/facebookresearch/vicreg/issues/7)).
@@ -236,7 +235,7 @@ print(f"{len(shapes)} images, two views each: PIL per image {pil_s:.3f} s, batch
 # recipe (the real run below), only the expander changed, 10 epochs, seeds 0 and 1, each run
 # scored by the $k$-NN and the linear probe of its backbone $y$ (`load_results("recipe_search")`,
 # stage `expander_width`, and the preset's own runs; "128" is one linear layer $128 \to 128$ with
-# no hidden layer, the closest the expander spec comes to no expander):
+# no hidden layer, the closest the expander spec comes to no expander).
 #
 # The folded cells below draw the paper's numbers, count the parameters and read the width runs.
 #
@@ -369,10 +368,16 @@ print("recipe search, the schedule (25/50/0.5, 10 epochs of batch 128, precomput
 print(f"{'base lr':>8} {'lr':>7} {'decays to':>10}   k-NN, seed 0 / 1")
 for (base_lr, ratio), group in sorted(schedules.items()):
     knn = " / ".join(f"{run['knn']:.3f}" for run in sorted(group, key=lambda run: run["seed"]))
-    mark = "   <- the demo preset" if (base_lr, ratio) == (demo.base_lr, demo.end_lr_ratio) else ""
+    mark = "   <- the preset's schedule" if (base_lr, ratio) == (demo.base_lr, demo.end_lr_ratio) else ""
     print(f"{base_lr:8g} {base_lr * 128 / 256:7g} {ratio:9g}x   {knn}{mark}")
 band = [run["knn_random_init"] for group in schedules.values() for run in group]
 print(f"k-NN of the random encoder in these runs (seeds 0 / 1): {min(band):.3f} to {max(band):.3f}")
+setups = [(run["recipe"].get("aug", search["base"]["aug"]), run["recipe"].get("expander", search["base"]["expander"]))
+          for group in schedules.values() for run in group]
+assert all(s == setups[0] for s in setups), setups  # all the schedule runs share their views and expander
+schedule_views = views.shapes_augment(**{k: tuple(v) if isinstance(v, list) else v for k, v in setups[0][0].items()})
+print(f"views and expander of all these runs: crops {schedule_views.crop_scale[0]:g}-{schedule_views.crop_scale[1]:g}, "
+      f"flip probability {schedule_views.flip_p:g}, expander {setups[0][1]}")
 
 # %% [markdown] tags=["dropdown"]
 # <details>
@@ -382,7 +387,9 @@ print(f"k-NN of the random encoder in these runs (seeds 0 / 1): {min(band):.3f} 
 # learning rate (base lr 0.01): 0.615 / 0.658. Stopping the decay at 0.75 times the
 # peak gains 5 to 7 points (0.684 / 0.708), no decay at all a little more (0.707 / 0.722), and
 # the 0.75 decay with a 1.5 times higher learning rate gives the best pair of seeds,
-# 0.712 / 0.733: that is the preset's schedule.
+# 0.712 / 0.733: that is the preset's schedule. These runs predate the preset's views and
+# expander (crops of 80-100% of the image, flips, a 512-512-512 expander: the last line of the
+# printout), hence about 0.72 here, not the preset's 0.85 (the views fold below).
 #
 # </details>
 
@@ -471,7 +478,7 @@ for label, runs in optimiser_runs.items():
 
 # %% [markdown] tags=["dropdown"]
 # <details>
-# <summary><b>Going deeper: the views and the expander, four seeds</b></summary>
+# <summary><b>Going deeper: what the optimiser runs show; then the views and the expander</b></summary>
 #
 # The ranking of the weight movements carries over to accuracy. The paper's LARS leaves the
 # network far short at this budget (k-NN 0.2745, above the random encoder's 0.1140 but a third
@@ -641,7 +648,8 @@ plt.show()
 # the end the three weighted terms are of the same size, and the total falls more slowly. In the
 # middle and right panels the effective rank of held-out embeddings dips after the first epoch,
 # then climbs to 92, and their mean standard deviation climbs towards $\gamma = 1$ (0.92): no
-# collapse of either kind. Why $s$ and $c$ do not fall although the views get closer is in the fold.
+# collapse of either kind. Relative to the spread the views do get closer ($s / 2\sigma^2$ falls
+# from 0.34 to 0.18); why $s$ and $c$ themselves do not fall is in the fold.
 
 # %% [markdown] tags=["dropdown"]
 # <details>
@@ -687,8 +695,8 @@ assert report["emb_std_min"] > 0.01 and report["emb_effective_rank"] > 5, "the e
 # <summary><b>Going deeper: the spread-relative numbers</b></summary>
 #
 # In this run $v$ fell from 0.50 to 0.17, the embedding's mean std reached 0.92 (against
-# $\gamma = 1$) and its effective rank 92.3, above a random encoder's (59 to 65 in the search's
-# runs of this preset): neither kind of collapse.
+# $\gamma = 1$) and its effective rank 92.3, above a random encoder's (63 in the search's seed-0
+# run of this preset, the expander fold's table): neither kind of collapse.
 #
 # The `lr` line is the learning rate: at step 20 it is still warming up, and at the end it is
 # 0.0056, 0.75 times the peak of 0.0075, where the schedule stops decaying.
@@ -962,7 +970,7 @@ axes[2].set(ylim=(0, None), ylabel="effective rank of the embedding", title="Eff
 for ax in axes:
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(loc="lower right" if ax is axes[0] else "best", fontsize=8)
+    ax.legend(loc="center right" if ax is axes[0] else "best", fontsize=8)
 fig.suptitle(f"The demo preset: {cfg.epochs} epochs live vs {len(long['epochs'])} epochs precomputed "
              "(load_results('demo_long'))")
 plt.show()
@@ -1018,9 +1026,11 @@ print(f"this chapter's run after {cfg.epochs} epochs: k-NN {result.final['traine
 #
 # The retrieval grid showed a few queries, and the printout the share of same-class neighbours
 # over all test images. Some shapes are surely easier than others. **Predict first**: for which
-# class do the test images get the *smallest* share of same-class images among their 8 nearest
-# training images (trained encoder)? Put the class name (one of `class_names`) in
-# `my_prediction`. Then compute it: `my_precision` should be a list of 10 numbers, the mean share
+# classes do the test images get the *smallest* share of same-class images among their 8 nearest
+# training images (trained encoder)? Predict one of the hardest classes (within 3 points of the
+# lowest share: one run cannot separate classes that close) and put its name (one of
+# `class_names`) in `my_prediction`. Then compute it: `my_precision` should be a list of 10
+# numbers, the mean share
 # of same-class neighbours among the 8 nearest, per class in class order (use
 # `plots.nearest_neighbours` and the `features` of the trained encoder). The hidden cell checks
 # your list against its own computation (within 0.001) and tells you whether your prediction was
@@ -1041,7 +1051,7 @@ same = (eval_data.train_y[idx] == eval_data.test_y[:, None]).float().mean(1)  # 
 expected = [same[eval_data.test_y == c].mean().item() for c in range(len(class_names))]
 assert abs(sum(e * (eval_data.test_y == c).sum().item() for c, e in enumerate(expected)) / len(same)
            - precision["trained encoder"]) < 1e-6  # the per-class shares average to the overall one
-hardest = class_names[min(range(len(expected)), key=expected.__getitem__)]
+hardest = [c for c, e in zip(class_names, expected) if e <= min(expected) + 0.03]  # within 3 points of the lowest
 if my_precision is None:
     print("my_precision: not answered yet (replace None above, then run this cell again)")
 else:
@@ -1051,9 +1061,10 @@ else:
 if my_prediction is None:
     print("my_prediction: not answered yet")
 else:
-    print(f"my_prediction {my_prediction!r}: {'right' if my_prediction == hardest else 'wrong'}")
+    print(f"my_prediction {my_prediction!r}: {'right' if my_prediction in hardest else 'wrong'}")
 print("Worked solution, share of same-class neighbours among the 8 nearest, per class:")
-print(", ".join(f"{name} {e:.3f}" for name, e in zip(class_names, expected)) + f"; hardest to retrieve: {hardest}")
+print(", ".join(f"{name} {e:.3f}" for name, e in zip(class_names, expected)))
+print(f"hardest to retrieve (within 3 points of the lowest, {min(expected):.3f}): {', '.join(hardest)}")
 
 # %% [markdown] tags=["solution"]
 # <details>
