@@ -412,8 +412,8 @@ print(f"embedding dimension {z.shape[1]}, {len(z)} test images. k-NN: accuracy (
 # %% [markdown]
 # The covariance term does what it says: compare the off-diagonal energy $c(Z)$ (one branch's
 # covariance term, here of the 2000 test embeddings: 172.0 without $c$ in the loss, 3.8 with it)
-# and the effective rank of the two rows (the assertion two cells below checks that the rank at least
-# doubles).
+# and the effective rank of the two rows (the assertion under the correlation heatmaps below
+# checks that the rank at least doubles).
 # The $k$-NN column is sobering: 48 steps on 3 072 images are far too few to learn the classes,
 # and both backbones (0.119 and 0.140) are within a few points of the random encoder (0.119,
 # printed below the table): too close to chance to read.
@@ -428,7 +428,7 @@ print(f"embedding dimension {z.shape[1]}, {len(z)} test images. k-NN: accuracy (
 # grows like the fourth power of the scale (even decorrelated embeddings pay the noise floor
 # $(d-1)/(n-1)\,\sigma^4$ per branch) and so pulls the spread down too: in this run the full
 # model's spread is the smaller of the two, well short of $\gamma$ (the lighter $\nu$ of the
-# demo preset is aimed at this; the fold "the weight nu at the full budget" below shows the pull
+# demo preset is aimed at this; the $\nu$ table in the real-data check below shows the pull
 # at the full budget). The **invariance** $s$ is a squared distance, so
 # compare it relative to the scale, $s / 2\sigma^2$ (chapter 3), not in absolute terms: in this
 # run the full model's views agree a little better by that measure (0.518 with $c$, 0.605
@@ -483,8 +483,9 @@ assert rank["full VICReg"] > 2 * rank["inv + var"], rank
 # %% [markdown]
 # ## The real-data check
 #
-# The book's baseline, the full loss with the demo preset at its full budget (780 steps, four
-# seeds, `load_results("recipe_search")`), against a random encoder:
+# The two runs above are 48 steps long: they show what $c$ does to the geometry, not the
+# accuracy. The book's baseline, the full loss with the demo preset at its full budget (780
+# steps, four seeds, `load_results("recipe_search")`), against a random encoder:
 
 # %%
 preset_runs = sorted((r for r in load_results("recipe_search")["runs"]
@@ -494,23 +495,12 @@ print(f"demo preset, full budget, {len(preset_runs)} seeds: k-NN {min(knn):.3f} 
       f"random encoder {min(knn_random):.4f} to {max(knn_random):.4f}")
 
 # %% [markdown]
-# The full loss learns: 84.6 to 86.1 % against 11.15 to 12.15 % for a random encoder. How the
-# weight $\nu$ plays out at the full budget on images is in the next fold, one seed per value.
+# Chapter 7's stored grid (`load_results("ablation_grid")`) trained the demo preset for the same
+# budget with the paper's $\lambda = \mu = 25$ and four values of $\nu$, one seed each. The table
+# gives the logged terms with the loss's conventions: $v$ is the branch **average**
+# $[v(Z) + v(Z')]/2$ and $c$ the branch **sum** $c(Z) + c(Z')$, both at the last logged step.
 
-# %% [markdown] tags=["dropdown"]
-# <details>
-# <summary><b>Going deeper: the weight nu at the full budget (one seed each)</b></summary>
-#
-# The two runs above are 48 steps long: they show what $c$ does to the geometry, and their
-# $k$-NN accuracies sit at the random encoder's. Chapter 7's stored grid (`load_results(
-# "ablation_grid")`) trained the demo preset for its full budget (10 epochs, 780 steps) with the
-# paper's $\lambda = \mu = 25$ and four values of $\nu$, one seed each. The table gives the
-# logged terms with the loss's conventions: $v$ is the branch **average** $[v(Z) + v(Z')]/2$ and
-# $c$ the branch **sum** $c(Z) + c(Z')$, both at the last logged step.
-#
-# </details>
-
-# %% jupyter={"source_hidden": true} tags=["hide-cell"]
+# %% jupyter={"source_hidden": true}
 grid = {row["name"]: row for row in load_results("ablation_grid")["runs"]}
 nu_runs = sorted((row for row in grid.values() if row["factor"] == "cov_coeff" or row["name"] == "baseline"),
                  key=lambda row: row["point"]["cov_coeff"])
@@ -522,6 +512,12 @@ for row in nu_runs:
 seeds = [row for row in grid.values() if row["factor"] in (None, "seed")]
 print(f"random encoder (k-NN): {min(r['knn_random_init'] for r in seeds):.4f} to "
       f"{max(r['knn_random_init'] for r in seeds):.4f} over {len(seeds)} seeds")
+
+# %% [markdown]
+# The full loss learns: 84.6 to 86.1 % against 11.15 to 12.15 %. At the full budget (one seed
+# per $\nu$): $\nu = 0$ gives effective rank 2.0 and $k$-NN 0.257, $\nu = 0.2$ gives 0.776,
+# $\nu = 1$ gives 0.831, and $\nu = 5$ falls to chance (0.116). The fold below reads the rest of
+# the table.
 
 # %% [markdown] tags=["dropdown"]
 # <details>
@@ -535,8 +531,8 @@ print(f"random encoder (k-NN): {min(r['knn_random_init'] for r in seeds):.4f} to
 # The pull of $c$ on the spread shows in the std column: it falls from 1.07 to 0.55 as $\nu$ grows
 # from 0 to 1, and $v$ rises with it (0.01 to 0.51). At $\nu = 5$ the pull wins: the spread falls
 # to 0.15, $v$ stays at 0.84, and the $k$-NN, 0.116, is inside the random encoder's band (0.1125
-# to 0.1215): that run learned nothing. Too much weight on $c$ brings back the collapse of the
-# spread that $v$ is there to prevent. The demo preset's 25/50/0.5 (twice this grid's $\mu$, which with the
+# to 0.1215): that run learned nothing. In this one run, too much weight on $c$ brought back the
+# collapse of the spread that $v$ is there to prevent. The demo preset's 25/50/0.5 (twice this grid's $\mu$, which with the
 # library's /2 is the paper's Eq. 6 weight, and half its $\nu$) lets the spread come closer to $\gamma$ at this budget; chapter 5 shows the recipe
 # search that chose it, with its table of runs.
 #

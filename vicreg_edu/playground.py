@@ -300,10 +300,13 @@ def plot_history(run: PlaygroundRun, ax_std, ax_corr):
 
 
 def state_figure(run: PlaygroundRun) -> Figure:
-    """One explorer state: the embedding (left), its std and |corr| over the steps (middle, right)."""
-    fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.5), constrained_layout=True, width_ratios=[1.1, 1, 1])
-    plot_embedding(run, axes[0])
-    plot_history(run, axes[1], axes[2])
+    """One explorer state: the embedding (left), its std and |corr| over the steps (middle, right).
+
+    Drawn with a larger font (``STATE_FONT_SIZE``): the explorer stores the states as 72-dpi PNGs."""
+    with plt.rc_context({"font.size": STATE_FONT_SIZE}):
+        fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.5), constrained_layout=True, width_ratios=[1.1, 1, 1])
+        plot_embedding(run, axes[0])
+        plot_history(run, axes[1], axes[2])
     return fig
 
 
@@ -333,6 +336,9 @@ def precompute(points: list[tuple] | None = None, seed: int = 0, steps: int = ST
     """Train one run per (lambda_, mu, nu, gamma) point (default :func:`grid_points`), same seed."""
     points = grid_points() if points is None else points
     return {p: train(*p, steps=steps, seed=seed) for p in points}
+
+
+STATE_FONT_SIZE = 13  # points, at the explorer's 72 dpi
 
 
 def _png(fig: Figure, dpi: int = 72) -> bytes:
