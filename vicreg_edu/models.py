@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
+from . import distributed
 from .config import BACKBONES, parse_expander_spec
 
 
@@ -227,10 +228,11 @@ class VICRegWithProbe(nn.Module):
 
     The probe sees *detached* representations of view a, so its cross-entropy never reaches the
     encoder: it only reports, during training, how linearly separable the representations are.
-    Its input is standardised per dimension over the batch (a BatchNorm without affine parameters
-    or running statistics, as MAE's linear probe puts a BatchNorm before its classifier; He et al.,
-    CVPR 2022): raw representations have per-dimension scales far from 1, which a linear layer
-    trained with a small lr fits slowly, so the probe would under-read what the encoder holds.
+    Its input is standardised per dimension over the global batch (:func:`standardise`: a BatchNorm
+    without affine parameters or running statistics, as MAE's linear probe puts a BatchNorm before
+    its classifier; He et al., CVPR 2022): raw representations have per-dimension scales far from 1,
+    which a linear layer trained with a small lr fits slowly, so the probe would under-read what the
+    encoder holds.
 
     Shapes: forward(x_a, x_b (B, 3, H, W)) -> (z_a, z_b (B, embed_dim), probe logits (B, num_classes)).
 
@@ -248,9 +250,21 @@ class VICRegWithProbe(nn.Module):
     def forward(self, x_a: torch.Tensor, x_b: torch.Tensor):
         r_a, z_a = self.model(x_a)  # (B, repr_dim), (B, embed_dim)
         _, z_b = self.model(x_b)
-        r = r_a.detach()
-        r = (r - r.mean(0)) / torch.sqrt(r.var(0, unbiased=False) + 1e-5)  # per-dimension standardisation
-        return z_a, z_b, self.probe(r)
+        return z_a, z_b, self.probe(standardise(r_a.detach()))
+
+
+def standardise(r: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Each column of ``r`` (B, D) at mean 0 and std 1 over the global batch: the statistics are
+    summed over all processes when a process group is up, so W processes on B/W rows each give
+    what one process gives on B rows. Computed in at least float32; returns ``r``'s dtype."""
+    x = r.to(torch.promote_types(r.dtype, torch.float32))
+    stats = torch.cat([x.sum(0), (x * x).sum(0), x.new_full((1,), x.shape[0])])  # (2D + 1,)
+    if distributed.is_distributed():
+        torch.distributed.all_reduce(stats)
+    d, n = x.shape[1], stats[-1]
+    mean = stats[:d] / n
+    var = (stats[d : 2 * d] / n - mean * mean).clamp_min(0)
+    return ((x - mean) / torch.sqrt(var + eps)).to(r.dtype)
 
 
 RANDOM_TWIN_SEED_OFFSET = 12345
