@@ -217,9 +217,9 @@ print(f"{len(shapes)} images, two views each: PIL per image {pil_s:.3f} s, batch
 # axis starts at 60%, so the first step looks steeper than a full axis would draw it).
 # The price is paid in parameters and memory. Building both networks on PyTorch's `meta` device
 # (shapes only, no memory) shows where the official model's parameters are (printed in the folded
-# cells below): the official expander has about six times as many parameters as the ResNet-50 it sits on. A
-# user training the official code on CIFAR-10 with two 24 GB GPUs ran out of memory even at batch
-# 256; the first author pointed at the expander and suggested trying a much smaller
+# cells below): the official expander has about six times as many parameters as the ResNet-50 it
+# sits on. A user training the official code on CIFAR-10 with two 24 GB GPUs ran out of memory
+# even at batch 256; the first author pointed at the expander and suggested trying a much smaller
 # `--mlp 4096-128` ([facebookresearch/vicreg#7](https://github.com/facebookresearch/vicreg/issues/7)).
 # The demo keeps the same shape at a laptop's scale: a 128-d representation expanded through a
 # 1024-wide hidden layer to 512-d embeddings, four times wider, as in the paper (2048 to 8192).
@@ -1030,9 +1030,8 @@ print(f"this chapter's run after {cfg.epochs} epochs: k-NN {result.final['traine
 # training images (trained encoder)? Predict one of the hardest classes (within 3 points of the
 # lowest share: one run cannot separate classes that close) and put its name (one of
 # `class_names`) in `my_prediction`. Then compute it: `my_precision` should be a list of 10
-# numbers, the mean share
-# of same-class neighbours among the 8 nearest, per class in class order (use
-# `plots.nearest_neighbours` and the `features` of the trained encoder). The hidden cell checks
+# numbers, the mean share of same-class neighbours among the 8 nearest, per class in class order
+# (use `plots.nearest_neighbours` and the `features` of the trained encoder). The hidden cell checks
 # your list against its own computation (within 0.001) and tells you whether your prediction was
 # right; while an answer is still `None` it says "not answered yet".
 
