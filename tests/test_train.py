@@ -252,6 +252,8 @@ def test_amp_auto_fits_the_device(tmp_path, monkeypatch):
         assert T.precision_note(cfg, cuda) == f"{words}; {T.GRAM_FLOAT64_NOTE}"
     assert asked and not any(asked)  # asked with including_emulation=False every time
     assert "Gram" not in T.precision_note(cfg.replace(batch_size=1024), cuda)  # N >= D: the (D, D) side
+    assert T.precision_note(cfg.replace(gram_dtype="float32"), cuda).endswith(T.GRAM_FLOAT32_NOTE)
+    assert T.build_criterion(cfg.replace(gram_dtype="float32")).keywords["gram_dtype"] == "float32"  # reaches the loss
     asked.clear()
     assert T.precision_note(cfg, cpu) == "amp=auto -> none (CPU)" and T._amp_dtype(cfg, cpu) is None
     assert asked == []  # no GPU query on the CPU

@@ -158,7 +158,8 @@ def convert_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1", "SIGUSR2") if hasattr(signal, name))
 """What SLURM sends before it ends a job: SIGTERM on pre-emption or ``scancel`` (SIGKILL follows
-after the partition's GraceTime), USR1/USR2 at ``--signal=...@delay`` before the time limit."""
+after KillWait, plus a pre-empting partition's GraceTime), USR1/USR2 at ``--signal=...@delay``
+before the time limit."""
 
 
 TORCHRUN_SIGNALS = "SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1,SIGUSR2"

@@ -165,7 +165,11 @@ class Run:
         return self.cfg.channels_last
 
 
-GRAM_FLOAT64_NOTE = "covariance Gram in float64: fast on A100/H100/H200, slow (1/32-1/64 rate) on most other GPUs"
+GRAM_FLOAT64_NOTE = (
+    "covariance Gram in float64: full rate on A100/H100/H200, half on V100, 1/32-1/64 on A10/L4/L40S/RTX "
+    "(gram_dtype=float32 there)"
+)
+GRAM_FLOAT32_NOTE = "covariance Gram in float32 (gram_dtype=float32)"
 
 
 def amp_dtype(cfg: Config, device: torch.device, bf16_supported: bool) -> tuple[torch.dtype | None, str]:
@@ -210,7 +214,7 @@ def precision_note(cfg: Config, device: torch.device) -> str:
     """What the start line says about precision: the autocast choice, and on a GPU the covariance's Gram side."""
     _, note = amp_dtype(cfg, device, bf16_supported(device))
     if device.type == "cuda" and cfg.batch_size < parse_expander_spec(cfg.expander)[-1]:  # N < D: Gram side
-        note += f"; {GRAM_FLOAT64_NOTE}"
+        note += f"; {GRAM_FLOAT64_NOTE if cfg.gram_dtype == 'float64' else GRAM_FLOAT32_NOTE}"
     return note
 
 
@@ -531,6 +535,7 @@ def build_criterion(cfg: Config):
         gamma=cfg.gamma,
         eps=cfg.eps,
         check_finite=False,
+        gram_dtype=cfg.gram_dtype,
     )
 
 
