@@ -253,7 +253,8 @@ def test_preempted_job_checkpoints_on_sigterm_and_resumes_exactly(cluster, strai
     # attempt 1: SIGTERM -> the step in flight (and the one that agrees on stopping) finish -> checkpoint there
     assert len(stops) == 1 and stops[0]["signal"] == "SIGTERM", (stops, logs)
     stopped_at = stops[0]["step"]
-    assert last_logged <= stopped_at < STEPS_PER_EPOCH, (last_logged, stopped_at)  # no step lost, mid-epoch
+    # no step lost, in epoch 1 (on a loaded machine the signal may land as the epoch's last step ends: step 4)
+    assert last_logged <= stopped_at <= STEPS_PER_EPOCH, (last_logged, stopped_at)
     assert f"vicreg-edu: stopped by SIGTERM at step {stopped_at}; checkpoint written" in logs, logs
     assert "Bypassing signal SIGTERM" in logs, logs  # submitit's own handler, called once the checkpoint is written
     # attempt 2 starts from that checkpoint: the step reached, not the last epoch end (there is none yet)
