@@ -173,9 +173,9 @@ plt.show()
 # view $x'$ rarely blurred and sometimes solarised).
 #
 # The folded cell below makes two views of the same images both ways on this machine's CPU and
-# prints the two times and their ratio (rounded to a whole number). On the CPU that stored this
-# page the batched path was five times faster (the printout); on a machine shared with other
-# jobs that ratio moves a lot from run to run, so read it as a rough factor, not a benchmark. The batched path's real point is the GPU: it runs where the model runs, so the
+# prints the two times and their ratio (the printout says what it was on the CPU that stored this
+# page). On a machine shared with other jobs that ratio moves a lot from run to run, so read it as
+# a rough factor, not a benchmark. The batched path's real point is the GPU: it runs where the model runs, so the
 # loop never waits for data and needs no loader workers. ImageNet's images do not fit in memory
 # and need decoding anyway: there the PIL path in several loader workers is the right tool
 # (chapter 9).
@@ -194,7 +194,7 @@ start = time.perf_counter()
 batched_two_views(images, torch.Generator().manual_seed(0))
 batched_s = time.perf_counter() - start
 print(f"{len(shapes)} images, two views each: PIL per image {pil_s:.3f} s, batched {batched_s:.3f} s "
-      f"({pil_s / batched_s:.0f}x faster)")
+      f"(PIL / batched = {pil_s / batched_s:.1f})")
 
 # %% [markdown] tags=["dropdown"]
 # <details>
