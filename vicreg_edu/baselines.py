@@ -30,7 +30,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import in_memory_uint8
-from .evaluate import extract_features, knn_accuracy, linear_probe, normalize_uint8
+from .evaluate import (
+    check_probe_features,
+    extract_features,
+    fit_probe,
+    knn_accuracy,
+    linear_probe,
+    normalize_uint8,
+    probe_classes,
+)
 from .results import RESULTS_DIR, machine_info, recipe_of, rounded, write_results
 from .views import SHAPES_MEAN, SHAPES_STD
 from .models import build_backbone, evaluating
@@ -126,33 +134,14 @@ def mlp_probe(
         >>> mlp_probe(f, y, f, y, hidden=32, epochs=60) > 0.9
         True
     """
-    if train_features.dim() != 2 or test_features.shape[1:] != train_features.shape[1:]:
-        raise ValueError(
-            f"expected (N, D) train and (M, D) test features with the same D, got "
-            f"{tuple(train_features.shape)} and {tuple(test_features.shape)}"
-        )
-    g = torch.Generator().manual_seed(seed)
-    mean, std = train_features.mean(0), train_features.std(0) + 1e-6
-    xtr, xte = (train_features - mean) / std, (test_features - mean) / std
-    ytr = train_labels.long()
-    num_classes = int(max(ytr.max(), test_labels.max())) + 1
+    check_probe_features(train_features, test_features)
+    num_classes = probe_classes(train_labels, test_labels)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        clf = nn.Sequential(nn.Linear(xtr.shape[1], hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
-    opt = torch.optim.SGD(clf.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
-    steps = epochs * math.ceil(len(xtr) / batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    for _ in range(epochs):
-        perm = torch.randperm(len(xtr), generator=g)
-        for i in range(0, len(xtr), batch_size):
-            idx = perm[i : i + batch_size]
-            loss = F.cross_entropy(clf(xtr[idx]), ytr[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-    with torch.no_grad():
-        return (clf(xte).argmax(1) == test_labels).float().mean().item()
+        clf = nn.Sequential(nn.Linear(train_features.shape[1], hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+    return fit_probe(
+        clf, train_features, train_labels, test_features, test_labels, epochs, lr, weight_decay, batch_size, seed
+    )
 
 
 def _lr_scale(step: int, warmup: int, steps: int) -> float:

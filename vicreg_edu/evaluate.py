@@ -228,27 +228,56 @@ def linear_probe(
 
     Features are standardised with the training set's mean/std, then a ``Linear(D, classes)`` is
     trained with SGD (momentum 0.9, cosine schedule, weight decay 1e-6 as the official
-    ``evaluate.py``) on the precomputed features, so it takes seconds.
+    ``evaluate.py``) on the precomputed features, so it takes seconds (:func:`fit_probe`).
 
     Example:
         >>> f = torch.randn(64, 8); y = (f[:, 0] > 0).long()
         >>> linear_probe(f, y, f, y, epochs=30) > 0.9
         True
     """
+    check_probe_features(train_features, test_features)
+    clf = nn.Linear(train_features.shape[1], probe_classes(train_labels, test_labels))
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        clf.reset_parameters()
+    return fit_probe(
+        clf, train_features, train_labels, test_features, test_labels, epochs, lr, weight_decay, batch_size, seed
+    )
+
+
+def check_probe_features(train_features: torch.Tensor, test_features: torch.Tensor) -> None:
+    """Refuse features that are not (N, D) train and (M, D) test with the same D."""
     if train_features.dim() != 2 or test_features.shape[1:] != train_features.shape[1:]:
         raise ValueError(
             f"expected (N, D) train and (M, D) test features with the same D, got "
             f"{tuple(train_features.shape)} and {tuple(test_features.shape)}"
         )
+
+
+def probe_classes(train_labels: torch.Tensor, test_labels: torch.Tensor) -> int:
+    """The number of classes a probe predicts: the largest label of either split, plus one."""
+    return int(max(train_labels.long().max(), test_labels.max())) + 1
+
+
+def fit_probe(
+    clf: nn.Module,
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor,
+    test_labels: torch.Tensor,
+    epochs: int,
+    lr: float,
+    weight_decay: float,
+    batch_size: int,
+    seed: int,
+) -> float:
+    """Train the probe ``clf`` (initialised by the caller) on frozen features standardised with the
+    training set's mean/std: SGD with momentum 0.9, cosine schedule over ``epochs``, batches drawn
+    from a generator seeded with ``seed``; returns its top-1 accuracy on the test features."""
     g = torch.Generator().manual_seed(seed)
     mean, std = train_features.mean(0), train_features.std(0) + 1e-6
     xtr, xte = (train_features - mean) / std, (test_features - mean) / std
     ytr = train_labels.long()
-    num_classes = int(max(ytr.max(), test_labels.max())) + 1
-    clf = nn.Linear(xtr.shape[1], num_classes)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        clf.reset_parameters()
     opt = torch.optim.SGD(clf.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
     steps = epochs * math.ceil(len(xtr) / batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
