@@ -19,7 +19,7 @@ Each interrupted job resumes with ``--resume auto`` and must end with the same w
 optimiser state as ``straight``, bit for bit (same processes, same order of floating-point
 operations, exact RNG and data-order restore), with every step logged once. SLURM holds a
 requeued job for about 2 minutes before it may start again (``Reason=BeginTime``); the tests
-lift that hold (``scontrol update JobId=... StartTime=now``) to stay short.
+lift that hold (``scontrol update JobId=... StartTime=now+2``) to stay short.
 
 ``VICREG_EDU_SAVE_SLURM_LOG=vicreg_edu/results/slurm_preemption_log.txt`` makes the pre-emption
 test write the trimmed task-0 log of its job there (chapter 9 shows it).
@@ -190,9 +190,11 @@ def wait_requeued_then_done(cluster: LocalSlurm, job_id: str, logs) -> dict[str,
         assert info.get("JobState") in ("RUNNING", "COMPLETING", "REQUEUED"), (info, logs())
         assert time.time() < deadline, f"job {job_id} was not requeued: {info}"
         time.sleep(0.2)
-    # SLURM holds a requeued batch job for about 2 minutes (Reason=BeginTime); let it start now
+    # SLURM holds a requeued batch job for about 2 minutes (Reason=BeginTime); let it start in 2 s. Not at
+    # once: slurmd revokes the old run's credential at its end and refuses ("Job credential revoked", the
+    # job FAILED) a new one created in the same second.
     if info.get("Reason") == "BeginTime":
-        cluster.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"])
+        cluster.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now+2"])
     return cluster.wait(job_id, JOB_TIMEOUT)
 
 
@@ -410,7 +412,8 @@ def test_sbatch_script_checkpoints_first_then_requeues_at_the_time_limit(cluster
     records = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
     stops = [r for r in records if r["kind"] == "stop"]
     log_text = text()
-    assert info["JobState"] == "COMPLETED" and info["Restarts"] == "1", (info, log_text)
+    report = f"{info}\n--- job log:\n{log_text}\n--- daemons:\n{cluster.logs('slurmctld')}{cluster.logs('slurmd')}"
+    assert info["JobState"] == "COMPLETED" and info["Restarts"] == "1", report
     assert len(stops) == 1 and stops[0]["signal"] == "SIGUSR2", (stops, log_text)
     order = [
         f"USR2: time limit in 120 s: asking the trainers to checkpoint (scancel --signal=USR2 {job_id})",
