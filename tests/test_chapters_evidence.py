@@ -43,14 +43,18 @@ def test_chapter2_preset_runs_learn():
 
 
 def test_chapters3_4_grid_claims():
-    """Chapters 1, 3 and 4 read chapter 7's grid: s + c collapses, s + v collapses dimensionally
-    and learns less than the full loss, nu = 5 stays inside the random band."""
+    """Chapters 3, 4 and 7 read chapter 7's grid around the demo preset: without v the embedding's spread
+    collapses, without c it collapses to a few dimensions and learns much less than the full loss, a
+    small nu (0.1) already learns far beyond the random band; the baseline is in the converged regime
+    (std near gamma, v small) and its three seeds lie within 0.02."""
     grid = {r["name"]: r for r in load_results("ablation_grid")["runs"]}
     seeds = [r for r in grid.values() if r["factor"] in (None, "seed")]
     low, high = min(r["knn_random_init"] for r in seeds), max(r["knn_random_init"] for r in seeds)
-    no_v, no_c, base, big_c = grid["std_coeff=0"], grid["cov_coeff=0"], grid["baseline"], grid["cov_coeff=5"]
+    no_v, no_c, base, small_c = grid["std_coeff=0"], grid["cov_coeff=0"], grid["baseline"], grid["cov_coeff=0.1"]
+    assert len(seeds) == 3 and max(r["knn"] for r in seeds) - min(r["knn"] for r in seeds) < 0.02
+    assert all(r["emb_std_mean"] > 0.85 and r["variance"] < 0.2 for r in seeds)  # converged: std near gamma = 1
     assert no_v["emb_std_mean"] < 0.01 and no_v["emb_dead_fraction"] > 0.9
+    assert low - 0.02 <= no_v["knn"] <= high + 0.02
     assert no_c["emb_effective_rank"] < 3 and no_c["variance"] < 0.05
     assert high < no_c["knn"] < base["knn"] - 0.4
-    assert low <= big_c["knn"] <= high
-    assert grid["cov_coeff=0.2"]["knn"] > high + 0.5 and base["knn"] > high + 0.5
+    assert small_c["knn"] > high + 0.5 and base["knn"] > high + 0.5

@@ -13,6 +13,7 @@ import math
 import pytest
 
 from vicreg_edu import experiments as ag
+from vicreg_edu.config import get_config
 from vicreg_edu.results import load_results
 from vicreg_edu.views import shapes_augment
 
@@ -43,6 +44,9 @@ def test_grid_is_one_factor_at_a_time():
     points = ag.grid_points()
     names = [name for name, _ in points]
     assert names[0] == "baseline" and points[0][1] == ag.DEFAULT_POINT
+    demo = get_config("demo")  # the grid is centred on the book's one baseline, the demo preset
+    coeffs = ("sim_coeff", "std_coeff", "cov_coeff", "gamma")
+    assert {k: ag.DEFAULT_POINT[k] for k in coeffs} == {k: getattr(demo, k) for k in coeffs}
     assert len(set(names)) == len(names), names
     for name, point in points:
         changed = ag.changed_factors(point)
@@ -66,10 +70,14 @@ def test_config_for_switches_the_named_augmentation_off():
     )
     aug = make_augment_config(cfg)
     default = make_augment_config(ag.config_for(ag.DEFAULT_POINT, epochs=1, train_size=256, test_size=128))
-    assert (cfg.std_coeff, cfg.sim_coeff, cfg.cov_coeff, cfg.gamma) == (0.0, 25.0, 1.0, 1.0)
+    assert (cfg.std_coeff, cfg.sim_coeff, cfg.cov_coeff, cfg.gamma) == (0.0, 25.0, 0.5, 1.0)  # demo's but mu
     assert aug.crop is False and aug.solarize_p == (0.0, 0.0)
-    assert aug.jitter_p == default.jitter_p > 0 and aug.flip_p == default.flip_p  # the others: the preset's
-    assert default.crop is True and default.solarize_p != (0.0, 0.0)
+    assert aug.jitter_p == default.jitter_p > 0 and aug.hue == default.hue > 0  # the others: the preset's
+    assert default.crop is True and default.solarize_p != (0.0, 0.0) and default.flip_p == 0.0
+    no_hue = make_augment_config(
+        ag.config_for({**ag.DEFAULT_POINT, "aug_off": ["hue"]}, epochs=1, train_size=256, test_size=128)
+    )
+    assert no_hue.hue == 0.0 and no_hue.jitter_p == default.jitter_p and no_hue.saturation == default.saturation
     with pytest.raises(ValueError, match="augmentation"):
         ag.config_for({**ag.DEFAULT_POINT, "aug_off": ["blur"]}, epochs=1, train_size=256, test_size=128)
     with pytest.raises(ValueError, match="unknown point key"):

@@ -6,7 +6,7 @@ chapter and its explorer (``widgets``) read them after a plain ``pip install``.
 **Ablation grid** (chapter 7): the demo preset at its full budget with *one* thing changed from the default point
    of the loss of Bardes, Ponce & LeCun (ICLR 2022, arXiv 2105.04906, Eq. 6): lambda
    (``sim_coeff``), mu (``std_coeff``), nu (``cov_coeff``), gamma, or one augmentation switched
-   off (``crop``, ``flip_p``, ``jitter_p``, ``grayscale_p``, ``solarize_p``: the
+   off (``crop``, ``jitter_p``, ``hue``, ``grayscale_p``, ``solarize_p``: the
    :class:`vicreg_edu.augment.AugmentConfig` fields, passed through ``Config.aug``). API:
    :func:`grid_points`, :func:`config_for`, :func:`summarize`, :func:`run_one`, :func:`run_grid`.
    Results: ``load_results("ablation_grid")``.
@@ -35,25 +35,35 @@ from .results import RESULTS_DIR, machine_info, recipe_of, rounded, write_result
 # ==============================================================================================
 # 1. Ablation grid (chapter 7)
 
-# The default point: the paper's coefficients and the demo's augmentation recipe, all switched on.
-DEFAULT_POINT = {"sim_coeff": 25.0, "std_coeff": 25.0, "cov_coeff": 1.0, "gamma": 1.0, "aug_off": []}
-# Values tried for each loss factor (the default value included, it is the baseline run).
-FACTORS = {
-    "sim_coeff": [0.0, 5.0, 25.0, 50.0],
-    "std_coeff": [0.0, 5.0, 25.0, 50.0],
-    "cov_coeff": [0.0, 0.2, 1.0, 5.0],
-    "gamma": [0.5, 1.0, 2.0],
-}
+
 # Extra seeds of the baseline: their spread is the noise level a difference must beat.
 BASELINE_SEEDS = [1, 2]
 # Switching an augmentation off = this AugmentConfig override (see vicreg_edu/views.py).
-AUG_OFF = {"crop": False, "flip_p": 0.0, "jitter_p": 0.0, "grayscale_p": 0.0, "solarize_p": (0.0, 0.0)}
+# (The demo has no flip; the hue shift is the part of the colour jitter that hides a shape's colour.)
+AUG_OFF = {"crop": False, "jitter_p": 0.0, "hue": 0.0, "grayscale_p": 0.0, "solarize_p": (0.0, 0.0)}
 # The recipe around the grid's loss factors: today's demo preset (chapter 5) for everything but the
 # coefficients, i.e. its batch size and augmentation overrides. Read from the preset, so a change
 # of the preset makes the shipped grid stale (tests/test_experiments.py checks that the JSON's
 # "settings" match) instead of silently mixing two recipes in chapter 7.
 _DEMO = get_config("demo", fast=False)
 GRID_RECIPE = {"batch_size": _DEMO.batch_size, "aug": dict(_DEMO.aug)}
+# The default point: the demo preset's coefficients (chapter 5's run: lambda 25, mu 50, nu 0.5,
+# gamma 1), every augmentation of its recipe switched on.
+DEFAULT_POINT = {
+    "sim_coeff": _DEMO.sim_coeff,
+    "std_coeff": _DEMO.std_coeff,
+    "cov_coeff": _DEMO.cov_coeff,
+    "gamma": _DEMO.gamma,
+    "aug_off": [],
+}
+# Values tried for each loss factor (the default value included, it is the baseline run): 0, a fifth,
+# the preset's, twice it (gamma: half and twice).
+FACTORS = {
+    "sim_coeff": [0.0, 5.0, 25.0, 50.0],
+    "std_coeff": [0.0, 10.0, 50.0, 100.0],
+    "cov_coeff": [0.0, 0.1, 0.5, 1.0],
+    "gamma": [0.5, 1.0, 2.0],
+}
 # Sizes of one grid run: the demo's full budget (10 epochs of all 10,000 images, 780 steps of 128),
 # so the grid's effects are those of chapter 5's run, not of a shorter regime.
 # The recipe fields every point of the grid shares (the grid file records them under "settings").
@@ -120,7 +130,7 @@ def config_for(
     Example:
         >>> cfg = config_for({**DEFAULT_POINT, "aug_off": ["jitter_p"]}, epochs=1, train_size=512, test_size=256)
         >>> cfg.aug["jitter_p"], cfg.std_coeff
-        (0.0, 25.0)
+        (0.0, 50.0)
     """
     unknown = sorted(set(point) - set(DEFAULT_POINT) - {"seed"})
     bad_aug = sorted(set(point.get("aug_off", [])) - set(AUG_OFF))

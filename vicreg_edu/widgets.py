@@ -59,7 +59,14 @@ FACTOR_TITLES = {
     "aug": "augmentation switched off",
 }
 SLIDER_LABELS = {"sim_coeff": "λ (sim)", "std_coeff": "μ (std)", "cov_coeff": "ν (cov)", "gamma": "γ"}
-AUG_LABELS = {"crop": "crop", "flip_p": "flip", "jitter_p": "jitter", "grayscale_p": "gray", "solarize_p": "solarize"}
+AUG_LABELS = {
+    "crop": "crop",
+    "flip_p": "flip",
+    "jitter_p": "jitter",
+    "hue": "hue",
+    "grayscale_p": "gray",
+    "solarize_p": "solarize",
+}
 TERMS = ("invariance $s$", "variance $v$", "covariance $c$")
 DPI = 100
 
