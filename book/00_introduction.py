@@ -79,7 +79,7 @@ for method, top1 in reported.items():
 # accurate method of its time: it ties Barlow Twins, is 1.1 points below BYOL and 2.1 below SwAV
 # (which adds small extra crops), and 3.9 above SimCLR; "on par with the state of the art" is the
 # paper's own summary. What VICReg adds is a loss whose every term can be read, plotted and
-# switched off, with no negatives, momentum encoder or stop-gradient: that is why this book
+# switched off, with no explicit negative pairs, momentum encoder or stop-gradient: that is why this book
 # teaches it, on runs of minutes on a CPU (chapter 8 compares their numbers with these).
 
 # %% [markdown]
@@ -120,14 +120,13 @@ plt.show()
 # %% [markdown]
 # Both views go through the *same* encoder and expander, and the loss sees the two batches of
 # embeddings $Z, Z'$. There are no explicit negative pairs: no term names two different images to
-# push apart. Yet the images of a batch are coupled: the variance and covariance terms are
-# statistics *over the batch*. The variance of a column is a mean of squared differences
-# between pairs of images,
-# $\operatorname{Var}(z^j) = \frac{1}{2n(n-1)}\sum_{i \ne k} (z_{ij} - z_{kj})^2$ (checked below),
-# so keeping it up pushes images apart; and chapter 4 shows that the covariance term is, up to
-# two diagonal sums (the dimensions' variances, the images' norms), a penalty on the off-diagonal
-# of the images' Gram matrix (their pairwise similarities), which is what a contrastive loss
-# pushes down ([Garrido et al., ICLR 2023](https://arxiv.org/abs/2206.02574)).
+# push apart. Yet the images of a batch are coupled, because the variance and covariance terms
+# are statistics *over the batch*. The variance of a column is half the mean squared difference
+# between pairs of images (checked below),
+# $\operatorname{Var}(z^j) = \frac{1}{2n(n-1)}\sum_{i \ne k} (z_{ij} - z_{kj})^2$,
+# so keeping it up pushes images apart. Chapter 4 shows the same for the covariance term: up to
+# diagonal terms, it penalises the squared similarities of pairs of different images, as a
+# contrastive loss does ([Garrido et al., ICLR 2023](https://arxiv.org/abs/2206.02574)).
 
 # %%
 column = torch.randn(64, dtype=torch.float64)
@@ -214,8 +213,7 @@ if cifar is not None:
 #
 # A batch of $n$ images, two views each, gives embeddings $Z, Z'$ ($n$ rows $z_i \in \mathbb{R}^d$);
 # $z^j$ is dimension $j$ across the batch (a column). **Invariance**: the two views of an image
-# should be close, $s(Z, Z') = \frac{1}{n} \sum_{i} \lVert z_i - z'_i \rVert_2^2$ (the paper's Eq. 5;
-# the library, like the official code, also divides by $d$: a mean squared error, see the conventions below).
+# should be close, $s(Z, Z') = \frac{1}{n} \sum_{i} \lVert z_i - z'_i \rVert_2^2$ (Eq. 5).
 # **Variance**: every dimension's standard deviation over the batch should reach $\gamma$, a hinge
 # with a small $\epsilon$ (Eq. 1, 2):
 #
@@ -232,8 +230,8 @@ if cifar is not None:
 # **The book's conventions, stated once.**
 #
 # - $v$ is **averaged** over the $d$ dimensions; $c$ is **summed** over the off-diagonal pairs
-#   and divided by $d$. $s$, as in the official code and Algorithm 1, is averaged over the
-#   dimensions too (a mean squared error).
+#   and divided by $d$. $s$, as in the official code and Algorithm 1, is also divided by $d$
+#   (a mean squared error).
 # - The library, like the official code, computes
 #   $\lambda s + \mu\,[v(Z) + v(Z')]/2 + \nu\,[c(Z) + c(Z')]$: with that $/2$, the library's
 #   $\mu = 50$ **is** the paper's Eq. 6 with $\mu = 25$.
@@ -299,8 +297,8 @@ plt.show()
 # image takes its $k = 20$ most similar training images (cosine similarity of their
 # representations $y$), each voting for its label with weight $\exp(\text{similarity}/0.07)$; the
 # accuracy is the fraction of test images whose top vote is right. Chance is 10 % on Shapes; the
-# baseline a run must beat is a *randomly initialised* encoder of the same architecture, whose band
-# across seeds the chapters show. A *linear probe* (chapter 8) is the other standard measure.
+# baseline a run must beat is a *randomly initialised* encoder of the same architecture (about
+# 11-12 %, chapter 1). A *linear probe* (chapter 8) is the other standard measure.
 #
 # **Effective rank** (how many directions the embeddings use; no labels). With
 # $\sigma_1 \ge \sigma_2 \ge \dots$ the singular values of the centred batch of embeddings and
@@ -309,9 +307,10 @@ plt.show()
 #
 # $$ \operatorname{erank}(Z) = \exp\Bigl(-\sum_k p_k \log p_k\Bigr) , $$
 #
-# $r$ for $r$ equal singular values, 0 for complete collapse: a smooth count of the directions in
-# use. It is scale-free, and it depends on the number of images it is measured on: compare values
-# at the same $N$ only. On the four batches:
+# $r$ for $r$ equal singular values: a smooth count of the directions in use. It is
+# **scale-free**: 0 for an exactly constant batch, but a cloud shrunk to a tiny jitter can still
+# score high (chapter 1 shows it). It also grows with the number of images $N$ it is measured on:
+# compare values at the same $N$ only. On the four batches:
 
 # %%
 for name, (za, zb) in batches.items():
