@@ -49,9 +49,9 @@ def test_exercise_settings():
     on a line (ch2), a hundredfold weaker hinge (mu = 0.5, nu = 0) still holds the std near gamma
     (ch3), and |corr| is higher at gamma = 0.5 than at gamma = 1 (ch4)."""
     assert all(pg.regime(r.embeddings) == "point" for r in _runs(mu=0.0))
-    for seed in SEEDS:  # ch1: the std after 100 steps with c (nu = 1) is within a factor 2 of s alone's
+    for seed in SEEDS:  # ch1: the std after 50 steps with c (nu = 1) is within a factor 2 of s alone's
         s_only, s_c = (
-            pg.train(lambda_=25.0, mu=0.0, nu=nu, steps=100, seed=seed).history[-1]["std"] for nu in (0.0, 1.0)
+            pg.train(lambda_=25.0, mu=0.0, nu=nu, steps=50, seed=seed).history[-1]["std"] for nu in (0.0, 1.0)
         )
         assert 0.5 < s_c / s_only < 2, (seed, s_only, s_c)
     assert all(pg.regime(r.embeddings) == "line" for r in _runs(lambda_=100.0))
