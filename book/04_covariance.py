@@ -15,9 +15,9 @@
 # variance leaves *dimensional collapse*, every dimension a copy of one direction. What makes the
 # dimensions say different things? VICReg's third term
 # ([Bardes et al., 2022](https://arxiv.org/abs/2105.04906)) decorrelates them. This chapter writes
-# it down, adds it in the playground (the line becomes a plane) and on images, and ends with an
-# explorer of all four weights. Its cost, its gradient, its link to contrastive learning and to
-# Barlow Twins ([Zbontar et al., 2021](https://arxiv.org/abs/2103.03230)) are in folds.
+# it down, adds it in the playground (the line becomes a plane), lets you move all four weights in
+# an explorer, then adds it on images. Its cost, its gradient, its link to contrastive learning and
+# to Barlow Twins ([Zbontar et al., 2021](https://arxiv.org/abs/2103.03230)) are in folds.
 
 # %%
 try:
@@ -81,8 +81,9 @@ print("fast mode:", FAST)
 # $n \times d$ entries). Each term's gradient with respect to one embedding coordinate then
 # carries the same $1/d$, so the balance $\lambda : \mu : \nu$ between the three forces acting on
 # a dimension does not depend on the width of the expander through this factor, and one set of
-# coefficients can serve many widths (the paper's 25/25/1 is used from the library's CIFAR
-# presets to the ImageNet recipe's $d = 8192$; the demo's 25/50/0.5 comes from a search on Shapes).
+# coefficients can serve many widths (in the library's form, the paper's weights are 25/50/1, used
+# from the library's CIFAR presets to the ImageNet recipe's $d = 8192$; the demo's 25/50/0.5 halves
+# $\nu$).
 # Without it, $c$ would grow like $d^2$ and swamp
 # the other two terms as the expander widens.
 #
@@ -243,9 +244,10 @@ assert torch.isclose(naive, covariance_loss(x), rtol=1e-4)
 #    + \sum_{i} \lVert x_i \rVert^4 , $$
 #
 # with $x^j$ the columns (dimensions) and $x_i$ the rows (images). When every dimension has the
-# same spread (what $v$ asks for) and every embedding the same norm (what SimCLR's normalisation
-# imposes), both correction sums are constants, and decorrelating the dimensions *is* pushing the
-# images apart, up to a constant. Garrido et al. (ICLR 2023) build such a pair of criteria, show that they
+# same spread (what $v$ asks for) and every centred embedding the same norm (close to what
+# SimCLR's normalisation imposes on its embeddings), both correction sums are constants, and
+# decorrelating the dimensions *is* driving the embeddings of different images towards
+# orthogonality (small squared inner products), a sample-contrastive criterion, up to a constant. Garrido et al. (ICLR 2023) build such a pair of criteria, show that they
 # are equivalent under these limited assumptions, and show that SimCLR, carefully tuned, can
 # match VICReg's performance: the two families are closer than their descriptions suggest.
 # The identity, checked on the batch above (in float64):
@@ -332,10 +334,11 @@ fig.suptitle("The covariance term turns the line into a plane")
 plt.show()
 
 # %% [markdown]
-# Without $c$ (orange) the two coordinates become perfect copies on every seed. With $c$ (green)
-# they first correlate too, then the covariance term pulls them apart: on all three seeds
-# $|\mathrm{corr}|$ ends below 0.2 and the clusters spread over the plane. The price shows in the
-# table: $s$ is several times larger with $c$ than without. Decorrelated coordinates cannot both
+# Left: without $c$ (orange) the two coordinates become perfect copies on every seed. With $c$
+# (green) they first correlate too, then the covariance term pulls them apart: on all three seeds
+# $|\mathrm{corr}|$ ends at 0.05 or less. Middle and right (colours: the toy's six clusters): the
+# line of chapter 3, and the clusters spread over the plane. The price shows in the table: $s$ is
+# 3 to 8 times larger with $c$ than without, seed for seed. Decorrelated coordinates cannot both
 # read the input's most invariant direction, so the second one reads a less invariant one, and
 # the views of a point agree a little less. The three terms pull against each other, and the
 # weights set where they settle.
@@ -397,27 +400,27 @@ for name, result in results.items():
         views[name] = (embed(view_a), embed(view_b))
 
 # %%
-print(f"{'':<12} {'std mean':>9} {'eff. rank':>10} {'num. rank':>10} {'c(Z)':>9} "
+print(f"{'':<12} {'std mean':>9} {'eff. rank':>10} {'c(Z)':>9} "
       f"{'s (views)':>10} {'s/2std^2':>9} {'k-NN':>6}")
 for name, z in embeddings.items():
     r = diagnostics.collapse_report(z)
     s_views = diagnostics.alignment(*views[name])[0]  # the invariance term on the test views
     knn = results[name].final["trained"]
-    print(f"{name:<12} {r.std_mean:>9.3f} {r.effective_rank:>10.1f} {r.numerical_rank:>10d} "
+    print(f"{name:<12} {r.std_mean:>9.3f} {r.effective_rank:>10.1f} "
           f"{r.off_diagonal_energy:>9.3f} {s_views:>10.3f} {s_views / (2 * r.std_mean**2):>9.3f} {knn:>6.3f}")
 final = results["full VICReg"].final
 print(f"embedding dimension {z.shape[1]}, {len(z)} test images. k-NN: accuracy (k = 20) of the backbone's "
       f"representation; random encoder {final['random_init']:.3f}, raw pixels {final['raw_pixels']:.3f}")
 
 # %% [markdown]
-# The covariance term does what it says: compare the off-diagonal energy $c(Z)$ (one branch's
-# covariance term, here of the 2000 test embeddings: 172.0 without $c$ in the loss, 3.8 with it)
-# and the effective rank of the two rows (the assertion under the correlation heatmaps below
-# checks that the rank at least doubles).
-# The $k$-NN column is sobering: 48 steps on 3 072 images are far too few to learn the classes,
+# In this pair of runs (one seed each) the covariance term does what it says: the off-diagonal
+# energy $c(Z)$ (one branch's covariance term, of the 2000 test embeddings) is 172.0 without $c$
+# in the loss and 3.8 with it, and the effective rank 23.1 against 89.8 (the assertion under the
+# correlation heatmaps below checks that it at least doubles).
+# The $k$-NN column is at chance: 48 steps on 3 072 images are far too few to learn the classes,
 # and both backbones (0.119 and 0.140) are within a few points of the random encoder (0.119,
-# printed below the table): too close to chance to read.
-# These runs show what $c$ does to the *geometry*; the real-data check below gives the accuracy.
+# printed below the table), so it says nothing about accuracy. These runs show what $c$ does to
+# the *geometry*; the real-data check below repeats the comparison at the full budget, with a seed band.
 
 # %% [markdown] tags=["dropdown"]
 # <details>
@@ -427,9 +430,8 @@ print(f"embedding dimension {z.shape[1]}, {len(z)} test images. k-NN: accuracy (
 # balance between the variance hinge and the invariance term gets a third player, since $c$
 # grows like the fourth power of the scale (even decorrelated embeddings pay the noise floor
 # $(d-1)/(n-1)\,\sigma^4$ per branch) and so pulls the spread down too: in this run the full
-# model's spread is the smaller of the two, well short of $\gamma$ (the lighter $\nu$ of the
-# demo preset is aimed at this; the $\nu$ table in the real-data check below shows the pull
-# at the full budget). The **invariance** $s$ is a squared distance, so
+# model's spread is the smaller of the two, well short of $\gamma$ (the $\nu$ table in the
+# real-data check below shows the same pull at the full budget). The **invariance** $s$ is a squared distance, so
 # compare it relative to the scale, $s / 2\sigma^2$ (chapter 3), not in absolute terms: in this
 # run the full model's views agree a little better by that measure (0.518 with $c$, 0.605
 # without), although it keeps about 90 effective directions invariant where the other keeps
@@ -449,8 +451,8 @@ plt.show()
 # <summary><b>Going deeper: the spectrum (reading the figure)</b></summary>
 #
 # Both curves start at 1 (each is divided by its largest singular value). Without $c$ the
-# spectrum falls off a cliff after a few directions: a handful carry almost all of the
-# variance. With $c$ it decays much more slowly, many more directions carry a sizeable share,
+# spectrum drops steeply: by index 23 the singular values are already a hundredth of the
+# largest, so a few dozen directions carry almost all of the variance. With $c$ it decays much more slowly, many more directions carry a sizeable share,
 # and the effective rank (dashed lines) moves to the right accordingly. The correlation
 # matrices show the same thing from the side of the dimensions:
 #
@@ -483,9 +485,9 @@ assert rank["full VICReg"] > 2 * rank["inv + var"], rank
 # %% [markdown]
 # ## The real-data check
 #
-# The two runs above are 48 steps long: they show what $c$ does to the geometry, not the
-# accuracy. The book's baseline, the full loss with the demo preset at its full budget (780
-# steps, four seeds, `load_results("recipe_search")`), against a random encoder:
+# The book's baseline, the full loss with the demo preset at its full budget (10 epochs of the
+# 10,000 training images, 780 steps; four seeds, `load_results("recipe_search")`), against a
+# random encoder:
 
 # %%
 preset_runs = sorted((r for r in load_results("recipe_search")["runs"]
@@ -495,46 +497,54 @@ print(f"demo preset, full budget, {len(preset_runs)} seeds: k-NN {min(knn):.3f} 
       f"random encoder {min(knn_random):.4f} to {max(knn_random):.4f}")
 
 # %% [markdown]
-# Chapter 7's stored grid (`load_results("ablation_grid")`) trained the demo preset for the same
-# budget with the paper's $\lambda = \mu = 25$ and four values of $\nu$, one seed each. The table
-# gives the logged terms with the loss's conventions: $v$ is the branch **average**
-# $[v(Z) + v(Z')]/2$ and $c$ the branch **sum** $c(Z) + c(Z')$, both at the last logged step.
+# Chapter 7's grid (`load_results("ablation_grid")`) retrains the same preset at the same budget
+# on three seeds and changes one weight at a time. Its rows for $\nu$, with the preset's own seeds
+# ($\nu = 0.5$) as the yardstick; $v$ and $c$ are the logged terms at the last step (averaged and
+# summed over the two branches, as in the glossary):
 
 # %% jupyter={"source_hidden": true}
-grid = {row["name"]: row for row in load_results("ablation_grid")["runs"]}
-nu_runs = sorted((row for row in grid.values() if row["factor"] == "cov_coeff" or row["name"] == "baseline"),
-                 key=lambda row: row["point"]["cov_coeff"])
-v_head, c_head = "v = (v(Z)+v(Z'))/2", "c = c(Z)+c(Z')"
-print(f"{'nu':>5} {'k-NN':>6} {'eff. rank':>9} {'mean std':>8} {v_head:>19} {c_head:>15}")
-for row in nu_runs:
-    print(f"{row['point']['cov_coeff']:>5g} {row['knn']:>6.3f} {row['emb_effective_rank']:>9.1f} "
-          f"{row['emb_std_mean']:>8.2f} {row['variance']:>19.2f} {row['covariance']:>15.2f}")
-seeds = [row for row in grid.values() if row["factor"] in (None, "seed")]
-print(f"random encoder (k-NN): {min(r['knn_random_init'] for r in seeds):.4f} to "
-      f"{max(r['knn_random_init'] for r in seeds):.4f} over {len(seeds)} seeds")
+runs = load_results("ablation_grid")["runs"]
+preset_seeds = [row for row in runs if row["factor"] in (None, "seed")]  # the demo preset, seeds 0-2
+nu_rows = [row for row in runs if row["factor"] == "cov_coeff"] + preset_seeds
+print(f"{'nu':>5} {'seed':>4} {'k-NN':>6} {'eff. rank':>9} {'mean std':>8} {'v':>6} {'c':>8}")
+for row in sorted(nu_rows, key=lambda row: (row["point"]["cov_coeff"], row["point"].get("seed", 0))):
+    print(f"{row['point']['cov_coeff']:>5g} {row['point'].get('seed', 0):>4} {row['knn']:>6.3f} "
+          f"{row['emb_effective_rank']:>9.1f} {row['emb_std_mean']:>8.2f} {row['variance']:>6.3f} "
+          f"{row['covariance']:>8.2f}")
+band = [row["knn"] for row in preset_seeds]
+random_band = [row["knn_random_init"] for row in preset_seeds]
+print(f"demo preset (nu = {preset_seeds[0]['point']['cov_coeff']:g}), {len(band)} seeds: k-NN {min(band):.3f} to "
+      f"{max(band):.3f}; random encoder {min(random_band):.4f} to {max(random_band):.4f}")
+no_c = next(row for row in runs if row["factor"] == "cov_coeff" and row["point"]["cov_coeff"] == 0)
+assert no_c["knn"] < min(band) - 0.3 and no_c["emb_effective_rank"] < 5, no_c  # the collapse beats the seed band
 
 # %% [markdown]
-# The full loss learns: 84.6 to 86.1 % against 11.15 to 12.15 %. At the full budget (one seed
-# per $\nu$): $\nu = 0$ gives effective rank 2.0 and $k$-NN 0.257, $\nu = 0.2$ gives 0.776,
-# $\nu = 1$ gives 0.831, and $\nu = 5$ falls to chance (0.116). The fold below reads the rest of
-# the table.
+# The full loss learns: $k$-NN 0.846 to 0.861 over four seeds against 0.1115 to 0.1215 for a random
+# encoder, and the grid's three seeds of the same preset land in the same range (0.853 to 0.861).
+# Without $c$ ($\nu = 0$) the embedding collapses dimensionally even at the full budget, as in
+# chapter 3: effective rank 2.6 against 92.4 to 94.3 for the preset, with its spread intact (std
+# 1.04, $v$ 0.001), and a $k$-NN of 0.248, far below the preset's band (the table cell's assertion
+# checks both). On images too, $c$ is what turns the spread into information. The other two
+# rows are one run each: $\nu = 0.1$ (0.741) lands well below the band, $\nu = 1$ (0.851) just
+# under it but inside the four-seed range above, a gap that seeds alone can make. The fold reads
+# the geometry columns.
 
 # %% [markdown] tags=["dropdown"]
 # <details>
 # <summary><b>Going deeper: the weight nu at the full budget (reading the table)</b></summary>
 #
-# Read the rows from the top. These are observations of one seed per value, not a ranking: the
-# gaps between 0.2 and 1 are within what seeds can move. Without $c$ ($\nu = 0$) the embedding collapses
-# dimensionally, as in chapter 3 (effective rank 2.0), and its $k$-NN, 0.257, is far below the
-# others'. A little $c$ ($\nu = 0.2$) brings back 35 effective directions and most of the accuracy
-# (0.776); the paper's $\nu = 1$ gives 82.2 effective directions and 0.831.
-# The pull of $c$ on the spread shows in the std column: it falls from 1.07 to 0.55 as $\nu$ grows
-# from 0 to 1, and $v$ rises with it (0.01 to 0.51). At $\nu = 5$ the pull wins: the spread falls
-# to 0.15, $v$ stays at 0.84, and the $k$-NN, 0.116, is inside the random encoder's band (0.1125
-# to 0.1215): that run learned nothing. In this one run, too much weight on $c$ brought back the
-# collapse of the spread that $v$ is there to prevent. The demo preset's 25/50/0.5 (twice this grid's $\mu$, which with the
-# library's /2 is the paper's Eq. 6 weight, and half its $\nu$) lets the spread come closer to $\gamma$ at this budget; chapter 5 shows the recipe
-# search that chose it, with its table of runs.
+# The $k$-NN cannot tell $\nu = 0.5$ from $\nu = 1$ here, but the geometry can (the values other
+# than 0.5 have one run each, so read them as observations). As $\nu$ goes from 0 to 0.1, 0.5 and
+# 1, the effective rank climbs (2.6, 39.2, 92.4 to 94.3, 118.8) and the logged $c$ falls (1236,
+# 52.46, 12.27 to 15.79, 5.98), in steps far larger than the spread of the preset's three seeds:
+# more weight on $c$, more decorrelated dimensions. The price is the spread: the mean std falls
+# (1.04, 1.01, 0.92 to 0.94, 0.80; the first step is about the size of the seeds' spread, the last
+# well beyond it), and the variance hinge, idle without $c$ ($v$ 0.001), comes back into action
+# ($v$ 0.060, 0.117 to 0.167, 0.270). That is the pull of $c$ on the scale from the
+# fold on the standard deviation above: $c$ grows like the fourth power of the scale, the hinge
+# only linearly as the std falls below $\gamma$. The demo preset's $\nu = 0.5$, half the paper's,
+# keeps the spread closer to $\gamma$ than $\nu = 1$ with no measurable difference in $k$-NN;
+# chapter 5 shows the recipe search that chose it, chapter 7 the rest of the grid.
 #
 # </details>
 
@@ -607,18 +617,21 @@ for name, (z_a, z_b) in views.items():
 # > - $c(Z)$ sums the squared off-diagonal covariances of the dimensions and divides by $d$; with
 # >   $v$ holding the diagonal up, its target is a covariance matrix near $\gamma^2 I$.
 # > - It forbids copies: in the playground the line of chapter 3 becomes a plane on three of three
-# >   seeds, at the price of a larger $s$. On images it lowers the off-diagonal energy and raises
-# >   the effective rank.
-# > - The three terms pull against each other; the weights set the balance (the explorer).
-# > - Through the Gram-matrix identity (fold), decorrelating dimensions relates to pushing images
-# >   apart: no explicit negative pairs, but $c$ couples the images of a batch.
+# >   seeds, at the price of a larger $s$. On images at the full budget, without $c$ the embedding
+# >   keeps its spread but collapses to effective rank 2.6 and $k$-NN 0.248, against 0.853 to 0.861
+# >   for the demo preset (three seeds).
+# > - The three terms pull against each other; the weights set the balance (the explorer). More
+# >   $\nu$ bought rank and cost spread in the grid.
+# > - Through the Gram-matrix identity (fold), decorrelating dimensions relates to pushing the
+# >   embeddings of different images towards orthogonality: no explicit negative pairs, but $c$
+# >   couples the images of a batch.
 # > - The baseline learns: $k$-NN 0.846 to 0.861 over four seeds against 0.1115 to 0.1215.
 
 # %% [markdown]
 # ## Exercise: predict, then run
 #
-# **Does the covariance term care about the scale?** In the playground, keep the paper's weights
-# ($\lambda = 25$, $\mu = 50$, $\nu = 1$) and halve the target standard deviation, $\gamma = 0.5$
+# **Does the covariance term care about the scale?** In the playground, keep its default weights
+# (the paper's, in the library's form: $\lambda = 25$, $\mu = 50$, $\nu = 1$) and halve the target standard deviation, $\gamma = 0.5$
 # (the explorer offers 1 and 2 only). Before running anything, predict how the final
 # $|\mathrm{corr}(z_1, z_2)|$ compares with the same runs at $\gamma = 1$: `"higher"`, `"lower"` or
 # `"about the same"` (within 0.2), and write it in `my_prediction`. The hidden cell trains both
