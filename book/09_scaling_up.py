@@ -19,7 +19,7 @@
 # must not, when the same trainer goes from one CPU process to 32 GPUs?** The loss must still see
 # one batch of 2048 although each GPU holds only its share (the idea); the batch and the learning
 # rate must fit the GPUs at hand, each number with its source (the plans); and a job the cluster
-# stops at any moment must lose no step (the run: this very script under `torchrun`, stopped and
+# stops at any moment must lose no step (the run: the trainer under `torchrun`, stopped and
 # resumed). Side studies are folded under "Going deeper".
 
 # %%
@@ -78,7 +78,11 @@ for name, cfg, gpus in (("imagenet-resnet50", full, 32), ("imagenet-resnet50-100
 # `imagenet-resnet50` is the paper's 1000-epoch run: a ResNet-50 whose 2048-d output feeds an
 # expander of three 8192-unit layers, LARS ([You et al., 2017](https://arxiv.org/abs/1708.03888))
 # at base learning rate 0.2 with the linear scaling rule (peak $0.2 \times 2048 / 256 = 1.6$),
-# 10 warm-up epochs, the loss weights 25/25/1, on 4 nodes of 8 GPUs, 64 images each.
+# 10 warm-up epochs, on 4 nodes of 8 GPUs, 64 images each. Its loss weights are the official
+# code's, $\lambda, \mu, \nu = 25, 25, 1$, tuned together with that code's $/2$ on the variance
+# term, which the library keeps: this $\mu = 25$ is half the demo preset's $\mu = 50$ (chapter 3's
+# fold on the $/2$).
+#
 # `imagenet-resnet50-100ep` is the official single-node launch: 100 epochs, batch 512 on 8 GPUs,
 # base learning rate 0.3. The paper's own 100-epoch numbers (68.6% in its Table 7, the expander
 # widths of Table 12) were trained at **batch 2048 with base learning rate 0.3**, as the first author
@@ -88,17 +92,22 @@ for name, cfg, gpus in (("imagenet-resnet50", full, 32), ("imagenet-resnet50-100
 # %% [markdown]
 # ## The idea: one batch, many GPUs
 #
-# The variance and covariance terms are statistics of the whole batch: the standard deviation of
-# a dimension over 64 images is not the one over 2048. So every process $r$ of $W$ sends its
-# embeddings $Z_r$ (64 rows) to all others, and each computes the same $v$ and $c$ on the
-# gathered $Z = [Z_0; \dots; Z_{W-1}]$ (2048 rows). In `vicreg_edu.loss` this is
-# `gather_with_grad`, the official code's `FullGatherLayer`: in the forward pass a plain
+# Data-parallel training runs one process per GPU. Each process, numbered by its **rank**
+# $r = 0, \dots, W-1$, holds a full copy of the network and takes its share of the batch;
+# PyTorch's `DistributedDataParallel` (**DDP**) averages the parameter gradients of the $W$
+# copies after every backward pass, so all copies take the same step. That is enough for a loss
+# that is a mean over images, but the variance and covariance terms are statistics of the whole
+# batch: the standard deviation of a dimension over 64 images is not the one over 2048. So every
+# rank sends its embeddings $Z_r$ (64 rows) to all others (an **all-gather**), and each computes the
+# same $v$ and $c$ on the gathered $Z = [Z_0; \dots; Z_{W-1}]$ (2048 rows). In `vicreg_edu.loss`
+# this is `gather_with_grad`, the official code's `FullGatherLayer`: in the forward pass a plain
 # `all_gather` of equal shares. The backward pass is where it matters: rank $r$'s network
 # produced only $Z_r$, so only the gradient with respect to $Z_r$ can flow back into it.
 #
 # Write $G(Z) = \mu\, v(Z) + \nu\, c(Z)$. Every rank computes the same $G$ from the same $Z$, so
 # every rank holds the same upstream gradient $\partial G / \partial Z$. `gather_with_grad`'s
-# backward **sums** it over the ranks (an all-reduce), which gives $W\, \partial G / \partial Z$,
+# backward **sums** it over the ranks (an **all-reduce**: every rank receives the sum of a tensor
+# over all ranks), which gives $W\, \partial G / \partial Z$,
 # and hands rank $r$ its own rows, $W\, \partial G / \partial Z_r$. Rank $r$ backpropagates them
 # through its copy of the network. DDP then **averages** the parameter gradients of the $W$ ranks:
 #
@@ -196,8 +205,8 @@ assert torch.allclose(without_sum, one_process / W, rtol=1e-4, atol=1e-6)
 # backward pass; the scaler does that, divides the gradients back before the optimiser step and
 # skips a step (lowering the factor) when a gradient overflows. bfloat16 keeps float32's exponent
 # range with fewer mantissa bits and needs no scaler. So `amp="auto"` means: **bf16** where the GPU
-# has it (A100, H100 and newer), **fp16 with the GradScaler** elsewhere (V100, T4), no autocast on a
-# CPU; the first line the trainer prints says which and why, e.g.
+# has it (Ampere and newer: A100, A10, L4, L40S, H100, H200), **fp16 with the GradScaler** elsewhere
+# (V100, T4), no autocast on a CPU; the first line the trainer prints says which and why, e.g.
 # `amp=auto -> fp16 + GradScaler (no bf16 on this GPU)`. The scaler's state is saved in the
 # checkpoint (the official code does not save it).
 #
@@ -205,9 +214,13 @@ assert torch.allclose(without_sum, one_process / W, rtol=1e-4, atol=1e-6)
 # loss runs in float32 (`vicreg_loss` casts the embeddings and leaves autocast), where the official
 # code computes it in fp16. And the covariance term's $N \times N$ Gram side, used when the
 # gathered batch is smaller than the 8192 dimensions (always, at batch 2048), runs in float64 on a
-# GPU, so that the loss never waits for the GPU to decide whether float32 is accurate enough
-# (chapter 4). Float64 runs at the float32 rate on A100, H100 and H200 and at half of it on V100,
-# but at 1/32 to 1/64 of it on A10, L4, L40S and the RTX cards. On those, set `gram_dtype=float32`
+# GPU. On a CPU the loss computes it in float32 and reads one number back to decide whether to redo
+# it in float64 (chapter 4's fallback). On a GPU that read would make the CPU wait for the GPU
+# to finish its queued work at every step, so the trainer skips the check and computes that side in
+# float64 directly. How much float64 costs depends on the card: A100, H100 and H200 run float64
+# matrix products on float64 tensor cores at about their plain (non-tensor-core) float32 rate, far
+# below the TF32 and bf16 tensor-core rates of the rest of the step; V100 runs float64 at half its
+# float32 rate; A10, L4, L40S and the RTX cards at 1/32 to 1/64 of it. On those, set `gram_dtype=float32`
 # (the `vicreg_loss` argument and the config field of that name; the plans below do it for the
 # "slow float64" class): the terms then agree with float64 to about $10^{-5}$ relative
 # (`tests/test_loss.py`), except on batches whose off-diagonal covariance is tiny next to its
@@ -221,72 +234,105 @@ assert torch.allclose(without_sum, one_process / W, rtol=1e-4, atol=1e-6)
 # Memory decides how many images each GPU can take. `vicreg_edu.memory` runs one whole training
 # step on *fake* tensors, which carry shapes and dtypes but no data, counts the bytes alive at the
 # peak, and multiplies by a headroom of 1.2 calibrated on the paper's 11.3 GB per GPU at 64 images
-# (the fold below has the table and its checks). The figure sets the estimate for 8 GPUs against
-# the memory of common GPUs, less 10% kept spare:
+# (the fold below has the table and its checks). This section counts memory in GiB ($2^{30}$
+# bytes), the unit of GPU memory: a card sold as "32 GB" holds about 32 GiB. The figure sets the
+# estimate for 8 GPUs against what `memory.launch_plan` lets a plan use of each GPU: 90% of what
+# is left once 1 GiB is set aside for the CUDA context, $0.9 \times (\text{memory} - 1)$ GiB.
 
 # %%
 per_gpu_sizes = [32, 64, 128, 256, 512]
+need_gib = {amp: [memory.step_memory(full, b, amp, world=8) * memory.HEADROOM / 2**30 for b in per_gpu_sizes]
+            for amp in ("bf16", "fp32")}
 fig, ax = plt.subplots(figsize=(7.5, 4.2))
 for amp, style in (("bf16", "o-"), ("fp32", "s--")):
-    need = [memory.step_memory(full, b, amp, world=8) * memory.HEADROOM / memory.GB for b in per_gpu_sizes]
-    ax.plot(per_gpu_sizes, need, style, label="bf16 or fp16 (the same bytes)" if amp == "bf16" else "fp32")
+    ax.plot(per_gpu_sizes, need_gib[amp], style, label="bf16 or fp16 (the same bytes)" if amp == "bf16" else "fp32")
 for size in (16, 24, 32, 40, 80):
-    usable = 0.9 * (size - 1) * 2**30 / memory.GB  # what launch_plan allows: 90% of the GPU less 1 GiB
+    usable = 0.9 * (size - 1)  # GiB a plan may use (memory.launch_plan): 0.9 x (memory - 1 GiB)
     ax.axhline(usable, color="grey", lw=0.8, ls=":")
-    ax.text(31, usable, f"{size} GB GPU", va="bottom", fontsize=8, color="grey")
+    ax.text(31, usable, f"{size} GiB GPU: {usable:.1f} usable", va="bottom", fontsize=8, color="grey")
 ax.set(xscale="log", yscale="log", xlabel="images per GPU (global batch / number of GPUs)",
-       ylabel="GB per GPU (estimate x 1.2)", title="ResNet-50 + 8192x3, one training step, 8 GPUs")
+       ylabel="GiB per GPU (estimate x 1.2)", title="ResNet-50 + 8192x3, one training step, 8 GPUs")
 ax.set_xticks(per_gpu_sizes, [str(b) for b in per_gpu_sizes])
 ax.set_yticks([5, 10, 20, 40, 80], ["5", "10", "20", "40", "80"])
 ax.minorticks_off()
 ax.legend(loc="lower right")
 plt.show()
+for amp in ("bf16", "fp32"):
+    print(f"{amp} (GiB per GPU): " + ", ".join(f"{b} images {gib:.1f}" for b, gib in zip(per_gpu_sizes, need_gib[amp])))
 
 # %% [markdown]
-# The activations grow with the images per GPU, and fp32 needs 1.4 to 1.8 times the bytes of bf16.
-# At batch 2048 on *one* node, each of 8 GPUs takes 256 images: about 32 GB in bf16, which fits
-# 40 and 80 GB GPUs. A 32 GB V100 takes 128 (about 17.8 GB) but not 256, so on 8 of them the
-# global batch becomes 1024.
+# The activations grow with the images per GPU, and fp32 needs 1.4 to 1.9 times the bytes of bf16.
+# At batch 2048 on *one* node, each of 8 GPUs takes 256 images: 29.7 GiB in bf16, which fits
+# 40 and 80 GiB GPUs (35.1 and 71.1 GiB usable). A 32 GiB V100 (27.9 usable; its fp16 takes the
+# same bytes) takes 128 images (16.6 GiB) but not 256, so on 8 of them the global batch becomes 1024.
 #
-# A smaller batch raises the question of the learning rate, and `memory.launch_plan` answers it
-# with a source for each value (`memory.PLAN_BASE_LR`). At 1000 epochs the paper publishes one
-# value, 0.2 at batch 2048, and its rule $\text{lr} = \text{base\_lr} \times \text{batch} / 256$:
-# a plan at a smaller batch keeps 0.2 and lets the rule lower the peak. The appendix's larger
-# base rates for small batches (0.4, 0.5, 0.8 at 512, 256, 128) were tuned for 100-epoch runs, so
-# only 100-epoch plans use them. The plans, with the time they would take where a rate has been
-# measured (`memory.MEASURED_RATES`):
+# A smaller batch raises the question of the learning rate. At 1000 epochs the paper publishes one
+# value, base rate 0.2 at batch 2048, and its rule $\text{lr} = \text{base\_lr} \times \text{batch} / 256$:
+# a plan at a smaller batch keeps 0.2 and lets the rule lower the peak. `memory.launch_plan` makes
+# one plan per set of GPUs, each value with its source; the table gives the time of 1000 epochs
+# where a rate has been measured (`memory.MEASURED_RATES`):
 
 # %%
 measured = {"8 x 80 GB (A100 / H100 / H200)": "H200", "8 x 32 GB (V100)": "V100", "8 x 16 GB (V100)": "V100",
             "4 nodes x 8 x 32 GB (V100, the paper's)": "V100"}
-for hardware, spec in memory.HARDWARE.items():
-    plan = memory.launch_plan(**spec)
+plans = {hardware: memory.launch_plan(**spec) for hardware, spec in memory.HARDWARE.items()}
+print(f"{'GPUs':<41s} {'batch':>5s} {'per GPU':>7s} {'GiB':>5s} {'peak lr':>7s}  1000 epochs take")
+for hardware, plan in plans.items():
+    if hardware in measured:
+        gpu = measured[hardware]
+        hours = f"{memory.expected_time(plan, memory.MEASURED_RATES[gpu][0])['run_h']:,.0f} h at the {gpu} rate"
+        if gpu == "H200":  # a step rate without the data pipeline: bound it by the measured CPU loader
+            fed = memory.expected_time(plan, memory.MEASURED_RATES[gpu][0], loader_cores=full.num_workers)
+            hours += f" ({fed['run_h']:,.0f} h fed by {full.num_workers} PIL loader cores per GPU)"
+    else:
+        hours = "no measured rate"
+    print(f"{hardware:<41s} {plan.global_batch:>5d} {plan.per_gpu:>7d} {plan.need_gib:>5.1f} "
+          f"{plan.base_lr * plan.global_batch / 256:>7.2f}  {hours}")
+
+# %% [markdown]
+# The hours mean different things. The H200 rate is the trainer's own step with the images
+# already in GPU memory: no JPEG decoding, no gradient all-reduce, so 23 hours on 8 H200s is a
+# floor; fed by the preset's 10 CPU loader cores per GPU, the same GPUs wait for data and take 32
+# hours. An H100 or A100 is slower than an H200, by amounts not measured here. The V100 rate is the
+# paper's whole job, 110 hours for 1000 epochs on its 32 V100s, applied per GPU to the other V100
+# plans: 440 hours, 18 days, on 8. The folds below print each plan's command and the sources of
+# the rates.
+
+# %% [markdown] tags=["dropdown"]
+# <details>
+# <summary><b>Going deeper: the launch commands, the measured rates, and the 100-epoch learning rates</b></summary>
+#
+# The folded cell below prints, for each set of GPUs, the command `memory.launch_plan` gives
+# (`torchrun` on one node, `vicreg-edu submit` across nodes), its memory and learning-rate note,
+# and the three measured rates with what each includes. At 137 images per CPU-second, the preset's
+# 10 loader cores per GPU deliver 1,373 images/s, which is why the H200 plan takes 117 s per epoch
+# instead of 83 (a core of a cluster node may be faster than this shared one; `--set pipeline=gpu`
+# decodes and augments on the GPU instead, at a GPU cost not measured here). The "slow float64"
+# class sets `gram_dtype=float32` (the precision fold above). An H200 has 141 GB, so the 80 GiB
+# plan fits it with room to spare.
+#
+# The appendix's larger base rates for small batches (0.8, 0.5 at 128, 256) were tuned for
+# 100-epoch runs, so only 100-epoch plans use them; at 512 the 100-epoch plan follows the official
+# launch's 0.3, not the appendix's 0.4 (the schedule fold below prints the whole table with sources).
+#
+# </details>
+
+# %% cellView="form" jupyter={"source_hidden": true} mystnb={"code_prompt_hide": "Hide the side study", "code_prompt_show": "Show the side study"} tags=["hide-cell"]
+# @title Going deeper: each plan's command, and the measured rates
+for hardware, plan in plans.items():
     print(f"{hardware}:\n    {plan.command}\n    {plan.note}")
     if hardware in measured:
         gpu = measured[hardware]
         t = memory.expected_time(plan, memory.MEASURED_RATES[gpu][0])
         print(f"    if every GPU trains at the {gpu} rate below: {t['epoch_s']:,.0f} s per epoch, "
               f"{t['run_h']:,.0f} h for {plan.epochs} epochs, {t['gpu_h']:,.0f} GPU-hours")
-        if gpu == "H200":  # a step rate without the data pipeline: bound it by the measured CPU loader
+        if gpu == "H200":
             fed = memory.expected_time(plan, memory.MEASURED_RATES[gpu][0], loader_cores=full.num_workers)
             print(f"    fed by the PIL loader on {full.num_workers} cores per GPU ({fed['images_per_s_per_gpu']:,.0f} "
                   f"images/s): {fed['epoch_s']:,.0f} s per epoch, {fed['run_h']:,.0f} h, {fed['gpu_h']:,.0f} GPU-hours")
-    else:
-        print("    time: no measured rate for this GPU class")
 for gpu, (rate, how) in memory.MEASURED_RATES.items():
     print(f"{gpu} rate: {rate:,.0f} images/s per GPU: {how}")
 print(f"PIL loader: {memory.PIL_IMAGES_PER_CORE_S[0]:.0f} images per CPU-second: {memory.PIL_IMAGES_PER_CORE_S[1]}")
-
-# %% [markdown]
-# Only these rates have been measured, and they mean different things. The H200's is the
-# trainer's own step with the images already in memory and augmented on the GPU: no JPEG decoding,
-# no gradient all-reduce, so 83 s per epoch and 23 hours for 1000 epochs on 8 H200s are a floor;
-# an H100 or A100 is slower, by amounts not measured here. The CPU pipeline is slower still: at 137
-# images per CPU-second, the preset's 10 loader cores per GPU deliver 1,373 images/s, so the same
-# 8 GPUs wait for data and need 117 s per epoch, 32 hours (a core of a cluster node may be faster
-# than this shared one; `--set pipeline=gpu` decodes and augments on the GPU instead, at a GPU cost
-# not measured here). The V100 rate is the paper's whole job (11 hours per 100 epochs on 32
-# V100s), applied per GPU to the other V100 plans: 440 hours, 18 days, on 8.
 
 # %% [markdown] tags=["dropdown"]
 # <details>
@@ -299,7 +345,9 @@ print(f"PIL loader: {memory.PIL_IMAGES_PER_CORE_S[0]:.0f} images per CPU-second:
 # less what operators allocate and free inside a kernel (cuDNN and cuBLAS workspaces); the headroom
 # 1.2 covers that, the allocator's reserve and the CUDA context. `bench/README.md` compares the
 # count with the loss's peak measured on an H200 (it underestimates by 64-300 MiB) and with the
-# paper's 11.3 GB (our count is 0.84 of it, which is where the 1.2 comes from). Before training
+# paper's 11.3 GB (the paper does not say how it measured; read as $10^9$ bytes, our count at the
+# paper's layout, 32 GPUs of 64 images, is 0.84 of it, which is where the 1.2 comes from). The
+# table below is in GiB, as the figure. Before training
 # starts on a GPU, the trainer compares the same estimate with `torch.cuda.mem_get_info()` and
 # stops with one line naming a per-GPU batch that fits (`--set memory_check=false` goes on with a
 # warning instead).
@@ -314,12 +362,12 @@ n_backbone = sum(p.numel() for p in big.backbone.parameters())
 n_expander = sum(p.numel() for p in big.expander.parameters())
 print(f"backbone (ResNet-50 without its classifier): {n_backbone / 1e6:6.1f} M parameters")
 print(f"expander {full.expander} (2048 -> 8192 -> 8192 -> 8192): {n_expander / 1e6:6.1f} M parameters")
-print(f"weights + gradients + LARS momentum in fp32: {3 * 4 * (n_backbone + n_expander) / 1e9:.1f} GB on every GPU")
-print(f"\nestimated peak memory per GPU (GB, x{memory.HEADROOM} headroom), {memory.describe(full)}, 8 GPUs:")
+print(f"weights + gradients + LARS momentum in fp32: {3 * 4 * (n_backbone + n_expander) / 2**30:.1f} GiB on every GPU")
+print(f"\nestimated peak memory per GPU (GiB, x{memory.HEADROOM} headroom), {memory.describe(full)}, 8 GPUs:")
 print(f"{'images/GPU':>10s} " + " ".join(f"{amp:>7s}" for amp in memory.AMPS))
 for per_gpu in (32, 64, 128, 256):
-    row = [memory.step_memory(full, per_gpu, amp, world=8) * memory.HEADROOM / memory.GB for amp in memory.AMPS]
-    print(f"{per_gpu:>10d} " + " ".join(f"{gb:7.1f}" for gb in row))
+    row = [memory.step_memory(full, per_gpu, amp, world=8) * memory.HEADROOM / 2**30 for amp in memory.AMPS]
+    print(f"{per_gpu:>10d} " + " ".join(f"{gib:7.1f}" for gib in row))
 imagenet_train = memory.IMAGENET_TRAIN  # ILSVRC-2012 training images
 gpus, hours_per_100 = 32, 11.0  # paper: 32 V100, 11 h per 100 epochs
 steps_per_epoch = imagenet_train // full.batch_size  # the trainer drops the last partial batch
@@ -376,7 +424,8 @@ print(f"k-NN bank {len(splits.train)} images, held-out queries {len(splits.test)
 # and kills them after its own `--shutdown-timeout` (30 s by default). USR1 and USR2 are not among
 # the signals it handles by default, so every `torchrun` line here names them with
 # `--signals-to-handle`. The trainer's handler only sets a flag; the processes agree on it with a
-# small all-reduce one step later (so no step waits for it), finish that step, write
+# small all-reduce whose result is read one step later (reading it at once would make every step
+# wait for it), finish that step, write
 # `checkpoint.pt` atomically and exit with status 128 + the signal's number (143 for SIGTERM). The
 # window, the shorter of `KillWait` and torchrun's timeout, must hold about two steps and one
 # checkpoint write (1.4 GB for the full model).
@@ -445,9 +494,8 @@ assert steps == list(range(1, 17))
 
 # %% [markdown]
 # The resumed run picked up at step 6 and the metrics file holds every step once. The epoch lines
-# show the loss terms after 16 steps ($v$ averaged over the two branches, $c$ summed, as everywhere
-# in the book), far from a trained model: the probe is at chance, and the point is only that the
-# command works.
+# show the loss terms after 16 steps, far from a trained model: the probe is at chance (about 0.1 with
+# 10 classes), and the point is only that the command works.
 #
 # The same thing on a real cluster. This is the log of task 0 of a job pre-empted for real on the
 # test suite's one-node SLURM (`scontrol requeue` once step 1 was logged, no periodic checkpoints),
@@ -715,11 +763,11 @@ print(f"torchrun --nproc_per_node=8 -m vicreg_edu eval --protocol linear --data-
 # > - The variance and covariance terms are statistics of the **global** batch: every rank gathers
 # >   all embeddings, and the gather's backward **sums** the gradient over ranks so that DDP's
 # >   average gives exactly the one-process gradient (without the sum, $1/W$ of it: 75% off at $W = 4$).
-# > - Memory sets the images per GPU (about 17.8 GB for 128, 31.9 GB for 256 in bf16); a smaller
-# >   batch keeps the 1000-epoch base rate 0.2 under the linear scaling rule; the tuned small-batch
-# >   rates belong to 100-epoch runs, whose paper setting is 0.3 at batch 2048 (vicreg#13).
-# > - Expected times come only from measured rates: 83 s per epoch on 8 H200s for the step alone,
-# >   117 s once 10 CPU cores per GPU decode the JPEGs; 110 hours for 1000 epochs on the paper's 32 V100s.
+# > - Memory sets the images per GPU (16.6 GiB for 128, 29.7 GiB for 256 in bf16, with the
+# >   headroom); a smaller global batch keeps the 1000-epoch base rate 0.2, and the linear scaling
+# >   rule lowers the peak learning rate with the batch.
+# > - Expected times come only from measured rates: 23 hours for 1000 epochs on 8 H200s for the
+# >   step alone, 32 hours once 10 CPU cores per GPU decode the JPEGs; 110 hours on the paper's 32 V100s.
 # > - A stop signal costs no step: the processes agree one step later, checkpoint at that step and
 # >   resume exactly, as the smoke run and the real SLURM log show; under `torchrun`, name USR1/USR2
 # >   in `--signals-to-handle` and keep the checkpoint inside `KillWait` and `--shutdown-timeout`.
@@ -731,8 +779,8 @@ print(f"torchrun --nproc_per_node=8 -m vicreg_edu eval --protocol linear --data-
 # on its own $n$ rows instead of on the gathered $nW$. Take embeddings whose dimensions are
 # independent standard Gaussians, so that every bit of $c$ is sampling noise. Predict, as a formula
 # in $n$ and $W$, how many times larger the average of the $W$ per-rank values of $c$ is than $c$ of
-# the gathered batch (on average over many batches). A hint: what is the expected square of one
-# off-diagonal entry of a sample covariance matrix of $m$ rows?
+# the gathered batch (on average over many batches). A hint: chapter 4 measured how large $c$ of
+# such embeddings is on a batch of $m$ rows; start from there.
 #
 # Write your formula in `my_ratio` below, then run the answer cell: it simulates fresh cases
 # (other $n$, $W$ and numbers of dimensions), compares them with your formula within 4%, and says
