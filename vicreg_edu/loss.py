@@ -33,7 +33,8 @@ calls: the same numbers (tests/test_loss.py checks it), computed faster and with
   nothing back to the host (no sync), see :func:`vicreg_loss`.
 * Precision of the Gram side without host reads: ``gram_dtype="float64"`` (default) or
   ``"float32"`` for GPUs with little float64 throughput (1/32 to 1/64 of float32 on A10, L4,
-  L40S and the RTX cards; V100, A100, H100 and H200 run float64 at half or full rate), see
+  L40S and the RTX cards; V100 runs float64 at half its float32 rate; A100, H100 and H200 run
+  float64 matrix products on FP64 tensor cores at about the plain float32 rate, TF32 off), see
   :class:`_SecondMoments`.
 * Distributed training (``torch.distributed`` initialised): s is the mean over this rank's
   local batch; v and c are computed over the global batch, gathered from every rank with
@@ -432,10 +433,11 @@ class _SecondMoments(torch.autograd.Function):
       diagonal part, E and its gradient are recomputed in float64 (tests/test_loss.py shows
       plain float32 off by 0.5% there). That decision reads one number back to the host;
       without host reads (``host_reads=False``, a GPU with ``check_finite=False``) the Gram
-      side runs in float64 directly (``gram_float64``): full rate on A100/H100/H200, half the
-      float32 rate on V100, up to 2.3x the time on a CPU (bench/README.md), 32-64x slower on
-      A10/L4/L40S/RTX cards, where ``gram_float64=False`` keeps it in float32 and skips the
-      check (no host read), accepting the cancellation error above.
+      side runs in float64 directly (``gram_float64``): about the plain float32 rate (FP64 tensor
+      cores, TF32 off) on A100/H100/H200, half the float32 rate on V100, up to 2.3x the time
+      on a CPU (bench/README.md), 32-64x slower on A10/L4/L40S/RTX cards, where
+      ``gram_float64=False`` keeps it in float32 and skips the check (no host read), accepting
+      the cancellation error above.
     * sums of squares are taken row by row: torch's float32 CPU ``vector_norm`` over 1e7
       entries in one go is off by ~1e-2.
     """
