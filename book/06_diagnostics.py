@@ -32,7 +32,6 @@ except ImportError:  # Colab: install the library from the repository, once
     import vicreg_edu
 
 # %%
-import importlib.util
 import json
 from pathlib import Path
 
@@ -112,28 +111,44 @@ print("epoch " + " ".join(f"{name:>9}" for name in columns.values()))
 for r in records:
     cells = [f"{r[key]:9.3f}" if key in r else f"{'-':>9}" for key in columns]
     print(f"{r['epoch']:5d} " + " ".join(cells))
+print(f"smallest per-dimension std of z: {records[0]['emb_std_min']:.2f} at epoch {records[0]['epoch']}, "
+      f"{records[-1]['emb_std_min']:.2f} at epoch {records[-1]['epoch']}")
 
 # %%
 fig = plots.plot_collapse_panels(metrics_path, gamma=cfg.gamma,
-                                 title=f"Collapse diagnostics of the embedding per epoch ({cfg.dataset}, {cfg.expander})")
+                                 title=f"Collapse diagnostics per epoch ({cfg.dataset}, {cfg.expander}, "
+                                       f"N = {records[-1].get('emb_n', cfg.diag_size)} held-out images)")
+ax_rank, ax_std = fig.axes[:2]
+epochs = [r["epoch"] for r in records]
+ax_rank.lines[0].set_label(f"embedding z ({model.embed_dim}-d)")
+ax_rank.plot(epochs, [r["repr_effective_rank"] for r in records], color="C2", marker="^",
+             label=f"representation y ({model.repr_dim}-d)")
+ax_rank.set(title="Effective rank of z and of y", ylabel="effective rank (RankMe)")
+ax_rank.legend(loc="lower right")
+ax_std.lines[0].set_label("mean per-dim std of z")
+ax_std.plot(epochs, [r["emb_std_min"] for r in records], color="C1", marker="v", linestyle=":",
+            label="smallest per-dim std of z")
+ax_std.set(title="Spread of the embedding z", ylabel="per-dimension std")
+ax_std.legend(loc="lower right")
 plt.show()
 
 # %% [markdown]
-# Under complete collapse the mean std (right, $\gamma$ dashed) would fall to 0; under
-# dimensional collapse the effective rank (left) would fall to a handful of directions. Here the
-# std climbs towards $\gamma$ (0.63 to 0.92) with no dead dimension, and the effective rank, after
-# falling from 87 to 75 in epoch 2, climbs back past its first value only by epoch 8 and ends at
-# 92: neither collapse. The effective rank is *scale-free* (shrink the cloud by 1000 and it does
-# not move), so read complete collapse on the std.
+# Under complete collapse the std (right, $\gamma$ dashed) would fall to 0; under dimensional
+# collapse the effective rank (left) would fall to a handful of directions. Here the mean std
+# climbs towards $\gamma$ (0.63 to 0.92) and the smallest one with it (0.43 to 0.77): no
+# dimension is dying, which a mean alone could hide. The embedding's effective rank falls from
+# 87 to 75 in epoch 2, passes its first value again only at epoch 8 and ends at 92; the
+# representation's, which no term acts on directly, rises every epoch (41 to 71). Neither
+# collapse, in $z$ or in $y$. The effective rank is *scale-free* (shrink the cloud by 1000 and it
+# does not move), so read complete collapse on the std.
 
 # %% [markdown]
 # ## The spectrum and the effective rank of test images
 #
-# The report looks at the embeddings $z$ on which the loss is computed. The representation $y$
-# (the backbone's output, what we keep after training) is not regularised directly. The next cell
-# embeds test images without augmentation with the trained model and with a randomly initialised
-# one of the same architecture, and draws their singular value spectra, each normalised by its
-# largest value; a dashed line marks each effective rank.
+# The next cell embeds test images (no augmentation) with the trained model and with a random
+# one of the same architecture, and draws the singular value spectra of $z$ and of $y$ (the
+# backbone's output, what we keep), each normalised by its largest value; a dashed line marks
+# each effective rank.
 
 # %%
 aug_cfg = make_augment_config(cfg)  # the run's normalisation statistics
@@ -188,7 +203,8 @@ assert ranks["z trained"]["small"] < ranks["z trained"]["all"]  # fewer images, 
 # effective rank is close to the epoch table's last value (other images, no augmentation);
 # on 2000 images every effective rank is higher. So compare effective ranks at one $N$ only.
 # The random embedding's cliff sits at index 362 (printed above): past it, directions with no
-# variance at all (ReLU units of a random network that never fire).
+# variance at all: most hidden ReLUs of the random expander are never or always active on these
+# images, and an always-active one is linear in the 128-d $y$.
 
 # %% [markdown] tags=["dropdown"]
 # <details>
@@ -302,8 +318,8 @@ plt.show()
 # demo's augmentations barely change that position: they flip no image, and their crops keep
 # 60-100 % of it, so they move the shape only a little. In the random panel the colours are
 # mixed everywhere. Two components keep only part of the picture (the axis labels give their
-# share of the variance): the $k$-NN accuracy, which uses every dimension, is the proper measure,
-# and chapter 8 takes it up.
+# share of the variance): chapter 5's t-SNE map of these representations separates more classes,
+# and the $k$-NN accuracy, which uses every dimension, is the proper measure (chapter 8).
 
 # %% [markdown] tags=["dropdown"]
 # <details>
@@ -397,29 +413,6 @@ if not FAST:  # the reading in the fold above (fast mode's run is too short to s
     assert pc_reading["trained", 1]["share"] > 0.3 > pc_reading["trained", 2]["share"], pc_reading  # PC 1: class
     assert max(pc_reading["random init", j]["share"] for j in (1, 2)) < 0.1, pc_reading
 
-# %% [markdown] tags=["dropdown"]
-# <details>
-# <summary><b>Going deeper: a non-linear map (t-SNE)</b></summary>
-#
-# t-SNE ([van der Maaten and Hinton, 2008](https://jmlr.org/papers/v9/vandermaaten08a.html))
-# separates clusters more visibly than PCA, at the price of distorting distances (a gap between
-# two clusters on a t-SNE map says little about their distance). It needs scikit-learn, which the
-# book does not require: the folded cell below draws it only where scikit-learn is installed.
-#
-# </details>
-
-# %% cellView="form" jupyter={"source_hidden": true} mystnb={"code_prompt_hide": "Hide the side study", "code_prompt_show": "Show the side study"} tags=["hide-cell"]
-# @title Going deeper: t-SNE of the trained representations
-if importlib.util.find_spec("sklearn") is not None:
-    ax = plots.plot_embedding_2d(y_trained[:m], labels[:m], method="tsne", point_size=10,
-                                 class_names=test_set.classes,
-                                 title="Representations y, trained encoder (t-SNE)")
-    ax.figure.set_size_inches(7, 5)
-    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), title="class", fontsize="small")
-    plt.show()
-else:
-    print("scikit-learn is not installed, so no t-SNE view here; `pip install scikit-learn` and rerun this cell.")
-
 # %% [markdown]
 # ## Reading the three terms together: a pitfall
 #
@@ -476,6 +469,45 @@ for name, r in readings.items():
 # - **3 directions**: the trained model's std and about its $v$, yet $c$ some 15 times larger and
 #   an effective rank of 3: dimensional collapse, invisible to the std.
 #
+# Drawn for view $x$: the std of each dimension and the spectrum (the std along each principal
+# direction) of three rows.
+
+# %%
+assert readings["shrunk x0.01"]["c"] < 1e-6 * readings["trained model"]["c"]
+assert readings["shrunk x0.01"]["v"] > 0.95 > readings["trained model"]["v"]
+assert readings["different images"]["s_rel"] > 0.8  # unrelated pairs: s close to 2 Var
+assert readings["constant vector"]["erank"] == 0.0
+low, healthy = readings["3 directions"], readings["trained model"]
+assert low["erank"] < 3.5 < healthy["erank"] and abs(low["std"] - healthy["std"]) < 0.05 * healthy["std"]
+assert low["c"] > 2 * healthy["c"]  # the dimensional collapse shows in c, not in the std
+
+# %%
+styles = {"trained model": dict(color="C0", linewidth=4, alpha=0.6), "shrunk x0.01": dict(color="C3"),
+          "3 directions": dict(color="C2", linestyle="--")}
+fig, (ax_std, ax_spec) = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
+for name, style in styles.items():
+    z = cases[name][0]  # view x
+    ax_std.plot(range(1, z.shape[1] + 1), z.std(0).sort(descending=True).values, label=name, **style)
+    sv = diagnostics.singular_values(z) / (len(z) - 1) ** 0.5  # the std along each principal direction
+    n_pos = int((sv > 0).sum())  # a log axis shows only the positive values
+    ax_spec.plot(range(1, n_pos + 1), sv[:n_pos], label=f"{name}: effective rank {readings[name]['erank']:.1f}", **style)
+ax_std.axhline(cfg.gamma, color="grey", linestyle=":", label=f"$\\gamma$ = {cfg.gamma:g}")
+ax_std.set(yscale="log", xlabel="dimension (sorted by its std)", ylabel="std of the dimension",
+           title="Std per dimension: sees the shrinking, not the 3 directions")
+ax_spec.set(yscale="log", xlabel="principal direction k (largest first)", ylabel="std along direction k",
+            title="Spectrum: shows the 3 directions; its rank ignores the shrinking")
+ax_std.legend(fontsize="small", loc="center right")
+ax_spec.legend(fontsize="small", loc="upper right")
+fig.suptitle("Two doctored copies of the trained embedding z (view x), beside the trained one")
+plt.show()
+
+# %% [markdown]
+# On the left, the 3-direction copy's dashed line lies on the trained one (every dimension keeps
+# its std: the std and $v$ miss this collapse), while the shrunk copy sits 100 times lower. On
+# the right, the shrunk spectrum has the trained one's shape, 100 times lower, so the same
+# effective rank (100.5); the 3-direction copy holds all its variance in three directions, then
+# drops to float32 rounding (effective rank 3.0). Each collapse hides from one reading: read both.
+#
 # ## Healthy run or collapse: the signs in one table
 #
 # The other chapters refer to this table:
@@ -491,15 +523,6 @@ for name, r in readings.items():
 #
 # Chapter 1 shows a complete collapse (invariance alone), chapters 3, 4 and 7 a dimensional one
 # (no covariance term). This chapter's run reads healthy on every row.
-
-# %%
-assert readings["shrunk x0.01"]["c"] < 1e-6 * readings["trained model"]["c"]
-assert readings["shrunk x0.01"]["v"] > 0.95 > readings["trained model"]["v"]
-assert readings["different images"]["s_rel"] > 0.8  # unrelated pairs: s close to 2 Var
-assert readings["constant vector"]["erank"] == 0.0
-low, healthy = readings["3 directions"], readings["trained model"]
-assert low["erank"] < 3.5 < healthy["erank"] and abs(low["std"] - healthy["std"]) < 0.05 * healthy["std"]
-assert low["c"] > 2 * healthy["c"]  # the dimensional collapse shows in c, not in the std
 
 # %% [markdown]
 # > **Takeaways**
