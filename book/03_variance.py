@@ -15,8 +15,8 @@
 # embeddings collapse to a point. What is the least we must add to forbid that? VICReg
 # ([Bardes et al., 2022](https://arxiv.org/abs/2105.04906)) adds a hinge on the **standard
 # deviation** of every embedding dimension. This chapter writes the term down, shows why the hinge
-# is on the standard deviation rather than the variance, and trains with invariance + variance
-# only, in the playground and on images. The embeddings no longer collapse to a point, but they
+# is on the standard deviation, and trains with invariance + variance only, in the playground
+# and on images. The embeddings no longer collapse to a point, but they
 # still collapse onto one direction: *dimensional collapse*, which chapter 4's covariance term
 # removes.
 
@@ -60,10 +60,10 @@ print("fast mode:", FAST)
 #   differences between pairs of images of the batch, so $v$ couples the images of a batch; what
 #   VICReg does without is *explicit negative pairs*, a particular image to push away from.
 # - It is a **hinge**: a dimension whose standard deviation is already $\ge \gamma$ costs nothing
-#   and gets no gradient. The term never asks for *more* spread than $\gamma$, so it cannot make
-#   the embeddings blow up; it only forbids shrinking below $\gamma$.
-# - It is a **mean over dimensions**, so its value lies in $[0, \gamma]$ whatever $d$ is: it is
-#   the average shortfall of the standard deviations.
+#   and gets no gradient. It never asks for *more* spread than $\gamma$, so it cannot make the
+#   embeddings blow up.
+# - It is a **mean over dimensions**, the average shortfall of the standard deviations, in
+#   $[0, \gamma]$ whatever $d$ is.
 #
 # `vicreg_edu.loss.variance_loss` computes it for one batch, $v(Z)$; a logged $v$ is the average
 # of the two branches' (chapter 0's conventions, the [glossary](glossary.md)). Four dimensions with standard deviations
@@ -149,9 +149,8 @@ plt.show()
 # %% [markdown]
 # Left: both penalties are zero above $\sigma = \gamma = 1$ (and so are their gradients, which
 # the right panel leaves out) and largest at $\sigma = 0$, so their values tell the same story.
-# Right: their gradients do not. The variance hinge's gradient
-# falls in proportion to $\sigma$ (a straight line of slope 1 on the log-log plot): at
-# $\sigma = 0.01$ it is 100 times weaker than at $\sigma = 1$. The standard-deviation hinge keeps
+# Right: their gradients do not. The variance hinge's gradient falls in proportion to $\sigma$
+# (slope 1 on the log-log plot): at $\sigma = 0.01$ it is 100 times weaker than at $\sigma = 1$. The standard-deviation hinge keeps
 # a constant push of $1/\sqrt{n-1}$ down to $\sigma \approx \sqrt{\epsilon}$, and only below that
 # does it fade like the variance hinge. Above $\sigma = 0.5$, where the curves cross, the
 # variance hinge is actually the stronger one: it is strong where it is not needed and weak where
@@ -205,15 +204,16 @@ for eps in (0.0, 1e-4):
 # $$ \ell(Z, Z') = \lambda\, s(Z, Z') + \mu \bigl[v(Z) + v(Z')\bigr] + \nu \bigl[c(Z) + c(Z')\bigr] . $$
 #
 # Only the official code (`main_vicreg.py`) averages them, `torch.mean(F.relu(1 - std_x)) / 2 +
-# torch.mean(F.relu(1 - std_y)) / 2`, so its variance weight is effectively half the paper's
-# (the official repository's issues #8 and #26 discuss the discrepancy). The coefficients
-# $\lambda = \mu = 25$, $\nu = 1$ were tuned with the code, so the code's convention is the one
-# that goes with them. Other implementations differ: lightly keeps the `/2`, solo-learn
+# torch.mean(F.relu(1 - std_y)) / 2`, so with its `std_coeff = 25` the variance weight is
+# effectively half of Eq. 6's (the official repository's issues #8 and #26 discuss the
+# discrepancy). Other implementations differ: lightly keeps the `/2`, solo-learn
 # ([Turrisi da Costa et al., 2022](https://jmlr.org/papers/v23/21-1155.html)) drops it (`torch.mean(F.relu(1 - std_z1)) +
 # torch.mean(F.relu(1 - std_z2))`), which doubles the effective weight of the variance term for
 # the same `mu`. **`vicreg_edu` keeps the `/2`**, like the official code and lightly:
 # `VICRegTerms.variance` is $[v(Z) + v(Z')]/2$ and the total is
-# $\lambda s + \mu [v(Z) + v(Z')]/2 + \nu [c(Z) + c(Z')]$.
+# $\lambda s + \mu [v(Z) + v(Z')]/2 + \nu [c(Z) + c(Z')]$. So the demo preset's $\mu = 50$ **is**
+# Eq. 6's $\mu = 25$, twice the official code's effective weight; the cell below prints the
+# three.
 #
 # </details>
 
@@ -222,16 +222,19 @@ z_a, z_b = 0.3 * torch.randn(256, 64), 0.6 * torch.randn(256, 64)  # two branche
 terms = vicreg_loss(z_a, z_b)
 v_a, v_b = variance_loss(z_a), variance_loss(z_b)
 print(f"v(Z) = {v_a:.4f}, v(Z') = {v_b:.4f}, VICRegTerms.variance = {terms.variance:.4f}")
-print(f"variance part of the loss, official code / lightly / vicreg_edu: 25 * (v + v')/2 = {25 * terms.variance:.3f}")
-print(f"variance part of the loss, paper Eq. 6 + Alg. 1 / solo-learn:     25 * (v + v')   = {25 * (v_a + v_b):.3f}")
-assert torch.isclose(terms.variance, (v_a + v_b) / 2)
+print(f"variance part of the loss, official code (std_coeff 25) / lightly:  25 * (v + v')/2 = {25 * terms.variance:.3f}")
+print(f"variance part of the loss, paper Eq. 6 + Alg. 1 (mu 25) / solo-learn: 25 * (v + v')   = {25 * (v_a + v_b):.3f}")
+demo_part = vicreg_loss(z_a, z_b, sim_coeff=0.0, std_coeff=50.0, cov_coeff=0.0).loss
+print(f"variance part of the loss, vicreg_edu's demo preset (std_coeff 50):   50 * (v + v')/2 = {demo_part:.3f}")
+assert torch.isclose(terms.variance, (v_a + v_b) / 2) and torch.isclose(demo_part, 25 * (v_a + v_b))
 
 # %% [markdown] tags=["dropdown"]
 # <details>
 # <summary><b>Going deeper: the /2 in the total (solo-learn)</b></summary>
 #
-# To reproduce a solo-learn run with this library, double `std_coeff` (`std_coeff=50.0` for its
-# `var_loss_weight=25`); to follow the paper's equation literally, do the same.
+# The demo preset's line equals Eq. 6's. To reproduce a solo-learn run with this library, double
+# its `var_loss_weight` (`std_coeff=50.0` for its 25); to reproduce the official code, use its
+# `std_coeff=25.0` as it is.
 #
 # </details>
 
@@ -265,7 +268,7 @@ for (name, seed), run in pg_runs.items():
 ax_std.axhline(1.0, color="gray", ls="--", label=r"$\gamma$ = 1")
 ax_std.set(yscale="log", xlabel="step", ylabel="std of the embedding (batch)", title="spread (3 seeds each)")
 ax_corr.set(ylim=(-0.03, 1.03), xlabel="step", ylabel=r"|corr($z_1$, $z_2$)|", title="correlation of the coordinates")
-ax_std.legend(fontsize="small"); ax_corr.legend(fontsize="small")
+ax_std.legend(fontsize="small")  # one legend: the middle panel uses the same colours
 playground.plot_embedding(pg_runs["s + v", 0], ax_emb, title="s + v, seed 0")
 fig.suptitle("The variance term stops the collapse, not the copying")
 plt.show()
@@ -273,12 +276,11 @@ plt.show()
 # %% [markdown]
 # With $s$ alone (blue) the spread falls from about 0.1 to about 0.002 within the first hundred
 # steps, on all three seeds (its correlation is then the noise of a collapsed cloud). With the
-# hinge (orange) the spread climbs to $\gamma = 1$ within twenty steps and stays near it: the
-# hinge pushes only while a coordinate's std is below $\gamma$, and that is enough to forbid the
-# point. But the correlation of the two coordinates goes to 1 on every seed, and the
-# final embedding (right) is a line: both coordinates read the same direction of the input, each
-# with std near $\gamma$, so every hinge is satisfied. Nothing in $s$ or $v$ objects to that: $v$
-# looks at each dimension on its own.
+# hinge (orange) the spread climbs to $\gamma = 1$ within twenty steps and stays at or a little
+# above it (1.07 to 1.33 at the end): the point is forbidden. But the correlation of the two
+# coordinates goes to 1 on every seed, and the final embedding (right) is a line: both
+# coordinates read the same direction of the input, each with std at or above $\gamma$, so every
+# hinge is satisfied. Nothing in $s$ or $v$ objects: $v$ looks at each dimension on its own.
 
 # %% [markdown]
 # ## Invariance + variance, on images
@@ -296,8 +298,11 @@ print(f"trained in {result.wall_time:.0f} s")
 
 # %% [markdown]
 # At the end of every epoch the trainer writes a collapse report of a held-out batch
-# (`diagnostics.collapse_report`, keys prefixed `emb_`; `off_diagonal_energy` is the covariance
-# term $c(Z)$ of one view, not the loss's $c(Z) + c(Z')$):
+# (`diagnostics.collapse_report`, keys prefixed `emb_`): the mean per-dimension std, the fraction
+# of dead dimensions (std below 0.01), the **effective rank** (RankMe: a smooth count of the
+# directions the embeddings use, $k$ for $k$ equal directions, up to $d = 512$; the
+# [glossary](glossary.md)), the numerical rank (the number of non-zero singular values) and
+# `off_diagonal_energy`, the covariance term $c(Z)$ of one view (chapter 4):
 
 # %%
 keys = ["emb_std_mean", "emb_dead_fraction", "emb_effective_rank", "emb_numerical_rank",
@@ -320,15 +325,13 @@ print(f"embedding dimension: {result.epochs[-1]['emb_dim']}")
 # network could only rescale the dimension, the two forces would balance at
 #
 # $$ \sigma^\star = \min\Bigl(\gamma,\ \frac{\mu}{4\lambda(1-\rho)}\Bigr)
-#    = \min\Bigl(1,\ \frac{1}{4(1-\rho)}\Bigr) \text{ for } \lambda = \mu, \ \gamma = 1 , $$
+#    = \min\Bigl(1,\ \frac{0.5}{1-\rho}\Bigr) \text{ for the demo's } \lambda = 25,\ \mu = 50,\ \gamma = 1 , $$
 #
-# so with the paper's $\lambda = \mu$ the standard deviation reaches $\gamma = 1$ only once the
-# views agree well ($\rho \ge 3/4$); below that it should settle *inside* the hinge, at
-# $\mu / (4\lambda(1-\rho))$. The demo preset's $\lambda = 25$, $\mu = 50$ give
-# $\mu / (4\lambda) = 0.5$, so $\sigma^\star = \min(1,\ 0.5/(1-\rho))$: the balance reaches
-# $\gamma$ as soon as $\rho \ge 1/2$, a much easier bar than the paper's $3/4$ (one reason why
-# the preset's doubled variance weight brings a short run's spread closer to $\gamma$; chapter 4
-# adds the other, a lighter covariance weight). The epoch records hold what we need for a
+# ($\mu$ in the library's form, with the `/2`: the fold above). So with the demo's weights the
+# standard deviation reaches $\gamma = 1$ once the views' values correlate with $\rho \ge 1/2$;
+# below that it should settle *inside* the hinge, at $\mu / (4\lambda(1-\rho))$. (With the
+# official code's effective weight, $\mu = 25$ here, the bar would be $\rho \ge 3/4$.) The epoch
+# records hold what we need for a
 # **consistency check**, not a prediction: $\rho$ is not known before training, so we read it
 # off the run's own last epoch, where the invariance on the held-out pairs,
 # $s \approx 2\sigma^2(1-\rho)$, gives $1 - \rho \approx s / (2\sigma^2)$, and ask whether that
@@ -409,18 +412,13 @@ fig.suptitle("Invariance + variance: spread out, but redundant")
 plt.show()
 
 # %% [markdown]
-# Left: every dimension has a clearly non-zero standard deviation, none is dead. Complete
-# collapse is gone (in this run the smallest standard deviation is 0.41 and the mean 0.83, in
-# the printout above, around $\gamma = 1$; how close they get to $\gamma$ depends on how
-# long the run is, the fold "where the spread settles" above). The 0.83 is on the 2000 clean
-# test images; the epoch table's 0.90 is on the trainer's 512 augmented held-out views, both in
-# evaluation mode. Right: the correlation matrix is anything but
-# diagonal. Red and blue off the diagonal mean that two dimensions move together (or against each
-# other) from image to image; in this run most entries are close to $+1$ or $-1$ (89% of the
-# pairs above 0.5 in size, 0.79 on average; the pale rows and columns are the dimensions that
-# partly escaped),
-# so up to sign and scale the dimensions are
-# copies of one another: the 512 numbers say nearly the same thing.
+# Left: every dimension has a clearly non-zero standard deviation (smallest 0.41, mean 0.83 on
+# the 2000 test images; the epoch table's 0.90 is on the trainer's 512 augmented views), none is
+# dead: complete collapse is gone. Right: the correlation matrix is anything but diagonal. Red
+# and blue off the diagonal mean that two dimensions move together (or against each other) from
+# image to image; most entries are close to $+1$ or $-1$ (89% of the pairs above 0.5 in size,
+# 0.79 on average; the pale rows and columns are dimensions that partly escaped), so up to sign
+# and scale the dimensions are copies of one another.
 
 # %% [markdown] tags=["dropdown"]
 # <details>
@@ -446,7 +444,7 @@ assert report.effective_rank < 0.25 * z.shape[1], "expected dimensional collapse
 # This is **dimensional collapse** ([Jing et al., 2022](https://arxiv.org/abs/2110.09348)): the embeddings are spread out,
 # and the variance term is (nearly) satisfied, but they live close to a low-dimensional subspace
 # of the 512-dimensional space: one or a few directions carry almost all of the variance, and the
-# effective rank ([glossary](glossary.md)) is a small fraction of the dimension. Nothing in $s$ or $v$ objects: the
+# effective rank is a small fraction of the dimension. Nothing in $s$ or $v$ objects: the
 # variance term looks at each dimension on its own, and one good direction copied into 512
 # dimensions (plus a little noise) satisfies all 512 hinges at once. The paper's ablation reports
 # the same at scale: on ImageNet, invariance + variance reaches 57.5% linear accuracy against
@@ -456,42 +454,43 @@ assert report.effective_rank < 0.25 * z.shape[1], "expected dimensional collapse
 # %% [markdown]
 # ## The real-data check
 #
-# The 48-step run is too short to learn the classes, so it shows the geometry only. The same
-# comparison at the demo's full budget (10 epochs, 780 steps) is stored in chapter 7's grid
-# (`load_results("ablation_grid")`: the demo preset with the paper's weights 25/25/1 as its
-# default point, one factor changed at a time):
+# The 48-step run is too short to learn the classes. Chapter 7's grid
+# (`load_results("ablation_grid")`) trained the book's baseline, the demo preset, at its full
+# budget (780 steps) on three seeds, and the same recipe with one coefficient changed, one seed
+# each, among them $\mu = 0$ (no variance term) and $\nu = 0$ (invariance + variance, the loss
+# above). Their $k$-NN accuracy ([glossary](glossary.md)) and embeddings at the last step:
 
 # %% jupyter={"source_hidden": true}
+def span(runs, key, fmt=".3f"):
+    """'lowest to highest' of a stored field over runs, formatted (one value when they agree)."""
+    low, high = (format(f(r[key] for r in runs), fmt) for f in (min, max))
+    return low if low == high else f"{low} to {high}"
+
+
 grid = {row["name"]: row for row in load_results("ablation_grid")["runs"]}
-rows = {"full loss, nu = 1": grid["baseline"], "no covariance term, nu = 0": grid["cov_coeff=0"]}
-print(f"{'lambda/mu/nu = 25/25/nu, 780 steps':<28} {'k-NN':>6} {'eff. rank':>9} {'mean std':>8} {'v':>5}")
-for name, row in rows.items():
-    print(f"{name:<28} {row['knn']:>6.3f} {row['emb_effective_rank']:>9.1f} {row['emb_std_mean']:>8.2f} "
-          f"{row['variance']:>5.2f}")
-seeds = [row for row in grid.values() if row["factor"] in (None, "seed")]
-print(f"random encoder (k-NN): {min(r['knn_random_init'] for r in seeds):.4f} to "
-      f"{max(r['knn_random_init'] for r in seeds):.4f} over {len(seeds)} seeds; "
-      f"v is the branch average [v(Z) + v(Z')]/2")
+preset = [row for row in grid.values() if row["factor"] in (None, "seed")]  # the demo preset, seeds 0, 1, 2
+rows = {f"demo preset ({len(preset)} seeds)": preset, "mu = 0, no v (seed 0)": [grid["std_coeff=0"]],
+        "nu = 0, s + v (seed 0)": [grid["cov_coeff=0"]]}
+print(f"{'780 steps':>24}  {'k-NN':>16}  {'mean std':>12}  {'v':>12}  {'dead dims':>9}  {'eff. rank':>12}")
+for name, runs in rows.items():
+    print(f"{name:>24}  {span(runs, 'knn', '.4f'):>16}  {span(runs, 'emb_std_mean', '.2f'):>12}  {span(runs, 'variance', '.2f'):>12}"
+          f"  {span(runs, 'emb_dead_fraction', '.0%'):>9}  {span(runs, 'emb_effective_rank', '.1f'):>12}")
+print(f"{'random encoder (3 seeds)':>24}  {span(preset, 'knn_random_init', '.4f'):>16}")
+no_v, no_c = grid["std_coeff=0"], grid["cov_coeff=0"]
+assert no_c["emb_effective_rank"] < 0.1 * min(r["emb_effective_rank"] for r in preset), "s + v collapses dimensionally"
+assert no_c["knn"] < min(r["knn"] for r in preset) - 0.3, "and learns far less than the preset"
+assert no_v["emb_dead_fraction"] > 0.9 and no_v["knn"] < max(r["knn_random_init"] for r in preset) + 0.01, \
+    "without v: complete collapse, k-NN at chance"
 
 # %% [markdown]
-# (One seed each.) Without $c$ the variance term is met in full (std 1.07, above $\gamma$;
-# $v = 0.01$), and the 512 dimensions use about two directions (effective rank 2.0): the
-# embedding has collapsed dimensionally. Its backbone's $k$-NN, 0.257, is above the random
-# encoder's band (0.1125 to 0.1215 over three seeds), so it learned something, but it is far
-# below the full loss's 0.831 (effective rank 82.2) at the same budget. The book's baseline, the
-# demo preset at the same budget, has four seeds (`load_results("recipe_search")`):
-
-# %%
-preset_runs = sorted((r for r in load_results("recipe_search")["runs"]
-                      if r["name"] == "nf-crop0.6-exp1024-512" and r["epochs"] == 10), key=lambda r: r["seed"])
-knn, knn_random = [r["knn"] for r in preset_runs], [r["knn_random_init"] for r in preset_runs]
-print(f"demo preset, full budget, {len(preset_runs)} seeds: k-NN {min(knn):.3f} to {max(knn):.3f}; "
-      f"random encoder {min(knn_random):.4f} to {max(knn_random):.4f}")
-
-# %% [markdown]
-# Without $c$ the run collapses dimensionally (effective rank 2.0) and its $k$-NN is 0.257; the
-# full loss reaches 0.831 in the same grid and 0.846 to 0.861 at the demo preset over four seeds,
-# against 0.1115 to 0.1215 for a random encoder.
+# Both claims hold at the full budget. Without $v$ ($\mu = 0$: $s$ and $c$ only, both smallest at
+# a point) the run collapses completely: mean std 0.00, $v$ = 0.99, 99 % of the dimensions dead,
+# $k$-NN 0.1115, at the random encoder's level (its effective rank, 99.9, counts the noise of a
+# collapsed cloud: read collapse on the std, never on the rank). With $v$ but without $c$
+# ($\nu = 0$) the spread is kept (std 1.04, $v$ = 0.00), but the 512 dimensions use about 2.6
+# directions, and the $k$-NN, 0.2480, is far below the demo preset's 0.8530 to 0.8605 (effective
+# rank 92.4 to 94.3). One seed per ablated run, but both gaps are many times the spread of the
+# preset's three seeds.
 
 # %% [markdown] tags=["dropdown"]
 # <details>
@@ -617,17 +616,9 @@ for name, (model, _) in siamese.items():
 # is even more spread out than the healthy one's (x1.44) and its weight 16% smaller (x0.84):
 # together a factor of 1.2 the *other* way, so all of the factor of 40 (about 50 once those two
 # are divided out) is direction: the rows of the collapsed model's $W$ turned away from the
-# directions in which its hidden layer varies. This is the account of collapse the book uses
-# throughout: **collapse is the embedding's spread going to zero** (every dimension's standard
-# deviation across the images falls towards 0, then the dimensions die), not the last layer's
-# weights going to zero. Chapter 2's identity pulls $W$ smaller, yet this collapsed layer ended
-# larger than at initialisation: its output stopped varying because its rows turned away from
-# the directions in which its input varies, and the constant it outputs for every image,
-# $W \bar h$, comes from the mean $\bar h$ of its input (the layer has no bias). Chapter 2's
-# invariance-only run went the same way: its $\lVert W \rVert$ grew from 13.06 to 14.70 while its
-# embedding's spread fell $\times 0.053$ (there the hidden layer's spread fell too, $\times 0.40$,
-# a small part of the whole). BatchNorm standardises what goes *into* the last layer; only the
-# variance term acts on what comes out of it.
+# directions in which its hidden layer varies, as in chapter 2's invariance-only run. BatchNorm
+# standardises what goes *into* the last layer; only the variance term acts on what comes out of
+# it.
 #
 # </details>
 
@@ -640,9 +631,11 @@ for name, (model, _) in siamese.items():
 # >   $\sigma \approx \sqrt{\epsilon}$; a hinge on the variance would push in proportion to the
 # >   spread that is left.
 # > - It forbids the point: in the playground the spread ends at or above $\gamma$ (1.07 to 1.33)
-# >   on three of three seeds, where $s$ alone collapses it.
+# >   on three of three seeds, where $s$ alone collapses it; on images at the full budget, without
+# >   $v$ the run collapses completely (99 % of the dimensions dead, $k$-NN 0.1115).
 # > - It does not forbid copies: with $s + v$ the two coordinates end perfectly correlated, a line
-# >   (dimensional collapse); on images the 512 dimensions are largely copies of one another.
+# >   (dimensional collapse); on images at the full budget the 512 dimensions use about 2.6
+# >   directions, and the $k$-NN is 0.2480 against the demo preset's 0.8530 to 0.8605.
 # > - No explicit negative pairs, but $v$ couples the images of a batch through its variances.
 
 # %% [markdown]
