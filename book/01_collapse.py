@@ -393,7 +393,7 @@ for name, (za, zb) in batches.items():
 #
 # Two things.
 #
-# 1. **An $n \times n$ matrix.** Every view is compared with every other view: the similarity
+# 1. **A $2n \times 2n$ matrix.** Every view is compared with every other view: the similarity
 #    matrix has $(2n)^2$ entries, and autograd keeps it (and its softmax) for the backward pass.
 #    Memory and compute grow with the square of the batch size.
 # 2. **Large batches.** The negatives are the rest of the batch. With few of them the task is
