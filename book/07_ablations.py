@@ -213,7 +213,7 @@ plt.show()
 #
 # What label-free checks (chapter 6) cannot see: without the colour jitter and at $\lambda = 0$
 # the embeddings are spread (std 0.931 and 1.013) and of high rank (109.9 and 244.1), yet the
-# $k$-NN accuracy is near a random encoder's. Spread embeddings can encode the wrong thing.
+# $k$-NN accuracy is near the floors. Spread embeddings can encode the wrong thing.
 
 # %% [markdown] tags=["dropdown"]
 # <details>
