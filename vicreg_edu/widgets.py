@@ -2,8 +2,8 @@
 trains the chosen setting live.
 
 The grid (:mod:`vicreg_edu.experiments`, ``load_results("ablation_grid")``) changes one factor at
-a time around VICReg's default point (lambda = mu = 25, nu = 1, gamma = 1, every augmentation on;
-Bardes, Ponce & LeCun, ICLR 2022). :class:`AblationExplorer` shows the grid run of the setting the
+a time around the demo preset (lambda 25, mu 50, nu 0.5, gamma 1, every augmentation of its recipe on;
+the loss of Bardes, Ponce & LeCun, ICLR 2022). :class:`AblationExplorer` shows the grid run of the setting the
 controls describe; for a setting the grid does not hold, its **Run it live** button trains it
 now with the grid's own :func:`~vicreg_edu.experiments.config_for` and
 :func:`~vicreg_edu.experiments.summarize`, so live and grid runs compare.
