@@ -293,7 +293,8 @@ for hardware, plan in plans.items():
 # The hours mean different things. The H200 rate is the trainer's own step with the images
 # already in GPU memory: no JPEG decoding, no gradient all-reduce, so 23 hours on 8 H200s is a
 # floor; fed by the preset's 10 CPU loader cores per GPU, the same GPUs wait for data and take 32
-# hours. An H100 or A100 is slower than an H200, by amounts not measured here. The V100 rate is the
+# hours. An A100 is slower than an H200; an H100 (SXM) has the H200's compute with less memory
+# bandwidth, so it is at best about as fast. Neither was measured here. The V100 rate is the
 # paper's whole job, 110 hours for 1000 epochs on its 32 V100s, applied per GPU to the other V100
 # plans: 440 hours, 18 days, on 8. The folds below print each plan's command and the sources of
 # the rates.
@@ -388,7 +389,9 @@ print(f"a checkpoint every {full.ckpt_every} steps = every {full.ckpt_every * st
 # `ILSVRC2012_img_val.tar` extracts it (50,000 files in one folder), with the labels read from the
 # devkit (`ILSVRC2012_devkit_t12.tar.gz`, torchvision's `meta.bin`, or Kaggle's
 # `LOC_val_solution.csv`) and nothing moved or written in the data folder. Without `val/` they use
-# a fixed 2% slice of `train/`, chosen by a hash of each file's path (the same on every machine)
+# a fixed slice of `train/` (2% of ImageNet's 1.28 million; at least 1,000 images and at most a
+# fifth of a small folder, hence 24 of the 120 images below), chosen by a hash of each file's path
+# (the same on every machine)
 # and left out of the k-NN memory bank. **That slice is not held out from pre-training**:
 # pre-training reads all of `train/` (it needs no labels), so without `val/` the collapse report
 # and the k-NN queries are images the encoder has trained on, and their numbers flatter it a
@@ -642,9 +645,9 @@ for protocol, percent in (("linear", None), ("semi", 1), ("semi", 10)):
 # peak after a 1-epoch warm-up, because 10 epochs are too few to spend the second half of them at
 # a small learning rate (chapter 5). The folded cells below plot the official schedule at every
 # step of the two presets and check its numbers: the 1000-epoch run climbs to its peak in ten
-# epochs, then spends most of its time at a high learning rate (a cosine is back at half its height
-# only halfway through the decay, at epoch $(10 + 1000)/2 = 505$); the 100-epoch variant has a
-# smaller peak (a smaller batch) and the same shape compressed tenfold.
+# epochs, then decays slowly: a cosine falls to half its height only halfway through the decay, at
+# epoch $(10 + 1000)/2 = 505$. The 100-epoch variant has a smaller peak (a smaller batch), the same
+# 10-epoch warm-up (a tenth of its run instead of a hundredth) and a cosine ten times shorter.
 #
 # The peak is `base_lr * batch_size / 256`: double the batch, double the learning rate, so that an
 # epoch moves the weights about as far whatever the batch size (Goyal et al., 2017). The rule is a
@@ -706,7 +709,9 @@ for epochs, table in memory.PLAN_BASE_LR.items():
 # - **Accuracy grows with training time, with diminishing returns.** The paper reports 68.6%
 #   linear top-1 after 100 epochs (Table 7, batch 2048) and 73.2% after 1000 (Table 1).
 # - **The loss terms**, read with the table "healthy run vs collapse" of chapter 6. The variance
-#   term should fall to near zero early and stay there; one that climbs back towards
+#   term should fall and then level off well below its collapse value (how low depends on the
+#   weights and the budget: at the official 25/25/1, chapter 5's 10-epoch Shapes run ends near 0.48);
+#   one that climbs back towards
 #   $\gamma - \sqrt{\epsilon} \approx 0.99$, with the standard deviation falling to 0, is complete
 #   collapse. The first author's answer in
 #   [facebookresearch/vicreg#14](https://github.com/facebookresearch/vicreg/issues/14): the
