@@ -76,10 +76,10 @@ print(f"invariance_loss = {invariance_loss(z_a, z_b).item():.4f},  s_paper / d =
 # plain Euclidean distance is meaningful.
 #
 # **Why it pairs with a variance.** Per dimension, $(z_{ij} - z'_{ij})^2 / 4$ is the variance of
-# the two values $z_{ij}, z'_{ij}$ around their midpoint. So $s$ is four times the average
-# variance *within* the pairs, while the variance term $v$ (chapter 3) asks for a large
-# variance *across* the batch. Together they ask for a large ratio of between-image spread to
-# within-image spread, and both are measured in the same units, per dimension.
+# the two values $z_{ij}, z'_{ij}$ around their midpoint. So $s$ is four times the average variance *within* the pairs, while the variance term $v$
+# (chapter 3) asks for a spread *across* the batch of at least $\gamma$ in every dimension.
+# Together they ask for pairs that are tight compared with the spread between images, both
+# measured per dimension.
 
 # %% [markdown] tags=["dropdown"]
 # <details>
@@ -226,7 +226,9 @@ for name, result in [("invariance only", result_inv), ("full VICReg", result_vic
 
 # %% [markdown]
 # The invariance-only run drives $s$ down by orders of magnitude; the full VICReg run keeps it
-# much higher. Taken at face value, invariance alone "wins". (The logged online probe, see the
+# much higher. (The two lines printed last are $s$ on the trainer's 512 held-out test view pairs,
+# in evaluation mode, at the end of each epoch; the $s$ in the log lines is the last training
+# batch's, so the two differ.) Taken at face value, invariance alone "wins". (The logged online probe, see the
 # [glossary](glossary.md), stays near chance, 10 % for ten classes, in both: 60 steps are too few to learn the classes, which is
 # why the chapter ends with a full-budget check.) The table below gives the scale: the spread of
 # the embeddings (mean std over the dimensions) and the ratio $r$.
@@ -369,7 +371,8 @@ for name, (za, _) in embedded.items():
 #
 # The 60-step runs show the geometry of the pairs, not whether the encoder becomes useful. Chapter
 # 7's grid (`load_results("ablation_grid")`) answers that at the full budget (10 epochs, 780
-# steps): it trained the book's baseline, the demo preset, on three seeds, and the same recipe
+# steps): it trained the book's baseline, the demo preset, on three seeds (inside chapter 1's four-seed
+# band, 0.846 to 0.861), and the same recipe
 # with one coefficient changed, among them $\lambda = 0$ (no invariance term, only $v$ and $c$;
 # one seed). Each run is scored by $k$-NN accuracy ([glossary](glossary.md)) on the 2000 test
 # images, next to the same network at random initialisation:
