@@ -81,7 +81,7 @@ def test_terms_measure_vicreg_without_gradient():
     assert terms.loss.requires_grad
 
 
-def test_trainer_switch(tmp_path, tiny):
+def test_trainer_switch(tmp_path, tiny, capsys):
     cfg = tiny(tmp_path, method="simclr", temperature=0.2, max_steps=2, log_every=1, final_eval=False)
     z_a, z_b = torch.randn(16, 8), torch.randn(16, 8)
     assert build_criterion(cfg)(z_a, z_b).loss.item() == pytest.approx(nt_xent_loss(z_a, z_b, 0.2).item())
@@ -90,6 +90,7 @@ def test_trainer_switch(tmp_path, tiny):
     losses = [h["loss"] for h in result.history if h.get("kind", "step") == "step"]
     n = cfg.batch_size
     assert len(losses) == 2 and all(0 < x < math.log(2 * n - 1) + 1 for x in losses)  # NT-Xent's range, not VICReg's
+    assert capsys.readouterr().out.startswith("SimCLR (NT-Xent, temperature 0.2) | ")  # the start line names it
 
 
 def test_stored_comparison_is_what_chapter_10_reads():

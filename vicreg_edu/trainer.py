@@ -784,8 +784,9 @@ def print_start_lines(run: Run, diag_views: DiagnosticViews | None, tensorboard_
     """What this run is (model, data, processes, precision, batch, steps, lr), its collapse-report views
     and where its TensorBoard events go (or why there are none)."""
     cfg = run.cfg
+    method = f"SimCLR (NT-Xent, temperature {cfg.temperature:g})" if cfg.method == "simclr" else "VICReg"
     print(
-        f"VICReg | {cfg.backbone} + expander {cfg.expander} | {cfg.dataset} | world={run.world} "
+        f"{method} | {cfg.backbone} + expander {cfg.expander} | {cfg.dataset} | world={run.world} "
         f"device={run.device} {precision_note(cfg, run.device)} | batch {cfg.batch_size} "
         f"({cfg.batch_size // run.world}/proc) | {run.steps_per_epoch} steps/epoch x {cfg.epochs} epochs "
         f"| lr {cfg.lr:g} {cfg.optimizer}",
