@@ -132,3 +132,47 @@ def test_supervised_trains_on_the_vicreg_views_when_asked():
     assert seen[1][0] == torch.float32 and seen[1][1] is None  # the flip-only recipe
     view = seen[0][1](x[:4], torch.Generator().manual_seed(0))
     assert view.shape == (4, 3, 32, 32) and view.dtype == torch.float32
+
+
+def test_supervised_same_views_is_stored_for_three_seeds(monkeypatch, tmp_path):
+    """supervised_same_views.json (chapter 8): the demo preset's recipe, seeds 0, 1, 2 at 1 %, 10 % and
+    100 % of the labels, each fraction's mean and spread recomputable from its per-seed runs; and the
+    --same-views --seeds command writes that shape."""
+    import statistics
+
+    from vicreg_edu.config import get_config
+    from vicreg_edu.results import load_results
+
+    data = load_results("supervised_same_views")
+    demo = json.loads(json.dumps(get_config("demo", fast=False).to_dict()))
+    for key, value in data["config"].items():
+        assert key == "seed" or demo[key] == value, f"supervised_same_views.json is stale ({key})"
+    assert data["seeds"] == [0, 1, 2] and "--seeds 0 1 2" in data["command"]
+    rows = data["label_efficiency"]
+    assert [r["fraction"] for r in rows] == [0.01, 0.1, 1.0] and [r["n_labels"] for r in rows] == [100, 1000, 10_000]
+    for r in rows:
+        accs = [run["supervised"] for run in data["runs"] if run["fraction"] == r["fraction"]]
+        assert accs == r["supervised_per_seed"] and len(accs) == 3 and all(0 <= a <= 1 for a in accs)
+        assert r["supervised"] == pytest.approx(statistics.mean(accs), abs=1e-4)
+        assert r["supervised_std"] == pytest.approx(statistics.stdev(accs), abs=1e-4)
+        assert (r["supervised_min"], r["supervised_max"]) == (min(accs), max(accs))
+
+    x = torch.randint(0, 256, (200, 3, 32, 32), dtype=torch.uint8)
+    y = torch.arange(200) % 10
+    monkeypatch.setattr(B, "shapes_tensors", lambda split: (x, y) if split == "train" else (x[:50], y[:50]))
+    monkeypatch.setattr(B, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(
+        B,
+        "supervised_same_views",
+        lambda cfg, seed: [
+            {"fraction": f, "n_labels": n, "supervised": 0.1 * (seed + 1) + f, "supervised_cpu_s": 1.0}
+            for f, n in ((0.05, 10), (1.0, 200))
+        ],
+    )
+    assert B.main(["--same-views", "--seeds", "0", "1", "2"]) == 0
+    out = json.loads((tmp_path / "supervised_same_views.json").read_text())
+    assert out["seeds"] == [0, 1, 2] and out["command"].endswith("--same-views --seeds 0 1 2")
+    first, last = out["label_efficiency"]
+    assert first["supervised_per_seed"] == pytest.approx([0.15, 0.25, 0.35])
+    assert last["supervised_per_seed"] == pytest.approx([1.1, 1.2, 1.3]) and last["n_labels"] == 200
+    assert first["supervised"] == 0.25 and first["supervised_std"] == 0.1

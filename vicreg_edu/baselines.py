@@ -331,11 +331,12 @@ def label_efficiency(
     return rows
 
 
-def supervised_same_views(cfg, fractions=(0.01, 0.1), seed: int = 0) -> list[dict]:
+def supervised_same_views(cfg, fractions=(0.01, 0.1, 1.0), seed: int = 0) -> list[dict]:
     """The label-efficiency table's supervised column again, trained on the views ``cfg``'s VICReg run
     trains on (``views.make_augment_config(cfg)``: crops, colour jitter, ...) instead of flips only,
     same steps (``cfg``'s budget) and optimiser; one row per fraction (``fraction``, ``n_labels``,
-    ``supervised``, ``supervised_cpu_s``)."""
+    ``supervised``, ``supervised_cpu_s``). ``seed`` picks the labelled subset, the initialisation
+    and the views."""
     from .views import make_augment_config
 
     (x, y), (xt, yt) = shapes_tensors("train"), shapes_tensors("test")
@@ -365,23 +366,67 @@ def supervised_same_views(cfg, fractions=(0.01, 0.1), seed: int = 0) -> list[dic
     return rows
 
 
-def _same_views_main(cfg, seed: int) -> int:
-    """``--same-views``: :func:`supervised_same_views` for ``cfg``, written to ``supervised_same_views.json``."""
+def seed_summary(runs: list[dict]) -> list[dict]:
+    """One row per fraction from the per-seed rows ``runs`` (each with ``seed``, ``fraction``,
+    ``n_labels``, ``supervised``, ``supervised_cpu_s``): ``supervised`` is the mean over the seeds,
+    ``supervised_std`` their sample standard deviation (0 for one seed), ``supervised_min`` /
+    ``supervised_max`` the range and ``supervised_per_seed`` the values in seed order.
+
+    Example:
+        >>> runs = [{"seed": s, "fraction": 0.1, "n_labels": 10, "supervised": a, "supervised_cpu_s": 1.0}
+        ...         for s, a in enumerate((0.5, 0.6, 0.7))]
+        >>> row = seed_summary(runs)[0]
+        >>> row["supervised"], row["supervised_std"], row["supervised_per_seed"]
+        (0.6, 0.1, [0.5, 0.6, 0.7])
+    """
+    rows = []
+    for frac in dict.fromkeys(r["fraction"] for r in runs):
+        mine = sorted((r for r in runs if r["fraction"] == frac), key=lambda r: r["seed"])
+        accs = [r["supervised"] for r in mine]
+        mean = sum(accs) / len(accs)
+        std = math.sqrt(sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) if len(accs) > 1 else 0.0
+        rows.append(
+            {
+                "fraction": frac,
+                "n_labels": mine[0]["n_labels"],
+                "supervised": rounded(mean),
+                "supervised_std": rounded(std),
+                "supervised_min": min(accs),
+                "supervised_max": max(accs),
+                "supervised_per_seed": accs,
+                "seeds": [r["seed"] for r in mine],
+                "supervised_cpu_s": round(sum(r["supervised_cpu_s"] for r in mine) / len(mine), 1),
+            }
+        )
+    return rows
+
+
+def _same_views_main(cfg, seeds: list[int], command: str) -> int:
+    """``--same-views``: :func:`supervised_same_views` for ``cfg`` and every seed of ``seeds``, written
+    to ``supervised_same_views.json`` (``label_efficiency``: mean and spread over the seeds per
+    fraction, see :func:`seed_summary`; ``runs``: every seed's rows)."""
     t0, load0 = time.time(), os.getloadavg()[0]
-    rows = supervised_same_views(cfg, seed=seed)
+    runs = []
+    for seed in seeds:
+        runs += [{"seed": seed, **row} for row in supervised_same_views(cfg, seed=seed)]
+        print(json.dumps([r for r in runs if r["seed"] == seed]), flush=True)
     data = {
         "what": "label efficiency's supervised column trained on the demo preset's VICReg views "
-        "(vicreg_edu.baselines.supervised_same_views)",
-        "command": "python -m vicreg_edu.baselines --same-views",
+        "(vicreg_edu.baselines.supervised_same_views), one run per seed; a seed picks the labelled subset, "
+        "the initialisation and the views",
+        "command": command,
         "config": recipe_of(cfg),
+        "seeds": list(seeds),
         "supervised_recipe": "same backbone + Linear head, AdamW lr 3e-3 wd 0.05, warm-up then cosine, one "
         "random view per image of the VICReg run's augmentation (views.make_augment_config), same steps and batch",
-        "label_efficiency": rows,
+        "label_efficiency": seed_summary(runs),
+        "spread": "supervised_std: sample standard deviation over the seeds (n - 1); supervised_min/max: range",
+        "runs": runs,
         "machine": {**machine_info(), "load_avg_at_start": round(load0, 2)},
         "wall_time_s": round(time.time() - t0, 1),
     }
     write_results(RESULTS_DIR / "supervised_same_views.json", data)
-    print(json.dumps(rows, indent=1))
+    print(json.dumps(data["label_efficiency"], indent=1))
     return 0
 
 
@@ -400,12 +445,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--same-views",
         action="store_true",
-        help="only the supervised column at 1%% and 10%% on the VICReg run's views: supervised_same_views.json",
+        help="only the supervised column at 1%%, 10%% and 100%% on the VICReg run's views: supervised_same_views.json",
+    )
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=None, help="with --same-views: one run per seed (default: --seed)"
     )
     args = parser.parse_args(argv)
     over = {} if args.epochs is None else {"epochs": args.epochs}
     if args.same_views:
-        return _same_views_main(get_config("demo", fast=False, seed=args.seed, **over), args.seed)
+        seeds = args.seeds or [args.seed]
+        command = "python -m vicreg_edu.baselines " + " ".join(sys.argv[1:] if argv is None else argv)
+        return _same_views_main(get_config("demo", fast=False, seed=seeds[0], **over), seeds, command)
     cfg = get_config(
         "demo",
         fast=False,
