@@ -71,9 +71,8 @@ print("fast mode:", FAST)
 # Each run changes **one factor** from it, on seed 0; seeds 1 and 2 repeat the default point. The
 # three $k$-NN accuracies of the default point span the **seed band**, and the rule of this
 # chapter is: a factor matters at this budget only when its run ends outside the band. One seed per point, so a run outside by less than the band's own width is at the band's *edge*,
-# not a finding. (Chapters 1 to 5 quote the preset's four seeds, 0.846 to 0.861: the fourth,
-# chapter 5's seed 3 at 0.8460, lies 0.007 below this band, less than one width, which is why a
-# run that close counts as the edge and not as a finding.)
+# not a finding. (Chapters 1 to 5 quote the preset's
+# four seeds, 0.846 to 0.861: the fourth, 0.8460, lies less than one width below this band.)
 
 # %%
 grid = load_results("ablation_grid")
@@ -194,16 +193,15 @@ plt.show()
 #
 # - **$\lambda$.** Every change ends below the band. At $\lambda = 0$ nothing asks the two views
 #   to agree: the embeddings are spread (std 1.013) and of high rank (244), yet the $k$-NN
-#   accuracy is at a random encoder's level (0.1250). $\lambda = 5$ ends at 0.4350; $\lambda = 50$
-#   at 0.7460, with the std pulled down to 0.676.
+#   accuracy is at a random encoder's level (0.1250). $\lambda = 5$ and 50 end at 0.4350 and 0.7460.
 # - **$\mu$.** At $\mu = 0$ the std drops to 0.003: collapse, with the $k$-NN accuracy (0.1115) at
 #   the random encoder's (0.114). The *embedding* effective rank does not drop (RankMe
-#   normalises, so it measures the tiny noise left); the backbone's (last row) does. $\mu = 10$
-#   lets the std sink to 0.284 and ends at 0.4795; $\mu = 100$ holds it at 1.016 and ends at 0.7730.
+#   normalises, so it measures the tiny noise left); the backbone's (last row) does. $\mu = 10$ (std 0.284) and
+#   $\mu = 100$ end at 0.4795 and 0.7730.
 # - **$\nu$.** At $\nu = 0$ the std stays up (1.040) but the effective rank is 2.6 against 92 to
 #   94: the dimensions copy one another, and the $k$-NN accuracy falls to 0.2480. $\nu = 0.1$
-#   keeps the rank low (39.2) and ends at 0.7405; $\nu = 1$ ends at 0.8510, at the band's edge and inside the preset's four-seed range (0.846 to
-# 0.861): no change.
+#   keeps the rank low (39.2) and ends at 0.7405; $\nu = 1$ ends at 0.8510,
+#   at the edge and inside the preset's four-seed range: no change.
 # - **$\gamma$.** At $\gamma = 0.5$ the std follows the target down (0.535) and the run ends at
 #   0.6935, far below the band. At $\gamma = 2$ the std does *not* follow: it ends at 0.902, less
 #   than half its target, with $v$ at 1.144; the $k$-NN accuracy (0.8625) is at the band's upper
@@ -212,7 +210,8 @@ plt.show()
 #   near the raw-pixel floor (0.141); without its hue shift alone at 0.4875, without grayscale at
 #   0.3875. The reading that fits (the fold below shows the views): without the hue shift both
 #   views of an image keep the same hue, so colour, a nuisance, becomes an easy way to make them
-#   agree. Without crops the run ends at 0.5760, without solarisation at 0.6540.
+#   agree. Without crops: 0.5760; without
+#   solarisation: 0.6540.
 #
 # What label-free checks (chapter 6) cannot see: without the colour jitter and at $\lambda = 0$
 # the embeddings are spread (std 0.931 and 1.013) and of high rank (109.9 and 244.1), yet the
