@@ -35,7 +35,6 @@ from .results import RESULTS_DIR, machine_info, recipe_of, rounded, write_result
 # ==============================================================================================
 # 1. Ablation grid (chapter 7)
 
-
 # Extra seeds of the baseline: their spread is the noise level a difference must beat.
 BASELINE_SEEDS = [1, 2]
 # Switching an augmentation off = this AugmentConfig override (see vicreg_edu/views.py).

@@ -166,8 +166,8 @@ class Run:
 
 
 GRAM_FLOAT64_NOTE = (
-    "covariance Gram in float64: full rate on A100/H100/H200, half on V100, 1/32-1/64 on A10/L4/L40S/RTX "
-    "(gram_dtype=float32 there)"
+    "covariance Gram in float64: about the plain float32 rate on A100/H100/H200 (FP64 tensor cores), half on V100, "
+    "1/32-1/64 on A10/L4/L40S/RTX (gram_dtype=float32 there)"
 )
 GRAM_FLOAT32_NOTE = "covariance Gram in float32 (gram_dtype=float32)"
 

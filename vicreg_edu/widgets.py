@@ -61,7 +61,6 @@ FACTOR_TITLES = {
 SLIDER_LABELS = {"sim_coeff": "λ (sim)", "std_coeff": "μ (std)", "cov_coeff": "ν (cov)", "gamma": "γ"}
 AUG_LABELS = {
     "crop": "crop",
-    "flip_p": "flip",
     "jitter_p": "jitter",
     "hue": "hue",
     "grayscale_p": "gray",
